@@ -1,0 +1,55 @@
+# CaseForum: `make run` serves the app, `make test` runs the whole suite.
+# Both set up everything first: virtual environment, packages, front-end assets,
+# database and demo data.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+HOST ?= 127.0.0.1
+VENDOR := src/caseforum/static/vendor
+export CASEFORUM_DATA_DIR ?= $(CURDIR)/var
+
+.PHONY: run test setup assets db browser lint clean services-test bench
+
+run: setup db
+	$(BIN)/caseforum demo
+	$(BIN)/caseforum serve --host $(HOST) --port $(PORT)
+
+test: setup browser
+	$(BIN)/ruff check src plugins tests benchmarks
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(BIN)/.installed assets
+
+$(BIN)/.installed: pyproject.toml plugins/opd_link/pyproject.toml plugins/ice_exchange/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e plugins/opd_link -e plugins/ice_exchange
+	touch $@
+
+assets: $(VENDOR)/htmx.min.js $(VENDOR)/ws.js
+
+$(VENDOR)/htmx.min.js $(VENDOR)/ws.js: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js
+	cp node_modules/htmx-ext-ws/dist/ws.js $(VENDOR)/ws.js
+
+db: setup
+	$(BIN)/caseforum init
+
+# Debian's chromium for the browser tests (Playwright drives it; no browser download)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: run 'sudo apt-get install chromium'"; exit 1; fi; }
+
+lint: setup
+	$(BIN)/ruff check src plugins tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) node_modules $(VENDOR) var

@@ -1,0 +1,1 @@
+"""ICE exchange plugin: signed, encrypted document parcels between patent offices."""

@@ -1,0 +1,1 @@
+"""One Portal Dossier link: a real-time dossier source for CaseForum."""

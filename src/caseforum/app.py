@@ -1,0 +1,152 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import inspect
+from sqlmodel import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from caseforum import __version__
+from caseforum.config import Settings, load_settings
+from caseforum.db import make_engine, open_session
+from caseforum.events import (
+    AccountAuditConsumer,
+    Consumer,
+    ConsumerRunner,
+    PluginEventsConsumer,
+    make_broker,
+)
+from caseforum.models import PluginState
+from caseforum.plugin_host import PluginHost
+from caseforum.web import admin, api, auth_pages, pages
+from caseforum.web.deps import load_viewer
+from caseforum.web.security import SecurityHeadersMiddleware, verify_csrf
+from caseforum.web.templating import make_environment, render
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def disabled_plugins(engine: Any) -> set[str]:
+    if not inspect(engine).has_table("plugin_state"):
+        return set()
+    with open_session(engine) as session:
+        return {p.name for p in session.exec(select(PluginState)) if not p.enabled}
+
+
+def plugin_gate(host: PluginHost, name: str) -> Any:
+    """A disabled plugin's pages answer 404 without a restart."""
+
+    def gate() -> None:
+        if not host.is_enabled(name):
+            raise HTTPException(status_code=404, detail=f"the {name} plugin is switched off")
+
+    return Depends(gate)
+
+
+def create_app(settings: Settings | None = None, *, plugins: PluginHost | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    engine = make_engine(settings)
+    broker = make_broker(settings.redis_url)
+    if plugins is None:
+        plugins = PluginHost(settings.plugins)
+        plugins.load(disabled=disabled_plugins(engine))
+    consumers: list[Consumer] = [
+        AccountAuditConsumer(),
+        PluginEventsConsumer(lambda event: plugins.on_event(event=event)),
+    ]
+    runner = ConsumerRunner(engine, broker, consumers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await broker.start()
+        if settings.run_consumers:
+            await runner.start()
+        plugins.startup(app=app)
+        try:
+            yield
+        finally:
+            plugins.shutdown(app=app)
+            await runner.stop()
+            await broker.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="CaseForum API",
+        version=__version__,
+        summary="Work sharing between patent offices",
+        lifespan=lifespan,
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        dependencies=[Depends(load_viewer), Depends(verify_csrf)],
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.broker = broker
+    app.state.plugins = plugins
+    app.state.consumers = runner
+    app.state.templates = make_environment(plugins.template_dirs())
+
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for name, folder in plugins.static_dirs().items():
+        app.mount(f"/plugins/{name}/static", StaticFiles(directory=folder), name=f"{name}-static")
+
+    for router in (auth_pages.router, pages.router, admin.router, api.router):
+        app.include_router(router)
+    for name, router in plugins.routes():
+        app.include_router(router, dependencies=[plugin_gate(plugins, name)])
+
+    _install_error_handlers(app)
+    return app
+
+
+def _wants_json(request: Request) -> bool:
+    if request.url.path.startswith("/api/") or request.url.path == "/healthz":
+        return True
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = getattr(exc, "headers", None)
+        if _wants_json(request):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                                headers=headers)
+        if exc.status_code == 401 and request.method == "GET":
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return render(request, "error.html", {"status": exc.status_code, "detail": exc.detail},
+                      status_code=exc.status_code, block="content")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"] if p not in ("body", "query", "path"))
+            problems.append(f"{where}: {err['msg']}" if where else err["msg"])
+        if _wants_json(request):
+            return JSONResponse({"detail": "; ".join(problems), "errors": problems},
+                                status_code=422)
+        return render(request, "error.html", {"status": 422, "detail": "; ".join(problems)},
+                      status_code=422, block="content")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        detail = "Something went wrong on our side; the error has been logged."
+        if _wants_json(request):
+            return JSONResponse({"detail": detail}, status_code=500)
+        return render(request, "error.html", {"status": 500, "detail": detail},
+                      status_code=500, block=None)

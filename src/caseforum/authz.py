@@ -1,0 +1,184 @@
+"""Who may do what: the one place that decides.
+
+Every route, page, download, card, search result, notification and push asks
+:func:`can` (or :func:`require`).  Rules are keyed by action name; an unknown
+action is a programming error and raises, so nothing is allowed by accident.
+A caller authenticated by API token is further limited to the token's scopes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import HTTPException
+
+from caseforum.models import Office, User
+from caseforum.models.account import Role
+
+SCOPES: dict[str, str] = {
+    "dossiers:read": "read dossiers, documents and citations",
+    "dossiers:write": "upload dossiers, documents and citations for the token's office",
+    "forum": "read and write forum threads and posts",
+    "ice": "take part in ICE exchanges of the token's office",
+    "admin": "manage offices, users, tokens and plugins (within the user's rights)",
+}
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The caller as authorization sees it; ``None`` fields mean anonymous."""
+
+    user_id: int | None = None
+    username: str = ""
+    office_code: str | None = None
+    role: str | None = None
+    providing: bool = False
+    accessing: bool = False
+    scopes: frozenset[str] | None = None  # None: a browser session, all of the role's rights
+
+    @classmethod
+    def of(cls, user: User | None, office: Office | None,
+           scopes: frozenset[str] | None = None) -> Viewer:
+        if user is None or not user.is_active:
+            return ANONYMOUS
+        return cls(
+            user_id=user.id,
+            username=user.username,
+            office_code=user.office_code,
+            role=str(user.role),
+            providing=bool(office and office.providing),
+            accessing=bool(office and office.accessing),
+            scopes=scopes,
+        )
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.user_id is not None
+
+    @property
+    def profile(self) -> tuple[Any, ...]:
+        """What decides what this viewer may see; equal profiles see the same."""
+        return (self.office_code, self.role, self.providing, self.accessing)
+
+
+ANONYMOUS = Viewer()
+#: a rule with this scope accepts a token of any scope; ``None`` accepts none
+ANY_SCOPE = "*"
+
+Rule = Callable[[Viewer, Any], bool]
+_RULES: dict[str, tuple[str | None, Rule]] = {}
+
+
+def rule(action: str, *, scope: str | None) -> Callable[[Rule], Rule]:
+    """Register the rule for ``action``; ``scope`` is what an API token needs."""
+
+    def decorate(func: Rule) -> Rule:
+        if action in _RULES:
+            raise ValueError(f"rule for {action!r} defined twice")
+        _RULES[action] = (scope, func)
+        return func
+
+    return decorate
+
+
+def actions() -> list[str]:
+    return sorted(_RULES)
+
+
+def can(viewer: Viewer | None, action: str, obj: Any = None) -> bool:
+    if action not in _RULES:
+        raise ValueError(f"no authorization rule for action {action!r}")
+    viewer = viewer or ANONYMOUS
+    scope, func = _RULES[action]
+    if viewer.scopes is not None and scope != ANY_SCOPE and (
+        scope is None or scope not in viewer.scopes
+    ):
+        return False
+    return bool(func(viewer, obj))
+
+
+def require(viewer: Viewer | None, action: str, obj: Any = None, *, hide: bool = False) -> None:
+    """Raise 404 (``hide``: do not reveal that it exists) or 401/403 when not allowed."""
+    if can(viewer, action, obj):
+        return
+    if hide:
+        raise HTTPException(status_code=404, detail="Not found")
+    if viewer is None or not viewer.is_authenticated:
+        raise HTTPException(status_code=401, detail="Log in first")
+    raise HTTPException(status_code=403, detail="You are not allowed to do this")
+
+
+def _is(viewer: Viewer, *roles: Role) -> bool:
+    return viewer.role in {str(r) for r in roles}
+
+
+def _office_of(obj: Any) -> str | None:
+    return getattr(obj, "office_code", None) or getattr(obj, "code", None)
+
+
+# Account and administration rules ------------------------------------------
+
+
+@rule("admin.view", scope="admin")
+def _admin_view(viewer: Viewer, obj: Any) -> bool:
+    return _is(viewer, Role.office_admin, Role.platform_admin)
+
+
+@rule("plugins.manage", scope="admin")
+def _plugins_manage(viewer: Viewer, obj: Any) -> bool:
+    return _is(viewer, Role.platform_admin)
+
+
+@rule("offices.manage", scope="admin")
+def _offices_manage(viewer: Viewer, obj: Any) -> bool:
+    """Add offices and change their roles: the platform's business."""
+    return _is(viewer, Role.platform_admin)
+
+
+@rule("office.edit", scope="admin")
+def _office_edit(viewer: Viewer, office: Any) -> bool:
+    """Settings an office decides for itself (public access)."""
+    if _is(viewer, Role.platform_admin):
+        return True
+    return _is(viewer, Role.office_admin) and _office_of(office) == viewer.office_code
+
+
+@rule("users.list", scope="admin")
+def _users_list(viewer: Viewer, office: Any) -> bool:
+    if _is(viewer, Role.platform_admin):
+        return True
+    return _is(viewer, Role.office_admin) and (
+        office is None or _office_of(office) == viewer.office_code
+    )
+
+
+@rule("user.manage", scope="admin")
+def _user_manage(viewer: Viewer, user: Any) -> bool:
+    """Create, disable, re-enable a user; office admins only within their office
+    and never a platform admin."""
+    if _is(viewer, Role.platform_admin):
+        return True
+    return (
+        _is(viewer, Role.office_admin)
+        and getattr(user, "office_code", None) == viewer.office_code
+        and str(getattr(user, "role", "")) != str(Role.platform_admin)
+    )
+
+
+@rule("token.create", scope="admin")
+def _token_create(viewer: Viewer, user: Any) -> bool:
+    if user is not None and getattr(user, "id", None) == viewer.user_id:
+        return viewer.is_authenticated
+    return _user_manage(viewer, user)
+
+
+@rule("home.view", scope=None)
+def _home_view(viewer: Viewer, obj: Any) -> bool:
+    return viewer.is_authenticated
+
+
+@rule("me.view", scope=ANY_SCOPE)
+def _me_view(viewer: Viewer, obj: Any) -> bool:
+    return viewer.is_authenticated

@@ -1,0 +1,289 @@
+"""The ``caseforum`` command.  Errors print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from sqlmodel import select
+
+from caseforum import __version__, accounts, offices
+from caseforum.config import SettingsError, load_settings
+from caseforum.db import make_engine, open_session
+from caseforum.models import User
+from caseforum.plugin_host import PluginHost
+
+EXPECTED_ERRORS = (SettingsError, accounts.AccountError, offices.OfficeError)
+
+
+def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the errors a user can fix into ``Error: ...`` and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except EXPECTED_ERRORS as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+class Context:
+    """Settings, engine and plugins, made on first use."""
+
+    def __init__(self) -> None:
+        self._settings: Any = None
+        self._engine: Any = None
+        self._host: PluginHost | None = None
+
+    @property
+    def settings(self) -> Any:
+        if self._settings is None:
+            try:
+                self._settings = load_settings()
+            except SettingsError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._settings
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            self._engine = make_engine(self.settings)
+        return self._engine
+
+    @property
+    def host(self) -> PluginHost:
+        if self._host is None:
+            from caseforum.app import disabled_plugins
+
+            self._host = PluginHost(self.settings.plugins)
+            logging.getLogger("caseforum.plugin_host").setLevel(logging.CRITICAL)
+            self._host.load(disabled=disabled_plugins(self.engine))
+        return self._host
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="caseforum")
+def cli() -> None:
+    """CaseForum: work sharing between patent offices."""
+
+
+@cli.command()
+@pass_ctx
+@one_line_errors
+def init(ctx: Context) -> None:
+    """Create or upgrade the database and load the reference offices."""
+    from caseforum.setup_db import init_database
+
+    added = init_database(ctx.engine, ctx.host)
+    click.echo(f"database ready at {ctx.settings.sqlalchemy_url.split('@')[-1]}"
+               f" ({added} offices added)")
+
+
+@cli.command()
+@pass_ctx
+@one_line_errors
+def demo(ctx: Context) -> None:
+    """Add demo accounts and content (safe to repeat)."""
+    from caseforum.setup_db import DEMO_PASSWORD, DEMO_USERS, init_database, load_demo
+
+    init_database(ctx.engine, ctx.host)
+    created = load_demo(ctx.engine)
+    click.echo(f"demo data ready ({len(created)} accounts added)")
+    click.echo(f"demo log-ins (password: {DEMO_PASSWORD}):")
+    for username, office, role, _ in DEMO_USERS:
+        click.echo(f"  {username:<14} {office}  {role}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@pass_ctx
+@one_line_errors
+def serve(ctx: Context, host: str, port: int, workers: int) -> None:
+    """Serve the web application."""
+    import uvicorn
+
+    from caseforum.setup_db import init_database
+
+    init_database(ctx.engine, ctx.host)
+    if workers > 1 and ctx.settings.is_sqlite:
+        click.echo("note: several workers share one SQLite file; PostgreSQL and Redis "
+                   "scale better (CASEFORUM_DATABASE_URL, CASEFORUM_REDIS_URL)", err=True)
+    click.echo(f"CaseForum {__version__} on http://{host}:{port}/")
+    uvicorn.run("caseforum.app:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level="info", proxy_headers=False)
+
+
+# users ---------------------------------------------------------------------------
+
+
+@cli.group()
+def users() -> None:
+    """Manage user accounts."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--office", "office_code", required=True, help="ST.3 code, e.g. JP")
+@click.option("--role", required=True, help="examiner, office_admin, platform_admin or bot")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+@click.option("--name", "display_name", default="", help="display name")
+@pass_ctx
+@one_line_errors
+def users_create(ctx: Context, username: str, office_code: str, role: str,
+                 password_stdin: bool, display_name: str) -> None:
+    """Create a user.  Without --password-stdin the user can only use API tokens."""
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    if password_stdin and not password:
+        raise click.ClickException("no password on standard input")
+    with open_session(ctx.engine) as session:
+        user = accounts.create_user(session, username=username, office_code=office_code,
+                                    role=role, password=password, display_name=display_name)
+        session.commit()
+        click.echo(f"created {user.username} ({user.office_code}, {user.role.value})")
+
+
+@users.command("list")
+@pass_ctx
+@one_line_errors
+def users_list(ctx: Context) -> None:
+    """List users."""
+    with open_session(ctx.engine) as session:
+        for user in session.exec(select(User).order_by(User.office_code, User.username)):
+            state = "active" if user.is_active else "disabled"
+            click.echo(f"{user.username:<20} {user.office_code}  {user.role.value:<15} {state}")
+
+
+@users.command("disable")
+@click.argument("username")
+@pass_ctx
+@one_line_errors
+def users_disable(ctx: Context, username: str) -> None:
+    """Disable a user and revoke their sessions."""
+    with open_session(ctx.engine) as session:
+        user = _user(session, username)
+        accounts.set_active(session, user=user, active=False, actor_id=None)
+        session.commit()
+        click.echo(f"disabled {user.username}")
+
+
+def _user(session: Any, username: str) -> User:
+    user = session.exec(select(User).where(User.username == username.lower())).first()
+    if user is None:
+        raise click.ClickException(f"unknown user {username!r}: see 'caseforum users list'")
+    return user
+
+
+# tokens --------------------------------------------------------------------------
+
+
+@cli.group()
+def tokens() -> None:
+    """Manage API tokens for office machine clients."""
+
+
+@tokens.command("create")
+@click.argument("username")
+@click.option("--scope", "scopes", multiple=True, required=True,
+              help="dossiers:read, dossiers:write, forum, ice or admin (repeatable)")
+@click.option("--expires-days", type=int, default=90, show_default=True)
+@click.option("--name", default="", help="what the token is for")
+@pass_ctx
+@one_line_errors
+def tokens_create(ctx: Context, username: str, scopes: tuple[str, ...], expires_days: int,
+                  name: str) -> None:
+    """Create a token; it is printed once, alone on the last line."""
+    with open_session(ctx.engine) as session:
+        user = _user(session, username)
+        token, plain = accounts.create_token(session, user=user, scopes=list(scopes),
+                                             expires_days=expires_days, name=name)
+        session.commit()
+        expires = f"expires {token.expires_at:%Y-%m-%d}" if token.expires_at else "no expiry"
+        click.echo(f"token for {user.username}, scopes {token.scopes}, {expires}")
+        click.echo(plain)
+
+
+# offices -------------------------------------------------------------------------
+
+
+@cli.group("offices")
+def offices_group() -> None:
+    """Manage participating offices."""
+
+
+@offices_group.command("list")
+@pass_ctx
+@one_line_errors
+def offices_list(ctx: Context) -> None:
+    """List offices with their roles."""
+    with open_session(ctx.engine) as session:
+        for office in offices.list_offices(session):
+            roles = ",".join(office.roles) or "-"
+            click.echo(f"{office.code}  {roles:<20} {office.name}")
+
+
+@offices_group.command("add")
+@click.argument("code")
+@click.option("--name", required=True)
+@click.option("--role", "roles", multiple=True, help="providing and/or accessing")
+@pass_ctx
+@one_line_errors
+def offices_add(ctx: Context, code: str, name: str, roles: tuple[str, ...]) -> None:
+    """Add an office."""
+    with open_session(ctx.engine) as session:
+        office = offices.add_office(session, code=code, name=name, roles=list(roles))
+        session.commit()
+        click.echo(f"added {office.code} ({','.join(office.roles) or 'no role'})")
+
+
+@offices_group.command("set-roles")
+@click.argument("code")
+@click.option("--role", "roles", multiple=True, help="providing and/or accessing; none: no role")
+@click.option("--public-access/--no-public-access", default=None)
+@click.option("--ice-role", default=None, help="none, donor, recipient or both")
+@pass_ctx
+@one_line_errors
+def offices_set_roles(ctx: Context, code: str, roles: tuple[str, ...],
+                      public_access: bool | None, ice_role: str | None) -> None:
+    """Change an office's roles."""
+    with open_session(ctx.engine) as session:
+        office = offices.set_roles(session, code=code, roles=list(roles),
+                                   public_access=public_access, ice_role=ice_role)
+        session.commit()
+        click.echo(f"{office.code}: {','.join(office.roles) or 'no role'}, "
+                   f"public access {'on' if office.public_access else 'off'}, "
+                   f"ICE {office.ice_role.value}")
+
+
+# plugins -------------------------------------------------------------------------
+
+
+@cli.group()
+def plugins() -> None:
+    """Inspect plugins."""
+
+
+@plugins.command("list")
+@pass_ctx
+@one_line_errors
+def plugins_list(ctx: Context) -> None:
+    """List plugins: name, version, hooks, state."""
+    for record in sorted(ctx.host.records.values(), key=lambda r: r.name):
+        line = f"{record.name:<18} {record.version:<8} {record.state:<9} {','.join(record.hooks)}"
+        if record.error:
+            line += f"  ({record.error})"
+        click.echo(line)
+
+
+def main() -> None:
+    cli(prog_name="caseforum")

@@ -1,0 +1,152 @@
+"""Settings: ``CASEFORUM_*`` environment variables over an optional TOML file.
+
+A bad setting stops start-up with one line naming it (:class:`SettingsError`),
+rather than a traceback some minutes later.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+class Settings(BaseSettings):
+    """Everything an administrator may set.  See ``docs/configuration.md``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CASEFORUM_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    secret_key: str | None = None
+    redis_url: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    session_days: int = Field(default=14, ge=1, le=365)
+    secure_cookies: bool = False
+    max_upload_mb: int = Field(default=250, ge=1, le=10_000)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_minutes: int = Field(default=15, ge=1)
+    login_max_failures_per_address: int = Field(default=30, ge=1)
+    event_retention_days: int = Field(default=30, ge=1)
+    run_consumers: bool = True
+    plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("sqlite:///", "postgresql+psycopg://", "postgresql://")):
+            raise ValueError(
+                "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB"
+            )
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("use redis://HOST:PORT/DB")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CASEFORUM_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    # Derived values -----------------------------------------------------
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'caseforum.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    def plugin_config(self, name: str) -> dict[str, Any]:
+        return dict(self.plugins.get(name, {}))
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    if loc and loc[0] == "plugins" and len(loc) >= 2:
+        name = f"plugins.{'.'.join(loc[1:])}"
+    else:
+        name = "CASEFORUM_" + "__".join(part.upper() for part in loc)
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown setting"
+    return f"bad setting {name}: {message}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings, make the data folder, and fill in the secret key.
+
+    The secret key, when not set, is generated once into the data folder so
+    sessions survive restarts without anyone having to invent one.
+    """
+    config_file = os.environ.get("CASEFORUM_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise SettingsError(f"bad setting CASEFORUM_CONFIG: no such file {config_file}")
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+    except ValueError as exc:  # e.g. malformed TOML
+        raise SettingsError(f"bad settings file {config_file}: {exc}") from None
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"bad setting CASEFORUM_DATA_DIR: {exc.strerror}") from None
+    if not settings.secret_key:
+        key_file = settings.data_dir / "secret_key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(48))
+            key_file.chmod(0o600)
+        settings.secret_key = key_file.read_text().strip()
+    elif len(settings.secret_key) < 16:
+        raise SettingsError("bad setting CASEFORUM_SECRET_KEY: use at least 16 characters")
+    return settings

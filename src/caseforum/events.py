@@ -1,0 +1,351 @@
+"""The spine: a durable event log read by consumers with stored cursors.
+
+A change and its :class:`~caseforum.models.Event` row commit together
+(transactional outbox).  After the commit the broker wakes the consumers;
+each reads the log past its cursor, handles every event and moves its cursor
+in the same transaction as its own writes, so a restart in the middle neither
+loses nor repeats work that was committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+import anyio
+from sqlalchemy import delete
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session, select
+
+from caseforum.db import open_session
+from caseforum.models import AccountAudit, ConsumerCursor, Event, utcnow
+
+log = logging.getLogger(__name__)
+
+#: how often a consumer fails on one event before it is skipped and logged
+MAX_ATTEMPTS = 5
+
+
+def emit(
+    session: Session,
+    *,
+    kind: str,
+    actor_id: int | None = None,
+    office_code: str | None = None,
+    subject_type: str = "",
+    subject_id: str | int = "",
+    payload: dict[str, Any] | None = None,
+) -> Event:
+    """Add an event to ``session``; it is written when the caller commits."""
+    event = Event(
+        kind=kind,
+        actor_id=actor_id,
+        office_code=office_code,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        payload=payload or {},
+    )
+    session.add(event)
+    session.info["events_emitted"] = True
+    return event
+
+
+@sa_event.listens_for(OrmSession, "after_commit")
+def _wake_after_commit(session: OrmSession) -> None:
+    if session.info.pop("events_emitted", False):
+        broker = session.info.get("broker")
+        if broker is not None:
+            broker.wake()
+
+
+@sa_event.listens_for(OrmSession, "after_rollback")
+def _forget_after_rollback(session: OrmSession) -> None:
+    session.info.pop("events_emitted", None)
+
+
+# Brokers -----------------------------------------------------------------
+
+
+class LocalBroker:
+    """Wakes waiters in this process.  ``wake`` is safe from any thread."""
+
+    def __init__(self) -> None:
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._lock = threading.Lock()
+
+    def subscribe(self) -> asyncio.Event:
+        flag = asyncio.Event()
+        with self._lock:
+            self._waiters.add((asyncio.get_running_loop(), flag))
+        return flag
+
+    def unsubscribe(self, flag: asyncio.Event) -> None:
+        with self._lock:
+            self._waiters = {w for w in self._waiters if w[1] is not flag}
+
+    def wake(self) -> None:
+        self._wake_local()
+
+    def _wake_local(self) -> None:
+        with self._lock:
+            waiters = list(self._waiters)
+        for loop, flag in waiters:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(flag.set)
+
+    async def start(self) -> None:
+        """Nothing to connect in-process."""
+
+    async def stop(self) -> None:
+        """Nothing to disconnect in-process."""
+
+
+class RedisBroker(LocalBroker):
+    """Fans wake-ups out to every worker and host through Redis pub/sub."""
+
+    channel = "caseforum:events"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        import redis
+
+        self._url = url
+        self._client = redis.Redis.from_url(url)
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        try:
+            self._client.publish(self.channel, b"1")
+        except Exception:  # Redis down: consumers still poll, so only latency suffers
+            log.warning("could not publish wake-up to Redis; consumers will poll")
+            self._wake_local()
+
+    async def start(self) -> None:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(self._url)
+        pubsub = client.pubsub()
+        await pubsub.subscribe(self.channel)
+
+        async def listen() -> None:
+            try:
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._wake_local()
+            finally:
+                await pubsub.aclose()
+                await client.aclose()
+
+        self._task = asyncio.create_task(listen(), name="redis-broker")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self._client.close()
+
+
+def make_broker(redis_url: str | None) -> LocalBroker:
+    return RedisBroker(redis_url) if redis_url else LocalBroker()
+
+
+# Consumers ---------------------------------------------------------------
+
+
+class Consumer(ABC):
+    """Reads the log past its cursor.  Subclasses implement :meth:`handle`.
+
+    ``handle`` runs inside the transaction that moves the cursor, so database
+    writes it makes commit exactly once.  Side effects outside the database
+    (e-mail, HTTP) may repeat after a crash and must be idempotent.
+    """
+
+    name: str = ""
+    batch_size: int = 200
+
+    def wants(self, event: Event) -> bool:
+        return True
+
+    @abstractmethod
+    def handle(self, session: Session, event: Event) -> None:
+        """Act on one event; runs in the transaction that moves the cursor."""
+
+
+def _cursor(session: Session, name: str, *, lock: bool = False) -> ConsumerCursor:
+    query = select(ConsumerCursor).where(ConsumerCursor.name == name)
+    if lock:
+        query = query.with_for_update()
+    cursor = session.exec(query).first()
+    if cursor is None:
+        cursor = ConsumerCursor(name=name)
+        session.add(cursor)
+        session.flush()
+    return cursor
+
+
+def process_pending(consumer: Consumer, engine: Engine, broker: Any = None) -> int:
+    """Handle every event past the consumer's cursor; return how many were handled."""
+    handled = 0
+    while True:
+        with open_session(engine, broker) as session:
+            start = _cursor(session, consumer.name).last_event_id
+            session.commit()
+            batch = session.exec(
+                select(Event).where(Event.id > start).order_by(Event.id).limit(consumer.batch_size)
+            ).all()
+        if not batch:
+            return handled
+        for event in batch:
+            if not _handle_one(consumer, engine, broker, event):
+                return handled
+            handled += 1
+        if len(batch) < consumer.batch_size:
+            return handled
+
+
+def _handle_one(consumer: Consumer, engine: Engine, broker: Any, event: Event) -> bool:
+    with open_session(engine, broker) as session:
+        cursor = _cursor(session, consumer.name, lock=True)
+        if cursor.last_event_id >= (event.id or 0):
+            return True  # another worker got there first
+        try:
+            if consumer.wants(event):
+                consumer.handle(session, event)
+            cursor.last_event_id = event.id or 0
+            cursor.attempts = 0
+            cursor.last_error = ""
+            cursor.updated_at = utcnow()
+            session.add(cursor)
+            session.commit()
+            return True
+        except Exception as exc:
+            session.rollback()
+            log.exception("consumer %s failed on event %s", consumer.name, event.id)
+            return _record_failure(consumer, engine, event, exc)
+
+
+def _record_failure(consumer: Consumer, engine: Engine, event: Event, exc: Exception) -> bool:
+    """Count the failure; after MAX_ATTEMPTS skip the event so the rest flows."""
+    with open_session(engine) as session:
+        cursor = _cursor(session, consumer.name, lock=True)
+        cursor.attempts += 1
+        cursor.last_error = f"event {event.id} ({event.kind}): {type(exc).__name__}: {exc}"[:500]
+        skip = cursor.attempts >= MAX_ATTEMPTS
+        if skip:
+            log.error("consumer %s skips event %s after %d attempts",
+                      consumer.name, event.id, cursor.attempts)
+            cursor.last_event_id = event.id or 0
+            cursor.attempts = 0
+        session.add(cursor)
+        session.commit()
+    return skip
+
+
+class ConsumerRunner:
+    """Runs consumers as asyncio tasks: woken by the broker, polling as a fallback."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        broker: LocalBroker,
+        consumers: Sequence[Consumer],
+        *,
+        poll_seconds: float = 2.0,
+    ) -> None:
+        self.engine = engine
+        self.broker = broker
+        self.consumers = list(consumers)
+        self.poll_seconds = poll_seconds
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for consumer in self.consumers:
+            self._tasks.append(asyncio.create_task(self._run(consumer), name=consumer.name))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    async def _run(self, consumer: Consumer) -> None:
+        flag = self.broker.subscribe()
+        try:
+            while True:
+                flag.clear()
+                try:
+                    await anyio.to_thread.run_sync(
+                        process_pending, consumer, self.engine, self.broker
+                    )
+                except Exception:
+                    log.exception("consumer %s crashed; retrying", consumer.name)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(flag.wait(), timeout=self.poll_seconds)
+        finally:
+            self.broker.unsubscribe(flag)
+
+
+def prune_events(session: Session, *, keep_days: int) -> int:
+    """Drop events older than the retention window; returns how many."""
+    cutoff = utcnow() - timedelta(days=keep_days)
+    result = session.exec(delete(Event).where(Event.at < cutoff))  # type: ignore[call-overload]
+    session.commit()
+    return result.rowcount or 0
+
+
+def oldest_event_id(session: Session) -> int:
+    first = session.exec(select(Event.id).order_by(Event.id).limit(1)).first()
+    return first or 0
+
+
+# Built-in consumers ------------------------------------------------------
+
+
+class AccountAuditConsumer(Consumer):
+    """Keeps the account history page: every ``account.*`` event, once."""
+
+    name = "account-audit"
+
+    def wants(self, event: Event) -> bool:
+        return event.kind.startswith("account.")
+
+    def handle(self, session: Session, event: Event) -> None:
+        exists = session.exec(
+            select(AccountAudit.id).where(AccountAudit.event_id == event.id)
+        ).first()
+        if exists:
+            return
+        user_id = event.payload.get("user_id")
+        session.add(
+            AccountAudit(
+                event_id=event.id or 0,
+                at=event.at,
+                kind=event.kind,
+                user_id=int(user_id) if user_id is not None else None,
+                actor_id=event.actor_id,
+                detail=str(event.payload.get("detail", "")),
+            )
+        )
+
+
+class PluginEventsConsumer(Consumer):
+    """Hands each event to the plugins' ``on_event`` hook."""
+
+    name = "plugin-events"
+
+    def __init__(self, call: Callable[[Event], object]) -> None:
+        self._call = call
+
+    def handle(self, session: Session, event: Event) -> None:
+        self._call(event)

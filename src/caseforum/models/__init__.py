@@ -1,0 +1,20 @@
+"""SQLModel tables.  Importing this package registers every core table."""
+
+from caseforum.models.account import ApiToken, LoginFailure, User, UserSession
+from caseforum.models.base import utcnow
+from caseforum.models.events import AccountAudit, ConsumerCursor, Event
+from caseforum.models.office import Office
+from caseforum.models.plugin_state import PluginState
+
+__all__ = [
+    "AccountAudit",
+    "ApiToken",
+    "ConsumerCursor",
+    "Event",
+    "LoginFailure",
+    "Office",
+    "PluginState",
+    "User",
+    "UserSession",
+    "utcnow",
+]

@@ -1,0 +1,105 @@
+"""Participating offices: the reference list loaded by ``caseforum init``."""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import Session, select
+
+from caseforum.models import Office
+from caseforum.models.office import IceRole
+
+# (code, name, providing, accessing) as the offices took part in WIPO CASE
+REFERENCE_OFFICES: tuple[tuple[str, str, bool, bool], ...] = (
+    ("AU", "IP Australia", True, True),
+    ("CA", "Canadian Intellectual Property Office", True, True),
+    ("CN", "China National Intellectual Property Administration", True, True),
+    ("IL", "Israel Patent Office", True, True),
+    ("JP", "Japan Patent Office", True, True),
+    ("KR", "Korean Intellectual Property Office", True, True),
+    ("GB", "UK Intellectual Property Office", True, True),
+    ("US", "United States Patent and Trademark Office", True, False),
+    ("IB", "International Bureau of WIPO", True, False),
+    ("CL", "National Institute of Industrial Property (Chile)", False, True),
+    ("IN", "Office of the Controller General of Patents, Designs and Trade Marks (India)",
+     False, True),
+    ("ID", "Directorate General of Intellectual Property (Indonesia)", False, True),
+    ("LA", "Department of Intellectual Property (Lao PDR)", False, True),
+    ("MY", "Intellectual Property Corporation of Malaysia", False, True),
+    ("MN", "Intellectual Property Office of Mongolia", False, True),
+    ("NZ", "Intellectual Property Office of New Zealand", False, True),
+    ("PH", "Intellectual Property Office of the Philippines", False, True),
+    ("SG", "Intellectual Property Office of Singapore", False, True),
+    ("TH", "Department of Intellectual Property (Thailand)", False, True),
+    ("VN", "Intellectual Property Office of Viet Nam", False, True),
+)
+
+ROLE_NAMES = ("providing", "accessing")
+CODE_RE = re.compile(r"^[A-Z]{2}$")
+
+
+class OfficeError(ValueError):
+    """Bad office input; the message says what to fix."""
+
+
+def seed_reference_offices(session: Session) -> int:
+    """Add the reference offices that are missing; never overwrite an admin's edits."""
+    added = 0
+    for code, name, providing, accessing in REFERENCE_OFFICES:
+        if session.get(Office, code) is None:
+            session.add(Office(code=code, name=name, providing=providing, accessing=accessing))
+            added += 1
+    return added
+
+
+def list_offices(session: Session) -> list[Office]:
+    return list(session.exec(select(Office).order_by(Office.code)))
+
+
+def parse_roles(roles: list[str]) -> tuple[bool, bool]:
+    cleaned = {r.strip().lower() for r in roles if r.strip()} - {"none"}
+    unknown = cleaned - set(ROLE_NAMES)
+    if unknown:
+        raise OfficeError(
+            f"unknown office role {sorted(unknown)[0]!r}: use providing and/or accessing"
+        )
+    return "providing" in cleaned, "accessing" in cleaned
+
+
+def add_office(session: Session, *, code: str, name: str, roles: list[str]) -> Office:
+    code = code.strip().upper()
+    if not CODE_RE.match(code):
+        raise OfficeError(f"office code {code!r} must be two letters (WIPO ST.3), e.g. NZ")
+    if not name.strip():
+        raise OfficeError("give the office a name")
+    if session.get(Office, code) is not None:
+        raise OfficeError(f"office {code} exists already: use 'offices set-roles'")
+    providing, accessing = parse_roles(roles)
+    office = Office(code=code, name=name.strip(), providing=providing, accessing=accessing)
+    session.add(office)
+    return office
+
+
+def set_roles(
+    session: Session,
+    *,
+    code: str,
+    roles: list[str],
+    public_access: bool | None = None,
+    ice_role: str | None = None,
+) -> Office:
+    office = session.get(Office, code.strip().upper())
+    if office is None:
+        raise OfficeError(f"unknown office {code!r}: see 'caseforum offices list'")
+    office.providing, office.accessing = parse_roles(roles)
+    if public_access is not None:
+        office.public_access = public_access
+    if ice_role is not None:
+        try:
+            office.ice_role = IceRole(ice_role)
+        except ValueError:
+            raise OfficeError(
+                f"unknown ICE role {ice_role!r}: use none, donor, recipient or both"
+            ) from None
+    session.add(office)
+    return office

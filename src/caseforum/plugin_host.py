@@ -1,0 +1,283 @@
+"""The plugin manager: loading, state, and one typed method per hook.
+
+Load order follows ARCHITECTURE section 3: installed entry points (group
+``caseforum``), then the built-in ``DEFAULT_PLUGINS``, then
+``check_pending()``.  A plugin that fails to import, or whose settings do not
+validate, is recorded as *failed* and left out; the application still starts.
+Collection hooks are called one plugin at a time so that one plugin raising
+does not take the page down with it; the error is kept for the admin page.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel, ValidationError
+
+from caseforum import PROJECT, __version__, hookspecs
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "caseforum.plugins.navigation",
+    "caseforum.plugins.numbering",
+    "caseforum.plugins.document_types",
+)
+
+
+@dataclass
+class PluginRecord:
+    """What the admin page shows about one plugin."""
+
+    name: str
+    source: str  # "built-in" or "entry point"
+    version: str
+    module: ModuleType | None = None
+    state: str = "enabled"  # enabled | disabled | failed
+    error: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    hook_errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def hooks(self) -> list[str]:
+        if self.module is None:
+            return []
+        names = {n for n in dir(hookspecs) if not n.startswith("_")}
+        return sorted(
+            n for n in names
+            if callable(getattr(self.module, n, None))
+            and hasattr(getattr(self.module, n), f"{PROJECT}_impl")
+        )
+
+    @property
+    def healthy(self) -> bool:
+        return self.state != "failed" and not self.hook_errors
+
+    @property
+    def directory(self) -> Path | None:
+        if self.module is None or not getattr(self.module, "__file__", None):
+            return None
+        return Path(self.module.__file__).parent  # type: ignore[arg-type]
+
+
+class PluginHost:
+    """Wraps ``pluggy.PluginManager`` with state and typed hook calls."""
+
+    def __init__(self, plugin_settings: dict[str, dict[str, Any]] | None = None) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.settings = plugin_settings or {}
+        self.records: dict[str, PluginRecord] = {}
+
+    # Loading ---------------------------------------------------------------
+
+    def load(
+        self,
+        *,
+        disabled: Iterable[str] = (),
+        defaults: Iterable[str] = DEFAULT_PLUGINS,
+        use_entry_points: bool = True,
+    ) -> None:
+        off = set(disabled)
+        if use_entry_points:
+            for ep in entry_points(group=PROJECT):
+                version = ep.dist.version if ep.dist else "?"
+                try:
+                    module = ep.load()
+                except Exception as exc:
+                    self._fail(ep.name, "entry point", version, f"import failed: {exc}")
+                    continue
+                self.add(module, name=ep.name, source="entry point", version=version,
+                         enabled=ep.name not in off)
+        for dotted in defaults:
+            name = dotted.rsplit(".", 1)[-1]
+            try:
+                module = importlib.import_module(dotted)
+            except Exception as exc:
+                self._fail(name, "built-in", __version__, f"import failed: {exc}")
+                continue
+            self.add(module, name=name, source="built-in", version=__version__,
+                     enabled=name not in off)
+        self.pm.check_pending()
+
+    def add(
+        self,
+        module: Any,
+        *,
+        name: str,
+        source: str = "test",
+        version: str = __version__,
+        enabled: bool = True,
+    ) -> PluginRecord:
+        """Register a plugin object (module or instance) under ``name``."""
+        if name in self.records and self.records[name].state != "failed":
+            log.warning("plugin %s is installed twice; keeping the first", name)
+            return self.records[name]
+        record = PluginRecord(name=name, source=source, version=version, module=module)
+        try:
+            record.config = self._validate_config(name, module)
+        except ValueError as exc:
+            return self._fail(name, source, version, str(exc), module=module)
+        self.records[name] = record
+        if enabled:
+            self.pm.register(module, name=name)
+        else:
+            record.state = "disabled"
+        return record
+
+    def remove(self, name: str) -> None:
+        """Unregister and forget a plugin (tests use this to clean up)."""
+        record = self.records.pop(name, None)
+        if record and self.pm.has_plugin(name):
+            self.pm.unregister(name=name)
+
+    def _validate_config(self, name: str, module: Any) -> dict[str, Any]:
+        model = getattr(module, "Config", None)
+        raw = self.settings.get(name, {})
+        if model is None or not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return dict(raw)
+        try:
+            return model.model_validate(raw).model_dump()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ValueError(
+                f"invalid configuration: plugins.{name}.{where}: {first['msg']}"
+            ) from None
+
+    def _fail(
+        self, name: str, source: str, version: str, error: str, module: Any = None
+    ) -> PluginRecord:
+        log.error("plugin %s failed: %s", name, error)
+        record = PluginRecord(
+            name=name, source=source, version=version, module=None, state="failed", error=error
+        )
+        self.records[name] = record
+        return record
+
+    # State -----------------------------------------------------------------
+
+    def is_enabled(self, name: str) -> bool:
+        record = self.records.get(name)
+        return record is not None and record.state == "enabled"
+
+    def set_enabled(self, name: str, enabled: bool) -> PluginRecord:
+        record = self.records.get(name)
+        if record is None:
+            raise KeyError(name)
+        if record.state == "failed":
+            raise ValueError(f"plugin {name} failed to load and cannot be switched on: "
+                             f"{record.error}")
+        if enabled and record.state == "disabled":
+            self.pm.register(record.module, name=name)
+            record.state = "enabled"
+        elif not enabled and record.state == "enabled":
+            self.pm.unregister(name=name)
+            record.state = "disabled"
+        return record
+
+    def config(self, name: str) -> dict[str, Any]:
+        record = self.records.get(name)
+        return dict(record.config) if record else {}
+
+    # Calling hooks -----------------------------------------------------------
+
+    def _impls(self, hook: str) -> list[Any]:
+        # pluggy calls the last registered implementation first; keep that order
+        return list(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
+
+    def _call_each(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        results: list[tuple[str, Any]] = []
+        for impl in self._impls(hook):
+            args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
+            try:
+                value = impl.function(**args)
+            except Exception as exc:
+                log.exception("plugin %s failed in %s", impl.plugin_name, hook)
+                record = self.records.get(impl.plugin_name)
+                if record:
+                    record.hook_errors[hook] = f"{type(exc).__name__}: {exc}"
+                continue
+            if value is not None:
+                results.append((impl.plugin_name, value))
+        return results
+
+    def _flat(self, hook: str, **kwargs: Any) -> list[Any]:
+        return [item for _, items in self._call_each(hook, **kwargs) for item in items]
+
+    def dossier_sources(self) -> list[Any]:
+        return self._flat("register_dossier_sources")
+
+    def notification_channels(self) -> list[Any]:
+        return self._flat("register_notification_channels")
+
+    def transfer_routes(self) -> list[Any]:
+        return self._flat("register_transfer_routes")
+
+    def bots(self) -> list[Any]:
+        return self._flat("register_bots")
+
+    def reference_patterns(self) -> list[Any]:
+        return self._flat("register_reference_patterns")
+
+    def document_types(self) -> list[Any]:
+        return self._flat("register_document_types")
+
+    def migrations(self) -> list[Any]:
+        return self._flat("register_migrations")
+
+    def render_reference(self, *, reference: Any, viewer: Any) -> str | None:
+        for _, html in self._call_each("render_reference", reference=reference, viewer=viewer):
+            return html
+        return None
+
+    def routes(self) -> list[tuple[str, Any]]:
+        """Routers of every loaded plugin, enabled or not (a dependency hides
+        the disabled ones, so switching a plugin back on needs no restart)."""
+        found: list[tuple[str, Any]] = []
+        for record in self.records.values():
+            func = getattr(record.module, "register_routes", None)
+            if record.state == "failed" or not callable(func):
+                continue
+            try:
+                found.extend((record.name, router) for router in func() or [])
+            except Exception as exc:
+                record.hook_errors["register_routes"] = f"{type(exc).__name__}: {exc}"
+        return found
+
+    def nav_items(self, *, user: Any) -> list[dict[str, str]]:
+        return self._flat("extra_nav_items", user=user)
+
+    def on_event(self, *, event: Any) -> None:
+        for impl in self._impls("on_event"):
+            impl.function(**{k: v for k, v in {"event": event}.items() if k in impl.argnames})
+
+    def startup(self, *, app: Any) -> None:
+        self._call_each("startup", app=app)
+
+    def shutdown(self, *, app: Any) -> None:
+        self._call_each("shutdown", app=app)
+
+    def template_dirs(self) -> list[Path]:
+        dirs = []
+        for record in self.records.values():
+            d = record.directory
+            if record.state != "failed" and d and (d / "templates").is_dir():
+                dirs.append(d / "templates")
+        return dirs
+
+    def static_dirs(self) -> dict[str, Path]:
+        found = {}
+        for record in self.records.values():
+            d = record.directory
+            if record.state != "failed" and d and (d / "static").is_dir():
+                found[record.name] = d / "static"
+        return found

@@ -1,0 +1,49 @@
+"""``caseforum init``: schema, reference offices; ``caseforum demo``: demo data."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from caseforum import accounts, schema
+from caseforum.db import open_session
+from caseforum.models import User
+from caseforum.offices import seed_reference_offices
+from caseforum.plugin_host import PluginHost
+
+DEMO_PASSWORD = "caseforum-demo"
+DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
+    # username, office, role, display name
+    ("admin", "IB", "platform_admin", "Platform administrator"),
+    ("jp.examiner", "JP", "examiner", "Examiner Sato (JPO)"),
+    ("cn.examiner", "CN", "examiner", "Examiner Li (CNIPA)"),
+    ("kr.examiner", "KR", "examiner", "Examiner Kim (KIPO)"),
+    ("au.examiner", "AU", "examiner", "Examiner Walker (IP Australia)"),
+    ("gb.examiner", "GB", "examiner", "Examiner Hughes (UKIPO)"),
+    ("sg.examiner", "SG", "examiner", "Examiner Tan (IPOS)"),
+    ("us.admin", "US", "office_admin", "Dossier administrator (USPTO)"),
+    ("jp.admin", "JP", "office_admin", "Office administrator (JPO)"),
+)
+
+
+def init_database(engine: Engine, host: PluginHost) -> int:
+    """Create or upgrade the schema and add missing reference offices."""
+    schema.upgrade(engine, host.migrations())
+    with open_session(engine) as session:
+        added = seed_reference_offices(session)
+        session.commit()
+    return added
+
+
+def load_demo(engine: Engine) -> list[tuple[str, str, str]]:
+    """Add the demo accounts that are missing; returns (username, office, role)."""
+    created = []
+    with open_session(engine) as session:
+        for username, office, role, name in DEMO_USERS:
+            if session.exec(select(User).where(User.username == username)).first():
+                continue
+            accounts.create_user(session, username=username, office_code=office, role=role,
+                                 password=DEMO_PASSWORD, display_name=name)
+            created.append((username, office, role))
+        session.commit()
+    return created

@@ -1,0 +1,1 @@
+"""Web layer: routers for pages, API and websockets."""

@@ -1,0 +1,250 @@
+"""Administration pages: plugins, offices, users and tokens, account history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlmodel import select
+
+from caseforum import accounts, offices
+from caseforum.authz import SCOPES, can, require
+from caseforum.db import SessionDep
+from caseforum.models import AccountAudit, ApiToken, Office, PluginState, User, utcnow
+from caseforum.models.account import Role
+from caseforum.web.deps import CurrentViewer
+from caseforum.web.templating import render
+
+router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=False)
+
+
+def _back(path: str, message: str = "") -> RedirectResponse:
+    suffix = f"?msg={message}" if message else ""
+    return RedirectResponse(path + suffix, status_code=303)
+
+
+@router.get("")
+def admin_index(request: Request, viewer: CurrentViewer) -> Response:
+    require(viewer, "admin.view")
+    return render(request, "admin/index.html", {})
+
+
+# Plugins ------------------------------------------------------------------------
+
+
+@router.get("/plugins")
+def plugins_page(request: Request, viewer: CurrentViewer) -> Response:
+    require(viewer, "admin.view")
+    records = sorted(request.app.state.plugins.records.values(), key=lambda r: r.name)
+    return render(request, "admin/plugins.html",
+                  {"records": records, "can_manage": can(viewer, "plugins.manage")})
+
+
+@router.post("/plugins/{name}/{action}")
+def plugin_toggle(
+    request: Request, session: SessionDep, viewer: CurrentViewer, name: str, action: str
+) -> Response:
+    require(viewer, "plugins.manage")
+    if action not in ("enable", "disable"):
+        raise HTTPException(status_code=404, detail="use enable or disable")
+    host = request.app.state.plugins
+    if name not in host.records:
+        raise HTTPException(status_code=404, detail=f"no plugin named {name!r}")
+    try:
+        host.set_enabled(name, action == "enable")
+    except ValueError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    state = session.get(PluginState, name) or PluginState(name=name)
+    state.enabled = action == "enable"
+    state.changed_by = viewer.username
+    state.changed_at = utcnow()
+    session.add(state)
+    session.commit()
+    if request.headers.get("hx-request") == "true":
+        return render(request, "admin/plugins.html",
+                      {"record": host.records[name], "can_manage": True},
+                      block="plugin_row")
+    return _back("/admin/plugins")
+
+
+# Offices ------------------------------------------------------------------------
+
+
+@router.get("/offices")
+def offices_page(request: Request, session: SessionDep, viewer: CurrentViewer,
+                 msg: str = "") -> Response:
+    require(viewer, "admin.view")
+    return render(request, "admin/offices.html", {
+        "offices": offices.list_offices(session),
+        "can_manage": can(viewer, "offices.manage"),
+        "message": msg,
+    })
+
+
+@router.post("/offices")
+def office_add(
+    request: Request,
+    session: SessionDep,
+    viewer: CurrentViewer,
+    code: Annotated[str, Form(max_length=2)],
+    name: Annotated[str, Form(max_length=200)],
+    providing: Annotated[bool, Form()] = False,
+    accessing: Annotated[bool, Form()] = False,
+) -> Response:
+    require(viewer, "offices.manage")
+    roles = [r for r, on in (("providing", providing), ("accessing", accessing)) if on]
+    try:
+        offices.add_office(session, code=code, name=name, roles=roles)
+    except offices.OfficeError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    session.commit()
+    return _back("/admin/offices", f"Office {code.upper()} added")
+
+
+@router.post("/offices/{code}")
+def office_edit(
+    request: Request,
+    session: SessionDep,
+    viewer: CurrentViewer,
+    code: str,
+    providing: Annotated[bool, Form()] = False,
+    accessing: Annotated[bool, Form()] = False,
+    public_access: Annotated[bool, Form()] = False,
+    ice_role: Annotated[str, Form()] = "none",
+) -> Response:
+    office = session.get(Office, code.upper())
+    if office is None:
+        raise HTTPException(status_code=404, detail=f"unknown office {code!r}")
+    require(viewer, "office.edit", office)
+    if can(viewer, "offices.manage"):
+        roles = [r for r, on in (("providing", providing), ("accessing", accessing)) if on]
+        try:
+            offices.set_roles(session, code=office.code, roles=roles,
+                              public_access=public_access, ice_role=ice_role)
+        except offices.OfficeError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+    else:  # an office admin decides only about public access to the office's content
+        office.public_access = public_access
+        session.add(office)
+    session.commit()
+    return _back("/admin/offices", f"Office {office.code} saved")
+
+
+# Users and tokens ---------------------------------------------------------------
+
+
+def _visible_users(session: SessionDep, viewer: CurrentViewer) -> list[User]:
+    query = select(User).order_by(User.office_code, User.username)
+    if not can(viewer, "offices.manage"):
+        query = query.where(User.office_code == viewer.office_code)
+    return list(session.exec(query))
+
+
+@router.get("/users")
+def users_page(request: Request, session: SessionDep, viewer: CurrentViewer,
+               msg: str = "") -> Response:
+    require(viewer, "users.list")
+    users = _visible_users(session, viewer)
+    tokens = session.exec(
+        select(ApiToken).where(ApiToken.user_id.in_([u.id for u in users]))  # type: ignore[union-attr]
+        .order_by(ApiToken.id.desc())  # type: ignore[union-attr]
+    ).all()
+    office_choices = (offices.list_offices(session) if can(viewer, "offices.manage")
+                      else [session.get(Office, viewer.office_code)])
+    roles = [r.value for r in Role
+             if r != Role.platform_admin or can(viewer, "offices.manage")]
+    return render(request, "admin/users.html", {
+        "users": users, "tokens": tokens, "office_choices": office_choices,
+        "roles": roles, "scopes": SCOPES, "message": msg, "new_token": None,
+        "users_by_id": {u.id: u for u in users},
+    })
+
+
+@router.post("/users")
+def user_create(
+    request: Request,
+    session: SessionDep,
+    viewer: CurrentViewer,
+    username: Annotated[str, Form(max_length=64)],
+    office_code: Annotated[str, Form(max_length=2)],
+    role: Annotated[str, Form()],
+    password: Annotated[str, Form(max_length=1000)],
+    display_name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    candidate = User(username=username, office_code=office_code.upper(), role=role)
+    require(viewer, "user.manage", candidate)
+    try:
+        accounts.create_user(session, username=username, office_code=office_code, role=role,
+                             password=password, display_name=display_name,
+                             actor_id=viewer.user_id)
+    except accounts.AccountError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    session.commit()
+    return _back("/admin/users", f"User {username.strip().lower()} created")
+
+
+@router.post("/users/{user_id}/{action}")
+def user_set_active(
+    request: Request, session: SessionDep, viewer: CurrentViewer, user_id: int, action: str
+) -> Response:
+    user = session.get(User, user_id)
+    if user is None or action not in ("disable", "enable"):
+        raise HTTPException(status_code=404, detail="no such user or action")
+    require(viewer, "user.manage", user)
+    if user.id == viewer.user_id:
+        raise HTTPException(status_code=409, detail="you cannot disable yourself")
+    accounts.set_active(session, user=user, active=action == "enable", actor_id=viewer.user_id)
+    session.commit()
+    return _back("/admin/users", f"User {user.username} {action}d")
+
+
+@router.post("/users/{user_id}/tokens")
+def token_create(
+    request: Request,
+    session: SessionDep,
+    viewer: CurrentViewer,
+    user_id: int,
+    scopes: Annotated[list[str], Form()],
+    expires_days: Annotated[int, Form(ge=1, le=3650)] = 90,
+    name: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    user = session.get(User, user_id)
+    if user is None:
+        raise HTTPException(status_code=404, detail="no such user")
+    require(viewer, "token.create", user)
+    try:
+        token, plain = accounts.create_token(session, user=user, scopes=scopes,
+                                             expires_days=expires_days, name=name,
+                                             actor_id=viewer.user_id)
+    except accounts.AccountError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    session.commit()
+    return render(request, "admin/token_created.html",
+                  {"token": token, "plain": plain, "owner": user})
+
+
+@router.post("/tokens/{token_id}/revoke")
+def token_revoke(
+    request: Request, session: SessionDep, viewer: CurrentViewer, token_id: int
+) -> Response:
+    token = session.get(ApiToken, token_id)
+    owner = session.get(User, token.user_id) if token else None
+    if token is None or owner is None:
+        raise HTTPException(status_code=404, detail="no such token")
+    require(viewer, "token.create", owner)
+    accounts.revoke_token(session, token=token, actor_id=viewer.user_id)
+    session.commit()
+    return _back("/admin/users", f"Token {token.prefix}… revoked")
+
+
+@router.get("/audit")
+def audit_page(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
+    require(viewer, "users.list")
+    query = select(AccountAudit).order_by(AccountAudit.id.desc()).limit(200)  # type: ignore[union-attr]
+    if not can(viewer, "offices.manage"):
+        ids = [u.id for u in _visible_users(session, viewer)]
+        query = query.where(AccountAudit.user_id.in_(ids))  # type: ignore[union-attr]
+    rows = session.exec(query).all()
+    names = {u.id: u.username for u in session.exec(select(User))}
+    return render(request, "admin/audit.html", {"rows": rows, "names": names})

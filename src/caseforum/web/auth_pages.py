@@ -1,0 +1,98 @@
+"""Log-in and log-out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from caseforum import accounts
+from caseforum.db import SessionDep
+from caseforum.web.deps import SESSION_COOKIE, cookie_signer
+from caseforum.web.templating import render
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect a user off to another host."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> Response:
+    return render(request, "login.html", {"next": _safe_next(next), "error": None})
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    session: SessionDep,
+    username: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=1000)],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    settings = request.app.state.settings
+    target = _safe_next(next)
+    try:
+        user = accounts.authenticate(
+            session,
+            username=username,
+            password=password,
+            address=_address(request),
+            max_failures=settings.login_max_failures,
+            max_failures_per_address=settings.login_max_failures_per_address,
+            window_minutes=settings.login_window_minutes,
+        )
+    except accounts.Throttled:
+        return render(
+            request, "login.html",
+            {"next": target, "username": username,
+             "error": f"Too many failed log-ins. Wait {settings.login_window_minutes} minutes "
+                      "and try again, or ask your office admin."},
+            status_code=429, block=None,
+        )
+    if user is None:
+        return render(
+            request, "login.html",
+            {"next": target, "username": username, "error": "Wrong username or password."},
+            status_code=401, block=None,
+        )
+    # a fresh session id at every log-in (no session fixation)
+    old = getattr(request.state, "session_secret", None)
+    if old:
+        accounts.end_session(session, old)
+    secret = accounts.start_session(
+        session, user=user, days=settings.session_days, address=_address(request),
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    session.commit()
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE, cookie_signer(request).dumps(secret),
+        max_age=settings.session_days * 86400, httponly=True, samesite="lax",
+        secure=settings.secure_cookies,
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, session: SessionDep) -> Response:
+    secret = getattr(request.state, "session_secret", None)
+    if secret:
+        accounts.end_session(session, secret)
+        session.commit()
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
