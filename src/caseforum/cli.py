@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import select
 
 from caseforum import __version__, accounts, offices
@@ -29,6 +30,11 @@ def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except EXPECTED_ERRORS as exc:
             raise click.ClickException(str(exc)) from None
+        except (OperationalError, ProgrammingError) as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            raise click.ClickException(
+                f"database error ({reason}): is it reachable, and did 'caseforum init' run?"
+            ) from None
 
     return wrapper
 

@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
@@ -181,9 +181,17 @@ class Consumer(ABC):
 
 
 def _cursor(session: Session, name: str, *, lock: bool = False) -> ConsumerCursor:
-    query = select(ConsumerCursor).where(ConsumerCursor.name == name)
+    """Read a consumer's cursor; ``lock`` holds it until the transaction ends.
+
+    The lock is taken with a write (PostgreSQL locks the row, SQLite the
+    database), so two workers never handle the same event at once.
+    """
     if lock:
-        query = query.with_for_update()
+        session.exec(  # type: ignore[call-overload]
+            update(ConsumerCursor).where(ConsumerCursor.name == name)
+            .values(updated_at=utcnow())
+        )
+    query = select(ConsumerCursor).where(ConsumerCursor.name == name)
     cursor = session.exec(query).first()
     if cursor is None:
         cursor = ConsumerCursor(name=name)

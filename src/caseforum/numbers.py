@@ -47,11 +47,13 @@ class NumberError(ValueError):
 #: WIPO ST.3 codes accepted as offices (and PCT receiving offices) by default:
 #: the participating offices plus the other big filing offices.
 KNOWN_OFFICES: frozenset[str] = frozenset(
-    """
-    AU CA CN IL JP KR GB US IB EP WO CL IN ID LA MY MN NZ PH SG TH VN DE FR BR RU
-    AT BE BN CH CZ DK EA ES FI HK IE IS IT KH MM MX NL NO PL PT SE TR TW ZA
-    """.split()
-)
+    {
+        "AU", "CA", "CN", "IL", "JP", "KR", "GB", "US", "IB", "EP", "WO", "CL", "IN",
+        "ID", "LA", "MY", "MN", "NZ", "PH", "SG", "TH", "VN", "DE", "FR", "BR", "RU",
+        "AT", "BE", "BN", "CH", "CZ", "DK", "EA", "ES", "FI", "HK", "IE", "IS", "IT",
+        "KH", "MM", "MX", "NL", "NO", "PL", "PT", "SE", "TR", "TW", "ZA",
+    }
+)  # fmt: skip
 
 AppKind = Literal["national", "pct"]
 
@@ -81,6 +83,11 @@ def _full_year(year: str) -> str:
 
 def _is_digits(text: str) -> bool:
     return _DIGITS.fullmatch(text) is not None
+
+
+def _a(code: str) -> str:
+    """'a US ...' but 'an EP ...': the article goes by how the letter sounds."""
+    return f"an {code}" if code[:1] in "AEFHILMNORSX" else f"a {code}"
 
 
 def _starts_with_year(number: str) -> str | None:
@@ -128,9 +135,7 @@ class _AppFormat:
 
 
 _APP_FORMATS: dict[str, _AppFormat] = {
-    "US": _AppFormat(
-        (8,), "8 digits, as in US 16/123,456", lambda n: f"{n[:2]}/{n[2:5]},{n[5:]}"
-    ),
+    "US": _AppFormat((8,), "8 digits, as in US 16/123,456", lambda n: f"{n[:2]}/{n[2:5]},{n[5:]}"),
     "JP": _AppFormat(
         (10,),
         "10 digits (year and 6-digit serial), as in JP2017-187096",
@@ -139,8 +144,7 @@ _APP_FORMATS: dict[str, _AppFormat] = {
     ),
     "CN": _AppFormat(
         (12, 8),
-        "12 digits (8 for filings before 2003) and an optional check digit, "
-        "as in CN201510123456.7",
+        "12 digits (8 for filings before 2003) and an optional check digit, as in CN201510123456.7",
         check_digit=True,
         problem=_cn_problem,
     ),
@@ -244,7 +248,7 @@ def _split_office(
         code, rest = head[:2], clean[2:].lstrip(" :-")
         if office is not None and code != office:
             raise NumberError(
-                f"{original!r} is a {code} number but the office given is {office}: "
+                f"{original!r} is {_a(code)} number but the office given is {office}: "
                 "remove the prefix or choose the right office"
             )
     elif len(head) >= 2 and office is None:
@@ -297,8 +301,7 @@ def _generic(rest: str, original: str, what: str) -> str:
         )
     if len(compact) < 4 or not any(c.isdigit() for c in compact):
         raise NumberError(
-            f"{original!r} is too short for {what}: expected at least 4 characters "
-            "including digits"
+            f"{original!r} is too short for {what}: expected at least 4 characters including digits"
         )
     if len(compact) > 20:
         raise NumberError(f"{original!r} is too long for {what}: expected at most 20 characters")
@@ -322,9 +325,7 @@ def _parse_pct(body: str, original: str, known: Collection[str]) -> AppNumber:
             f"office code: {_PCT_EXAMPLE}"
         )
     if len(year) not in (2, 4):
-        raise NumberError(
-            f"the year in {original!r} should have 4 digits (or 2): {_PCT_EXAMPLE}"
-        )
+        raise NumberError(f"the year in {original!r} should have 4 digits (or 2): {_PCT_EXAMPLE}")
     year = _full_year(year)
     if int(year) < _FIRST_PCT_YEAR:
         raise NumberError(
@@ -354,8 +355,7 @@ def parse_application_number(
     clean = _clean(text)
     if not clean:
         raise NumberError(
-            "the application number is empty: type one such as US 16/123,456 "
-            "or PCT/CN2015/000123"
+            "the application number is empty: type one such as US 16/123,456 or PCT/CN2015/000123"
         )
     pct = _PCT_PREFIX.fullmatch(clean)
     if pct:
@@ -369,7 +369,7 @@ def parse_application_number(
             "publications)"
         )
     fmt = _APP_FORMATS.get(code)
-    what = f"a {code} application number"
+    what = f"{_a(code)} application number"
     if fmt is None:
         return AppNumber(code, _generic(rest, text, what), "national")
 
@@ -439,8 +439,8 @@ def _us_number(body: str, original: str) -> str:
     if m:
         return m.group(1) + m.group(2).zfill(7)
     compact = _SEPARATORS.sub("", stripped)
-    if re.fullmatch(r"(?:D|RE|PP|H|T)[0-9]{1,7}", compact, re.ASCII):
-        return compact  # design, reissue, plant, SIR, defensive publication
+    if re.fullmatch(r"(?:D|RE|PP)[0-9]{5,7}|H[0-9]{1,4}", compact, re.ASCII):
+        return compact  # design, reissue, plant patent; statutory invention registration
     _only_digits(compact, original, "a US publication number", expected)
     if (len(compact) == 11 and compact[:2] in ("19", "20")) or 6 <= len(compact) <= 8:
         return compact
@@ -451,7 +451,7 @@ def _fixed_digits(
     body: str, original: str, code: str, lengths: tuple[int, ...], expected: str
 ) -> str:
     digits = _SEPARATORS.sub("", body)
-    what = f"a {code} publication number"
+    what = f"{_a(code)} publication number"
     _only_digits(digits, original, what, expected)
     if len(digits) not in lengths:
         raise _length_problem(original, len(digits), lengths, what, expected)
@@ -481,8 +481,7 @@ def parse_publication_number(
     clean = _clean(text)
     if not clean:
         raise NumberError(
-            "the publication number is empty: type one such as WO 2016/123456 A1 "
-            "or US10123456B2"
+            "the publication number is empty: type one such as WO 2016/123456 A1 or US10123456B2"
         )
     if _PCT_PREFIX.fullmatch(clean):
         raise NumberError(
@@ -495,8 +494,7 @@ def parse_publication_number(
     body, kind = m.groups() if m else (rest, None)
     if code == "IB":
         raise NumberError(
-            f"{text!r}: WIPO publishes international applications under WO, "
-            "as in WO 2016/123456 A1"
+            f"{text!r}: WIPO publishes international applications under WO, as in WO 2016/123456 A1"
         )
     if code == "WO":
         number = _wo_number(body, text)
@@ -515,7 +513,7 @@ def parse_publication_number(
     elif code == "JP":
         number = _jp_number(body, text)
     else:
-        number = _generic(body, text, f"a {code} publication number")
+        number = _generic(body, text, f"{_a(code)} publication number")
     return PubNumber(code, number, kind)
 
 

@@ -184,21 +184,6 @@ def user_create(
     return _back("/admin/users", f"User {username.strip().lower()} created")
 
 
-@router.post("/users/{user_id}/{action}")
-def user_set_active(
-    request: Request, session: SessionDep, viewer: CurrentViewer, user_id: int, action: str
-) -> Response:
-    user = session.get(User, user_id)
-    if user is None or action not in ("disable", "enable"):
-        raise HTTPException(status_code=404, detail="no such user or action")
-    require(viewer, "user.manage", user)
-    if user.id == viewer.user_id:
-        raise HTTPException(status_code=409, detail="you cannot disable yourself")
-    accounts.set_active(session, user=user, active=action == "enable", actor_id=viewer.user_id)
-    session.commit()
-    return _back("/admin/users", f"User {user.username} {action}d")
-
-
 @router.post("/users/{user_id}/tokens")
 def token_create(
     request: Request,
@@ -222,6 +207,21 @@ def token_create(
     session.commit()
     return render(request, "admin/token_created.html",
                   {"token": token, "plain": plain, "owner": user})
+
+
+@router.post("/users/{user_id}/{action}")
+def user_set_active(
+    request: Request, session: SessionDep, viewer: CurrentViewer, user_id: int, action: str
+) -> Response:
+    user = session.get(User, user_id)
+    if user is None or action not in ("disable", "enable"):
+        raise HTTPException(status_code=404, detail="no such user or action")
+    require(viewer, "user.manage", user)
+    if user.id == viewer.user_id:
+        raise HTTPException(status_code=409, detail="you cannot disable yourself")
+    accounts.set_active(session, user=user, active=action == "enable", actor_id=viewer.user_id)
+    session.commit()
+    return _back("/admin/users", f"User {user.username} {action}d")
 
 
 @router.post("/tokens/{token_id}/revoke")

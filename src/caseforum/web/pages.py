@@ -32,6 +32,11 @@ def home(request: Request, session: SessionDep, viewer: CurrentViewer) -> Respon
                   {"activity": activity, "offices": offices})
 
 
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 @router.get("/healthz", include_in_schema=True, tags=["health"])
 def healthz(session: SessionDep) -> Response:
     try:
