@@ -203,3 +203,6 @@ def live_server(app: Any) -> Iterator[LiveServer]:
     server = LiveServer(app).start()
     yield server
     server.stop()
+
+
+from tests.browser import browser, page  # noqa: E402, F401  (browser fixtures)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import browser, page, screenshot  # noqa: F401  (fixtures)
+from tests.browser import screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -17,7 +17,7 @@ def _log_in(page, live_server, username: str) -> None:
     page.wait_for_url(f"{live_server.url}/")
 
 
-def test_admin_logs_in_and_manages_plugins(page, live_server) -> None:  # noqa: F811
+def test_admin_logs_in_and_manages_plugins(page, live_server) -> None:
     _log_in(page, live_server, "admin")
     assert page.get_by_role("heading", name="Welcome, Platform administrator").is_visible()
     page.get_by_role("link", name="Admin").click()
@@ -35,7 +35,7 @@ def test_admin_logs_in_and_manages_plugins(page, live_server) -> None:  # noqa: 
     assert page.console_errors == []  # no CSP violations, no script errors
 
 
-def test_wrong_password_shows_message_in_browser(page, live_server) -> None:  # noqa: F811
+def test_wrong_password_shows_message_in_browser(page, live_server) -> None:
     page.goto(f"{live_server.url}/login")
     page.get_by_label("Username").fill("jp.examiner")
     page.get_by_label("Password").fill("not-the-password")
