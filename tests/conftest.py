@@ -99,10 +99,10 @@ def csrf_of(html: str) -> str:
 
 def login(client: TestClient, username: str, password: str = DEMO_PASSWORD) -> str:
     """Log in through the real form; returns the CSRF token of the new session."""
-    page = client.get("/login")
+    form = client.get("/login")
     response = client.post(
         "/login",
-        data={"username": username, "password": password, "csrf_token": csrf_of(page.text)},
+        data={"username": username, "password": password, "csrf_token": csrf_of(form.text)},
         follow_redirects=False,
     )
     assert response.status_code == 303, response.text
