@@ -398,3 +398,26 @@ def test_hook_register_document_types(host: PluginHost) -> None:
 
 def test_plugin_state_rows_are_the_only_persisted_state(settings, db) -> None:
     assert db.exec(select(PluginState)).all() == []
+
+
+def test_hook_register_commands_adds_a_cli_command(host: PluginHost) -> None:
+    import click
+    from click.testing import CliRunner
+
+    group = click.Group("caseforum")
+
+    class P:
+        @hookimpl
+        def register_commands(self, cli):
+            @cli.command()
+            @click.argument("name")
+            def greet(name: str) -> None:
+                click.echo(f"hello {name}")
+
+    host.add(P(), name="greeter")
+    try:
+        host.commands(cli=group)
+    finally:
+        host.remove("greeter")
+    result = CliRunner().invoke(group, ["greet", "JP"])
+    assert result.output == "hello JP\n"

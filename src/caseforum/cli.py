@@ -291,5 +291,19 @@ def plugins_list(ctx: Context) -> None:
         click.echo(line)
 
 
+def _plugin_commands() -> None:
+    """Let plugins add sub-commands (``register_commands``).  Settings errors
+    are left for the command itself to report."""
+    try:
+        settings = load_settings()
+    except SettingsError:
+        return
+    host = PluginHost(settings.plugins)
+    logging.getLogger("caseforum.plugin_host").setLevel(logging.CRITICAL)
+    host.load()
+    host.commands(cli=cli)
+
+
 def main() -> None:
+    _plugin_commands()
     cli(prog_name="caseforum")

@@ -78,6 +78,12 @@ def shutdown(app: Any) -> None:
 
 
 @hookspec
+def register_commands(cli: Any) -> None:
+    """Add sub-commands to the ``caseforum`` command: ``cli`` is its
+    ``click.Group``; decorate new functions with ``@cli.command()``."""
+
+
+@hookspec
 def register_migrations() -> list[Any]:
     """Return folders of Alembic migration scripts owned by the plugin; each
     folder is a branch of its own (``branch_labels``) applied by

@@ -234,6 +234,9 @@ class PluginHost:
     def migrations(self) -> list[Any]:
         return self._flat("register_migrations")
 
+    def commands(self, *, cli: Any) -> None:
+        self._call_each("register_commands", cli=cli)
+
     def render_reference(self, *, reference: Any, viewer: Any) -> str | None:
         for _, html in self._call_each("render_reference", reference=reference, viewer=viewer):
             return html
