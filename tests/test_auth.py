@@ -193,3 +193,4 @@ def test_anonymous_api_call_gets_401_json(client: TestClient) -> None:
     response = client.get("/api/v1/me")
     assert response.status_code == 401
     assert response.json()["detail"] == "Log in first"
+

@@ -68,16 +68,20 @@ def csrf_token(conn: HTTPConnection) -> str:
 async def verify_csrf(conn: HTTPConnection) -> None:
     """App-wide dependency: a state-changing browser request must carry the token.
 
-    Requests authenticated only by an ``Authorization: Bearer`` token carry
-    no ambient credentials, so they need none.
+    Requests authenticated only by an ``Authorization: Bearer`` token, and
+    API requests with no session at all (a peer instance pushing a signed
+    parcel), carry no ambient credentials, so they need none.
     """
     if conn.scope["type"] != "http":
         return
     request: Request = conn  # type: ignore[assignment]
     if request.method in SAFE_METHODS:
         return
-    if getattr(request.state, "auth_kind", None) == "token":
+    auth_kind = getattr(request.state, "auth_kind", None)
+    if auth_kind == "token":
         return
+    if auth_kind is None and request.url.path.startswith("/api/"):
+        return  # no session cookie: nothing ambient for a forged request to ride on
     sent = request.headers.get(CSRF_HEADER)
     if not sent:
         ctype = request.headers.get("content-type", "")
