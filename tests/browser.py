@@ -1,4 +1,8 @@
-"""Debian's chromium driven by Playwright (no browser download)."""
+"""Debian's chromium driven by Playwright (no browser download).
+
+The browser lives for one test module: Playwright's sync API keeps an event
+loop running in the main thread, which other modules' asyncio tests need free.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from caseforum import __version__
 from caseforum.config import Settings, load_settings
 from caseforum.db import make_engine, open_session
+from caseforum.doccodes import DocTypeRegistry
 from caseforum.events import (
     AccountAuditConsumer,
     Consumer,
@@ -28,7 +29,8 @@ from caseforum.events import (
 )
 from caseforum.models import PluginState
 from caseforum.plugin_host import PluginHost
-from caseforum.web import admin, api, auth_pages, pages
+from caseforum.storage import FileStore
+from caseforum.web import admin, api, auth_pages, dossier_api, dossier_pages, pages, stats_pages
 from caseforum.web.deps import load_viewer
 from caseforum.web.security import SecurityHeadersMiddleware, verify_csrf
 from caseforum.web.templating import make_environment, render
@@ -42,6 +44,17 @@ def disabled_plugins(engine: Any) -> set[str]:
         return set()
     with open_session(engine) as session:
         return {p.name for p in session.exec(select(PluginState)) if not p.enabled}
+
+
+def build_doc_types(plugins: PluginHost) -> DocTypeRegistry:
+    """The code list: every type the plugins register (the defaults are a plugin)."""
+    registry = DocTypeRegistry()
+    for doc_type in plugins.document_types():
+        try:
+            registry.register(doc_type)
+        except (ValueError, TypeError) as exc:
+            log.error("document type refused: %s", exc)
+    return registry
 
 
 def plugin_gate(host: PluginHost, name: str) -> Any:
@@ -96,13 +109,16 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.state.plugins = plugins
     app.state.consumers = runner
     app.state.templates = make_environment(plugins.template_dirs())
+    app.state.store = FileStore(settings.storage_dir)
+    app.state.doc_types = build_doc_types(plugins)
 
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for name, folder in plugins.static_dirs().items():
         app.mount(f"/plugins/{name}/static", StaticFiles(directory=folder), name=f"{name}-static")
 
-    for router in (auth_pages.router, pages.router, admin.router, api.router):
+    for router in (auth_pages.router, pages.router, admin.router, api.router,
+                   dossier_pages.router, dossier_api.router, stats_pages.router):
         app.include_router(router)
     for name, router in plugins.routes():
         app.include_router(router, dependencies=[plugin_gate(plugins, name)])

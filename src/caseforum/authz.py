@@ -182,3 +182,66 @@ def _home_view(viewer: Viewer, obj: Any) -> bool:
 @rule("me.view", scope=ANY_SCOPE)
 def _me_view(viewer: Viewer, obj: Any) -> bool:
     return viewer.is_authenticated
+
+
+# Dossier rules ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DossierTarget:
+    """What decides who may see a dossier: its providing office and whether
+    that office lets the public in."""
+
+    office_code: str
+    public_access: bool
+
+
+@dataclass(frozen=True)
+class DocumentTarget:
+    office_code: str  # the providing office
+    public_access: bool
+    visibility: str  # public | offices | restricted
+    offices: frozenset[str] = frozenset()
+
+
+@rule("dossier.view", scope="dossiers:read")
+def _dossier_view(viewer: Viewer, target: DossierTarget) -> bool:
+    """Own office always; other offices' dossiers only for accessing offices;
+    anonymous visitors where the providing office allows public access."""
+    if viewer.is_authenticated:
+        return viewer.office_code == target.office_code or viewer.accessing
+    return target.public_access
+
+
+@rule("document.view", scope="dossiers:read")
+def _document_view(viewer: Viewer, doc: DocumentTarget) -> bool:
+    if viewer.is_authenticated and viewer.office_code == doc.office_code:
+        return True
+    if not viewer.is_authenticated:
+        return doc.visibility == "public" and doc.public_access
+    if not viewer.accessing:
+        return False
+    if doc.visibility in ("public", "offices"):
+        return True
+    return doc.visibility == "restricted" and viewer.office_code in doc.offices
+
+
+@rule("dossier.provide", scope="dossiers:write")
+def _dossier_provide(viewer: Viewer, office_code: Any) -> bool:
+    """Providing offices put dossiers in, each for its own office code only."""
+    return (
+        viewer.is_authenticated
+        and viewer.providing
+        and viewer.office_code == office_code
+        and _is(viewer, Role.examiner, Role.office_admin, Role.bot)
+    )
+
+
+@rule("stats.view", scope="dossiers:read")
+def _stats_view(viewer: Viewer, office_code: Any) -> bool:
+    """Office admins see their own office's statistics, platform admins all."""
+    if _is(viewer, Role.platform_admin):
+        return True
+    return _is(viewer, Role.office_admin) and (
+        office_code is None or office_code == viewer.office_code
+    )

@@ -2,11 +2,33 @@
 
 from caseforum.models.account import ApiToken, LoginFailure, User, UserSession
 from caseforum.models.base import utcnow
+from caseforum.models.dossier import (
+    AccessLog,
+    Application,
+    Citation,
+    Document,
+    DocumentOffice,
+    Family,
+    IdempotencyRecord,
+    ImportRecord,
+    Priority,
+    Visibility,
+)
 from caseforum.models.events import AccountAudit, ConsumerCursor, Event
 from caseforum.models.office import Office
 from caseforum.models.plugin_state import PluginState
 
 __all__ = [
+    "AccessLog",
+    "Application",
+    "Citation",
+    "Document",
+    "DocumentOffice",
+    "Family",
+    "IdempotencyRecord",
+    "ImportRecord",
+    "Priority",
+    "Visibility",
     "AccountAudit",
     "ApiToken",
     "ConsumerCursor",

@@ -3,12 +3,15 @@
 from typing import Any
 
 from caseforum import hookimpl
-from caseforum.authz import can
+from caseforum.authz import ANONYMOUS, can
 
 
 @hookimpl
 def extra_nav_items(user: Any) -> list[dict[str, str]]:
-    items = [{"label": "Home", "href": "/"}]
-    if can(user, "admin.view"):
+    viewer = user or ANONYMOUS
+    items = [{"label": "Home", "href": "/"}, {"label": "Dossiers", "href": "/dossiers"}]
+    if can(viewer, "stats.view", None):
+        items.append({"label": "Statistics", "href": "/stats"})
+    if can(viewer, "admin.view"):
         items.append({"label": "Admin", "href": "/admin"})
     return items

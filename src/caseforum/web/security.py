@@ -23,6 +23,13 @@ SECURITY_HEADERS = {
     b"permissions-policy": b"camera=(), microphone=(), geolocation=()",
     b"cross-origin-opener-policy": b"same-origin",
 }
+# a response may opt in to being framed by our own pages (the document viewer)
+SAMEORIGIN_HEADERS = {
+    **SECURITY_HEADERS,
+    b"content-security-policy": CSP.replace("frame-ancestors 'none'",
+                                            "frame-ancestors 'self'").encode(),
+    b"x-frame-options": b"SAMEORIGIN",
+}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 CSRF_COOKIE = "cf_csrf"
 CSRF_HEADER = "x-csrf-token"
@@ -42,9 +49,11 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", [])
-                           if k.lower() not in SECURITY_HEADERS]
-                headers.extend(SECURITY_HEADERS.items())
+                original = message.get("headers", [])
+                same_origin = (b"x-frame-options", b"SAMEORIGIN") in original
+                headers = [(k, v) for k, v in original if k.lower() not in SECURITY_HEADERS]
+                headers.extend(SAMEORIGIN_HEADERS.items() if same_origin
+                               else SECURITY_HEADERS.items())
                 message["headers"] = headers
             await send(message)
 

@@ -16,4 +16,22 @@
       event.preventDefault();
     }
   }, true);
+  // comparison panes scroll together
+  function syncPanes(root) {
+    var panes = (root || document).querySelectorAll("[data-sync]");
+    panes.forEach(function (pane) {
+      pane.addEventListener("scroll", function () {
+        if (pane.dataset.syncing) { return; }
+        document.querySelectorAll('[data-sync="' + pane.dataset.sync + '"]').forEach(function (other) {
+          if (other !== pane) {
+            other.dataset.syncing = "1";
+            other.scrollTop = pane.scrollTop;
+            window.requestAnimationFrame(function () { delete other.dataset.syncing; });
+          }
+        });
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { syncPanes(document); });
+  document.addEventListener("htmx:load", function (event) { syncPanes(event.target); });
 })();

@@ -1,0 +1,105 @@
+"""Applying the authorization rules to whole lists of dossiers and documents.
+
+The rules themselves live in :mod:`caseforum.authz`; this module only feeds
+them the facts (providing office, its public access, the named offices of a
+restricted document) and filters, so every page, API answer, card, search
+result and count sees the same thing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlmodel import Session, select
+
+from caseforum.authz import DocumentTarget, DossierTarget, Viewer, can
+from caseforum.models import Application, Citation, Document, DocumentOffice, Office
+
+
+class Access:
+    """What one viewer may see, with the office facts cached for the request."""
+
+    def __init__(self, session: Session, viewer: Viewer | None) -> None:
+        self.session = session
+        self.viewer = viewer or Viewer()
+        self._public: dict[str, bool] | None = None
+
+    def _public_access(self, office_code: str) -> bool:
+        if self._public is None:
+            self._public = {o.code: o.public_access for o in self.session.exec(select(Office))}
+        return self._public.get(office_code, False)
+
+    def dossier(self, app: Application) -> DossierTarget:
+        return DossierTarget(app.office_code, self._public_access(app.office_code))
+
+    def can_see(self, app: Application | None) -> bool:
+        return app is not None and can(self.viewer, "dossier.view", self.dossier(app))
+
+    def _named_offices(self, docs: list[Document]) -> dict[int, frozenset[str]]:
+        restricted = [d.id for d in docs if d.visibility == "restricted"]
+        named: dict[int, set[str]] = defaultdict(set)
+        if restricted:
+            for row in self.session.exec(select(DocumentOffice).where(
+                    DocumentOffice.document_id.in_(restricted))):  # type: ignore[attr-defined]
+                named[row.document_id].add(row.office_code)
+        return {k: frozenset(v) for k, v in named.items()}
+
+    def document_targets(
+        self, docs: list[Document], apps: dict[int, Application]
+    ) -> dict[int, DocumentTarget]:
+        named = self._named_offices(docs)
+        targets = {}
+        for doc in docs:
+            app = apps[doc.application_id]
+            targets[doc.id or 0] = DocumentTarget(
+                office_code=app.office_code,
+                public_access=self._public_access(app.office_code),
+                visibility=str(doc.visibility),
+                offices=named.get(doc.id or 0, frozenset()),
+            )
+        return targets
+
+    def documents(self, apps: Iterable[Application]) -> list[Document]:
+        """The documents of ``apps`` this viewer may see, oldest first."""
+        by_id = {a.id: a for a in apps if self.can_see(a)}
+        if not by_id:
+            return []
+        docs = list(self.session.exec(
+            select(Document).where(Document.application_id.in_(list(by_id)))  # type: ignore[union-attr]
+            .order_by(Document.date, Document.id)))
+        targets = self.document_targets(docs, by_id)  # type: ignore[arg-type]
+        return [d for d in docs if can(self.viewer, "document.view", targets[d.id or 0])]
+
+    def document(self, document_id: int) -> tuple[Document, Application] | None:
+        """One document and its dossier, or ``None`` when absent *or* not visible
+        (the caller answers 404 either way: existence is not revealed)."""
+        doc = self.session.get(Document, document_id)
+        if doc is None:
+            return None
+        app = self.session.get(Application, doc.application_id)
+        if app is None or not self.can_see(app):
+            return None
+        target = self.document_targets([doc], {app.id: app})[doc.id or 0]  # type: ignore[dict-item]
+        return (doc, app) if can(self.viewer, "document.view", target) else None
+
+    def citations(self, apps: Iterable[Application],
+                  visible_docs: Iterable[Document]) -> list[Citation]:
+        """Citations of visible dossiers; one taken from a document is shown
+        only with that document."""
+        app_ids = [a.id for a in apps if self.can_see(a)]
+        if not app_ids:
+            return []
+        doc_ids = {d.id for d in visible_docs}
+        rows = self.session.exec(select(Citation).where(
+            Citation.application_id.in_(app_ids)).order_by(Citation.id))  # type: ignore[union-attr]
+        return [c for c in rows if c.document_id is None or c.document_id in doc_ids]
+
+    def family(self, app: Application) -> list[Application]:
+        """Visible members of the family, the application itself included."""
+        if app.family_id is None:
+            return [app] if self.can_see(app) else []
+        members = self.session.exec(select(Application).where(
+            Application.family_id == app.family_id).order_by(Application.filing_date,
+                                                             Application.office_code))
+        return [m for m in members if self.can_see(m)]

@@ -1,0 +1,145 @@
+"""What providing offices send, and what the API answers: one set of field names.
+
+Validation turns loose input into clean values (normalised numbers, checked
+codes and dates) or raises :class:`DossierError` naming the field to fix.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from caseforum.doccodes import split_categories
+
+
+class DossierError(ValueError):
+    """Input a providing office must correct; ``field`` names where."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class PriorityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    office: str = Field(min_length=2, max_length=2, examples=["JP"])
+    number: str = Field(min_length=1, max_length=60, examples=["2017-187096"])
+    date: date
+
+
+class DossierIn(BaseModel):
+    """Bibliographic data of one published application."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [{
+                "office": "US", "application_number": "16/123,456",
+                "filing_date": "2018-09-28", "publication_number": "US 2019/0094321 A1",
+                "publication_date": "2019-03-28",
+                "title": "Heat exchanger with layered fins",
+                "applicants": ["Example Industries Ltd."], "ipc": ["F28F 1/32"],
+                "priorities": [{"office": "JP", "number": "2017-187096",
+                                "date": "2017-09-28"}],
+                "pct_application_number": None,
+            }]
+        },
+    )
+
+    office: str = Field(min_length=2, max_length=2)
+    application_number: str = Field(min_length=1, max_length=60)
+    filing_date: date
+    publication_number: str | None = Field(default=None, max_length=60)
+    publication_date: date | None = None
+    title: str = Field(min_length=1, max_length=2000)
+    applicants: list[str] = Field(default_factory=list, max_length=100)
+    ipc: list[str] = Field(default_factory=list, max_length=200)
+    cpc: list[str] = Field(default_factory=list, max_length=500)
+    priorities: list[PriorityIn] = Field(default_factory=list, max_length=100)
+    pct_application_number: str | None = Field(default=None, max_length=60)
+
+    @field_validator("office")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+
+class CitationIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{
+            "cited": "WO 2016/123456 A1", "category": "X", "claims": "1-5",
+            "phase": "search", "document_id": 12}]},
+    )
+
+    cited: str = Field(min_length=1, max_length=2000)
+    category: str = Field(min_length=1, max_length=16)
+    claims: str = Field(default="", max_length=200)
+    phase: str = Field(default="", max_length=40)
+    document_id: int | None = None
+
+    @field_validator("category")
+    @classmethod
+    def _st14(cls, value: str) -> str:
+        return ",".join(split_categories(value))
+
+
+class DocumentOut(BaseModel):
+    id: int
+    code: str
+    label: str
+    date: date
+    language: str
+    is_translation: bool
+    visibility: str
+    offices: list[str] = []
+    media_type: str
+    size: int
+    sha256: str
+    pages: int | None = None
+    filename: str
+
+
+class CitationOut(BaseModel):
+    id: int
+    cited: str
+    category: str
+    claims: str
+    phase: str
+    document_id: int | None
+    citing_office: str
+    link: str | None = None
+
+
+class FamilyMemberOut(BaseModel):
+    office: str
+    application_number: str
+    display_number: str
+    filing_date: date
+    publication_number: str
+    title: str
+
+
+class DossierOut(BaseModel):
+    office: str
+    application_number: str
+    display_number: str
+    kind: str
+    filing_date: date
+    publication_number: str
+    publication_date: date
+    title: str
+    applicants: list[str]
+    ipc: list[str]
+    cpc: list[str]
+    priorities: list[dict[str, Any]]
+    pct_application_number: str | None
+    source: str
+    documents: list[DocumentOut]
+    citations: list[CitationOut]
+    family: list[FamilyMemberOut]

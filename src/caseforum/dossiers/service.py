@@ -1,0 +1,319 @@
+"""Putting dossiers in: bibliographic data, families, documents, citations.
+
+Every function here writes inside the caller's transaction and adds the
+matching event; the caller commits (or rolls back, and nothing happened).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import BinaryIO
+
+from sqlalchemy import and_, or_
+from sqlmodel import Session, select
+
+from caseforum.doccodes import DocTypeRegistry, UnknownDocType
+from caseforum.dossiers.pdftext import pdf_text, plain_text
+from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
+from caseforum.events import emit
+from caseforum.models import (
+    Application,
+    Citation,
+    Document,
+    DocumentOffice,
+    Family,
+    Office,
+    Priority,
+    Visibility,
+    utcnow,
+)
+from caseforum.numbers import (
+    AppNumber,
+    NumberError,
+    parse_application_number,
+    parse_publication_number,
+)
+from caseforum.storage import FileStore, StorageError, StoredFile, safe_filename
+
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
+
+
+def _known_offices(session: Session) -> set[str]:
+    return set(session.exec(select(Office.code))) | {"EP", "WO", "DE", "FR"}
+
+
+def parse_number(session: Session, text: str, *, office: str | None, field: str) -> AppNumber:
+    try:
+        return parse_application_number(text, office=office,
+                                         known_offices=_known_offices(session))
+    except NumberError as exc:
+        raise DossierError(str(exc), field) from None
+
+
+def _not_future(value: date, field: str) -> None:
+    if value > date.today() + timedelta(days=1):
+        raise DossierError(f"{value.isoformat()} is in the future", field)
+
+
+def upsert_dossier(
+    session: Session, *, data: DossierIn, actor_id: int | None, source: str = "hosted",
+    source_ref: str = "",
+) -> tuple[Application, bool]:
+    """Create or update a dossier; returns it and whether it is new."""
+    office = session.get(Office, data.office)
+    if office is None:
+        raise DossierError(f"unknown office {data.office!r}", "office")
+    if not office.providing:
+        raise DossierError(f"office {office.code} is not a providing office", "office")
+    if not data.publication_number or not data.publication_date:
+        raise DossierError(
+            "unpublished application: CaseForum shares published applications only; "
+            "give publication_number and publication_date", "publication_number")
+    number = parse_number(session, data.application_number, office=data.office,
+                          field="application_number")
+    if number.office != office.code:
+        raise DossierError(
+            f"{data.application_number!r} is an application of {number.office}, "
+            f"not of {office.code}", "application_number")
+    try:
+        pub = parse_publication_number(data.publication_number,
+                                       known_offices=_known_offices(session) | {"WO"},
+                                       office=None if office.code == "IB" else office.code)
+    except NumberError as exc:
+        raise DossierError(str(exc), "publication_number") from None
+    _not_future(data.filing_date, "filing_date")
+    _not_future(data.publication_date, "publication_date")
+    if data.publication_date < data.filing_date:
+        raise DossierError("publication_date is before filing_date", "publication_date")
+    priorities = []
+    for i, p in enumerate(data.priorities):
+        pn = parse_number(session, p.number, office=p.office.upper(),
+                          field=f"priorities[{i}].number")
+        if p.date > data.filing_date:
+            raise DossierError("a priority date cannot be after the filing date",
+                               f"priorities[{i}].date")
+        priorities.append((pn, p.date))
+    pct = None
+    if data.pct_application_number:
+        pct = parse_number(session, data.pct_application_number, office=None,
+                           field="pct_application_number")
+        if pct.kind != "pct":
+            raise DossierError("give a PCT number such as PCT/CN2015/000123",
+                               "pct_application_number")
+
+    app = session.exec(select(Application).where(
+        Application.office_code == office.code, Application.number == number.number)).first()
+    created = app is None
+    if app is None:
+        app = Application(office_code=office.code, number=number.number,
+                          display_number=number.display, filing_date=data.filing_date,
+                          publication_number=pub.office + pub.number,
+                          publication_date=data.publication_date, title=data.title)
+    app.display_number = number.display
+    app.kind = number.kind
+    app.filing_date = data.filing_date
+    app.publication_number = pub.office + pub.number
+    app.publication_display = pub.display
+    app.publication_date = data.publication_date
+    app.title = data.title
+    app.applicants = [a for a in data.applicants if a]
+    app.ipc = [c for c in data.ipc if c]
+    app.cpc = [c for c in data.cpc if c]
+    app.pct_number = pct.number if pct else None
+    app.source = source
+    app.source_ref = source_ref
+    app.updated_at = utcnow()
+    session.add(app)
+    session.flush()
+    for old in session.exec(select(Priority).where(Priority.application_id == app.id)):
+        session.delete(old)
+    for pn, pdate in priorities:
+        session.add(Priority(application_id=app.id or 0, office_code=pn.office,
+                             number=pn.number, display_number=pn.display, date=pdate))
+    session.flush()
+    link_family(session, app)
+    emit(session, kind="dossier.created" if created else "dossier.updated", actor_id=actor_id,
+         office_code=app.office_code, subject_type="application", subject_id=app.id or "",
+         payload={"application_id": app.id, "office": app.office_code, "number": app.number,
+                  "family_id": app.family_id})
+    return app, created
+
+
+def _identifiers(session: Session, app: Application) -> set[tuple[str, str]]:
+    ids = {(app.office_code, app.number)}
+    ids |= {(p.office_code, p.number) for p in session.exec(
+        select(Priority).where(Priority.application_id == app.id))}
+    if app.pct_number:
+        ids.add(("IB", app.pct_number))
+    return ids
+
+
+def link_family(session: Session, app: Application) -> Family:
+    """Join ``app`` to every family it shares a number with (its own number,
+    a priority claim or the PCT route), merging families it connects."""
+    ids = _identifiers(session, app)
+    pairs = [and_(Application.office_code == o, Application.number == n) for o, n in ids]
+    prio_pairs = [and_(Priority.office_code == o, Priority.number == n) for o, n in ids]
+    pct_numbers = [n for o, n in ids if o == "IB"]
+    related: set[int] = set()
+    related |= set(session.exec(select(Application.id).where(or_(*pairs))))
+    related |= set(session.exec(select(Priority.application_id).where(or_(*prio_pairs))))
+    if pct_numbers:
+        related |= set(session.exec(select(Application.id).where(
+            Application.pct_number.in_(pct_numbers))))  # type: ignore[union-attr]
+    members = list(session.exec(select(Application).where(
+        Application.id.in_(related | {app.id}))))  # type: ignore[union-attr]
+    families = sorted({m.family_id for m in members if m.family_id})
+    if families:
+        target = families[0]
+        for other in families[1:]:
+            for moved in session.exec(select(Application).where(Application.family_id == other)):
+                moved.family_id = target
+                session.add(moved)
+    else:
+        family = Family()
+        session.add(family)
+        session.flush()
+        target = family.id or 0
+    for member in members:
+        member.family_id = target
+        session.add(member)
+    session.flush()
+    return session.get(Family, target)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class DocumentMeta:
+    code: str
+    date: date
+    language: str = "en"
+    is_translation: bool = False
+    visibility: str = "offices"
+    offices: tuple[str, ...] = ()
+
+
+def check_document_meta(
+    session: Session, meta: DocumentMeta, registry: DocTypeRegistry
+) -> DocumentMeta:
+    """Validate before any byte is stored."""
+    try:
+        code = registry.get(meta.code).code
+    except UnknownDocType as exc:
+        raise DossierError(str(exc), "code") from None
+    _not_future(meta.date, "date")
+    language = meta.language.strip().lower()
+    if not LANGUAGE_RE.match(language):
+        raise DossierError("use a two- or three-letter ISO 639 code such as en, ja, zh",
+                           "language")
+    try:
+        visibility = Visibility(meta.visibility.strip().lower())
+    except ValueError:
+        raise DossierError("use public, offices or restricted", "visibility") from None
+    offices = tuple(sorted({o.strip().upper() for o in meta.offices if o.strip()}))
+    if visibility == Visibility.restricted:
+        if not offices:
+            raise DossierError("a restricted document needs the offices that may see it",
+                               "offices")
+        known = _known_offices(session)
+        unknown = [o for o in offices if o not in known]
+        if unknown:
+            raise DossierError(f"unknown office {unknown[0]!r}", "offices")
+    elif offices:
+        raise DossierError("offices are named only with visibility=restricted", "offices")
+    return DocumentMeta(code=code, date=meta.date, language=language,
+                        is_translation=meta.is_translation, visibility=visibility.value,
+                        offices=offices)
+
+
+def add_document(
+    session: Session,
+    store: FileStore,
+    *,
+    app: Application,
+    meta: DocumentMeta,
+    stream: BinaryIO,
+    filename: str,
+    max_bytes: int,
+    registry: DocTypeRegistry,
+    actor_id: int | None,
+) -> tuple[Document, StoredFile]:
+    """Store the file and add the document.  On any error nothing new stays:
+    the caller rolls back and calls ``store.discard`` on the returned file."""
+    meta = check_document_meta(session, meta, registry)
+    try:
+        stored = store.put(stream, max_bytes=max_bytes)
+    except StorageError as exc:
+        raise DossierError(str(exc), "file") from None
+    if stored.media_type == "application/pdf":
+        text, pages = pdf_text(stored.path)
+    elif stored.media_type in ("text/plain", "application/xml"):
+        text, pages = plain_text(stored.path), None
+    else:
+        text, pages = "", None
+    document = Document(
+        application_id=app.id or 0, code=meta.code, date=meta.date, language=meta.language,
+        is_translation=meta.is_translation, media_type=stored.media_type, size=stored.size,
+        sha256=stored.sha256, filename=safe_filename(filename, stored.media_type), pages=pages,
+        visibility=Visibility(meta.visibility), text_content=text,
+    )
+    session.add(document)
+    session.flush()
+    for office in meta.offices:
+        session.add(DocumentOffice(document_id=document.id or 0, office_code=office))
+    app.updated_at = utcnow()
+    session.add(app)
+    emit(session, kind="document.added", actor_id=actor_id, office_code=app.office_code,
+         subject_type="document", subject_id=document.id or "",
+         payload={"application_id": app.id, "document_id": document.id, "code": meta.code,
+                  "office": app.office_code, "number": app.number,
+                  "family_id": app.family_id})
+    return document, stored
+
+
+def add_citation(
+    session: Session, *, app: Application, data: CitationIn, actor_id: int | None
+) -> Citation:
+    if data.document_id is not None:
+        doc = session.get(Document, data.document_id)
+        if doc is None or doc.application_id != app.id:
+            raise DossierError(
+                f"document {data.document_id} is not a document of {app.office_code} "
+                f"{app.display_number}", "document_id")
+    cited_number = None
+    try:
+        pub = parse_publication_number(data.cited, known_offices=_known_offices(session))
+        cited_number = pub.office + pub.number
+    except NumberError:
+        pass  # non-patent literature stays as text
+    citation = Citation(application_id=app.id or 0, document_id=data.document_id,
+                        cited=data.cited, cited_number=cited_number, category=data.category,
+                        claims=data.claims, phase=data.phase, citing_office=app.office_code)
+    session.add(citation)
+    session.flush()
+    emit(session, kind="citation.added", actor_id=actor_id, office_code=app.office_code,
+         subject_type="citation", subject_id=citation.id or "",
+         payload={"application_id": app.id, "citation_id": citation.id,
+                  "family_id": app.family_id})
+    return citation
+
+
+def get_dossier(session: Session, *, office: str, number: str) -> Application | None:
+    """Look up by office and any accepted form of its application number."""
+    try:
+        parsed = parse_application_number(number, office=office.upper(),
+                                          known_offices=_known_offices(session))
+    except NumberError:
+        return None
+    return session.exec(select(Application).where(
+        Application.office_code == parsed.office, Application.number == parsed.number)).first()
+
+
+def docs_of(session: Session, app_ids: Iterable[int]) -> list[Document]:
+    ids = list(app_ids)
+    if not ids:
+        return []
+    return list(session.exec(select(Document).where(
+        Document.application_id.in_(ids)).order_by(Document.date, Document.id)))  # type: ignore[union-attr]

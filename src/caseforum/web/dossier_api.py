@@ -1,0 +1,301 @@
+"""Dossier API for office machine clients (bearer tokens) and scripts.
+
+Field names are those of the upload, so what an office sends is what it
+(and every accessing office) gets back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Header, HTTPException, Request, UploadFile
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlmodel import Session, select
+
+from caseforum.authz import Viewer, require
+from caseforum.db import SessionDep
+from caseforum.dossiers import service
+from caseforum.dossiers.access import Access
+from caseforum.dossiers.packages import import_package
+from caseforum.dossiers.schemas import (
+    CitationIn,
+    CitationOut,
+    DocumentOut,
+    DossierError,
+    DossierIn,
+    DossierOut,
+    FamilyMemberOut,
+)
+from caseforum.dossiers.usage import log_access
+from caseforum.models import Application, Citation, Document, IdempotencyRecord, Priority
+from caseforum.numbers import NumberError, parse_publication_number, search_link
+from caseforum.web.deps import CurrentViewer
+
+router = APIRouter(prefix="/api/v1", tags=["dossiers"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no or bad bearer token"},
+    403: {"description": "the token's office or scope does not allow this"},
+    404: {"description": "no such dossier or document, or not visible to the caller"},
+    422: {"description": "bad input; `detail` says what to fix and `field` where"},
+}
+
+
+def _problem(exc: DossierError, status: int = 422) -> HTTPException:
+    return HTTPException(status_code=status, detail=str(exc))
+
+
+def _visible_app(session: Session, access: Access, office: str, number: str) -> Application:
+    app = service.get_dossier(session, office=office, number=number)
+    if app is None or not access.can_see(app):
+        raise HTTPException(status_code=404, detail=f"no dossier {office}/{number}")
+    return app
+
+
+def _link(cited: str) -> str | None:
+    try:
+        return search_link(parse_publication_number(cited))
+    except (NumberError, ValueError):
+        return None
+
+
+def document_out(request: Request, access: Access, doc: Document, app: Application) -> DocumentOut:
+    registry = request.app.state.doc_types
+    target = access.document_targets([doc], {app.id: app})[doc.id or 0]  # type: ignore[dict-item]
+    return DocumentOut(
+        id=doc.id or 0, code=doc.code,
+        label=registry.label(doc.code) if doc.code in registry else doc.code,
+        date=doc.date, language=doc.language, is_translation=doc.is_translation,
+        visibility=str(doc.visibility), offices=sorted(target.offices),
+        media_type=doc.media_type, size=doc.size, sha256=doc.sha256, pages=doc.pages,
+        filename=doc.filename)
+
+
+def citation_out(c: Citation) -> CitationOut:
+    return CitationOut(id=c.id or 0, cited=c.cited, category=c.category, claims=c.claims,
+                       phase=c.phase, document_id=c.document_id, citing_office=c.citing_office,
+                       link=_link(c.cited))
+
+
+def family_out(members: list[Application]) -> list[FamilyMemberOut]:
+    return [FamilyMemberOut(office=m.office_code, application_number=m.number,
+                            display_number=m.display_number, filing_date=m.filing_date,
+                            publication_number=m.publication_number, title=m.title)
+            for m in members]
+
+
+def dossier_out(request: Request, session: Session, access: Access,
+                app: Application) -> DossierOut:
+    docs = access.documents([app])
+    priorities = session.exec(select(Priority).where(Priority.application_id == app.id)
+                              .order_by(Priority.date)).all()
+    return DossierOut(
+        office=app.office_code, application_number=app.number,
+        display_number=app.display_number, kind=app.kind, filing_date=app.filing_date,
+        publication_number=app.publication_number, publication_date=app.publication_date,
+        title=app.title, applicants=app.applicants, ipc=app.ipc, cpc=app.cpc,
+        priorities=[{"office": p.office_code, "number": p.number, "date": p.date.isoformat()}
+                    for p in priorities],
+        pct_application_number=app.pct_number, source=app.source,
+        documents=[document_out(request, access, d, app) for d in docs],
+        citations=[citation_out(c) for c in access.citations([app], docs)],
+        family=family_out(access.family(app)),
+    )
+
+
+# Idempotency -------------------------------------------------------------------------
+
+
+def _replay(session: Session, viewer: Viewer, key: str | None,
+            fingerprint: str) -> Response | None:
+    if not key:
+        return None
+    if len(key) > 200:
+        raise HTTPException(status_code=422, detail="Idempotency-Key: at most 200 characters")
+    record = session.exec(select(IdempotencyRecord).where(
+        IdempotencyRecord.user_id == (viewer.user_id or 0), IdempotencyRecord.key == key)).first()
+    if record is None:
+        return None
+    if record.fingerprint != fingerprint:
+        raise HTTPException(status_code=422, detail="Idempotency-Key was used before for a "
+                                                    "different request: use a new key")
+    return JSONResponse(record.body, status_code=record.status_code,
+                        headers={"Idempotent-Replayed": "true"})
+
+
+def _remember(session: Session, viewer: Viewer, key: str | None, fingerprint: str,
+              status: int, body: dict[str, Any]) -> None:
+    if key:
+        session.add(IdempotencyRecord(user_id=viewer.user_id or 0, key=key,
+                                      fingerprint=fingerprint, status_code=status, body=body))
+
+
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# Endpoints ---------------------------------------------------------------------------
+
+
+@router.post("/dossiers", response_model=DossierOut, status_code=201, responses=ERRORS,
+             summary="Create or update a dossier (providing offices)")
+def put_dossier(request: Request, session: SessionDep, viewer: CurrentViewer, data: DossierIn,
+                idempotency_key: Annotated[str | None, Header()] = None) -> Response:
+    """Creates the dossier (201) or updates the one with the same office and
+    application number (200).  Unpublished applications are refused (422)."""
+    require(viewer, "dossier.provide", data.office)
+    fingerprint = _fingerprint("dossier", data.model_dump(mode="json"))
+    if (replay := _replay(session, viewer, idempotency_key, fingerprint)) is not None:
+        return replay
+    try:
+        app, created = service.upsert_dossier(session, data=data, actor_id=viewer.user_id)
+    except DossierError as exc:
+        session.rollback()
+        raise _problem(exc) from None
+    body = dossier_out(request, session, Access(session, viewer), app).model_dump(mode="json")
+    status = 201 if created else 200
+    _remember(session, viewer, idempotency_key, fingerprint, status, body)
+    session.commit()
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/dossiers/{office}/{number}", response_model=DossierOut, responses=ERRORS,
+            summary="A dossier with the documents and citations the caller may see")
+def get_dossier(request: Request, session: SessionDep, viewer: CurrentViewer, office: str,
+                number: str) -> DossierOut:
+    access = Access(session, viewer)
+    return dossier_out(request, session, access, _visible_app(session, access, office, number))
+
+
+@router.get("/dossiers/{office}/{number}/family", response_model=list[FamilyMemberOut],
+            responses=ERRORS, summary="The family members the caller may see")
+def get_family(session: SessionDep, viewer: CurrentViewer, office: str,
+               number: str) -> list[FamilyMemberOut]:
+    access = Access(session, viewer)
+    return family_out(access.family(_visible_app(session, access, office, number)))
+
+
+@router.get("/dossiers/{office}/{number}/citations", response_model=list[CitationOut],
+            responses=ERRORS, summary="Citations of a dossier (machine-readable)")
+def get_citations(session: SessionDep, viewer: CurrentViewer, office: str,
+                  number: str) -> list[CitationOut]:
+    access = Access(session, viewer)
+    app = _visible_app(session, access, office, number)
+    return [citation_out(c) for c in access.citations([app], access.documents([app]))]
+
+
+@router.post("/dossiers/{office}/{number}/citations", response_model=CitationOut,
+             status_code=201, responses=ERRORS, summary="Add a citation")
+def post_citation(session: SessionDep, viewer: CurrentViewer, office: str, number: str,
+                  data: CitationIn,
+                  idempotency_key: Annotated[str | None, Header()] = None) -> Response:
+    require(viewer, "dossier.provide", office.upper())
+    app = _visible_app(session, Access(session, viewer), office, number)
+    fingerprint = _fingerprint("citation", office, number, data.model_dump(mode="json"))
+    if (replay := _replay(session, viewer, idempotency_key, fingerprint)) is not None:
+        return replay
+    try:
+        citation = service.add_citation(session, app=app, data=data, actor_id=viewer.user_id)
+    except DossierError as exc:
+        session.rollback()
+        raise _problem(exc) from None
+    body = citation_out(citation).model_dump(mode="json")
+    _remember(session, viewer, idempotency_key, fingerprint, 201, body)
+    session.commit()
+    return JSONResponse(body, status_code=201)
+
+
+@router.post("/dossiers/{office}/{number}/documents", response_model=DocumentOut,
+             status_code=201, responses=ERRORS, summary="Add a document (multipart upload)")
+def post_document(
+    request: Request, session: SessionDep, viewer: CurrentViewer, office: str, number: str,
+    file: Annotated[UploadFile, File(description="PDF, TIFF, PNG, JPEG, XML or UTF-8 text")],
+    code: Annotated[str, Form(description="document type code, e.g. SRPT, CTNF")],
+    doc_date: Annotated[date, Form(alias="date", description="ISO 8601 date")],
+    language: Annotated[str, Form()] = "en",
+    visibility: Annotated[str, Form(description="public | offices | restricted")] = "offices",
+    offices: Annotated[str, Form(description="for restricted: office codes, e.g. 'JP KR'")] = "",
+    is_translation: Annotated[bool, Form()] = False,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    require(viewer, "dossier.provide", office.upper())
+    app = _visible_app(session, Access(session, viewer), office, number)
+    fingerprint = _fingerprint("document", office, number, code, doc_date, language,
+                               visibility, offices, is_translation, file.filename)
+    if (replay := _replay(session, viewer, idempotency_key, fingerprint)) is not None:
+        return replay
+    store = request.app.state.store
+    stored = None
+    try:
+        doc, stored = service.add_document(
+            session, store, app=app,
+            meta=service.DocumentMeta(code=code, date=doc_date, language=language,
+                                      is_translation=is_translation, visibility=visibility,
+                                      offices=tuple(offices.replace(",", " ").split())),
+            stream=file.file, filename=file.filename or "document",
+            registry=request.app.state.doc_types,
+            max_bytes=request.app.state.settings.max_upload_mb * 1024 * 1024,
+            actor_id=viewer.user_id)
+        body = document_out(request, Access(session, viewer), doc, app).model_dump(mode="json")
+        _remember(session, viewer, idempotency_key, fingerprint, 201, body)
+        session.commit()
+    except DossierError as exc:
+        session.rollback()
+        if stored is not None:
+            store.discard(stored)
+        status = 413 if "too large" in str(exc) else 422
+        raise _problem(exc, status) from None
+    return JSONResponse(body, status_code=201)
+
+
+@router.get("/documents/{document_id}", response_model=DocumentOut, responses=ERRORS,
+            summary="A document's metadata")
+def get_document(request: Request, session: SessionDep, viewer: CurrentViewer,
+                 document_id: int) -> DocumentOut:
+    access = Access(session, viewer)
+    found = access.document(document_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail="no such document")
+    return document_out(request, access, *found)
+
+
+@router.get("/documents/{document_id}/content", responses={
+    200: {"content": {"application/pdf": {}}, "description": "the file"}, **ERRORS},
+    summary="A document's file (logged as a download)")
+def get_document_content(request: Request, session: SessionDep, viewer: CurrentViewer,
+                         document_id: int) -> Response:
+    found = Access(session, viewer).document(document_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail="no such document")
+    doc, app = found
+    log_access(session, viewer=viewer, doc=doc, app=app, action="download")
+    session.commit()
+    return StreamingResponse(
+        request.app.state.store.iter_bytes(doc.sha256), media_type=doc.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{doc.filename}"',
+                 "Content-Length": str(doc.size), "ETag": f'"{doc.sha256}"'})
+
+
+@router.post("/packages", status_code=201, responses=ERRORS,
+             summary="Import a bulk package (ZIP with manifest.json): all or nothing")
+def post_package(request: Request, session: SessionDep, viewer: CurrentViewer,
+                 package: Annotated[UploadFile, File()]) -> Response:
+    require(viewer, "dossier.provide", viewer.office_code)
+    settings = request.app.state.settings
+    try:
+        summary = import_package(
+            session, request.app.state.store, stream=package.file, office=viewer.office_code,
+            registry=request.app.state.doc_types,
+            max_bytes=settings.max_upload_mb * 1024 * 1024, actor_id=viewer.user_id)
+    except DossierError as exc:
+        raise _problem(exc) from None
+    return JSONResponse(summary, status_code=200 if summary["already_imported"] else 201)
+
+
+@router.get("/document-types", summary="The code list of document types")
+def document_types(request: Request) -> list[dict[str, str]]:
+    return [{"code": t.code, "label": t.label, "group": t.group}
+            for t in request.app.state.doc_types.all()]

@@ -1,0 +1,350 @@
+"""Examiner pages: find, dossier, family timeline, documents, comparison."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from sqlmodel import select
+
+from caseforum.authz import can, require
+from caseforum.db import SessionDep
+from caseforum.dossiers import service
+from caseforum.dossiers.access import Access
+from caseforum.dossiers.compare import compare_texts, similarity
+from caseforum.dossiers.lookup import find_dossiers
+from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
+from caseforum.dossiers.usage import log_access
+from caseforum.models import Application, Document, Office, Priority
+from caseforum.numbers import NumberError, parse_publication_number, search_link
+from caseforum.web.deps import CurrentViewer
+from caseforum.web.templating import render
+
+router = APIRouter(tags=["dossier pages"], include_in_schema=False)
+
+
+def dossier_url(app: Application) -> str:
+    return f"/dossiers/{app.office_code}/{quote(app.number)}"
+
+
+def _visible_app(session: SessionDep, access: Access, office: str, number: str) -> Application:
+    app = service.get_dossier(session, office=office, number=number)
+    if app is None or not access.can_see(app):
+        raise HTTPException(status_code=404, detail=f"No dossier {office} {number} for you")
+    return app
+
+
+@router.get("/dossiers")
+def find_page(request: Request, session: SessionDep, viewer: CurrentViewer,
+              q: str = "", office: str = "") -> Response:
+    access = Access(session, viewer)
+    results: list[Application] = []
+    error = None
+    if q.strip():
+        try:
+            results = find_dossiers(session, access, q, office=office or None)
+        except NumberError as exc:
+            error = str(exc)
+        if len(results) == 1 and not error:
+            return RedirectResponse(dossier_url(results[0]), status_code=303)
+        if not results and not error:
+            error = f"No dossier matches {q!r}."
+    recent = []
+    if not q:
+        rows = session.exec(select(Application).order_by(
+            Application.updated_at.desc()).limit(50))  # type: ignore[attr-defined]
+        recent = [a for a in rows if access.can_see(a)][:20]
+    offices = session.exec(select(Office).where(Office.providing).order_by(Office.code)).all()
+    return render(request, "dossiers/find.html", {
+        "q": q, "office_filter": office, "results": results, "error": error, "recent": recent,
+        "offices": offices, "dossier_url": dossier_url,
+        "can_provide": can(viewer, "dossier.provide", viewer.office_code),
+    }, status_code=404 if error and q else 200)
+
+
+def _doc_label(request: Request, code: str) -> str:
+    registry = request.app.state.doc_types
+    return registry.label(code) if code in registry else code
+
+
+def _citation_link(cited: str) -> str | None:
+    try:
+        return search_link(parse_publication_number(cited))
+    except (NumberError, ValueError):
+        return None
+
+
+@router.get("/dossiers/{office}/{number}")
+def dossier_page(request: Request, session: SessionDep, viewer: CurrentViewer,
+                 office: str, number: str) -> Response:
+    access = Access(session, viewer)
+    app = _visible_app(session, access, office, number)
+    family = access.family(app)
+    documents = access.documents([app])
+    family_docs = access.documents(family)
+    citations = access.citations([app], documents)
+    groups: dict[str, list[Document]] = defaultdict(list)
+    registry = request.app.state.doc_types
+    for doc in sorted(documents, key=lambda d: (d.date, d.id), reverse=True):
+        group = registry.get(doc.code).group if doc.code in registry else "other"
+        groups[group].append(doc)
+    reports = defaultdict(list)
+    for doc in family_docs:
+        group = registry.get(doc.code).group if doc.code in registry else "other"
+        if group in ("search", "examination"):
+            reports[doc.application_id].append(doc.code)
+    priorities = session.exec(select(Priority).where(Priority.application_id == app.id)
+                              .order_by(Priority.date)).all()
+    provider = session.get(Office, app.office_code)
+    return render(request, "dossiers/dossier.html", {
+        "app": app, "provider": provider, "family": family, "groups": groups,
+        "citations": citations, "priorities": priorities, "reports": reports,
+        "label": lambda code: _doc_label(request, code), "link_for": _citation_link,
+        "dossier_url": dossier_url,
+        "can_provide": can(viewer, "dossier.provide", app.office_code),
+        "doc_types": registry.all(), "today": date.today().isoformat(),
+    })
+
+
+@router.get("/dossiers/{office}/{number}/timeline")
+def timeline_page(request: Request, session: SessionDep, viewer: CurrentViewer,
+                  office: str, number: str,
+                  offices: Annotated[list[str] | None, Query()] = None,
+                  codes: Annotated[list[str] | None, Query()] = None) -> Response:
+    access = Access(session, viewer)
+    app = _visible_app(session, access, office, number)
+    family = access.family(app)
+    by_id = {m.id: m for m in family}
+    docs = access.documents(family)
+    all_offices = sorted({m.office_code for m in family})
+    all_codes = sorted({d.code for d in docs})
+    chosen_offices = {o.upper() for o in offices or []} or set(all_offices)
+    chosen_codes = {c.upper() for c in codes or []} or set(all_codes)
+    entries = [(d, by_id[d.application_id]) for d in docs
+               if by_id[d.application_id].office_code in chosen_offices
+               and d.code in chosen_codes]
+    days: dict[date, list] = defaultdict(list)
+    for doc, member in entries:
+        days[doc.date].append((doc, member))
+    # the gap between one office's action and the next office's, for the eye
+    rows = []
+    previous = None
+    for day in sorted(days):
+        rows.append({"date": day, "items": days[day],
+                     "gap": (day - previous).days if previous else None})
+        previous = day
+    return render(request, "dossiers/timeline.html", {
+        "app": app, "family": family, "rows": rows, "all_offices": all_offices,
+        "all_codes": all_codes, "chosen_offices": chosen_offices, "chosen_codes": chosen_codes,
+        "label": lambda code: _doc_label(request, code), "dossier_url": dossier_url,
+    }, block="timeline")
+
+
+def _visible_doc(session: SessionDep, viewer: CurrentViewer,
+                 document_id: int) -> tuple[Document, Application]:
+    found = Access(session, viewer).document(document_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail="No such document")
+    return found
+
+
+@router.get("/documents/{document_id}")
+def document_page(request: Request, session: SessionDep, viewer: CurrentViewer,
+                  document_id: int) -> Response:
+    doc, app = _visible_doc(session, viewer, document_id)
+    log_access(session, viewer=viewer, doc=doc, app=app, action="view")
+    session.commit()
+    return render(request, "dossiers/document.html", {
+        "doc": doc, "app": app, "label": _doc_label(request, doc.code),
+        "dossier_url": dossier_url,
+    })
+
+
+def _file_response(request: Request, doc: Document, *, inline: bool) -> Response:
+    store = request.app.state.store
+    disposition = "inline" if inline else "attachment"
+    headers = {
+        "Content-Disposition": f"{disposition}; filename=\"{doc.filename}\"; "
+                               f"filename*=UTF-8''{quote(doc.filename)}",
+        "Content-Length": str(doc.size),
+        "ETag": f'"{doc.sha256}"',
+        "Cache-Control": "private, max-age=3600",
+    }
+    if inline:
+        headers["X-Frame-Options"] = "SAMEORIGIN"  # the viewer page embeds it
+    return StreamingResponse(store.iter_bytes(doc.sha256), media_type=doc.media_type,
+                             headers=headers)
+
+
+@router.get("/documents/{document_id}/content")
+def document_content(request: Request, session: SessionDep, viewer: CurrentViewer,
+                     document_id: int) -> Response:
+    doc, _ = _visible_doc(session, viewer, document_id)
+    return _file_response(request, doc, inline=True)
+
+
+@router.get("/documents/{document_id}/download")
+def document_download(request: Request, session: SessionDep, viewer: CurrentViewer,
+                      document_id: int) -> Response:
+    doc, app = _visible_doc(session, viewer, document_id)
+    log_access(session, viewer=viewer, doc=doc, app=app, action="download")
+    session.commit()
+    return _file_response(request, doc, inline=False)
+
+
+@router.get("/documents/{document_id}/print")
+def document_print(request: Request, session: SessionDep, viewer: CurrentViewer,
+                   document_id: int) -> Response:
+    doc, app = _visible_doc(session, viewer, document_id)
+    log_access(session, viewer=viewer, doc=doc, app=app, action="print")
+    session.commit()
+    return render(request, "dossiers/print.html", {
+        "doc": doc, "app": app, "label": _doc_label(request, doc.code)}, block=None)
+
+
+@router.get("/compare")
+def compare_page(request: Request, session: SessionDep, viewer: CurrentViewer,
+                 a: int | None = None, b: int | None = None,
+                 doc: Annotated[list[int] | None, Query()] = None) -> Response:
+    ids = [x for x in (a, b) if x is not None] or list(doc or [])
+    if len(ids) != 2:
+        raise HTTPException(status_code=422, detail="tick exactly two documents to compare")
+    (da, aa), (db_, ab) = (_visible_doc(session, viewer, i) for i in ids)
+    for d, ap in ((da, aa), (db_, ab)):
+        log_access(session, viewer=viewer, doc=d, app=ap, action="compare")
+    session.commit()
+    has_text = bool(da.text_content.strip()) and bool(db_.text_content.strip())
+    rows = compare_texts(da.text_content, db_.text_content) if has_text else []
+    return render(request, "dossiers/compare.html", {
+        "left": (da, aa), "right": (db_, ab), "rows": rows, "has_text": has_text,
+        "similarity": similarity(da.text_content, db_.text_content) if has_text else None,
+        "label": lambda code: _doc_label(request, code), "dossier_url": dossier_url,
+    })
+
+
+# Providing offices: the web form -------------------------------------------------------
+
+
+@router.get("/dossiers-new")
+def new_dossier_form(request: Request, viewer: CurrentViewer) -> Response:
+    require(viewer, "dossier.provide", viewer.office_code)
+    return render(request, "dossiers/new.html", {"error": None, "form": {}})
+
+
+@router.post("/dossiers-new")
+def new_dossier(
+    request: Request, session: SessionDep, viewer: CurrentViewer,
+    application_number: Annotated[str, Form(max_length=60)],
+    filing_date: Annotated[str, Form()],
+    publication_number: Annotated[str, Form(max_length=60)] = "",
+    publication_date: Annotated[str, Form()] = "",
+    title: Annotated[str, Form(max_length=2000)] = "",
+    applicants: Annotated[str, Form(max_length=5000)] = "",
+    ipc: Annotated[str, Form(max_length=5000)] = "",
+    priorities: Annotated[str, Form(max_length=5000)] = "",
+    pct_application_number: Annotated[str, Form(max_length=60)] = "",
+) -> Response:
+    require(viewer, "dossier.provide", viewer.office_code)
+    form = {"application_number": application_number, "filing_date": filing_date,
+            "publication_number": publication_number, "publication_date": publication_date,
+            "title": title, "applicants": applicants, "ipc": ipc, "priorities": priorities,
+            "pct_application_number": pct_application_number}
+    try:
+        prio_list = []
+        for line in priorities.splitlines():
+            if line.strip():
+                parts = line.split()
+                if len(parts) < 3:
+                    raise DossierError("one per line: OFFICE NUMBER YYYY-MM-DD", "priorities")
+                prio_list.append({"office": parts[0], "number": " ".join(parts[1:-1]),
+                                  "date": parts[-1]})
+        data = DossierIn.model_validate({
+            "office": viewer.office_code, "application_number": application_number,
+            "filing_date": filing_date, "publication_number": publication_number or None,
+            "publication_date": publication_date or None, "title": title,
+            "applicants": [a.strip() for a in applicants.splitlines() if a.strip()],
+            "ipc": [c.strip() for c in ipc.replace(";", "\n").splitlines() if c.strip()],
+            "priorities": prio_list,
+            "pct_application_number": pct_application_number or None,
+        })
+        app, _ = service.upsert_dossier(session, data=data, actor_id=viewer.user_id)
+        session.commit()
+    except DossierError as exc:
+        session.rollback()
+        return render(request, "dossiers/new.html", {"error": str(exc), "form": form},
+                      status_code=422)
+    except ValueError as exc:  # pydantic validation of dates and lengths
+        session.rollback()
+        return render(request, "dossiers/new.html",
+                      {"error": _pydantic_message(exc), "form": form}, status_code=422)
+    return RedirectResponse(dossier_url(app), status_code=303)
+
+
+def _pydantic_message(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg']}"
+    return str(exc)
+
+
+@router.post("/dossiers/{office}/{number}/documents")
+def upload_document_form(
+    request: Request, session: SessionDep, viewer: CurrentViewer, office: str, number: str,
+    file: Annotated[UploadFile, File()],
+    code: Annotated[str, Form(max_length=16)],
+    doc_date: Annotated[date, Form(alias="date")],
+    language: Annotated[str, Form(max_length=8)] = "en",
+    visibility: Annotated[str, Form(max_length=16)] = "offices",
+    offices: Annotated[str, Form(max_length=200)] = "",
+    is_translation: Annotated[bool, Form()] = False,
+) -> Response:
+    access = Access(session, viewer)
+    app = _visible_app(session, access, office, number)
+    require(viewer, "dossier.provide", app.office_code)
+    meta = service.DocumentMeta(code=code, date=doc_date, language=language,
+                                is_translation=is_translation, visibility=visibility,
+                                offices=tuple(offices.replace(",", " ").split()))
+    store = request.app.state.store
+    stored = None
+    try:
+        _, stored = service.add_document(
+            session, store, app=app, meta=meta, stream=file.file,
+            filename=file.filename or "document", registry=request.app.state.doc_types,
+            max_bytes=request.app.state.settings.max_upload_mb * 1024 * 1024,
+            actor_id=viewer.user_id)
+        session.commit()
+    except DossierError as exc:
+        session.rollback()
+        if stored:
+            store.discard(stored)
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    return RedirectResponse(dossier_url(app) + "#documents", status_code=303)
+
+
+@router.post("/dossiers/{office}/{number}/citations")
+def add_citation_form(
+    request: Request, session: SessionDep, viewer: CurrentViewer, office: str, number: str,
+    cited: Annotated[str, Form(max_length=2000)],
+    category: Annotated[str, Form(max_length=16)],
+    claims: Annotated[str, Form(max_length=200)] = "",
+    phase: Annotated[str, Form(max_length=40)] = "",
+    document_id: Annotated[str, Form()] = "",
+) -> Response:
+    access = Access(session, viewer)
+    app = _visible_app(session, access, office, number)
+    require(viewer, "dossier.provide", app.office_code)
+    try:
+        data = CitationIn(cited=cited, category=category, claims=claims, phase=phase,
+                          document_id=int(document_id) if document_id.strip() else None)
+        service.add_citation(session, app=app, data=data, actor_id=viewer.user_id)
+        session.commit()
+    except (DossierError, ValueError) as exc:
+        session.rollback()
+        raise HTTPException(status_code=422, detail=_pydantic_message(exc)) from None
+    return RedirectResponse(dossier_url(app) + "#citations", status_code=303)
