@@ -15,10 +15,11 @@ from sqlmodel import select
 from caseforum import __version__, accounts, offices
 from caseforum.config import SettingsError, load_settings
 from caseforum.db import make_engine, open_session
+from caseforum.dossiers.schemas import DossierError
 from caseforum.models import User
 from caseforum.plugin_host import PluginHost
 
-EXPECTED_ERRORS = (SettingsError, accounts.AccountError, offices.OfficeError)
+EXPECTED_ERRORS = (SettingsError, accounts.AccountError, offices.OfficeError, DossierError)
 
 
 def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -128,6 +129,30 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
     click.echo(f"CaseForum {__version__} on http://{host}:{port}/")
     uvicorn.run("caseforum.app:create_app", factory=True, host=host, port=port,
                 workers=workers, log_level="info", proxy_headers=False)
+
+
+@cli.command("import")
+@click.argument("package", type=click.Path(exists=True, dir_okay=False))
+@click.option("--office", default=None, help="refuse the package unless it is for this office")
+@pass_ctx
+@one_line_errors
+def import_cmd(ctx: Context, package: str, office: str | None) -> None:
+    """Import a bulk package (ZIP with manifest.json): all of it or nothing."""
+    from caseforum.app import build_doc_types
+    from caseforum.dossiers.packages import import_package
+    from caseforum.storage import FileStore
+
+    store = FileStore(ctx.settings.storage_dir)
+    with open(package, "rb") as stream, open_session(ctx.engine) as session:
+        summary = import_package(
+            session, store, stream=stream, office=office.upper() if office else None,
+            registry=build_doc_types(ctx.host),
+            max_bytes=ctx.settings.max_upload_mb * 1024 * 1024, actor_id=None)
+    if summary["already_imported"]:
+        click.echo(f"already imported ({summary['dossiers']} dossiers): nothing changed")
+    else:
+        click.echo(f"imported {summary['dossiers']} dossiers, {summary['documents']} "
+                   f"documents, {summary['citations']} citations for {summary['office']}")
 
 
 # users ---------------------------------------------------------------------------

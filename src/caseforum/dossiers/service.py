@@ -87,7 +87,7 @@ def upsert_dossier(
     _not_future(data.filing_date, "filing_date")
     _not_future(data.publication_date, "publication_date")
     if data.publication_date < data.filing_date:
-        raise DossierError("publication_date is before filing_date", "publication_date")
+        raise DossierError("comes before filing_date", "publication_date")
     priorities = []
     for i, p in enumerate(data.priorities):
         pn = parse_number(session, p.number, office=p.office.upper(),

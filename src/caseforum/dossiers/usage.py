@@ -6,7 +6,7 @@ import csv
 import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session, select
 
@@ -57,8 +57,9 @@ def usage(
     """
     today = utcnow().date()
     start = (today.replace(day=1) - timedelta(days=31 * (months - 1))).replace(day=1)
+    since = datetime(start.year, start.month, 1, tzinfo=UTC)
     query = select(AccessLog.at, AccessLog.office_code, AccessLog.providing_office).where(
-        AccessLog.at >= start)
+        AccessLog.at >= since)
     if action:
         query = query.where(AccessLog.action == action)
     labels = _months(start, today)

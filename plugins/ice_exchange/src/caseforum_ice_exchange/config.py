@@ -1,0 +1,95 @@
+"""Settings under ``[plugins.ice_exchange]`` and the runtime that carries them.
+
+``IceRuntime`` bundles what every ICE operation needs (database, wake-up broker,
+settings, plugin settings, transfer routes), so the web layer, the CLI and the
+delivery loop call the same functions the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from caseforum.config import Settings
+from caseforum.db import open_session
+
+PLUGIN_NAME = "ice_exchange"
+
+
+class Config(BaseModel):
+    """``[plugins.ice_exchange]`` in the settings file."""
+
+    model_config = {"extra": "forbid"}
+
+    key_encryption_secret: str | None = Field(
+        default=None, min_length=16,
+        description="protects the offices' private keys; defaults to the instance secret",
+    )
+    max_parcel_mb: int = Field(default=500, ge=1, le=10_000)
+    retry_initial_seconds: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="first wait before a failed delivery is tried again (then doubling)",
+    )
+    retry_max_seconds: float = Field(
+        default=900.0, gt=0, le=86_400, description="longest wait between delivery attempts",
+    )
+    delivery_timeout_seconds: float = Field(
+        default=120.0, gt=0, le=3600,
+        description="how long a peer may take to verify a parcel and answer",
+    )
+    poll_seconds: float = Field(
+        default=15.0, gt=0, le=3600,
+        description="how often the delivery loop looks for due retries when nothing wakes it",
+    )
+
+
+@dataclass
+class IceRuntime:
+    """Everything an ICE operation needs, made once per app or CLI run."""
+
+    engine: Engine
+    settings: Settings
+    config: Config
+    routes: dict[str, Any] = field(default_factory=dict)
+    broker: Any = None
+
+    @classmethod
+    def build(cls, *, engine: Engine, settings: Settings, plugin_config: dict[str, Any],
+              routes: list[Any], broker: Any = None) -> IceRuntime:
+        return cls(engine=engine, settings=settings, config=Config(**plugin_config),
+                   routes={r.name: r for r in routes}, broker=broker)
+
+    def session(self) -> Session:
+        return open_session(self.engine, self.broker)
+
+    @property
+    def secret(self) -> str:
+        secret = self.config.key_encryption_secret or self.settings.secret_key
+        if not secret:
+            raise RuntimeError("no key-encryption secret: set CASEFORUM_SECRET_KEY")
+        return secret
+
+    @property
+    def max_parcel_bytes(self) -> int:
+        return self.config.max_parcel_mb * 1024 * 1024
+
+    @property
+    def store(self) -> Path:
+        return self.settings.data_dir / "ice"
+
+    def parcel_dir(self, parcel_id: str) -> Path:
+        """Where a parcel's ciphertext lives; ids are validated UUIDs, never raw input."""
+        canonical = str(uuid.UUID(parcel_id))
+        return self.store / "parcels" / canonical[:2] / canonical
+
+    def new_staging_dir(self) -> Path:
+        """A private folder on the same file system as the store (so moves are renames)."""
+        folder = self.store / "staging" / uuid.uuid4().hex
+        folder.mkdir(parents=True, mode=0o700)
+        return folder
