@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.browser import screenshot
@@ -67,5 +69,5 @@ def test_examiner_finds_follows_family_compares_and_downloads(
         page.get_by_role("link", name="Download").first.click()
     download = info.value
     assert download.suggested_filename.endswith(".pdf")
-    assert open(download.path(), "rb").read(5) == b"%PDF-"
+    assert Path(download.path()).read_bytes()[:5] == b"%PDF-"
     assert page.console_errors == []

@@ -127,3 +127,8 @@ def test_python_dash_m_runs_the_same_cli(tmp_path: Path) -> None:
                           env={"CASEFORUM_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert init.returncode == 0, init.stderr
     assert "20 offices added" in init.stdout
+
+
+def test_set_roles_without_role_keeps_the_roles(run) -> None:
+    result = run("offices", "set-roles", "JP", "--no-public-access")
+    assert "JP: providing,accessing, public access off" in result.output

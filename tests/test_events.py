@@ -191,3 +191,25 @@ def test_commit_with_events_wakes_the_broker(engine) -> None:
         emit(session, kind="test.wake")
         session.commit()
     assert Counting.wakes == 1
+
+
+def test_prune_drops_only_events_older_than_the_window(engine) -> None:
+    from datetime import timedelta
+
+    from caseforum.events import oldest_event_id, prune_events
+    from caseforum.models import utcnow
+
+    with open_session(engine) as session:
+        old = emit(session, kind="test.old")
+        new = emit(session, kind="test.new")
+        session.commit()
+        old.at = utcnow() - timedelta(days=40)
+        session.add(old)
+        for e in session.exec(select(Event).where(Event.id < old.id)):
+            e.at = utcnow() - timedelta(days=41)
+            session.add(e)
+        session.commit()
+        assert prune_events(session, keep_days=30) >= 1
+        assert session.get(Event, old.id) is None
+        assert session.get(Event, new.id) is not None
+        assert oldest_event_id(session) == new.id

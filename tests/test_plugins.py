@@ -422,3 +422,40 @@ def test_hook_register_commands_adds_a_cli_command(host: PluginHost) -> None:
         host.remove("greeter")
     result = CliRunner().invoke(group, ["greet", "JP"])
     assert result.output == "hello JP\n"
+
+
+def test_plugin_with_a_misspelled_hook_is_failed_not_fatal() -> None:
+    class Typo:
+        @hookimpl
+        def register_botz(self):
+            return []
+
+    h = PluginHost()
+    h.add(Typo(), name="typo")
+    h.load(use_entry_points=False)
+    assert h.records["typo"].state == "failed"
+    assert "register_botz" in h.records["typo"].error
+    assert h.records["navigation"].state == "enabled"
+
+
+def test_plugin_with_a_wrong_argument_is_failed_not_fatal() -> None:
+    class Wrong:
+        @hookimpl
+        def extra_nav_items(self, user, colour):
+            return []
+
+    h = PluginHost()
+    record = h.add(Wrong(), name="wrong")
+    assert record.state == "failed"
+    assert "colour" in record.error
+
+
+def test_secret_settings_are_masked_on_the_admin_page(settings) -> None:
+    h = PluginHost({"ice_exchange": {"key_encryption_secret": "x" * 20}})
+    h.load()
+    app = create_app(settings, plugins=h)
+    with TestClient(app) as client:
+        login(client, "admin")
+        page = client.get("/admin/plugins").text
+    assert "x" * 20 not in page
+    assert "key_encryption_secret = ••••••" in page

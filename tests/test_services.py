@@ -119,3 +119,14 @@ def test_app_on_postgres_and_redis_audits_through_redis_wake_ups(
                                           .where(AccountAudit.kind == "account.login")).first())
             time.sleep(0.1)
     assert found
+
+
+def test_redis_broker_survives_an_unreachable_server() -> None:
+    async def scenario() -> None:
+        broker = RedisBroker("redis://127.0.0.1:1/0")  # nothing listens there
+        await broker.start()
+        await asyncio.sleep(0.3)  # the listener retries in the background
+        broker.wake()  # falls back to waking local waiters, no exception
+        await broker.stop()
+
+    asyncio.run(scenario())

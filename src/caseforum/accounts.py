@@ -94,7 +94,8 @@ def create_user(
 
 
 def set_active(session: Session, *, user: User, active: bool, actor_id: int | None) -> None:
-    """Disable or re-enable a user; disabling revokes every session and token."""
+    """Disable or re-enable a user.  Disabling ends every session at once; the
+    user's API tokens are refused while the user is disabled."""
     user.is_active = active
     session.add(user)
     if not active:

@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         AccountAuditConsumer(),
         PluginEventsConsumer(lambda event: plugins.on_event(event=event)),
     ]
-    runner = ConsumerRunner(engine, broker, consumers)
+    runner = ConsumerRunner(engine, broker, consumers, keep_days=settings.event_retention_days)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -279,7 +279,8 @@ def offices_add(ctx: Context, code: str, name: str, roles: tuple[str, ...]) -> N
 
 @offices_group.command("set-roles")
 @click.argument("code")
-@click.option("--role", "roles", multiple=True, help="providing and/or accessing; none: no role")
+@click.option("--role", "roles", multiple=True,
+              help="providing and/or accessing; 'none' for no role; omitted: roles unchanged")
 @click.option("--public-access/--no-public-access", default=None)
 @click.option("--ice-role", default=None, help="none, donor, recipient or both")
 @pass_ctx
@@ -288,7 +289,7 @@ def offices_set_roles(ctx: Context, code: str, roles: tuple[str, ...],
                       public_access: bool | None, ice_role: str | None) -> None:
     """Change an office's roles."""
     with open_session(ctx.engine) as session:
-        office = offices.set_roles(session, code=code, roles=list(roles),
+        office = offices.set_roles(session, code=code, roles=list(roles) if roles else None,
                                    public_access=public_access, ice_role=ice_role)
         session.commit()
         click.echo(f"{office.code}: {','.join(office.roles) or 'no role'}, "
@@ -323,9 +324,15 @@ def _plugin_commands() -> None:
         settings = load_settings()
     except SettingsError:
         return
+    from caseforum.app import disabled_plugins
+
     host = PluginHost(settings.plugins)
     logging.getLogger("caseforum.plugin_host").setLevel(logging.CRITICAL)
-    host.load()
+    try:
+        disabled = disabled_plugins(make_engine(settings))
+    except Exception:  # no database yet: 'init' has not run
+        disabled = set()
+    host.load(disabled=disabled)
     host.commands(cli=cli)
 
 

@@ -129,22 +129,31 @@ class RedisBroker(LocalBroker):
             self._wake_local()
 
     async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="redis-broker")
+
+    async def _listen(self) -> None:
+        """Relay wake-ups from Redis; reconnect with backoff when it goes away
+        (meanwhile consumers keep polling, so nothing is lost, only delayed)."""
         import redis.asyncio as aioredis
 
-        client = aioredis.Redis.from_url(self._url)
-        pubsub = client.pubsub()
-        await pubsub.subscribe(self.channel)
-
-        async def listen() -> None:
+        delay = 0.5
+        while True:
+            client = aioredis.Redis.from_url(self._url)
             try:
+                pubsub = client.pubsub()
+                await pubsub.subscribe(self.channel)
+                delay = 0.5
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         self._wake_local()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("Redis wake-ups unavailable (%s); retrying in %.1fs", exc, delay)
             finally:
-                await pubsub.aclose()
                 await client.aclose()
-
-        self._task = asyncio.create_task(listen(), name="redis-broker")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
 
     async def stop(self) -> None:
         if self._task:
@@ -268,16 +277,34 @@ class ConsumerRunner:
         consumers: Sequence[Consumer],
         *,
         poll_seconds: float = 2.0,
+        keep_days: int = 30,
     ) -> None:
         self.engine = engine
         self.broker = broker
         self.consumers = list(consumers)
         self.poll_seconds = poll_seconds
+        self.keep_days = keep_days
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         for consumer in self.consumers:
             self._tasks.append(asyncio.create_task(self._run(consumer), name=consumer.name))
+        self._tasks.append(asyncio.create_task(self._prune(), name="event-pruner"))
+
+    async def _prune(self) -> None:
+        """Keep the log to its window; clients older than it are told to reload."""
+        while True:
+            def once() -> int:
+                with open_session(self.engine) as session:
+                    return prune_events(session, keep_days=self.keep_days)
+
+            try:
+                removed = await anyio.to_thread.run_sync(once)
+                if removed:
+                    log.info("pruned %d events older than %d days", removed, self.keep_days)
+            except Exception:
+                log.exception("event pruning failed")
+            await asyncio.sleep(3600)
 
     async def stop(self) -> None:
         for task in self._tasks:

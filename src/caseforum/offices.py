@@ -84,14 +84,15 @@ def set_roles(
     session: Session,
     *,
     code: str,
-    roles: list[str],
+    roles: list[str] | None,
     public_access: bool | None = None,
     ice_role: str | None = None,
 ) -> Office:
     office = session.get(Office, code.strip().upper())
     if office is None:
         raise OfficeError(f"unknown office {code!r}: see 'caseforum offices list'")
-    office.providing, office.accessing = parse_roles(roles)
+    if roles is not None:  # None: keep the roles, change only what else was given
+        office.providing, office.accessing = parse_roles(roles)
     if public_access is not None:
         office.public_access = public_access
     if ice_role is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from caseforum import PROJECT, __version__, hookspecs
 
 log = logging.getLogger(__name__)
+SECRET_WORDS = re.compile(r"secret|password|token|key", re.IGNORECASE)
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "caseforum.plugins.navigation",
@@ -56,6 +58,12 @@ class PluginRecord:
             if callable(getattr(self.module, n, None))
             and hasattr(getattr(self.module, n), f"{PROJECT}_impl")
         )
+
+    @property
+    def public_config(self) -> dict[str, Any]:
+        """The configuration with secrets masked, for the admin page."""
+        return {k: "••••••" if v and SECRET_WORDS.search(k) else v
+                for k, v in self.config.items()}
 
     @property
     def healthy(self) -> bool:
@@ -106,7 +114,21 @@ class PluginHost:
                 continue
             self.add(module, name=name, source="built-in", version=__version__,
                      enabled=name not in off)
-        self.pm.check_pending()
+        self._check_pending()
+
+    def _check_pending(self) -> None:
+        """``check_pending``, but a plugin implementing an unknown hook is
+        marked failed and left out instead of stopping the application."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            name = self.pm.get_name(exc.plugin) if exc.plugin is not None else None
+            if name is None or name not in self.records:
+                raise
+            record = self.records[name]
+            self.pm.unregister(name=name)
+            self._fail(name, record.source, record.version, f"invalid hook: {exc}")
+            self._check_pending()
 
     def add(
         self,
@@ -128,7 +150,11 @@ class PluginHost:
             return self._fail(name, source, version, str(exc), module=module)
         self.records[name] = record
         if enabled:
-            self.pm.register(module, name=name)
+            try:
+                self.pm.register(module, name=name)
+            except pluggy.PluginValidationError as exc:
+                del self.records[name]
+                return self._fail(name, source, version, f"invalid hook: {exc}")
         else:
             record.state = "disabled"
         return record

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from . import __version__, inbox, keys
 from .config import IceRuntime
-from .errors import DeliveryError, IceError, Refused
+from .errors import DeliveryError, Refused
 from .inbox import Envelope, SignedReceipt
 from .models import IcePeer
 
@@ -142,5 +142,3 @@ def _interpret(status: int, body: bytes, url: str) -> SignedReceipt:
 def all_routes() -> list[Any]:
     return [HostedRoute(), WebserviceRoute()]
 
-
-__all__ = ["HostedRoute", "IceError", "WebserviceRoute", "all_routes"]
