@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from caseforum.app import create_app
+from caseforum.app import build_doc_types, create_app
 from caseforum.config import Settings, load_settings
 from caseforum.db import make_engine, open_session
 from caseforum.plugin_host import PluginHost
@@ -42,23 +42,26 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One initialised database with demo users, copied for each test (fast)."""
+    """One initialised database with the demo users and dossiers, copied for each test
+    (fast)."""
     folder = tmp_path_factory.mktemp("template")
     settings = Settings(data_dir=folder, secret_key="t" * 32)
     engine = make_engine(settings)
     host = PluginHost()
     host.load()
     init_database(engine, host)
-    load_demo(engine)
+    load_demo(engine, storage_dir=settings.storage_dir, doc_types=build_doc_types(host))
     engine.dispose()
     return folder / "caseforum.db"
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path, template_db: Path) -> Path:
+    """The template database and its document files, copied for one test."""
     folder = tmp_path / "data"
     folder.mkdir()
     shutil.copy(template_db, folder / "caseforum.db")
+    shutil.copytree(template_db.parent / "files", folder / "files")
     return folder
 
 

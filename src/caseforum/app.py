@@ -27,16 +27,35 @@ from caseforum.events import (
     PluginEventsConsumer,
     make_broker,
 )
-from caseforum.models import PluginState
+from caseforum.forum.hub import Hub
+from caseforum.forum.notify import Notifier
+from caseforum.models import Event, PluginState
 from caseforum.plugin_host import PluginHost
 from caseforum.storage import FileStore
-from caseforum.web import admin, api, auth_pages, dossier_api, dossier_pages, pages, stats_pages
+from caseforum.web import (
+    admin,
+    api,
+    auth_pages,
+    dossier_api,
+    dossier_pages,
+    forum_api,
+    forum_pages,
+    pages,
+    stats_pages,
+    ws,
+)
 from caseforum.web.deps import load_viewer
 from caseforum.web.security import SecurityHeadersMiddleware, verify_csrf
 from caseforum.web.templating import make_environment, render
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
+
+
+def latest_event_id(engine: Any) -> int:
+    """Where a page's live socket starts: it was rendered with everything before."""
+    with open_session(engine) as session:
+        return session.exec(select(Event.id).order_by(Event.id.desc()).limit(1)).first() or 0
 
 
 def disabled_plugins(engine: Any) -> set[str]:
@@ -77,6 +96,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     consumers: list[Consumer] = [
         AccountAuditConsumer(),
         PluginEventsConsumer(lambda event: plugins.on_event(event=event)),
+        Notifier(engine, plugins.notification_channels),
     ]
     runner = ConsumerRunner(engine, broker, consumers, keep_days=settings.event_retention_days)
 
@@ -85,11 +105,13 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         await broker.start()
         if settings.run_consumers:
             await runner.start()
+        await app.state.hub.start()
         plugins.startup(app=app)
         try:
             yield
         finally:
             plugins.shutdown(app=app)
+            await app.state.hub.stop()
             await runner.stop()
             await broker.stop()
             engine.dispose()
@@ -110,6 +132,8 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.state.consumers = runner
     app.state.templates = make_environment(plugins.template_dirs())
     app.state.store = FileStore(settings.storage_dir)
+    app.state.hub = Hub(engine, broker, plugins, app.state.templates)
+    app.state.latest_event_id = lambda: latest_event_id(engine)
     app.state.doc_types = build_doc_types(plugins)
 
     app.add_middleware(SecurityHeadersMiddleware)
@@ -118,7 +142,8 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         app.mount(f"/plugins/{name}/static", StaticFiles(directory=folder), name=f"{name}-static")
 
     for router in (auth_pages.router, pages.router, admin.router, api.router,
-                   dossier_pages.router, dossier_api.router, stats_pages.router):
+                   dossier_pages.router, dossier_api.router, stats_pages.router,
+                   forum_pages.router, forum_api.router, ws.router):
         app.include_router(router)
     for name, router in plugins.routes():
         app.include_router(router, dependencies=[plugin_gate(plugins, name)])

@@ -245,3 +245,99 @@ def _stats_view(viewer: Viewer, office_code: Any) -> bool:
     return _is(viewer, Role.office_admin) and (
         office_code is None or office_code == viewer.office_code
     )
+
+
+# Forum rules ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CategoryTarget:
+    """``offices`` empty: every participating office."""
+
+    offices: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ThreadTarget:
+    category: CategoryTarget | None  # None: a private conversation
+    is_private: bool = False
+    participants: frozenset[int] = frozenset()
+    locked: bool = False
+    author_id: int | None = None
+
+
+@dataclass(frozen=True)
+class PostTarget:
+    thread: ThreadTarget
+    author_id: int
+    hidden: bool = False
+
+
+def _moderator(viewer: Viewer) -> bool:
+    return _is(viewer, Role.platform_admin, Role.office_admin)
+
+
+@rule("forum.view", scope="forum")
+def _forum_view(viewer: Viewer, obj: Any) -> bool:
+    return viewer.is_authenticated
+
+
+@rule("category.view", scope="forum")
+def _category_view(viewer: Viewer, category: CategoryTarget) -> bool:
+    if not viewer.is_authenticated:
+        return False
+    if _is(viewer, Role.platform_admin) or not category.offices:
+        return True
+    return viewer.office_code in category.offices
+
+
+@rule("category.create", scope="forum")
+def _category_create(viewer: Viewer, obj: Any) -> bool:
+    return _is(viewer, Role.platform_admin)
+
+
+@rule("thread.view", scope="forum")
+def _thread_view(viewer: Viewer, thread: ThreadTarget) -> bool:
+    if not viewer.is_authenticated:
+        return False
+    if thread.is_private:
+        return viewer.user_id in thread.participants
+    return thread.category is not None and _category_view(viewer, thread.category)
+
+
+@rule("thread.create", scope="forum")
+def _thread_create(viewer: Viewer, category: CategoryTarget) -> bool:
+    return _category_view(viewer, category) and not _is(viewer, Role.bot)
+
+
+@rule("post.create", scope="forum")
+def _post_create(viewer: Viewer, thread: ThreadTarget) -> bool:
+    if not _thread_view(viewer, thread):
+        return False
+    return not thread.locked or _moderator(viewer)
+
+
+@rule("post.edit", scope="forum")
+def _post_edit(viewer: Viewer, post: PostTarget) -> bool:
+    """Authors edit their own posts while the thread is open."""
+    return (_thread_view(viewer, post.thread) and post.author_id == viewer.user_id
+            and not post.thread.locked and not post.hidden)
+
+
+@rule("post.react", scope="forum")
+def _post_react(viewer: Viewer, post: PostTarget) -> bool:
+    return _thread_view(viewer, post.thread) and not post.hidden and not _is(viewer, Role.bot)
+
+
+@rule("post.flag", scope="forum")
+def _post_flag(viewer: Viewer, post: PostTarget) -> bool:
+    return _thread_view(viewer, post.thread) and post.author_id != viewer.user_id
+
+
+@rule("forum.moderate", scope="forum")
+def _forum_moderate(viewer: Viewer, thread: ThreadTarget | None) -> bool:
+    """Hide posts, lock and pin threads, review flags (never private conversations
+    the moderator is not part of)."""
+    if not _moderator(viewer):
+        return False
+    return thread is None or _thread_view(viewer, thread)

@@ -100,14 +100,19 @@ def init(ctx: Context) -> None:
 @one_line_errors
 def demo(ctx: Context) -> None:
     """Add demo accounts and content (safe to repeat)."""
+    from caseforum.app import build_doc_types
+    from caseforum.demo_dossiers import DEMO_START
     from caseforum.setup_db import DEMO_PASSWORD, DEMO_USERS, init_database, load_demo
 
     init_database(ctx.engine, ctx.host)
-    created = load_demo(ctx.engine)
+    created = load_demo(ctx.engine, storage_dir=ctx.settings.storage_dir,
+                        doc_types=build_doc_types(ctx.host))
     click.echo(f"demo data ready ({len(created)} accounts added)")
     click.echo(f"demo log-ins (password: {DEMO_PASSWORD}):")
     for username, office, role, _ in DEMO_USERS:
         click.echo(f"  {username:<14} {office}  {role}")
+    click.echo("demo dossiers to start with: "
+               + ", ".join(f"/dossiers/{office}/{number}" for office, number in DEMO_START))
 
 
 @cli.command()

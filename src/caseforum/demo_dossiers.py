@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import io
 import logging
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -36,6 +38,9 @@ from caseforum.dossiers.schemas import CitationIn, DossierIn, PriorityIn
 from caseforum.models import Application, Citation, Document
 from caseforum.numbers import parse_application_number
 from caseforum.storage import FileStore, StoredFile, safe_filename
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 log = logging.getLogger(__name__)
 
@@ -188,15 +193,18 @@ F1_PRIOR_ART = {
             "unusually high Li+ mobility, Angew. Chem. Int. Ed. 47 (2008) 755-758"),
 }
 
-F1_JP_CLAIMS_JA = """\
-【書類名】特許請求の範囲
-【請求項1】
-リチウム、リン、硫黄及びハロゲンを含み、アルジロダイト型結晶構造を有する硫化物固体電解質であって、リンに対するハロゲンのモル比（X/P）が1.0以上2.0以下である、硫化物固体電解質。
-【請求項2】
-前記ハロゲンが塩素及び臭素を含む、請求項1に記載の硫化物固体電解質。
-【請求項3】
-塩素及び臭素の合計に対する臭素のモル比（Br/(Cl+Br)）が0.1以上0.5以下である、請求項2に記載の硫化物固体電解質。
-"""
+F1_JP_CLAIMS_JA = "\n".join((
+    "【書類名】特許請求の範囲",
+    "【請求項1】",
+    "リチウム、リン、硫黄及びハロゲンを含み、アルジロダイト型結晶構造を有する"
+    "硫化物固体電解質であって、リンに対するハロゲンのモル比（X/P）が1.0以上2.0以下"
+    "である、硫化物固体電解質。",
+    "【請求項2】",
+    "前記ハロゲンが塩素及び臭素を含む、請求項1に記載の硫化物固体電解質。",
+    "【請求項3】",
+    "塩素及び臭素の合計に対する臭素のモル比（Br/(Cl+Br)）が0.1以上0.5以下である、"
+    "請求項2に記載の硫化物固体電解質。",
+))
 
 
 def _family_sulfide() -> list[DemoDossier]:
@@ -295,8 +303,9 @@ def _family_sulfide() -> list[DemoDossier]:
             DemoCite(a["NPL"], "A", "1-8", "international search", "isr.pdf"),
         ),
     )
-    national = {"filing_date": "2020-03-05", "title": F1_TITLE, "applicants": F1_APPLICANTS,
-                "ipc": F1_IPC, "cpc": F1_CPC, "priorities": (F1_PRIORITY,), "pct": F1_PCT}
+    national: dict[str, Any] = {
+        "filing_date": "2020-03-05", "title": F1_TITLE, "applicants": F1_APPLICANTS,
+        "ipc": F1_IPC, "cpc": F1_CPC, "priorities": (F1_PRIORITY,), "pct": F1_PCT}
     us_changes: dict[int, str | None] = {
         1: F1_CLAIM1_NARROW,
         2: None,
@@ -308,7 +317,7 @@ def _family_sulfide() -> list[DemoDossier]:
     }
     us = DemoDossier(
         office="US", number="17/436,205", publication_number="US 2022/0173429 A1",
-        publication_date="2022-06-02", **national,  # type: ignore[arg-type]
+        publication_date="2022-06-02", **national,
         docs=(
             DemoDoc("claims.pdf", "CLM", "2021-09-03", "Claims (national stage, 35 U.S.C. 371)",
                     numbered(F1_CLAIMS)),
@@ -365,7 +374,7 @@ def _family_sulfide() -> list[DemoDossier]:
     cn_claims = [F1_CLAIM1_NARROW] + F1_JP_ALLOWED[1:]
     cn = DemoDossier(
         office="CN", number="202080019375.4", publication_number="CN 113543158 A",
-        publication_date="2021-10-22", **national,  # type: ignore[arg-type]
+        publication_date="2021-10-22", **national,
         docs=(
             DemoDoc("search-report.pdf", "SRPT", "2022-03-18", "Search report",
                     "Classification: H01M 10/0562 (2010.01) I\n"
@@ -399,7 +408,7 @@ def _family_sulfide() -> list[DemoDossier]:
     )
     kr = DemoDossier(
         office="KR", number="10-2021-7028846", publication_number="KR 10-2021-0129113 A",
-        publication_date="2021-10-27", **national,  # type: ignore[arg-type]
+        publication_date="2021-10-27", **national,
         docs=(
             DemoDoc("pph-request.pdf", "PPH", "2021-11-15",
                     "Request for accelerated examination under the PPH",
@@ -434,7 +443,7 @@ def _family_sulfide() -> list[DemoDossier]:
     )
     au = DemoDossier(
         office="AU", number="2020231647", publication_number="AU 2020231647 A1",
-        publication_date="2021-09-30", **national,  # type: ignore[arg-type]
+        publication_date="2021-09-30", **national,
         docs=(
             DemoDoc("examination-report-1.txt", "EXRP", "2022-05-24",
                     "Examination report No. 1 for your standard patent application",
@@ -458,7 +467,7 @@ def _family_sulfide() -> list[DemoDossier]:
     )
     gb = DemoDossier(
         office="GB", number="2113871.2", publication_number="GB 2596240 A",
-        publication_date="2021-12-22", **national,  # type: ignore[arg-type]
+        publication_date="2021-12-22", **national,
         docs=(
             DemoDoc("examination-report.txt", "EXRP", "2022-08-16",
                     "Examination report under section 18(3)",
@@ -514,14 +523,14 @@ F2_NPL = ("M. Schreiber et al., LaneLoc: lane marking based localization using h
 
 
 def _family_lanes() -> list[DemoDossier]:
-    common = {"title": F2_TITLE,
+    common: dict[str, Any] = {"title": F2_TITLE,
               "applicants": ("Hangzhou Lianxin Intelligent Technology Co., Ltd.",),
               "ipc": ("G01C 21/30", "G06V 20/56", "G01S 19/48"),
               "cpc": ("G01C 21/30", "G06V 20/588")}
     cn = DemoDossier(
         office="CN", number="201910738254.X", filing_date="2019-08-12",
         publication_number="CN 110440792 A", publication_date="2019-11-12",
-        **common,  # type: ignore[arg-type]
+        **common,
         docs=(
             DemoDoc("claims.pdf", "CLM", "2019-08-12", "Claims", numbered(F2_CLAIMS),
                     translated_from="zh"),
@@ -556,7 +565,7 @@ def _family_lanes() -> list[DemoDossier]:
     us = DemoDossier(
         office="US", number="16/991,574", filing_date="2020-08-12",
         publication_number="US 2021/0048163 A1", publication_date="2021-02-18",
-        priorities=(("CN", "201910738254.X", "2019-08-12"),), **common,  # type: ignore[arg-type]
+        priorities=(("CN", "201910738254.X", "2019-08-12"),), **common,
         docs=(
             DemoDoc("claims.pdf", "CLM", "2020-08-12", "Claims as filed", numbered(F2_CLAIMS)),
             DemoDoc("pph-request.pdf", "PPH", "2021-03-02",
@@ -632,21 +641,25 @@ F3_CLAIM1_AMENDED = F3_CLAIMS[0].replace(
     "wherein no thin-film transistor is located in the transmission areas, and the pixels "
     "of the second region are driven by pixel circuits located in the first region and "
     "connected to them by transparent wirings.")
-F3_KR_CLAIMS_KO = """\
-【청구항 1】
-기판; 제1 밀도로 화소가 배열된 제1 영역과, 카메라 모듈과 중첩되며 상기 제1 밀도보다 낮은 제2 밀도로 화소가 배열된 제2 영역을 포함하는 표시 영역; 및 상기 제2 영역의 화소들 사이에 위치하는 투과 영역을 포함하고, 상기 투과 영역에는 박막 트랜지스터가 배치되지 않는, 표시 패널.
-【청구항 2】
-제1항에 있어서, 상기 제2 영역의 화소들은 상기 제1 영역에 위치하는 화소 회로에 의해 구동되고 투명 배선으로 연결되는, 표시 패널.
-"""
+F3_KR_CLAIMS_KO = "\n".join((
+    "【청구항 1】",
+    "기판; 제1 밀도로 화소가 배열된 제1 영역과, 카메라 모듈과 중첩되며 상기 제1 밀도보다 "
+    "낮은 제2 밀도로 화소가 배열된 제2 영역을 포함하는 표시 영역; 및 상기 제2 영역의 "
+    "화소들 사이에 위치하는 투과 영역을 포함하고, 상기 투과 영역에는 박막 트랜지스터가 "
+    "배치되지 않는, 표시 패널.",
+    "【청구항 2】",
+    "제1항에 있어서, 상기 제2 영역의 화소들은 상기 제1 영역에 위치하는 화소 회로에 "
+    "의해 구동되고 투명 배선으로 연결되는, 표시 패널.",
+))
 
 
 def _family_display() -> list[DemoDossier]:
-    common = {"title": F3_TITLE, "applicants": ("Hanbit Display Co., Ltd.",),
+    common: dict[str, Any] = {"title": F3_TITLE, "applicants": ("Hanbit Display Co., Ltd.",),
               "ipc": ("H10K 59/65", "G09F 9/30", "H04N 23/57")}
     kr = DemoDossier(
         office="KR", number="10-2020-0086143", filing_date="2020-07-13",
         publication_number="KR 10-2022-0008052 A", publication_date="2022-01-20",
-        **common,  # type: ignore[arg-type]
+        **common,
         docs=(
             DemoDoc("claims-ko.txt", "CLM", "2020-07-13", "Claims (original)",
                     F3_KR_CLAIMS_KO, fmt="text", language="ko"),
@@ -682,7 +695,7 @@ def _family_display() -> list[DemoDossier]:
     jp = DemoDossier(
         office="JP", number="2021-114628", filing_date="2021-07-09",
         publication_number="JP 2022-017219 A", publication_date="2022-01-25",
-        priorities=(("KR", "10-2020-0086143", "2020-07-13"),), **common,  # type: ignore[arg-type]
+        priorities=(("KR", "10-2020-0086143", "2020-07-13"),), **common,
         docs=(
             DemoDoc("claims-en.pdf", "CLM", "2021-07-09", "Claims", numbered(F3_CLAIMS),
                     translated_from="ja"),
@@ -743,12 +756,12 @@ F4_ART = ("AU 2016100925 A4", "US 2017/0202189 A1", "GB 2551380 A",
 
 
 def _family_trough() -> list[DemoDossier]:
-    common = {"title": F4_TITLE, "applicants": ("Outback Sensing Pty Ltd",),
+    common: dict[str, Any] = {"title": F4_TITLE, "applicants": ("Outback Sensing Pty Ltd",),
               "ipc": ("A01K 7/02", "G01F 23/296", "H04W 4/38")}
     au = DemoDossier(
         office="AU", number="2019283742", filing_date="2019-12-18",
         publication_number="AU 2019283742 A1", publication_date="2021-06-24",
-        **common,  # type: ignore[arg-type]
+        **common,
         docs=(
             DemoDoc("claims.pdf", "CLM", "2019-12-18", "Claims", numbered(F4_CLAIMS)),
             DemoDoc("examination-report-1.txt", "EXRP", "2021-09-02",
@@ -772,7 +785,7 @@ def _family_trough() -> list[DemoDossier]:
     gb = DemoDossier(
         office="GB", number="2019874.9", filing_date="2020-12-16",
         publication_number="GB 2590521 A", publication_date="2021-06-30",
-        priorities=(("AU", "2019283742", "2019-12-18"),), **common,  # type: ignore[arg-type]
+        priorities=(("AU", "2019283742", "2019-12-18"),), **common,
         docs=(
             DemoDoc("claims.pdf", "CLM", "2020-12-16", "Claims as filed", numbered(F4_CLAIMS)),
             DemoDoc("search-report.pdf", "SRPT", "2021-05-27",
@@ -808,13 +821,17 @@ def _family_trough() -> list[DemoDossier]:
     return [au, gb]
 
 
+def demo_families() -> list[list[DemoDossier]]:
+    """The demo families, each with its priority filing first."""
+    return [_family_sulfide(), _family_lanes(), _family_display(), _family_trough()]
+
+
 def demo_dossiers() -> list[DemoDossier]:
-    """Every demo dossier, priority filings before the filings that claim them."""
-    return _family_sulfide() + _family_lanes() + _family_display() + _family_trough()
+    return [dossier for family in demo_families() for dossier in family]
 
 
-#: Dossiers worth opening first (office, number) - printed by ``caseforum demo``.
-DEMO_START = (("JP", "2019-041872"), ("US", "16/991,574"), ("KR", "10-2020-0086143"))
+#: Dossiers worth opening first (office, normalised number), printed by ``caseforum demo``.
+DEMO_START = (("JP", "2019041872"), ("US", "16991574"), ("KR", "1020200086143"))
 
 
 # Rendering -----------------------------------------------------------------------------
@@ -830,27 +847,46 @@ def _header(dossier: DemoDossier, doc: DemoDoc) -> list[str]:
     return lines
 
 
+def _wrap(pdf: FPDF, text: str, width: float) -> list[str]:
+    """Wrap by character count, narrowing until every line fits: much cheaper
+    than fpdf2's per-glyph ``multi_cell`` and just as readable."""
+    chars = int(width / (pdf.font_size * 0.5)) + 4
+    while True:
+        lines = textwrap.wrap(text, chars, break_on_hyphens=False) or [""]
+        if chars <= 20 or all(pdf.get_string_width(line) <= width for line in lines):
+            return lines
+        chars -= 3
+
+
 def render_pdf(header: list[str], heading: str, body: str) -> bytes:
-    """A one-to-few page PDF with a real text layer (fpdf2 core font, Latin-1)."""
+    """A PDF of one or a few pages with a real text layer (fpdf2 core font, Latin-1)."""
     from fpdf import FPDF
 
-    pdf = FPDF(format="A4")
+    margin, line_mm = 20.0, 5.2
+    pdf = FPDF(format="A4", unit="mm")
     pdf.set_creation_date(PDF_DATE)
     pdf.set_creator("CaseForum demo data")
-    pdf.set_margins(20, 18, 20)
+    pdf.set_auto_page_break(False)
+    width = pdf.w - 2 * margin
+    y = margin
+
+    def write(lines: list[str], size: float, style: str = "", gap: float = 0.0) -> None:
+        nonlocal y
+        pdf.set_font("helvetica", style=style, size=size)
+        for text in lines:
+            for line in _wrap(pdf, text, width) if text.strip() else [""]:
+                if y + line_mm > pdf.h - margin:
+                    pdf.add_page()
+                    y = margin
+                y += line_mm * size / 10
+                pdf.text(margin, y, line)
+            y += gap
+
     pdf.add_page()
-    pdf.set_font("helvetica", size=9)
-    for line in header:
-        pdf.cell(0, 5, line, new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(4)
-    pdf.set_font("helvetica", style="B", size=13)
-    pdf.multi_cell(0, 7, heading, new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(2)
-    pdf.set_font("helvetica", size=10.5)
-    for paragraph in body.split("\n"):
-        if paragraph.strip():
-            pdf.multi_cell(0, 5.5, paragraph, new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(1.5)
+    write(header, 9)
+    y += 4
+    write([heading], 13, "B", 2)
+    write(body.split("\n"), 10, gap=1.5)
     return bytes(pdf.output())
 
 

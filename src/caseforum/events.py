@@ -188,6 +188,9 @@ class Consumer(ABC):
     def handle(self, session: Session, event: Event) -> None:
         """Act on one event; runs in the transaction that moves the cursor."""
 
+    def after_commit(self) -> None:  # noqa: B027  (optional hook, empty by default)
+        """Called after each committed event: side effects outside the database."""
+
 
 def _cursor(session: Session, name: str, *, lock: bool = False) -> ConsumerCursor:
     """Read a consumer's cursor; ``lock`` holds it until the transaction ends.
@@ -243,11 +246,16 @@ def _handle_one(consumer: Consumer, engine: Engine, broker: Any, event: Event) -
             cursor.updated_at = utcnow()
             session.add(cursor)
             session.commit()
-            return True
         except Exception as exc:
             session.rollback()
             log.exception("consumer %s failed on event %s", consumer.name, event.id)
             return _record_failure(consumer, engine, event, exc)
+    try:
+        consumer.after_commit()
+    except Exception:
+        log.exception("consumer %s: after-commit step failed on event %s",
+                      consumer.name, event.id)
+    return True
 
 
 def _record_failure(consumer: Consumer, engine: Engine, event: Event, exc: Exception) -> bool:

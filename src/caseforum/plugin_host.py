@@ -32,6 +32,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "caseforum.plugins.navigation",
     "caseforum.plugins.numbering",
     "caseforum.plugins.document_types",
+    "caseforum.plugins.dossier_cards",
 )
 
 

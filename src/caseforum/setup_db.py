@@ -1,15 +1,21 @@
-"""``caseforum init``: schema, reference offices; ``caseforum demo``: demo data."""
+"""``caseforum init``: schema, reference offices; ``caseforum demo``: demo accounts and
+dossiers."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from caseforum import accounts, schema
 from caseforum.db import open_session
+from caseforum.demo_dossiers import load_demo_dossiers
+from caseforum.doccodes import DocTypeRegistry
 from caseforum.models import User
 from caseforum.offices import seed_reference_offices
 from caseforum.plugin_host import PluginHost
+from caseforum.storage import FileStore
 
 DEMO_PASSWORD = "caseforum-demo"
 DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
@@ -35,8 +41,16 @@ def init_database(engine: Engine, host: PluginHost) -> int:
     return added
 
 
-def load_demo(engine: Engine) -> list[tuple[str, str, str]]:
-    """Add the demo accounts that are missing; returns (username, office, role)."""
+def load_demo(
+    engine: Engine, *, storage_dir: Path | None = None, doc_types: DocTypeRegistry | None = None
+) -> list[tuple[str, str, str]]:
+    """Add the demo accounts that are missing; returns (username, office, role).
+
+    With ``storage_dir`` (the settings' ``storage_dir``, where the documents
+    live) it also adds the missing parts of the demo dossiers, so that a fresh
+    install shows families, citations and documents.  ``doc_types`` is the code
+    list in force (the built-in one when not given).
+    """
     created = []
     with open_session(engine) as session:
         for username, office, role, name in DEMO_USERS:
@@ -46,4 +60,7 @@ def load_demo(engine: Engine) -> list[tuple[str, str, str]]:
                                  password=DEMO_PASSWORD, display_name=name)
             created.append((username, office, role))
         session.commit()
+    if storage_dir is not None:
+        load_demo_dossiers(engine, FileStore(storage_dir),
+                           doc_types or DocTypeRegistry.with_defaults())
     return created

@@ -15,10 +15,38 @@ from caseforum.models.dossier import (
     Visibility,
 )
 from caseforum.models.events import AccountAudit, ConsumerCursor, Event
+from caseforum.models.forum import (
+    BotRun,
+    Category,
+    Flag,
+    Mention,
+    Notification,
+    OfficeGroup,
+    Post,
+    PostRevision,
+    Reaction,
+    ReadState,
+    Reference,
+    Thread,
+    ThreadParticipant,
+)
 from caseforum.models.office import Office
 from caseforum.models.plugin_state import PluginState
 
 __all__ = [
+    "BotRun",
+    "Category",
+    "Flag",
+    "Mention",
+    "Notification",
+    "OfficeGroup",
+    "Post",
+    "PostRevision",
+    "Reaction",
+    "ReadState",
+    "Reference",
+    "Thread",
+    "ThreadParticipant",
     "AccessLog",
     "Application",
     "Citation",

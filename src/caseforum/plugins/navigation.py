@@ -10,6 +10,8 @@ from caseforum.authz import ANONYMOUS, can
 def extra_nav_items(user: Any) -> list[dict[str, str]]:
     viewer = user or ANONYMOUS
     items = [{"label": "Home", "href": "/"}, {"label": "Dossiers", "href": "/dossiers"}]
+    if can(viewer, "forum.view"):
+        items.append({"label": "Forum", "href": "/forum"})
     if can(viewer, "stats.view", None):
         items.append({"label": "Statistics", "href": "/stats"})
     if can(viewer, "admin.view"):

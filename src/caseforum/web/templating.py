@@ -11,6 +11,8 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from jinja2_fragments import render_block
 
 from caseforum import __version__
+from caseforum.authz import can
+from caseforum.forum.targets import post_target
 from caseforum.web.security import csrf_token
 
 CORE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -24,9 +26,26 @@ def make_environment(extra_dirs: list[Path]) -> Environment:
         lstrip_blocks=True,
     )
     env.globals["version"] = __version__
+    env.globals["post_target"] = post_target
+    env.globals["can"] = can
     env.filters["isodate"] = lambda d: d.strftime("%Y-%m-%d") if d else ""
     env.filters["isotime"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else ""
     return env
+
+
+def unread_notifications(request: Request) -> int:
+    user = getattr(request.state, "user", None)
+    if user is None:
+        return 0
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from caseforum.db import open_session
+    from caseforum.models import Notification
+
+    with open_session(request.app.state.engine) as session:
+        return session.exec(select(func.count()).select_from(Notification).where(
+            Notification.user_id == user.id, Notification.read_at.is_(None))).one()
 
 
 def is_htmx(request: Request) -> bool:
@@ -60,6 +79,8 @@ def render(
         "csrf_token": csrf_token(request),
         "nav_items": state.plugins.nav_items(user=viewer),
         "path": request.url.path,
+        "live_after": state.latest_event_id,
+        "bell_count": lambda: unread_notifications(request),
     }
     ctx.update(context or {})
     env: Environment = state.templates

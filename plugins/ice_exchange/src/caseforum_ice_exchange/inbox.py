@@ -181,7 +181,8 @@ def _check_exchange(session: Session, manifest: Manifest, *, via: str) -> IceExc
     return exchange
 
 
-def _check_replay(session: Session, manifest: Manifest, digest: str, *, via: str) -> IceParcel | None:
+def _check_replay(session: Session, manifest: Manifest, digest: str, *,
+                  via: str) -> IceParcel | None:
     """A parcel id seen before is a replay; the honest sender's retry gets its receipt back."""
     existing = session.get(IceParcel, manifest.parcel_id)
     if existing is None:

@@ -74,6 +74,8 @@ def generate_keys(session: Session, *, office_code: str, secret: str,
         kek_salt=_b64(salt),
     )
     session.add(row)
+    with _CACHE_LOCK:  # the KEK was just derived: spare the first use a second derivation
+        _UNWRAPPED[_cache_key(row, secret)] = keys
     append_audit(session, chain=office.code, action="keys.generated", actor=actor,
                  detail=f"encryption {keys.encryption_fingerprint}, "
                         f"signing {keys.signing_fingerprint}")
@@ -89,6 +91,11 @@ def is_local(session: Session, office_code: str) -> bool:
     return session.get(IceOfficeKey, office_code) is not None
 
 
+def _cache_key(row: IceOfficeKey, secret: str) -> tuple[str, str]:
+    blob_digest = hashlib.sha256((row.wrapped_private + row.kek_salt).encode()).hexdigest()
+    return blob_digest, hashlib.sha256(secret.encode()).hexdigest()
+
+
 def private_keys(session: Session, *, office_code: str, secret: str) -> crypto.OfficeKeys:
     """Unwrap an office's private keys (cached per process)."""
     row = session.get(IceOfficeKey, office_code)
@@ -96,8 +103,7 @@ def private_keys(session: Session, *, office_code: str, secret: str) -> crypto.O
         raise IceError(f"office {office_code} has no keys on this instance: "
                        f"run 'caseforum keys generate --office {office_code}'",
                        code="no_keys", status=409)
-    blob_digest = hashlib.sha256((row.wrapped_private + row.kek_salt).encode()).hexdigest()
-    cache_key = (blob_digest, hashlib.sha256(secret.encode()).hexdigest())
+    cache_key = _cache_key(row, secret)
     with _CACHE_LOCK:
         cached = _UNWRAPPED.get(cache_key)
     if cached is not None:

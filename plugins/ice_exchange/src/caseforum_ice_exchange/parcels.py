@@ -96,7 +96,7 @@ class Manifest(BaseModel):
     sender: str = Field(pattern=r"^[A-Z]{2}$")
     recipient: str = Field(pattern=r"^[A-Z]{2}$")
     sequence: int = Field(ge=1, le=1_000_000_000)
-    created_at: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+    created_at: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
     sent_by: str = Field(max_length=120)
     request: RequestInfo | None
     note: FileEntry | None
@@ -116,7 +116,7 @@ class Manifest(BaseModel):
 
     @property
     def created(self) -> datetime:
-        return datetime.strptime(self.created_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        return parse_time(self.created_at)
 
 
 def parse_manifest(raw: Any) -> Manifest:
@@ -147,8 +147,14 @@ def parse_manifest(raw: Any) -> Manifest:
     return manifest
 
 
-def now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def time_text(moment: datetime) -> str:
+    """Manifest time: UTC with microseconds, so parcels sort the same on both sides."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    layout = "%Y-%m-%dT%H:%M:%S.%fZ" if "." in text else "%Y-%m-%dT%H:%M:%SZ"
+    return datetime.strptime(text, layout).replace(tzinfo=UTC)
 
 
 # ------------------------------------------------------------------------- uploads
@@ -342,7 +348,9 @@ def verify_parts(manifest: Manifest, parts: dict[str, Opener],
             except crypto.TamperedError as exc:
                 raise Refused(f"file {entry.name!r} was altered in transit or storage: {exc}",
                               code="tampered") from None
-        if reader.size != entry.ciphertext_size or reader.sha.hexdigest() != entry.ciphertext_sha256:
+        ciphertext_ok = (reader.size == entry.ciphertext_size
+                         and reader.sha.hexdigest() == entry.ciphertext_sha256)
+        if not ciphertext_ok:
             raise Refused(f"file {entry.name!r}: the ciphertext does not match the manifest",
                           code="tampered")
         if digest.size != entry.size or digest.sha256 != entry.sha256:

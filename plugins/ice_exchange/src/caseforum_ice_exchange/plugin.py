@@ -1,19 +1,75 @@
 """Plugin entry point (group ``caseforum``): settings under ``plugins.ice_exchange``.
 
-The workflow, routes and pages arrive with the ICE issue; the crypto core
-(``crypto``, ``audit_chain``) is complete and tested.
+Secure exchange of examination work between a recipient office and a donor
+office: workflow, parcels, transfer routes, audit, pages, API and commands. The
+modules are small and single-purpose; this one only wires them to CaseForum.
 """
 
-from pydantic import BaseModel, Field
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from caseforum import hookimpl
+from caseforum.authz import can
+
+from . import models, rules  # noqa: F401  (tables and ice.* authorization rules)
+from .config import Config
+
+__all__ = ["Config"]
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-class Config(BaseModel):
-    """``[plugins.ice_exchange]`` in the settings file."""
+@hookimpl
+def register_migrations() -> list[Path]:
+    return [MIGRATIONS]
 
-    model_config = {"extra": "forbid"}
 
-    key_encryption_secret: str | None = Field(
-        default=None, min_length=16,
-        description="protects the offices' private keys; defaults to the instance secret",
-    )
-    max_parcel_mb: int = Field(default=500, ge=1, le=10_000)
+@hookimpl
+def register_routes() -> list[Any]:
+    from . import api, pages
+
+    return [api.router, pages.router]
+
+
+@hookimpl
+def register_transfer_routes() -> list[Any]:
+    from .routes import all_routes
+
+    return all_routes()
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from .cli import register
+
+    register(cli)
+
+
+@hookimpl
+def extra_nav_items(user: Any) -> list[dict[str, str]]:
+    if not can(user, "ice.exchanges.list"):
+        return []
+    return [{"label": "Exchanges", "href": "/ice"}]
+
+
+@hookimpl
+def startup(app: Any) -> None:
+    """Start the delivery loop (in processes that run background consumers)."""
+    if not app.state.settings.run_consumers:
+        return
+    from .api import runtime
+    from .delivery import DeliveryLoop
+
+    loop = DeliveryLoop(runtime(app))
+    loop.start()
+    app.state.ice_delivery = loop
+
+
+@hookimpl
+def shutdown(app: Any) -> None:
+    loop = getattr(app.state, "ice_delivery", None)
+    if loop is not None:
+        loop.stop()
+        app.state.ice_delivery = None

@@ -234,6 +234,33 @@ def assignees(session: Session, exchange: IceExchange) -> dict[str, User | None]
     }
 
 
+AUDIT_LABELS = {
+    "exchange.requested": "Request opened",
+    "exchange.assigned": "Assignment changed",
+    "parcel.sent": "Parcel signed and queued",
+    "parcel.received": "Parcel received and verified",
+    "parcel.refused": "Incoming parcel refused",
+    "parcel.refused_by_peer": "Parcel refused by the other office",
+    "receipt.signed": "Receipt signed",
+    "receipt.verified": "Receipt verified: delivered",
+    "delivery.deferred": "Delivery failed; will retry",
+    "file.opened": "File opened",
+    "keys.generated": "Office keys generated",
+}
+
+
+def audit_label(action: str) -> str:
+    """``parcel.sent.report`` -> "Parcel signed and queued: send report"."""
+    if action in AUDIT_LABELS:
+        return AUDIT_LABELS[action]
+    head, _, tail = action.rpartition(".")
+    if head == "exchange" and tail in STATUS_LABELS:
+        return f"Exchange {STATUS_LABELS[tail].lower()}"
+    if head in AUDIT_LABELS and tail in STEPS:
+        return f"{AUDIT_LABELS[head]}: {STEPS[tail].label.lower()}"
+    return action
+
+
 def actions_for(exchange: IceExchange, viewer: Viewer) -> list[Any]:
     if not can(viewer, "ice.exchange.act", exchange):
         return []
@@ -241,5 +268,5 @@ def actions_for(exchange: IceExchange, viewer: Viewer) -> list[Any]:
 
 
 __all__ = ["actions_for", "assignees", "detail", "dossier_url", "exchange_parcels",
-           "get_exchange", "offices_panel", "parcel_view", "stepper", "summary",
+           "audit_label", "get_exchange", "offices_panel", "parcel_view", "stepper", "summary",
            "visible_exchanges"]

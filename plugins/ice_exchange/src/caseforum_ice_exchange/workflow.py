@@ -94,6 +94,7 @@ def _record_parcel(session: Session, rt: IceRuntime, *, exchange: IceExchange, p
                    note_entry: dict[str, Any] | None, files: list[dict[str, Any]],
                    request: dict[str, Any] | None) -> IceParcel:
     recipient = exchange.other_party(sender)
+    created = utcnow()
     manifest = {
         "format": parcels.FORMAT,
         "parcel_id": parcel_id,
@@ -102,7 +103,7 @@ def _record_parcel(session: Session, rt: IceRuntime, *, exchange: IceExchange, p
         "sender": sender,
         "recipient": recipient,
         "sequence": sequence,
-        "created_at": parcels.now_text(),
+        "created_at": parcels.time_text(created),
         "sent_by": user.label[:120],
         "request": request,
         "note": note_entry,
@@ -114,7 +115,7 @@ def _record_parcel(session: Session, rt: IceRuntime, *, exchange: IceExchange, p
         recipient_office=recipient, sequence=sequence, route=exchange.route,
         manifest=manifest, manifest_sha256=crypto.manifest_digest(manifest),
         signature=crypto.sign_manifest(manifest, signer.signing_key), status="queued",
-        sent_by_id=user.id,
+        sent_by_id=user.id, created_at=created,
     )
     session.add(parcel)
     names = ", ".join(f["name"] for f in files) or "no documents"
@@ -157,8 +158,8 @@ def parse_due_date(value: str | date | None) -> date | None:
 
 def open_request(
     session: Session,
-    rt: IceRuntime,
     *,
+    rt: IceRuntime,
     user: User,
     donor_office: str,
     application: str,
@@ -240,8 +241,8 @@ def open_request(
 
 def take_step(
     session: Session,
-    rt: IceRuntime,
     *,
+    rt: IceRuntime,
     user: User,
     exchange_id: str,
     kind: str,
@@ -321,7 +322,8 @@ def assign(session: Session, *, user: User, exchange_id: str, assignee: str) -> 
                            code="bad_assignee", status=422)
     is_admin = str(user.role) == str(Role.office_admin)
     if not is_admin and (target is None or target.id != user.id):
-        raise IceError("only an office administrator can assign someone else",
+        raise IceError("only an office administrator can assign someone else or clear the "
+                       "assignment",
                        code="forbidden", status=403)
     setattr(exchange, f"{side}_assignee_id", target.id if target else None)
     exchange.updated_at = utcnow()

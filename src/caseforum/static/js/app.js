@@ -35,3 +35,91 @@
   document.addEventListener("DOMContentLoaded", function () { syncPanes(document); });
   document.addEventListener("htmx:load", function (event) { syncPanes(event.target); });
 })();
+
+// Live updates: the htmx ws extension, told where to resume after a dropped
+// connection (the server resends everything after the last event id seen).
+(function () {
+  "use strict";
+  var lastEventId = 0;
+  function rememberEventIds(root) {
+    root.querySelectorAll("[data-event-id]").forEach(function (el) {
+      var id = parseInt(el.getAttribute("data-event-id"), 10);
+      if (id > lastEventId) { lastEventId = id; }
+    });
+  }
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    var match = /data-event-id="(\d+)"/.exec(event.detail.message);
+    if (match) {
+      var id = parseInt(match[1], 10);
+      if (id <= lastEventId) { event.preventDefault(); return; }  // seen already
+      lastEventId = id;
+    }
+    var atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 80;
+    var banner = document.getElementById("new-posts-banner");
+    if (banner && !atBottom && event.detail.message.indexOf("beforeend:#posts") !== -1) {
+      banner.hidden = false;
+    }
+  });
+  document.addEventListener("htmx:wsClose", function (event) {
+    if (event.detail.event && event.detail.event.code === 4410) { window.location.reload(); }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    if (window.htmx && htmx.createWebSocket) {
+      var create = htmx.createWebSocket;
+      htmx.createWebSocket = function (url) {
+        if (lastEventId) { url = url.replace(/([?&]after=)\d+/, "$1" + lastEventId); }
+        return create(url);
+      };
+    }
+    var live = document.querySelector("[data-live]");
+    if (live) {
+      var m = /after=(\d+)/.exec(live.getAttribute("ws-connect") || "");
+      if (m) { lastEventId = Math.max(lastEventId, parseInt(m[1], 10)); }
+    }
+    rememberEventIds(document);
+  });
+  window.caseforumLastEventId = function () { return lastEventId; };
+})();
+
+// Forum niceties: author-only links, reply/quote, composer reset, banner.
+(function () {
+  "use strict";
+  function me() {
+    var meta = document.querySelector('meta[name="user-id"]');
+    return meta ? meta.getAttribute("content") : null;
+  }
+  function showAuthorControls(root) {
+    var id = me();
+    (root || document).querySelectorAll(".author-only").forEach(function (el) {
+      el.hidden = el.getAttribute("data-author") !== id;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { showAuthorControls(document); });
+  document.addEventListener("htmx:load", function (event) { showAuthorControls(event.target); });
+  document.addEventListener("htmx:oobAfterSwap", function (event) { showAuthorControls(event.target); });
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest(".reply-link");
+    if (!link) { return; }
+    var form = document.querySelector("#composer form") || document.querySelector("form#composer");
+    if (!form) { return; }
+    form.querySelector('input[name="reply_to"]').value = link.getAttribute("data-reply-to");
+    var box = form.querySelector("textarea, input[name=body]");
+    var quote = (link.getAttribute("data-quote") || "").split("\n").map(function (l) { return "> " + l; }).join("\n");
+    box.value = quote + "\n\n" + box.value;
+    box.focus();
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (form && form.hasAttribute && form.hasAttribute("data-reset-on-success") && event.detail.successful) {
+      form.reset();
+      var reply = form.querySelector('input[name="reply_to"]');
+      if (reply) { reply.value = ""; }
+      var preview = document.getElementById("preview");
+      if (preview) { preview.innerHTML = ""; }
+    }
+  });
+  document.addEventListener("click", function (event) {
+    var banner = event.target.closest && event.target.closest("#new-posts-banner");
+    if (banner) { banner.hidden = true; }
+  });
+})();

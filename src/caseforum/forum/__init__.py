@@ -1,0 +1,1 @@
+"""The examiners' forum: threads and live chat with dossier cards, and bots."""

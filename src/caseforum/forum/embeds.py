@@ -1,0 +1,82 @@
+"""Blocks that bots attach to their posts, rendered per viewer.
+
+A bot's answer is stored as short text plus *embeds* (``{"kind": ...}``), so
+that what it reveals is decided when each examiner reads it, by the same
+rules as everything else: an office that may not see a document never sees
+it, in a bot's answer either.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from markupsafe import Markup
+
+from caseforum.models import Application, Document
+
+if TYPE_CHECKING:
+    from caseforum.forum.view import Renderer
+
+
+def family_citations(renderer: Renderer, app: Application) -> list[dict[str, Any]]:
+    """Every family member's visible citations, grouped by cited document."""
+    access = renderer.access
+    members = access.family(app)
+    docs = access.documents(members)
+    by_member = {m.id: m for m in members}
+    grouped: dict[str, dict[str, Any]] = {}
+    for c in access.citations(members, docs):
+        key = c.cited_number or c.cited.strip().lower()
+        entry = grouped.setdefault(key, {"cited": c.cited, "by": [], "offices": set()})
+        member = by_member.get(c.application_id)
+        entry["by"].append({"office": c.citing_office, "category": c.category,
+                            "claims": c.claims, "phase": c.phase,
+                            "number": member.display_number if member else ""})
+        entry["offices"].add(c.citing_office)
+    rows = sorted(grouped.values(), key=lambda e: (-len(e["offices"]), e["cited"]))
+    for row in rows:
+        row["offices"] = sorted(row["offices"])
+    return rows
+
+
+def render_embed(renderer: Renderer, spec: dict[str, Any]) -> Markup | None:
+    kind = spec.get("kind")
+    env = renderer.env
+    if kind in ("dossier", "citations"):
+        app = renderer.app_for("application", str(spec.get("office", "")),
+                               str(spec.get("number", "")))
+        if app is None:
+            return None
+        if kind == "dossier":
+            return renderer.card("application", app.office_code, app.number, "")
+        rows = family_citations(renderer, app)
+        members = renderer.access.family(app)
+        return Markup(env.get_template("partials/family_citations.html").render(
+            app=app, rows=rows, members=members))
+    if kind == "document":
+        found = renderer.access.document(int(spec.get("document_id", 0)))
+        if found is None:
+            return None
+        doc, app = found
+        return Markup(env.get_template("partials/new_document.html").render(
+            doc=doc, app=app, label=spec.get("label", doc.code)))
+    return None
+
+
+def latest_documents(renderer: Renderer, app: Application, n: int = 3) -> list[Document]:
+    return sorted(renderer.access.documents([app]), key=lambda d: (d.date, d.id),
+                  reverse=True)[:n]
+
+
+def citation_count(renderer: Renderer, app: Application) -> int:
+    docs = renderer.access.documents([app])
+    return len(renderer.access.citations([app], docs))
+
+
+def group_by_office(rows: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        for office in row["offices"]:
+            counts[office] += 1
+    return dict(counts)

@@ -1,0 +1,103 @@
+"""The notifier: turns forum events into notifications and hands them to channels.
+
+Notifications are rows (the in-app bell reads them); each row's creation is
+an event too, so the bell updates live.  Other channels (registered with
+``register_notification_channels``) get ``deliver(notification, user)`` after
+the row is committed: never a network call inside a write transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from caseforum.authz import Viewer, can
+from caseforum.db import open_session
+from caseforum.events import Consumer, emit
+from caseforum.forum.targets import thread_target
+from caseforum.models import Event, Notification, Office, Post, Thread, ThreadParticipant, User
+
+log = logging.getLogger(__name__)
+
+
+def _can_read(session: Session, user: User, thread: Thread) -> bool:
+    office = session.get(Office, user.office_code)
+    return can(Viewer.of(user, office), "thread.view", thread_target(session, thread))
+
+
+def notify(session: Session, *, user_id: int, event: Event, kind: str, text: str, link: str,
+           thread_id: int | None = None, post_id: int | None = None) -> Notification | None:
+    """Add one notification (once per user, event and kind) and its event."""
+    exists = session.exec(select(Notification).where(
+        Notification.user_id == user_id, Notification.event_id == event.id,
+        Notification.kind == kind)).first()
+    if exists:
+        return None
+    note = Notification(user_id=user_id, event_id=event.id or 0, kind=kind, text=text[:500],
+                        link=link, thread_id=thread_id, post_id=post_id)
+    session.add(note)
+    session.flush()
+    emit(session, kind="notification.created", subject_type="user", subject_id=user_id,
+         payload={"user_id": user_id, "notification_id": note.id})
+    return note
+
+
+class Notifier(Consumer):
+    name = "notifier"
+
+    def __init__(self, engine: Engine, channels: Any) -> None:
+        self.engine = engine
+        self.channels = channels  # callable returning the registered channels
+        self.created: list[int] = []
+
+    def wants(self, event: Event) -> bool:
+        return event.kind == "post.created"
+
+    def handle(self, session: Session, event: Event) -> None:
+        post = session.get(Post, event.payload.get("post_id"))
+        thread = session.get(Thread, event.payload.get("thread_id"))
+        if post is None or thread is None or post.hidden:
+            return
+        author = session.get(User, post.author_id)
+        who = author.display_name or author.username if author else "someone"
+        link = f"/threads/{thread.id}#post-{post.id}"
+        targets: dict[int, tuple[str, str]] = {}
+        if thread.is_private:
+            for user_id in session.exec(select(ThreadParticipant.user_id).where(
+                    ThreadParticipant.thread_id == thread.id)):
+                targets[user_id] = ("message", f"{who} wrote in “{thread.title}”")
+        if post.reply_to_id:
+            parent = session.get(Post, post.reply_to_id)
+            if parent:
+                targets[parent.author_id] = ("reply", f"{who} replied to you in “{thread.title}”")
+        for user_id in event.payload.get("mentioned") or []:
+            targets[user_id] = ("mention", f"{who} mentioned you in “{thread.title}”")
+        targets.pop(post.author_id, None)
+        for user_id, (kind, text) in targets.items():
+            user = session.get(User, user_id)
+            if user is None or not user.is_active or not _can_read(session, user, thread):
+                continue
+            note = notify(session, user_id=user_id, event=event, kind=kind, text=text,
+                          link=link, thread_id=thread.id, post_id=post.id)
+            if note is not None:
+                self.created.append(note.id or 0)
+
+    def after_commit(self) -> None:
+        """Hand new notifications to the other channels, outside any transaction."""
+        ids, self.created = self.created, []
+        channels = self.channels()
+        if not ids or not channels:
+            return
+        with open_session(self.engine) as session:
+            for note in session.exec(select(Notification).where(
+                    Notification.id.in_(ids))):  # type: ignore[attr-defined]
+                user = session.get(User, note.user_id)
+                for channel in channels:
+                    try:
+                        channel.deliver(note, user)
+                    except Exception:
+                        log.exception("channel %s failed for notification %s",
+                                      getattr(channel, "name", channel), note.id)

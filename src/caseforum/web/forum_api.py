@@ -1,0 +1,184 @@
+"""Forum API: the same permissions as the pages, for bearer-token clients."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session, select
+
+from caseforum.authz import can, require
+from caseforum.db import SessionDep
+from caseforum.forum import service
+from caseforum.forum.service import ForumError
+from caseforum.forum.targets import category_target, post_target, thread_target
+from caseforum.forum.view import PostView, Renderer
+from caseforum.models import Category, Post, Thread
+from caseforum.web.deps import CurrentUser, CurrentViewer
+from caseforum.web.forum_pages import load_post, load_thread, patterns, visible_categories
+
+router = APIRouter(prefix="/api/v1", tags=["forum"])
+
+
+class CategoryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=1000)
+    offices: list[str] = Field(default_factory=list,
+                               description="empty: every participating office")
+
+
+class CategoryOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    offices: list[str]
+
+
+class ThreadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    category: int
+    title: str = Field(min_length=1, max_length=300)
+    body: str = Field(min_length=1, max_length=50_000)
+
+
+class PostIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    body: str = Field(min_length=1, max_length=50_000)
+    reply_to: int | None = None
+
+
+class PostOut(BaseModel):
+    id: int
+    thread_id: int
+    author: str
+    office: str
+    bot: bool
+    body: str | None
+    html: str
+    cards: list[str]
+    created_at: datetime
+    edited_at: datetime | None
+    hidden: bool
+
+
+class ThreadOut(BaseModel):
+    id: int
+    title: str
+    category: int | None
+    locked: bool
+    pinned: bool
+    post_count: int
+    last_post_at: datetime
+    posts: list[PostOut] | None = None
+
+
+def _post_out(view: PostView) -> PostOut:
+    p = view.post
+    return PostOut(id=p.id or 0, thread_id=p.thread_id, author=view.author.username,
+                   office=view.author.office_code, bot=str(view.author.role) == "bot",
+                   body=None if p.hidden else p.body,
+                   html=str(view.html) + "".join(str(e) for e in view.embeds),
+                   cards=[str(c) for c in view.cards], created_at=p.created_at,
+                   edited_at=p.edited_at, hidden=p.hidden)
+
+
+def _thread_out(t: Thread, posts: list[PostOut] | None = None) -> ThreadOut:
+    return ThreadOut(id=t.id or 0, title=t.title, category=t.category_id, locked=t.locked,
+                     pinned=t.pinned, post_count=t.post_count, last_post_at=t.last_post_at,
+                     posts=posts)
+
+
+def _renderer(request: Request, session: Session, viewer) -> Renderer:
+    return Renderer(session, viewer, request.app.state.plugins, request.app.state.templates)
+
+
+@router.get("/categories", response_model=list[CategoryOut])
+def list_categories(session: SessionDep, viewer: CurrentViewer) -> list[CategoryOut]:
+    require(viewer, "forum.view")
+    return [CategoryOut(id=c.id or 0, name=c.name, description=c.description,
+                        offices=sorted(category_target(session, c).offices))
+            for c in visible_categories(session, viewer)]
+
+
+@router.post("/categories", response_model=CategoryOut, status_code=201)
+def create_category(session: SessionDep, viewer: CurrentViewer, data: CategoryIn) -> CategoryOut:
+    require(viewer, "category.create")
+    try:
+        c = service.create_category(session, name=data.name, description=data.description,
+                                    offices=data.offices)
+    except ForumError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    session.commit()
+    return CategoryOut(id=c.id or 0, name=c.name, description=c.description, offices=c.offices)
+
+
+@router.get("/threads", response_model=list[ThreadOut])
+def list_threads(session: SessionDep, viewer: CurrentViewer,
+                 category: int | None = None) -> list[ThreadOut]:
+    require(viewer, "forum.view")
+    query = select(Thread).order_by(Thread.last_post_at.desc()).limit(200)  # type: ignore[attr-defined]
+    if category is not None:
+        query = query.where(Thread.category_id == category)
+    return [_thread_out(t) for t in session.exec(query)
+            if can(viewer, "thread.view", thread_target(session, t))]
+
+
+@router.post("/threads", response_model=ThreadOut, status_code=201)
+def create_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
+                  user: CurrentUser, data: ThreadIn) -> Response:
+    category = session.get(Category, data.category)
+    if category is None or not can(viewer, "category.view", category_target(session, category)):
+        raise HTTPException(status_code=404, detail=f"no category {data.category}")
+    require(viewer, "thread.create", category_target(session, category))
+    try:
+        thread, post = service.create_thread(session, author=user, category=category,
+                                             title=data.title, body=data.body,
+                                             patterns=patterns(request))
+    except ForumError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    session.commit()
+    views = _renderer(request, session, viewer).posts([post])
+    body = _thread_out(thread, [_post_out(v) for v in views]).model_dump(mode="json")
+    return JSONResponse(body, status_code=201)
+
+
+@router.get("/threads/{thread_id}", response_model=ThreadOut)
+def get_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
+               thread_id: int) -> ThreadOut:
+    thread = load_thread(session, viewer, thread_id)
+    posts = list(session.exec(select(Post).where(Post.thread_id == thread.id)
+                              .order_by(Post.id).limit(1000)))
+    views = _renderer(request, session, viewer).posts(posts)
+    return _thread_out(thread, [_post_out(v) for v in views])
+
+
+@router.post("/threads/{thread_id}/posts", response_model=PostOut, status_code=201)
+def create_post(request: Request, session: SessionDep, viewer: CurrentViewer,
+                user: CurrentUser, thread_id: int, data: PostIn) -> Response:
+    thread = load_thread(session, viewer, thread_id)
+    require(viewer, "post.create", thread_target(session, thread))
+    try:
+        post = service.add_post(session, author=user, thread=thread, body=data.body,
+                                reply_to_id=data.reply_to, patterns=patterns(request))
+    except ForumError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    session.commit()
+    view = _renderer(request, session, viewer).posts([post])[0]
+    return JSONResponse(_post_out(view).model_dump(mode="json"), status_code=201)
+
+
+@router.patch("/posts/{post_id}", response_model=PostOut)
+def edit_post(request: Request, session: SessionDep, viewer: CurrentViewer, user: CurrentUser,
+              post_id: int, data: PostIn) -> PostOut:
+    post, thread = load_post(session, viewer, post_id)
+    require(viewer, "post.edit", post_target(thread_target(session, thread), post))
+    try:
+        service.edit_post(session, editor=user, post=post, body=data.body,
+                          patterns=patterns(request))
+    except ForumError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    session.commit()
+    return _post_out(_renderer(request, session, viewer).posts([post])[0])

@@ -1,0 +1,373 @@
+"""Forum pages: categories, threads, posts, private conversations, notifications."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlmodel import Session, select
+
+from caseforum.authz import Viewer, can, require
+from caseforum.db import SessionDep
+from caseforum.forum import service
+from caseforum.forum.service import REACTIONS, ForumError
+from caseforum.forum.targets import category_target, post_target, thread_target
+from caseforum.forum.view import Renderer
+from caseforum.models import (
+    Category,
+    Flag,
+    Notification,
+    Post,
+    PostRevision,
+    Thread,
+    User,
+    utcnow,
+)
+from caseforum.web.deps import CurrentUser, CurrentViewer
+from caseforum.web.templating import is_htmx, render
+
+router = APIRouter(tags=["forum pages"], include_in_schema=False)
+PAGE_SIZE = 200
+
+
+def patterns(request: Request) -> list:
+    return request.app.state.plugins.reference_patterns()
+
+
+def visible_categories(session: Session, viewer: Viewer) -> list[Category]:
+    return [c for c in session.exec(select(Category).order_by(Category.position, Category.name))
+            if can(viewer, "category.view", category_target(session, c))]
+
+
+def load_thread(session: Session, viewer: Viewer, thread_id: int) -> Thread:
+    thread = session.get(Thread, thread_id)
+    if thread is None or not can(viewer, "thread.view", thread_target(session, thread)):
+        raise HTTPException(status_code=404, detail="No such thread")
+    return thread
+
+
+def load_post(session: Session, viewer: Viewer, post_id: int) -> tuple[Post, Thread]:
+    post = session.get(Post, post_id)
+    if post is None:
+        raise HTTPException(status_code=404, detail="No such post")
+    return post, load_thread(session, viewer, post.thread_id)
+
+
+def _forbid(exc: ForumError) -> HTTPException:
+    return HTTPException(status_code=422, detail=str(exc))
+
+
+def thread_rows(session: Session, viewer: Viewer, threads: list[Thread]) -> list[dict]:
+    unread = service.unread_counts(session, user_id=viewer.user_id or 0,
+                                   thread_ids=[t.id or 0 for t in threads])
+    return [{"t": t, "unread": unread.get(t.id or 0, 0)} for t in threads]
+
+
+@router.get("/forum")
+def forum_index(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
+    require(viewer, "forum.view")
+    categories = visible_categories(session, viewer)
+    rows = []
+    for c in categories:
+        threads = session.exec(select(Thread).where(Thread.category_id == c.id)).all()
+        unread = service.unread_counts(session, user_id=viewer.user_id or 0,
+                                       thread_ids=[t.id or 0 for t in threads])
+        rows.append({"c": c, "threads": len(threads), "unread": sum(unread.values()),
+                     "audience": sorted(category_target(session, c).offices)})
+    private = session.exec(select(Thread).where(Thread.is_private).order_by(
+        Thread.last_post_at.desc())).all()  # type: ignore[attr-defined]
+    mine = [t for t in private if can(viewer, "thread.view", thread_target(session, t))]
+    return render(request, "forum/index.html", {
+        "rows": rows, "private": thread_rows(session, viewer, mine[:20]),
+        "can_create": can(viewer, "category.create")})
+
+
+@router.post("/forum/categories")
+def category_create(request: Request, session: SessionDep, viewer: CurrentViewer,
+                    name: Annotated[str, Form(max_length=100)],
+                    description: Annotated[str, Form(max_length=1000)] = "",
+                    offices: Annotated[str, Form(max_length=500)] = "") -> Response:
+    require(viewer, "category.create")
+    try:
+        service.create_category(session, name=name, description=description,
+                                offices=offices.replace(",", " ").split())
+    except ForumError as exc:
+        raise _forbid(exc) from None
+    session.commit()
+    return RedirectResponse("/forum", status_code=303)
+
+
+@router.get("/forum/c/{category_id}")
+def category_page(request: Request, session: SessionDep, viewer: CurrentViewer,
+                  category_id: int) -> Response:
+    category = session.get(Category, category_id)
+    if category is None or not can(viewer, "category.view", category_target(session, category)):
+        raise HTTPException(status_code=404, detail="No such category")
+    threads = session.exec(select(Thread).where(Thread.category_id == category.id).order_by(
+        Thread.pinned.desc(), Thread.last_post_at.desc())).all()  # type: ignore[attr-defined]
+    return render(request, "forum/category.html", {
+        "category": category, "rows": thread_rows(session, viewer, list(threads)),
+        "can_post": can(viewer, "thread.create", category_target(session, category))})
+
+
+@router.post("/forum/c/{category_id}/threads")
+def thread_create(request: Request, session: SessionDep, viewer: CurrentViewer,
+                  user: CurrentUser, category_id: int,
+                  title: Annotated[str, Form(max_length=300)],
+                  body: Annotated[str, Form(max_length=60_000)]) -> Response:
+    category = session.get(Category, category_id)
+    if category is None or not can(viewer, "category.view", category_target(session, category)):
+        raise HTTPException(status_code=404, detail="No such category")
+    require(viewer, "thread.create", category_target(session, category))
+    try:
+        thread, _ = service.create_thread(session, author=user, category=category, title=title,
+                                          body=body, patterns=patterns(request))
+    except ForumError as exc:
+        raise _forbid(exc) from None
+    session.commit()
+    return RedirectResponse(f"/threads/{thread.id}", status_code=303)
+
+
+def _thread_context(request: Request, session: Session, viewer: Viewer,
+                    thread: Thread) -> dict:
+    posts = list(session.exec(select(Post).where(Post.thread_id == thread.id)
+                              .order_by(Post.id).limit(PAGE_SIZE)))
+    renderer = Renderer(session, viewer, request.app.state.plugins, request.app.state.templates)
+    target = thread_target(session, thread)
+    category = session.get(Category, thread.category_id) if thread.category_id else None
+    return {"thread": thread, "category": category, "posts": renderer.posts(posts),
+            "target": target, "can": can, "reactions": REACTIONS,
+            "can_post": can(viewer, "post.create", target),
+            "can_moderate": can(viewer, "forum.moderate", target),
+            "live_after": request.app.state.latest_event_id()}
+
+
+@router.get("/threads/{thread_id}")
+def thread_page(request: Request, session: SessionDep, viewer: CurrentViewer,
+                thread_id: int) -> Response:
+    thread = load_thread(session, viewer, thread_id)
+    context = _thread_context(request, session, viewer, thread)
+    service.mark_read(session, user_id=viewer.user_id or 0, thread=thread)
+    session.commit()
+    return render(request, "forum/thread.html", context)
+
+
+@router.get("/threads/{thread_id}/chat")
+def chat_page(request: Request, session: SessionDep, viewer: CurrentViewer,
+              thread_id: int) -> Response:
+    thread = load_thread(session, viewer, thread_id)
+    context = _thread_context(request, session, viewer, thread)
+    service.mark_read(session, user_id=viewer.user_id or 0, thread=thread)
+    session.commit()
+    return render(request, "forum/chat.html", context)
+
+
+@router.post("/threads/{thread_id}/posts")
+def post_create(request: Request, session: SessionDep, viewer: CurrentViewer,
+                user: CurrentUser, thread_id: int,
+                body: Annotated[str, Form(max_length=60_000)],
+                reply_to: Annotated[str, Form()] = "") -> Response:
+    thread = load_thread(session, viewer, thread_id)
+    require(viewer, "post.create", thread_target(session, thread))
+    try:
+        post = service.add_post(session, author=user, thread=thread, body=body,
+                                reply_to_id=int(reply_to) if reply_to.strip() else None,
+                                patterns=patterns(request))
+    except (ForumError, ValueError) as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    service.mark_read(session, user_id=user.id or 0, thread=thread)
+    session.commit()
+    if is_htmx(request):
+        return Response(status_code=204)  # the post arrives through the live socket
+    return RedirectResponse(f"/threads/{thread.id}#post-{post.id}", status_code=303)
+
+
+@router.post("/preview")
+def preview(request: Request, viewer: CurrentViewer, session: SessionDep,
+            body: Annotated[str, Form(max_length=60_000)] = "") -> Response:
+    require(viewer, "forum.view")
+    if len(body) > 50_000:
+        return render(request, "forum/_preview.html", {"error": "the post is too long"},
+                      block=None)
+    renderer = Renderer(session, viewer, request.app.state.plugins, request.app.state.templates)
+    body_html, cards = renderer.preview(body, patterns(request))
+    return render(request, "forum/_preview.html", {"html": body_html, "cards": cards},
+                  block=None)
+
+
+@router.get("/posts/{post_id}/edit")
+def edit_form(request: Request, session: SessionDep, viewer: CurrentViewer,
+              post_id: int) -> Response:
+    post, thread = load_post(session, viewer, post_id)
+    require(viewer, "post.edit", post_target(thread_target(session, thread), post))
+    return render(request, "forum/edit.html", {"post": post, "thread": thread})
+
+
+@router.post("/posts/{post_id}/edit")
+def edit_save(request: Request, session: SessionDep, viewer: CurrentViewer, user: CurrentUser,
+              post_id: int, body: Annotated[str, Form(max_length=60_000)]) -> Response:
+    post, thread = load_post(session, viewer, post_id)
+    require(viewer, "post.edit", post_target(thread_target(session, thread), post))
+    try:
+        service.edit_post(session, editor=user, post=post, body=body, patterns=patterns(request))
+    except ForumError as exc:
+        raise _forbid(exc) from None
+    session.commit()
+    return RedirectResponse(f"/threads/{thread.id}#post-{post.id}", status_code=303)
+
+
+@router.get("/posts/{post_id}/revisions")
+def revisions(request: Request, session: SessionDep, viewer: CurrentViewer,
+              post_id: int) -> Response:
+    post, thread = load_post(session, viewer, post_id)
+    if post.hidden and not can(viewer, "forum.moderate", thread_target(session, thread)):
+        raise HTTPException(status_code=404, detail="No such post")
+    rows = session.exec(select(PostRevision).where(PostRevision.post_id == post.id)
+                        .order_by(PostRevision.id.desc())).all()  # type: ignore[union-attr]
+    return render(request, "forum/revisions.html", {"post": post, "thread": thread,
+                                                    "revisions": rows})
+
+
+@router.post("/posts/{post_id}/react/{reaction}")
+def react(request: Request, session: SessionDep, viewer: CurrentViewer, user: CurrentUser,
+          post_id: int, reaction: str) -> Response:
+    post, thread = load_post(session, viewer, post_id)
+    require(viewer, "post.react", post_target(thread_target(session, thread), post))
+    try:
+        service.toggle_reaction(session, user=user, post=post, reaction=reaction)
+    except ForumError as exc:
+        raise _forbid(exc) from None
+    session.commit()
+    if is_htmx(request):
+        return Response(status_code=204)
+    return RedirectResponse(f"/threads/{thread.id}#post-{post.id}", status_code=303)
+
+
+@router.post("/posts/{post_id}/flag")
+def flag(request: Request, session: SessionDep, viewer: CurrentViewer, user: CurrentUser,
+         post_id: int, reason: Annotated[str, Form(max_length=500)]) -> Response:
+    post, thread = load_post(session, viewer, post_id)
+    require(viewer, "post.flag", post_target(thread_target(session, thread), post))
+    try:
+        service.flag_post(session, user=user, post=post, reason=reason)
+    except ForumError as exc:
+        raise _forbid(exc) from None
+    session.commit()
+    return RedirectResponse(f"/threads/{thread.id}#post-{post.id}", status_code=303)
+
+
+@router.post("/posts/{post_id}/{action}")
+def moderate_post(request: Request, session: SessionDep, viewer: CurrentViewer,
+                  user: CurrentUser, post_id: int, action: str,
+                  reason: Annotated[str, Form(max_length=300)] = "") -> Response:
+    if action not in ("hide", "unhide"):
+        raise HTTPException(status_code=404, detail="use hide or unhide")
+    post, thread = load_post(session, viewer, post_id)
+    require(viewer, "forum.moderate", thread_target(session, thread))
+    service.set_hidden(session, moderator=user, post=post, hidden=action == "hide",
+                       reason=reason)
+    session.commit()
+    if is_htmx(request):
+        return Response(status_code=204)
+    return RedirectResponse(f"/threads/{thread.id}#post-{post.id}", status_code=303)
+
+
+@router.post("/threads/{thread_id}/{action}")
+def moderate_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
+                    user: CurrentUser, thread_id: int, action: str) -> Response:
+    flags = {"lock": {"locked": True}, "unlock": {"locked": False},
+             "pin": {"pinned": True}, "unpin": {"pinned": False}}
+    if action not in flags:
+        raise HTTPException(status_code=404, detail="use lock, unlock, pin or unpin")
+    thread = load_thread(session, viewer, thread_id)
+    require(viewer, "forum.moderate", thread_target(session, thread))
+    service.set_thread_flags(session, moderator=user, thread=thread, **flags[action])
+    session.commit()
+    return RedirectResponse(f"/threads/{thread.id}", status_code=303)
+
+
+@router.get("/forum/unread")
+def unread_page(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
+    require(viewer, "forum.view")
+    threads = session.exec(select(Thread).order_by(
+        Thread.last_post_at.desc()).limit(500)).all()  # type: ignore[attr-defined]
+    visible = [t for t in threads if can(viewer, "thread.view", thread_target(session, t))]
+    rows = [r for r in thread_rows(session, viewer, visible) if r["unread"]]
+    return render(request, "forum/unread.html", {"rows": rows})
+
+
+@router.get("/forum/flags")
+def flags_page(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
+    require(viewer, "forum.moderate", None)
+    open_flags = session.exec(select(Flag).where(Flag.resolved_at.is_(None))  # type: ignore[union-attr]
+                              .order_by(Flag.id)).all()
+    rows = []
+    for f in open_flags:
+        post = session.get(Post, f.post_id)
+        thread = session.get(Thread, post.thread_id) if post else None
+        if post and thread and can(viewer, "forum.moderate", thread_target(session, thread)):
+            rows.append({"flag": f, "post": post, "thread": thread,
+                         "by": session.get(User, f.user_id)})
+    return render(request, "forum/flags.html", {"rows": rows})
+
+
+@router.get("/messages/new")
+def new_message_form(request: Request, viewer: CurrentViewer, to: str = "") -> Response:
+    require(viewer, "forum.view")
+    return render(request, "forum/new_message.html", {"to": to, "error": None})
+
+
+@router.post("/messages")
+def new_message(request: Request, session: SessionDep, viewer: CurrentViewer,
+                user: CurrentUser, to: Annotated[str, Form(max_length=500)],
+                title: Annotated[str, Form(max_length=300)],
+                body: Annotated[str, Form(max_length=60_000)]) -> Response:
+    require(viewer, "forum.view")
+    names = [n.strip().lstrip("@").lower() for n in to.replace(",", " ").split() if n.strip()]
+    people = list(session.exec(select(User).where(User.username.in_(names),  # type: ignore[attr-defined]
+                                                  User.is_active)))
+    missing = sorted(set(names) - {p.username for p in people})
+    if missing or not people:
+        error = f"unknown user {missing[0]!r}" if missing else "name at least one examiner"
+        return render(request, "forum/new_message.html",
+                      {"to": to, "error": error, "title": title, "body": body},
+                      status_code=422)
+    try:
+        thread, _ = service.create_thread(session, author=user, category=None, title=title,
+                                          body=body, participants=people,
+                                          patterns=patterns(request))
+    except ForumError as exc:
+        return render(request, "forum/new_message.html",
+                      {"to": to, "error": str(exc), "title": title, "body": body},
+                      status_code=422)
+    session.commit()
+    return RedirectResponse(f"/threads/{thread.id}", status_code=303)
+
+
+@router.get("/notifications")
+def notifications_page(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
+    require(viewer, "forum.view")
+    rows = session.exec(select(Notification).where(Notification.user_id == viewer.user_id)
+                        .order_by(Notification.id.desc()).limit(100)).all()  # type: ignore[union-attr]
+    return render(request, "notifications.html", {"rows": rows})
+
+
+@router.post("/notifications/read")
+def notifications_read(request: Request, session: SessionDep, viewer: CurrentViewer,
+                       notification_id: Annotated[str, Form()] = "") -> Response:
+    require(viewer, "forum.view")
+    query = select(Notification).where(Notification.user_id == viewer.user_id,
+                                       Notification.read_at.is_(None))  # type: ignore[union-attr]
+    if notification_id.strip():
+        query = query.where(Notification.id == int(notification_id))
+    now = utcnow()
+    for note in session.exec(query):
+        note.read_at = now
+        session.add(note)
+    from caseforum.events import emit
+
+    emit(session, kind="notification.read", subject_type="user",
+         subject_id=viewer.user_id or "", payload={"user_id": viewer.user_id, "read": True})
+    session.commit()
+    return RedirectResponse("/notifications", status_code=303)
