@@ -32,6 +32,7 @@ from caseforum.models import (
     User,
 )
 from caseforum.plugin_host import PluginHost
+from caseforum.setup_db import init_database, load_demo
 from caseforum.storage import FileStore
 
 
@@ -246,3 +247,23 @@ def test_demo_command_loads_the_dossiers_once(fresh_cli: Path) -> None:
     finally:
         engine.dispose()
     assert len([p for p in (fresh_cli / "files").rglob("*") if p.is_file()]) >= 50
+
+
+@pytest.mark.services
+def test_demo_loads_on_postgresql_too_and_only_once(postgres_url: str, tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, database_url=postgres_url, secret_key="q" * 32)
+    engine = make_engine(settings)
+    try:
+        host = _loaded_host()
+        init_database(engine, host)
+        load_demo(engine, storage_dir=settings.storage_dir, doc_types=build_doc_types(host))
+        with open_session(engine) as session:
+            before = _counts(session)
+            assert before[0] == sum(len(f) for f in demo_families())
+            assert len({a.family_id for a in demo_applications(session)}) == len(demo_families())
+        store = FileStore(settings.storage_dir)
+        assert load_demo_dossiers(engine, store, build_doc_types(host)) == 0
+        with open_session(engine) as session:
+            assert _counts(session) == before
+    finally:
+        engine.dispose()

@@ -179,7 +179,7 @@ def test_edits_hides_and_reactions_arrive_live(server, db) -> None:
         edited = receive_posts(ws, 1)[0]
         assert "revised" in edited and 'hx-swap-oob="outerHTML"' in edited
         kr.http.post(f"/posts/{post_id}/react/+1", data={"csrf_token": kr.csrf})
-        assert "👍 1" in receive_posts(ws, 1)[0]
+        assert '+1 <span class="n">1</span>' in receive_posts(ws, 1)[0]
         admin.http.post(f"/posts/{post_id}/hide", data={"csrf_token": admin.csrf})
         hidden = receive_posts(ws, 1)[0]
         assert "hidden by a moderator" in hidden and "revised" not in hidden

@@ -234,3 +234,64 @@ def test_pages_have_no_inline_script_or_style_and_are_labelled(users) -> None:
         assert "<h1>" in html or "<h1" in html
     assert '<a href="/ice"' in sg.get("/").text  # menu entry "Exchanges"
     assert csrf_of(sg.get("/ice").text)
+
+
+def test_bad_api_input_is_a_clear_4xx_never_a_500(users) -> None:
+    sg, csrf = users("sg.examiner")
+    headers = {"X-CSRF-Token": csrf}
+    cases = [
+        ({"donor_office": "JP", "application": None, "kind": "search"}, 422, "bad_application"),
+        ({"donor_office": ["JP"], "application": "JP 2017-187096", "kind": "search"}, 422,
+         "unknown_office"),
+        ({"donor_office": "JP", "application": "JP 2017-187096", "kind": "poetry"}, 422,
+         "bad_kind"),
+        ({"donor_office": "JP", "application": "JP 2017-187096", "kind": "search",
+          "due_date": "31/12/2099"}, 422, "bad_due_date"),
+        ({"donor_office": "JP", "application": "JP 2017-187096", "kind": "search",
+          "route": "pigeon"}, 422, "unknown_route"),
+        ({"donor_office": "SG", "application": "JP 2017-187096", "kind": "search"}, 422,
+         "same_office"),
+        ({"donor_office": "CN", "application": "JP 2017-187096", "kind": "search"}, 422,
+         "not_donor"),
+    ]
+    for body, status, code in cases:
+        response = sg.post("/api/v1/ice/exchanges", json=body, headers=headers)
+        assert (response.status_code, response.json().get("code")) == (status, code), \
+            (body, response.text)
+    assert sg.post("/api/v1/ice/exchanges", content=b"\xff", headers={
+        **headers, "Content-Type": "application/json"}).status_code == 400
+    assert sg.get("/api/v1/ice/exchanges/" + "x" * 500).status_code == 404
+    assert sg.get("/api/v1/ice/exchanges?show=everything").status_code == 422
+    assert sg.get("/api/v1/ice/parcels/nope/files/x.pdf").status_code == 404
+    assert sg.get("/ice/not-an-exchange").status_code == 404
+
+
+def test_oversize_uploads_are_refused_and_leave_nothing(data_dir, tmp_path) -> None:
+    from caseforum.app import create_app
+    from caseforum.config import load_settings
+
+    from .conftest import take_part
+
+    settings = load_settings(data_dir=data_dir, secret_key="o" * 32,
+                             plugins={"ice_exchange": {"max_parcel_mb": 1}})
+    engine = make_engine(settings)
+    take_part(engine, "o" * 32, {"SG": "recipient", "JP": "both"})
+    with TestClient(create_app(settings)) as client:
+        csrf = login(client, "sg.examiner")
+        big = b"\0" * (1024 * 1024 + 10)
+        # declared too big: refused before the body is read
+        response = client.post("/api/v1/ice/exchanges", headers={"X-CSRF-Token": csrf}, data={
+            "donor_office": "JP", "application": "JP 2017-187096", "kind": "search"},
+            files=[("file", ("a.bin", big * 2, "application/octet-stream"))])
+        assert response.status_code == 413 and response.json()["code"] == "oversize"
+        # two files each under the limit, together over it: stopped while encrypting
+        response = client.post("/api/v1/ice/exchanges", headers={"X-CSRF-Token": csrf}, data={
+            "donor_office": "JP", "application": "JP 2017-187096", "kind": "search"},
+            files=[("file", ("a.bin", big[:700_000], "application/octet-stream")),
+                   ("file", ("b.bin", big[:700_000], "application/octet-stream"))])
+        assert response.status_code == 413, response.text
+    with open_session(engine) as session:
+        assert session.exec(select(IceParcel)).all() == []
+        assert session.exec(select(IceExchange)).all() == []
+    assert not list((data_dir / "ice" / "parcels").glob("*/*"))
+    engine.dispose()

@@ -30,7 +30,9 @@ from caseforum.models import (
     utcnow,
 )
 
-REACTIONS: dict[str, str] = {"+1": "👍", "agree": "✅", "question": "❓", "looking": "👀"}
+# plain labels: offices' machines often lack emoji fonts
+REACTIONS: dict[str, str] = {"+1": "+1", "agree": "✓ agree", "question": "? question",
+                             "seen": "seen"}
 MAX_TITLE = 300
 
 
