@@ -482,7 +482,7 @@ def main() -> None:
         picks = targets(settings, args.requests)
         page_paths = [f"/dossiers/{o}/{n}" for o, n in picks]
         api_paths = [f"/api/v1/dossiers/{o}/{n}" for o, n in picks]
-        family_paths = ["/dossiers/JP/2019041872"] * args.requests  # 7 members, 26 documents
+        family_paths = ["/dossiers/JP/2019041872"] * args.requests  # 7 members, 28 documents
         if args.profile:
             profile_requests(settings, page_paths[:200], api_paths[:200], token)
             return

@@ -14,11 +14,11 @@ def jp_case(client, db) -> dict:
     client.post("/api/v1/dossiers", headers=jp, json=dossier_json(
         "JP", "2017-187096", publication_number="JP 2019-054321 A", filing_date="2017-09-28",
         title="Secretive fin arrangement"))
-    upload(client, jp, "JP", "2017187096", pdf_bytes("report"), code="SRPT",
-           date="2018-05-01", visibility="offices")
-    upload(client, jp, "JP", "2017187096", pdf_bytes("notes"), code="EXRP",
-           date="2019-01-15", visibility="restricted", offices="KR")
-    return {}
+    srpt = upload(client, jp, "JP", "2017187096", pdf_bytes("report"), code="SRPT",
+                  date="2018-05-01", visibility="offices").json()
+    exrp = upload(client, jp, "JP", "2017187096", pdf_bytes("notes"), code="EXRP",
+                  date="2019-01-15", visibility="restricted", offices="KR").json()
+    return {"srpt": srpt["id"], "exrp": exrp["id"]}
 
 
 def test_same_post_three_offices_three_renderings(as_user, db, jp_case) -> None:
@@ -78,3 +78,35 @@ def test_preview_renders_cards_for_the_author(as_user, jp_case) -> None:
     preview = kr.post("/preview", data={"csrf_token": csrf, "body": "JP2017-187096 **x**"},
                       headers={"HX-Request": "true"})
     assert "dossier-card" in preview.text and "<strong>x</strong>" in preview.text
+
+
+def test_dossier_page_lists_the_discussions_that_mention_it(as_user, db, jp_case) -> None:
+    open_cat = make_category(db)
+    closed = make_category(db, "JP only", ["JP"])
+    author, csrf = as_user("jp.examiner")
+    start_thread(author, csrf, open_cat, "Open talk", "About JP2017-187096")
+    start_thread(author, csrf, closed, "Closed talk", "Also JP 2017-187096")
+    start_thread(author, csrf, open_cat, "By publication", "See JP 2019-054321 A")
+    kr, _ = as_user("kr.examiner")
+    page = kr.get("/dossiers/JP/2017187096").text
+    section = page.split('id="discussions"')[1]
+    assert "Open talk" in section and "By publication" in section
+    assert "Closed talk" not in section  # KR may not read the JP-only category
+    assert "Closed talk" in author.get("/dossiers/JP/2017187096").text
+
+
+def test_home_shows_what_is_new_for_the_user(as_user, db, jp_case) -> None:
+    cat = make_category(db)
+    author, csrf = as_user("jp.examiner")
+    start_thread(author, csrf, cat, "Welcome thread", "Hello @kr.examiner")
+    kr, _ = as_user("kr.examiner")
+    from tests.forum_helpers import wait_for
+
+    assert wait_for(lambda: "mentioned you" in kr.get("/").text)
+    home = kr.get("/").text
+    assert "Welcome thread" in home  # unread
+    srpt, exrp = (f'href="/documents/{jp_case[k]}"' for k in ("srpt", "exrp"))
+    assert srpt in home and exrp in home  # new documents
+    cn, _ = as_user("cn.examiner")
+    assert srpt in cn.get("/").text
+    assert exrp not in cn.get("/").text  # restricted to KR

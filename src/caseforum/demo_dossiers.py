@@ -7,8 +7,9 @@ linking, text extraction and the event log exactly as real traffic does.
 
 The families, applicants and texts are made up; the numbers only follow each
 office's layout.  The one exception is the scanned page in ``demo_assets/``:
-a real, public USPTO issue notification (a raster image without text layer),
-kept so that the comparison view has a scanned PDF to fall back on.
+a real, public USPTO issue notification (a raster image without text layer,
+of another application), filed here as scanned correspondence so that the
+comparison view has a scan to show side by side.
 
 PDFs are generated in memory with fpdf2's core fonts (Latin-1 only), so the
 English texts stand in for translations of Japanese, Chinese and Korean
@@ -23,7 +24,7 @@ import io
 import logging
 import textwrap
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,7 +102,7 @@ class DemoDossier:
     priorities: tuple[tuple[str, str, str], ...] = ()
     pct: str | None = None
     docs: tuple[DemoDoc, ...] = ()
-    cites: tuple[DemoCite, ...] = field(default_factory=tuple)
+    cites: tuple[DemoCite, ...] = ()
 
     def data(self) -> DossierIn:
         return DossierIn(
@@ -907,6 +908,11 @@ def _existing_documents(session: Session, app_id: int) -> dict[str, int]:
     return {d.filename: d.id or 0 for d in rows}
 
 
+def _stored_name(doc: DemoDoc) -> str:
+    """The download name the store gives ``doc``: what tells whether it is there."""
+    return safe_filename(doc.name, "text/plain" if doc.fmt == "text" else "application/pdf")
+
+
 def _load_one(session: Session, store: FileStore, registry: DocTypeRegistry,
               dossier: DemoDossier, stored: list[StoredFile]) -> int:
     added = 0
@@ -916,8 +922,7 @@ def _load_one(session: Session, store: FileStore, registry: DocTypeRegistry,
         added += 1
     docs = _existing_documents(session, app.id or 0)
     for doc in dossier.docs:
-        media = "application/pdf" if doc.fmt != "text" else "text/plain"
-        if safe_filename(doc.name, media) in docs:
+        if _stored_name(doc) in docs:
             continue
         meta = service.DocumentMeta(
             code=doc.code, date=date.fromisoformat(doc.date), language=doc.language,
@@ -930,9 +935,7 @@ def _load_one(session: Session, store: FileStore, registry: DocTypeRegistry,
         stored.append(saved)
         docs[document.filename] = document.id or 0
         added += 1
-    by_name = {doc.name: docs[safe_filename(doc.name, "application/pdf"
-                                            if doc.fmt != "text" else "text/plain")]
-               for doc in dossier.docs}
+    by_name = {doc.name: docs[_stored_name(doc)] for doc in dossier.docs}
     present = {(c.cited, c.document_id) for c in session.exec(
         select(Citation).where(Citation.application_id == app.id))}
     for cite in dossier.cites:

@@ -10,7 +10,6 @@ reader (see :mod:`caseforum.forum.embeds`).
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,8 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from caseforum.forum.text import MENTION_RE
-
-log = logging.getLogger(__name__)
 
 #: a bot's name is also the username of its user, so it follows the username rules
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -213,10 +210,8 @@ class LoadedBot:
 
 
 def load_bots(found: Iterable[Any]) -> tuple[list[LoadedBot], list[str]]:
-    """Check the registered bots; returns the usable ones and a problem per refused one.
-
-    A refused bot is logged and shown on the admin page; the others run.
-    """
+    """Check the registered bots; returns the usable ones and a problem per refused one
+    (the runner logs it, the admin page shows it; the other bots run)."""
     loaded: list[LoadedBot] = []
     problems: list[str] = []
     seen: set[str] = set()
@@ -233,9 +228,7 @@ def load_bots(found: Iterable[Any]) -> tuple[list[LoadedBot], list[str]]:
                 raise ValueError("it has neither handle(post, ctx) nor handle_event(event, ctx)")
             triggers = Triggers.coerce(getattr(bot, "triggers", Triggers()), name)
         except ValueError as exc:
-            problem = f"bot {name or bot!r} ({type(bot).__module__}) refused: {exc}"
-            log.error("%s", problem)
-            problems.append(problem)
+            problems.append(f"bot {name or bot!r} ({type(bot).__module__}) refused: {exc}")
             continue
         seen.add(name)
         loaded.append(LoadedBot(

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
-from sqlmodel import select
+from sqlmodel import or_, select
 
 from caseforum.authz import can, require
 from caseforum.db import SessionDep
@@ -19,7 +19,8 @@ from caseforum.dossiers.compare import compare_texts, similarity
 from caseforum.dossiers.lookup import find_dossiers
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
 from caseforum.dossiers.usage import log_access
-from caseforum.models import Application, Document, Office, Priority
+from caseforum.forum.targets import thread_target
+from caseforum.models import Application, Document, Office, Post, Priority, Reference, Thread
 from caseforum.numbers import NumberError, parse_publication_number, search_link
 from caseforum.web.deps import CurrentViewer
 from caseforum.web.templating import render
@@ -66,6 +67,25 @@ def find_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     }, status_code=404 if error and q else 200)
 
 
+def discussions_of(session: SessionDep, viewer: CurrentViewer,
+                   app: Application) -> list[Thread]:
+    """Threads the viewer may read that mention this dossier (by application or
+    publication number)."""
+    pub_office, pub_number = app.publication_number[:2], app.publication_number[2:]
+    post_ids = session.exec(select(Reference.post_id).where(or_(
+        (Reference.kind == "application") & (Reference.office_code == app.office_code)
+        & (Reference.number == app.number),
+        (Reference.kind == "publication") & (Reference.office_code == pub_office)
+        & (Reference.number == pub_number)))).all()
+    if not post_ids:
+        return []
+    thread_ids = set(session.exec(select(Post.thread_id).where(
+        Post.id.in_(post_ids), Post.hidden.is_(False))))  # type: ignore[attr-defined]
+    threads = session.exec(select(Thread).where(Thread.id.in_(thread_ids)).order_by(
+        Thread.last_post_at.desc())).all()  # type: ignore[attr-defined]
+    return [t for t in threads if can(viewer, "thread.view", thread_target(session, t))]
+
+
 def _doc_label(request: Request, code: str) -> str:
     registry = request.app.state.doc_types
     return registry.label(code) if code in registry else code
@@ -100,7 +120,9 @@ def dossier_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     priorities = session.exec(select(Priority).where(Priority.application_id == app.id)
                               .order_by(Priority.date)).all()
     provider = session.get(Office, app.office_code)
+    discussions = discussions_of(session, viewer, app)
     return render(request, "dossiers/dossier.html", {
+        "discussions": discussions,
         "app": app, "provider": provider, "family": family, "groups": groups,
         "citations": citations, "priorities": priorities, "reports": reports,
         "label": lambda code: _doc_label(request, code), "link_for": _citation_link,

@@ -10,7 +10,10 @@ from sqlmodel import select
 from caseforum import __version__
 from caseforum.authz import can
 from caseforum.db import SessionDep
-from caseforum.models import AccountAudit, Office
+from caseforum.dossiers.access import Access
+from caseforum.forum.service import unread_counts
+from caseforum.forum.targets import thread_target
+from caseforum.models import AccountAudit, Application, Document, Notification, Office, Thread
 from caseforum.web.deps import CurrentViewer
 from caseforum.web.templating import render
 
@@ -28,8 +31,30 @@ def home(request: Request, session: SessionDep, viewer: CurrentViewer) -> Respon
         .limit(8)
     ).all()
     offices = session.exec(select(Office).order_by(Office.code)).all()
-    return render(request, "home.html",
-                  {"activity": activity, "offices": offices})
+    notes = session.exec(select(Notification).where(
+        Notification.user_id == viewer.user_id, Notification.read_at.is_(None))  # type: ignore[union-attr]
+        .order_by(Notification.id.desc()).limit(6)).all()  # type: ignore[union-attr]
+    threads = session.exec(select(Thread).order_by(
+        Thread.last_post_at.desc()).limit(200)).all()  # type: ignore[attr-defined]
+    visible = [t for t in threads if can(viewer, "thread.view", thread_target(session, t))]
+    unread = unread_counts(session, user_id=viewer.user_id or 0,
+                           thread_ids=[t.id or 0 for t in visible])
+    unread_threads = [(t, unread[t.id]) for t in visible if unread.get(t.id or 0)][:6]
+    access = Access(session, viewer)
+    recent_docs = session.exec(select(Document).order_by(
+        Document.created_at.desc()).limit(60)).all()  # type: ignore[attr-defined]
+    apps = {a.id: a for a in session.exec(select(Application).where(
+        Application.id.in_({d.application_id for d in recent_docs})))}  # type: ignore[union-attr]
+    new_docs = []
+    for doc in recent_docs:
+        app = apps.get(doc.application_id)
+        if app is not None and access.document(doc.id or 0) is not None:
+            new_docs.append((doc, app))
+        if len(new_docs) == 8:
+            break
+    return render(request, "home.html", {
+        "activity": activity, "offices": offices, "notes": notes,
+        "unread_threads": unread_threads, "new_docs": new_docs})
 
 
 @router.get("/favicon.ico")

@@ -15,6 +15,8 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
+import nacl.public
+import nacl.signing
 from sqlmodel import Session, select
 
 from caseforum.models import Office
@@ -121,9 +123,6 @@ def private_keys(session: Session, *, office_code: str, secret: str) -> crypto.O
 
 
 def _public_from(office: str, x25519: str, ed25519: str) -> crypto.PublicOfficeKeys:
-    import nacl.public
-    import nacl.signing
-
     return crypto.PublicOfficeKeys(office, nacl.public.PublicKey(_unb64(x25519)),
                                    nacl.signing.VerifyKey(_unb64(ed25519)))
 
