@@ -218,3 +218,26 @@ def test_api_threads_and_posts_with_bearer_token(client, db) -> None:
     assert client.post("/api/v1/categories", headers=jp, json={"name": "x"}).status_code == 403
     read_only = token_for(db, "jp.examiner", "dossiers:read")
     assert client.get("/api/v1/threads", headers=read_only).status_code == 403
+
+
+def test_category_for_a_named_office_group(client, db, as_user, monkeypatch, data_dir) -> None:
+    from click.testing import CliRunner
+
+    from caseforum.cli import cli
+    from tests.dossier_helpers import token_for
+
+    monkeypatch.setenv("CASEFORUM_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("CASEFORUM_SECRET_KEY", "c" * 32)
+    made = CliRunner().invoke(cli, ["offices", "group", "ASEAN", "--office", "SG",
+                                    "--office", "TH", "--office", "VN"])
+    assert made.output.strip() == "group ASEAN: SG TH VN"
+    bad = CliRunner().invoke(cli, ["offices", "group", "Nowhere", "--office", "QQ"])
+    assert bad.exit_code == 1 and "unknown office 'QQ'" in bad.output
+    admin = token_for(db, "admin", "forum")
+    cat = client.post("/api/v1/categories", headers=admin,
+                      json={"name": "ASEAN desk", "group": "ASEAN"})
+    assert cat.status_code == 201 and cat.json()["offices"] == ["SG", "TH", "VN"]
+    sg, _ = as_user("sg.examiner")
+    jp, _ = as_user("jp.examiner")
+    assert "ASEAN desk" in sg.get("/forum").text
+    assert "ASEAN desk" not in jp.get("/forum").text

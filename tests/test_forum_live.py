@@ -183,3 +183,22 @@ def test_edits_hides_and_reactions_arrive_live(server, db) -> None:
         admin.http.post(f"/posts/{post_id}/hide", data={"csrf_token": admin.csrf})
         hidden = receive_posts(ws, 1)[0]
         assert "hidden by a moderator" in hidden and "revised" not in hidden
+
+
+def test_thread_list_and_bell_update_live(server, db) -> None:
+    cat = make_category(db)
+    jp = Browserless(server.url, "jp.examiner")
+    thread = jp.start(cat, "List me", "first")
+    kr = Browserless(server.url, "kr.examiner")
+    with kr.socket("/ws/forum") as ws:
+        jp.post(thread, "hello @kr.examiner")
+        seen_row = seen_bell = False
+        while not (seen_row and seen_bell):
+            message = ws.recv(timeout=10)
+            if 'id="thread-' in message and "List me" in message:
+                assert 'hx-swap-oob="afterbegin:#threads"' in message
+                assert "new" in message  # kr's unread count for the thread
+                seen_row = True
+            if 'id="bell"' in message:
+                assert 'class="bell-count on">1<' in message
+                seen_bell = True

@@ -16,10 +16,12 @@ from caseforum import __version__, accounts, offices
 from caseforum.config import SettingsError, load_settings
 from caseforum.db import make_engine, open_session
 from caseforum.dossiers.schemas import DossierError
+from caseforum.forum.service import ForumError
 from caseforum.models import User
 from caseforum.plugin_host import PluginHost
 
-EXPECTED_ERRORS = (SettingsError, accounts.AccountError, offices.OfficeError, DossierError)
+EXPECTED_ERRORS = (SettingsError, accounts.AccountError, offices.OfficeError, DossierError,
+                   ForumError)
 
 
 def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -300,6 +302,21 @@ def offices_set_roles(ctx: Context, code: str, roles: tuple[str, ...],
         click.echo(f"{office.code}: {','.join(office.roles) or 'no role'}, "
                    f"public access {'on' if office.public_access else 'off'}, "
                    f"ICE {office.ice_role.value}")
+
+
+@offices_group.command("group")
+@click.argument("name")
+@click.option("--office", "codes", multiple=True, required=True, help="a member (repeatable)")
+@pass_ctx
+@one_line_errors
+def offices_group_add(ctx: Context, name: str, codes: tuple[str, ...]) -> None:
+    """Name a group of offices (e.g. a regional cooperation group) for forum categories."""
+    from caseforum.forum.service import create_office_group
+
+    with open_session(ctx.engine) as session:
+        group = create_office_group(session, name=name, offices=list(codes))
+        session.commit()
+        click.echo(f"group {group.name}: {' '.join(group.offices)}")
 
 
 # plugins -------------------------------------------------------------------------

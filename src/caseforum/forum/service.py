@@ -84,6 +84,12 @@ def create_office_group(session: Session, *, name: str, offices: list[str]) -> O
     codes = sorted({o.strip().upper() for o in offices if o.strip()})
     if not name.strip() or not codes:
         raise ForumError("an office group needs a name and at least one office")
+    known = set(session.exec(select(Office.code)))
+    unknown = [c for c in codes if c not in known]
+    if unknown:
+        raise ForumError(f"unknown office {unknown[0]!r}")
+    if session.exec(select(OfficeGroup).where(OfficeGroup.name == name.strip())).first():
+        raise ForumError(f"an office group named {name.strip()!r} exists already")
     group = OfficeGroup(name=name.strip(), offices=codes)
     session.add(group)
     session.flush()

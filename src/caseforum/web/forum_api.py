@@ -27,7 +27,8 @@ class CategoryIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     description: str = Field(default="", max_length=1000)
     offices: list[str] = Field(default_factory=list,
-                               description="empty: every participating office")
+                               description="empty (and no group): every participating office")
+    group: str | None = Field(default=None, description="a named office group, e.g. ASEAN")
 
 
 class CategoryOut(BaseModel):
@@ -108,11 +109,12 @@ def create_category(session: SessionDep, viewer: CurrentViewer, data: CategoryIn
     require(viewer, "category.create")
     try:
         c = service.create_category(session, name=data.name, description=data.description,
-                                    offices=data.offices)
+                                    offices=data.offices, group=data.group)
     except ForumError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     session.commit()
-    return CategoryOut(id=c.id or 0, name=c.name, description=c.description, offices=c.offices)
+    return CategoryOut(id=c.id or 0, name=c.name, description=c.description,
+                       offices=sorted(category_target(session, c).offices))
 
 
 @router.get("/threads", response_model=list[ThreadOut])
