@@ -100,23 +100,24 @@ def test_bad_document_is_refused_and_no_file_kept(
 ) -> None:
     assert client.post("/api/v1/dossiers", headers=us, json=us_dossier()).status_code == 201
     files_before = _files(data_dir)
+    docs_before = _count(db, Document)
     content = kwargs.pop("content", pdf_bytes("a search report"))
     response = upload(client, us, "US", "16123456", content, **kwargs)
     assert response.status_code == status, response.text
     assert fragment in response.json()["detail"]
-    assert _count(db, Document) == 0
+    assert _count(db, Document) == docs_before
     assert _files(data_dir) == files_before
 
 
 def test_oversize_upload_is_413_and_leaves_nothing(client, us, db, data_dir, app) -> None:
     app.state.settings.max_upload_mb = 1
     client.post("/api/v1/dossiers", headers=us, json=us_dossier())
+    before = _count(db, Document), _files(data_dir)
     big = b"%PDF-1.4\n" + b"0" * (1024 * 1024 + 10)
     response = upload(client, us, "US", "16123456", big)
     assert response.status_code == 413
     assert "limit is 1 MB" in response.json()["detail"]
-    assert _count(db, Document) == 0
-    assert _files(data_dir) == []
+    assert (_count(db, Document), _files(data_dir)) == before
 
 
 def test_document_is_stored_by_content_hash_with_text_and_safe_name(
@@ -143,13 +144,14 @@ def test_document_is_stored_by_content_hash_with_text_and_safe_name(
 
 def test_idempotency_key_replays_the_first_answer(client, us, db) -> None:
     client.post("/api/v1/dossiers", headers=us, json=us_dossier())
+    before = _count(db, Document)
     key = {"Idempotency-Key": "upload-2019-05-01-srpt"}
     first = upload(client, us, "US", "16123456", pdf_bytes("report"), extra_headers=key)
     second = upload(client, us, "US", "16123456", pdf_bytes("report"), extra_headers=key)
     assert first.status_code == second.status_code == 201
     assert first.json()["id"] == second.json()["id"]
     assert second.headers.get("idempotent-replayed") == "true"
-    assert _count(db, Document) == 1
+    assert _count(db, Document) == before + 1
     other = upload(client, us, "US", "16123456", pdf_bytes("report"), code="CTNF",
                    extra_headers=key)
     assert other.status_code == 422
@@ -216,6 +218,7 @@ FILES = {"docs/ctnf.pdf": pdf_bytes("Non-final rejection"),
 
 def test_package_lands_whole_and_repeating_it_changes_nothing(client, us, db) -> None:
     package = package_bytes(MANIFEST, FILES)
+    docs_before = _count(db, Document)
     first = client.post("/api/v1/packages", headers=us,
                         files={"package": ("p.zip", package, "application/zip")})
     assert first.status_code == 201, first.text
@@ -225,7 +228,7 @@ def test_package_lands_whole_and_repeating_it_changes_nothing(client, us, db) ->
                          files={"package": ("p.zip", package, "application/zip")})
     assert second.status_code == 200
     assert second.json()["already_imported"] is True
-    assert _count(db, Document) == 2 and _count(db, Event) == events
+    assert _count(db, Document) == docs_before + 2 and _count(db, Event) == events
 
 
 def _broken(name: str) -> bytes:
@@ -262,12 +265,13 @@ def _broken(name: str) -> bytes:
                                   "wrong office", "exe inside"])
 def test_broken_package_is_refused_and_nothing_lands(client, us, db, data_dir, name) -> None:
     before = (_count(db, Application), _count(db, Document), _count(db, Event))
+    files_before = _files(data_dir)
     response = client.post("/api/v1/packages", headers=us,
                            files={"package": ("p.zip", _broken(name), "application/zip")})
     assert response.status_code in (403, 422), response.text
     assert response.json()["detail"]
     assert (_count(db, Application), _count(db, Document), _count(db, Event)) == before
-    assert _files(data_dir) == []
+    assert _files(data_dir) == files_before
 
 
 def test_cli_import_and_its_one_line_error(data_dir, monkeypatch, tmp_path) -> None:

@@ -25,6 +25,8 @@ Why it is built this way
   once), so stuck threads cannot pile up.
 * Posting never breaks: the runner starts after the post has committed, and
   every failure ends as a ``BotRun`` status that admins see on /admin/bots.
+* Only fresh events (``max_age``, an hour) call bots: a runner deployed on a
+  log with history, or back from a long outage, does not answer old questions.
 """
 
 from __future__ import annotations
@@ -162,6 +164,7 @@ class BotRunner(Consumer):
         rate_limit: int = 3,
         rate_window: float = 60.0,
         max_stuck: int = 2,
+        max_age: float = 3600.0,
         stale_after: float = 60.0,
         sweep_seconds: float = 30.0,
     ) -> None:
@@ -173,6 +176,7 @@ class BotRunner(Consumer):
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.max_stuck = max_stuck
+        self.max_age = max_age
         self.stale_after = stale_after
         self.sweep_seconds = sweep_seconds
         self._jobs: list[_Job] = []
@@ -210,6 +214,8 @@ class BotRunner(Consumer):
 
     def handle(self, session: Session, event: Event) -> None:
         self._jobs = []  # jobs of an event whose transaction failed are void
+        if event.at < utcnow() - timedelta(seconds=self.max_age):
+            return  # after a long outage, or for a new runner reading old history: stay quiet
         loaded = self.load()
         if event.kind == "post.created":
             self._decide_post(session, event, loaded)

@@ -51,7 +51,8 @@ def register_commands(cli: Any) -> None:
 def extra_nav_items(user: Any) -> list[dict[str, str]]:
     if not can(user, "ice.exchanges.list"):
         return []
-    return [{"label": "Exchanges", "href": "/ice"}]
+    # "order" is a hint for a menu that sorts (UI.md: after Forum, before Statistics).
+    return [{"label": "Exchanges", "href": "/ice", "order": "40"}]
 
 
 @hookimpl

@@ -1,0 +1,851 @@
+"""Forum benchmark: a 200-post thread page with 20 dossier cards, and live fan-out
+of new posts to 500 websocket watchers.
+
+Builds a throw-away data folder with a SQLite database (WAL): ``init`` and the
+demo loader, 20 dossiers in 10 two-office families (each with documents and
+citations, so every card has a family size, latest documents and a citation
+count), a category open to every office and one thread of 200 posts by several
+demo examiners whose bodies mention those 20 numbers (as application or
+publication numbers), and one examiner user with a ``forum dossiers:read``
+token per watcher, spread over seven offices (JP KR CN US AU GB SG, so seven
+viewer profiles: providing and accessing, providing only, accessing only).
+
+Then it starts the app with one uvicorn worker in its own process on a free
+loopback port (``python -m uvicorn --factory caseforum.app:create_app``, so the
+clients' Python work does not share the server's GIL) and measures:
+
+1. ``GET /threads/{id}`` as ``kr.examiner`` logged in through the real form, and
+   ``GET /api/v1/threads/{id}`` with a bearer token: one client, sequential,
+   after a short warm-up; p50/p95/p99/max and requests/s.
+2. Fan-out: ``--watchers`` websocket clients (bearer tokens, no Origin) on
+   ``/ws/threads/{id}`` in one asyncio loop; when all are connected,
+   ``jp.examiner`` posts ``--messages`` posts one by one through the HTML form;
+   each carries a unique marker, and for each post the script measures the time
+   from the POST's response (and from sending it) until the first and the last
+   watcher received the fragment.  Every watcher must receive every post exactly
+   once and in event order; the script counts and reports misses, duplicates
+   and order errors.
+
+    .venv/bin/python benchmarks/forum_bench.py
+    .venv/bin/python benchmarks/forum_bench.py --watchers 100 --messages 5 --requests 50
+    .venv/bin/python benchmarks/forum_bench.py --profile      # py-spy on the server
+
+``--profile`` attaches py-spy (``pip install py-spy``) to the server process
+during each measured phase and prints where the server's CPU time goes (leaf
+functions, and inclusive time of the application's own functions).  It slows
+the server down; take the latency numbers from a run without it.
+
+Only loopback traffic; everything is written inside a temporary folder that is
+removed at the end.  The
+server process is terminated at the end, also on errors and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import io
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SECRET = "forum-bench-secret-key-0123456789"
+DEMO_PASSWORD = "caseforum-demo"
+CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
+CARD_RE = re.compile(r'class="dossier-card" aria-label="Dossier ([^"]+)"')
+EVENT_RE = re.compile(r'data-event-id="(\d+)"')
+WATCHER_OFFICES = ("JP", "KR", "CN", "US", "AU", "GB", "SG")
+AUTHORS = ("jp.examiner", "kr.examiner", "cn.examiner", "au.examiner", "gb.examiner")
+PAGE_VIEWER = "kr.examiner"  # an accessing office: sees every dossier, hence 20 cards
+POSTER = "jp.examiner"
+
+
+# Data -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dossier:
+    office: str
+    application: str  # as filed, e.g. "16/900,321"
+    publication: str  # e.g. "US 2019/0900321 A1"
+    filing: date
+    published: date
+    mention: str = ""  # how the posts write it
+    priority: tuple[str, str, date] | None = None
+
+
+def _cn_application(serial: int) -> str:
+    """A CN application number with a valid check digit (found by the parser)."""
+    from caseforum.numbers import parse_application_number
+
+    body = f"2018109{serial:05d}"
+    for check in "0123456789X":
+        try:
+            parse_application_number(f"{body}.{check}", office="CN")
+            return f"{body}.{check}"
+        except ValueError:
+            continue
+    raise RuntimeError(f"no valid check digit for CN {body}")
+
+
+def dossier_plan() -> list[Dossier]:
+    """20 dossiers: US members claim JP priorities, KR members CN ones (10 families)."""
+    plan: list[Dossier] = []
+    for k in range(5):
+        jp = Dossier("JP", f"2018-{900321 + k}", f"JP 2019-{900321 + k} A",
+                     date(2018, 3, 1) + timedelta(days=k), date(2019, 9, 5) + timedelta(days=k))
+        us = Dossier("US", f"16/{900 + k:03d},{321 + k:03d}", f"US 2019/{900321 + k:07d} A1",
+                     date(2019, 2, 20) + timedelta(days=k), date(2019, 8, 22) + timedelta(days=k),
+                     priority=("JP", jp.application, jp.filing))
+        cn = Dossier("CN", _cn_application(321 + k), f"CN {109003210 + k} A",
+                     date(2018, 4, 2) + timedelta(days=k), date(2019, 10, 8) + timedelta(days=k))
+        kr = Dossier("KR", f"10-2018-{900321 + k:07d}", f"KR 10-2019-{900321 + k:07d} A",
+                     date(2019, 3, 25) + timedelta(days=k), date(2019, 11, 4) + timedelta(days=k),
+                     priority=("CN", cn.application, cn.filing))
+        plan += [jp, us, cn, kr]
+    for i, d in enumerate(plan):
+        # half as application numbers, half as publication numbers (KR publications
+        # have no recognised free-text form, so KR is always the application number)
+        if d.office == "KR" or i % 2 == 0:
+            d.mention = f"{d.office} {d.application}"
+        else:
+            d.mention = d.publication
+    return plan
+
+
+POST_TEMPLATES = (
+    "**Re {a}**: our search report for this family cites two *X* documents against "
+    "claims 1-{n}. The closest art is also cited in {b}; see the written opinion, "
+    "point {p}.\n\n- claim 1: anticipated by D1\n- claim {n}: inventive step over D1 + D2\n\n"
+    "Has anyone looked at the amended claims yet?",
+    "We reached the same result for {a}. The applicant argued the ratio in claim {n} is "
+    "not disclosed, but D2 (paragraph [00{p}5]) gives it. In {b} the examiner accepted "
+    "the amendment; I am not convinced it overcomes D2.",
+    "> the ratio in claim {n} is not disclosed\n\nI would read it the other way. Compare "
+    "{a} with {b}: the fin pitch is the same, only the coating differs. `F28F 1/32` "
+    "and the FI terms give the same hits in our search.",
+    "Short note for the family of {a}: the PPH request was filed last week, based on the "
+    "allowed claims of {b}. We will take it up in the next action (about {p} weeks).",
+)
+
+
+def build(data_dir: Path, watchers: int, log: Any) -> dict[str, Any]:
+    """The database for the run; returns the thread id, tokens and counts."""
+    from sqlmodel import select
+
+    from caseforum import accounts
+    from caseforum.app import build_doc_types
+    from caseforum.config import load_settings
+    from caseforum.db import make_engine, open_session
+    from caseforum.dossiers import service as dossiers
+    from caseforum.dossiers.schemas import CitationIn, DossierIn, PriorityIn
+    from caseforum.forum import service as forum
+    from caseforum.models import Application, Post, User
+    from caseforum.plugin_host import PluginHost
+    from caseforum.setup_db import init_database, load_demo
+    from caseforum.storage import FileStore
+
+    t0 = time.perf_counter()
+    settings = load_settings(data_dir=data_dir, secret_key=SECRET)
+    engine = make_engine(settings)
+    host = PluginHost(settings.plugins)
+    host.load()
+    registry = build_doc_types(host)
+    init_database(engine, host)
+    load_demo(engine, storage_dir=settings.storage_dir, doc_types=registry)
+    log(f"  init + demo data: {time.perf_counter() - t0:.1f} s")
+
+    t1 = time.perf_counter()
+    plan = dossier_plan()
+    store = FileStore(settings.storage_dir)
+    with open_session(engine) as session:
+        for i, d in enumerate(plan):
+            data = DossierIn(
+                office=d.office, application_number=d.application, filing_date=d.filing,
+                publication_number=d.publication, publication_date=d.published,
+                title=f"Heat exchanger with layered fins, variant {i + 1}",
+                applicants=[f"Bench Industries {d.office} Ltd.", "Example Thermal Co."],
+                ipc=["F28F 1/32"],
+                priorities=[PriorityIn(office=p[0], number=p[1], date=p[2])
+                            for p in ([d.priority] if d.priority else [])])
+            app, _ = dossiers.upsert_dossier(session, data=data, actor_id=None)
+            docs = []
+            for j, (code, days) in enumerate((("CLM", 0), ("SRPT", 200), ("CTNF", 400))):
+                meta = dossiers.DocumentMeta(code=code, date=d.filing + timedelta(days=days),
+                                             visibility="offices")
+                text = f"{code} of {d.office} {d.application}\n" + "claim wherein " * 200
+                doc, _ = dossiers.add_document(
+                    session, store, app=app, meta=meta, stream=io.BytesIO(text.encode()),
+                    filename=f"{code.lower()}-{j}.txt", max_bytes=1 << 20, registry=registry,
+                    actor_id=None)
+                docs.append(doc)
+            for c in range(2):
+                dossiers.add_citation(session, app=app, actor_id=None, data=CitationIn(
+                    cited=f"WO 2015/{123450 + i * 3 + c} A1", category="X" if c == 0 else "Y",
+                    claims="1-5", phase="search", document_id=docs[1].id))
+        session.commit()
+        stored = {(a.office_code, a.publication_number) for a in session.exec(select(Application))}
+    log(f"  20 dossiers with documents and citations: {time.perf_counter() - t1:.1f} s")
+
+    t2 = time.perf_counter()
+    patterns = host.reference_patterns()
+    with open_session(engine) as session:
+        users = {u.username: u for u in session.exec(select(User))}
+        category = forum.create_category(session, name="Benchmark cooling families",
+                                         description="Open to every office.", offices=[])
+        thread = None
+        first_post = None
+        for i in range(200):
+            a, b = plan[i % 20], plan[(i * 7 + 3) % 20]
+            body = POST_TEMPLATES[i % len(POST_TEMPLATES)].format(
+                a=a.mention, b=b.mention, n=2 + i % 9, p=1 + i % 9)
+            author = users[AUTHORS[i % len(AUTHORS)]]
+            if thread is None:
+                thread, first_post = forum.create_thread(
+                    session, author=author, category=category,
+                    title="Cooling fin families: who examined what", body=body,
+                    patterns=patterns)
+            else:
+                reply = first_post.id if i % 10 == 5 else None
+                forum.add_post(session, author=author, thread=thread, body=body,
+                               reply_to_id=reply, patterns=patterns)
+        session.commit()
+        assert thread is not None
+        thread_id = thread.id
+        posts = len(session.exec(select(Post.id).where(Post.thread_id == thread_id)).all())
+    log(f"  thread of {posts} posts: {time.perf_counter() - t2:.1f} s")
+
+    t3 = time.perf_counter()
+    tokens: list[tuple[str, str]] = []  # (office, token)
+    with open_session(engine) as session:
+        for i in range(watchers):
+            office = WATCHER_OFFICES[i % len(WATCHER_OFFICES)]
+            user = accounts.create_user(
+                session, username=f"bench-{office.lower()}-{i:04d}", office_code=office,
+                role="examiner", password=None, display_name=f"Bench watcher {i} ({office})")
+            _, plain = accounts.create_token(session, user=user,
+                                             scopes=["forum", "dossiers:read"],
+                                             name="forum benchmark")
+            tokens.append((office, plain))
+        viewer = session.exec(select(User).where(User.username == PAGE_VIEWER)).one()
+        _, api_token = accounts.create_token(session, user=viewer,
+                                             scopes=["forum", "dossiers:read"],
+                                             name="forum benchmark")
+        session.commit()
+    log(f"  {watchers} watcher users and tokens: {time.perf_counter() - t3:.1f} s")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+    engine.dispose()
+    missing = [d.publication for d in plan
+               if not any(pub.startswith(d.office) for _, pub in stored)]
+    if missing:
+        raise RuntimeError(f"dossiers missing: {missing}")
+    return {"thread_id": thread_id, "posts": posts, "tokens": tokens, "api_token": api_token,
+            "plan": plan}
+
+
+# Server --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``python -m uvicorn --factory caseforum.app:create_app`` in its own process."""
+
+    def __init__(self, data_dir: Path, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CASEFORUM_")}
+        env.update(CASEFORUM_DATA_DIR=str(data_dir), CASEFORUM_SECRET_KEY=SECRET,
+                   PYTHONUNBUFFERED="1")
+        self.log_path = workdir / "server.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "caseforum.app:create_app",
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+             "--no-access-log"],
+            env=env, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL)
+
+    def wait_ready(self, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited ({self.proc.returncode}): {self.tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not answer /healthz: {self.tail()}")
+
+    def rss_mb(self) -> float | None:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return None
+
+    def cpu_seconds(self) -> float | None:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return None
+
+    def tail(self, n: int = 2000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-n:]
+        return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+
+def wait_for_consumers(db: Path, seconds: float = 60) -> None:
+    """Let the server's event consumers work through the build's backlog first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            newest = conn.execute("SELECT max(id) FROM event").fetchone()[0] or 0
+            cursors = [r[0] for r in conn.execute("SELECT last_event_id FROM consumer_cursor")]
+        if cursors and min(cursors) >= newest:
+            return
+        time.sleep(0.2)
+
+
+class Profiler:
+    """py-spy attached to the server for one phase (raw collapsed stacks)."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.out = out
+        self.proc = subprocess.Popen(
+            [exe, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--gil",
+             "--nonblocking", "-o", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)  # let it attach
+        if self.proc.poll() is not None:
+            raise RuntimeError("py-spy failed: " + self.proc.stderr.read().decode()[-500:])
+
+    def stop(self) -> Path:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.out
+
+
+# Measuring ------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def login(client: httpx.Client, username: str) -> str:
+    """Log in through the form; returns the session's CSRF token."""
+    token = CSRF_RE.search(client.get("/login").text)
+    assert token, "no CSRF token on the login page"
+    r = client.post("/login", data={"username": username, "password": DEMO_PASSWORD,
+                                    "csrf_token": token.group(1)})
+    if r.status_code != 303:
+        raise RuntimeError(f"log-in of {username} failed: {r.status_code} {r.text[:200]}")
+    page = client.get("/")
+    found = CSRF_RE.search(page.text)
+    assert found, "no CSRF token after log-in"
+    return found.group(1)
+
+
+@dataclass
+class Timing:
+    name: str
+    times: list[float] = field(default_factory=list)  # seconds
+    errors: int = 0
+    wall: float = 0.0
+    size: int = 0
+    note: str = ""
+    cpu: float | None = None  # server CPU seconds over the timed requests
+
+    def row(self) -> str:
+        ms = [t * 1000 for t in self.times]
+        n = len(self.times) + self.errors
+        rate = len(self.times) / self.wall if self.wall else float("nan")
+        cpu = f"{self.cpu / n * 1000:.0f}" if self.cpu is not None and n else "n/a"
+        return (f"| {self.name} | {n} | {self.errors} | "
+                f"{pct(ms, 50):.1f} | {pct(ms, 95):.1f} | {pct(ms, 99):.1f} | "
+                f"{max(ms) if ms else float('nan'):.1f} | {rate:.1f} | {cpu} |")
+
+
+def time_requests(client: httpx.Client, server: Server, name: str, path: str, n: int,
+                  max_seconds: float, check: Any) -> Timing:
+    result = Timing(name)
+    for _ in range(5):  # warm-up: template compilation, statement cache, page cache
+        client.get(path)
+    cpu0 = server.cpu_seconds()
+    start = time.perf_counter()
+    for _ in range(n):
+        t = time.perf_counter()
+        r = client.get(path)
+        took = time.perf_counter() - t
+        if r.status_code == 200:
+            result.times.append(took)
+            result.size = len(r.content)
+        else:
+            result.errors += 1
+        if time.perf_counter() - start > max_seconds:
+            break
+    result.wall = time.perf_counter() - start
+    cpu1 = server.cpu_seconds()
+    if cpu0 is not None and cpu1 is not None:
+        result.cpu = cpu1 - cpu0
+    result.note = check(r)
+    return result
+
+
+def page_phase(base: str, server: Server, info: dict[str, Any], args: argparse.Namespace,
+               log: Any) -> tuple[list[Timing], dict[str, Any]]:
+    thread_id = info["thread_id"]
+    facts: dict[str, Any] = {}
+    with httpx.Client(base_url=base, timeout=60, follow_redirects=False) as page_client:
+        login(page_client, PAGE_VIEWER)
+        first = page_client.get(f"/threads/{thread_id}")
+        first.raise_for_status()
+        cards = CARD_RE.findall(first.text)
+        facts["posts_on_page"] = first.text.count('id="post-')
+        facts["cards_on_page"] = len(cards)
+        facts["distinct_cards"] = len(set(cards))
+        facts["page_kb"] = len(first.content) / 1024
+        log(f"  thread page: {facts['posts_on_page']} posts, {len(cards)} cards "
+            f"({len(set(cards))} distinct), {facts['page_kb']:.0f} kB")
+
+        def page_check(r: httpx.Response) -> str:
+            return f"{len(set(CARD_RE.findall(r.text)))} distinct cards"
+
+        page = time_requests(page_client, server, f"page GET /threads/{{id}} ({PAGE_VIEWER})",
+                             f"/threads/{thread_id}", args.requests, args.max_seconds,
+                             page_check)
+    log("  " + page.row())
+    headers = {"Authorization": f"Bearer {info['api_token']}"}
+    with httpx.Client(base_url=base, timeout=60, headers=headers) as api_client:
+        body = api_client.get(f"/api/v1/threads/{thread_id}")
+        body.raise_for_status()
+        data = body.json()
+        facts["api_posts"] = len(data.get("posts") or [])
+        facts["api_cards"] = sum(len(p["cards"]) for p in data.get("posts") or [])
+        facts["api_kb"] = len(body.content) / 1024
+
+        def api_check(r: httpx.Response) -> str:
+            return f"{len(r.json().get('posts') or [])} posts"
+
+        api = time_requests(api_client, server, "API GET /api/v1/threads/{id} (bearer)",
+                            f"/api/v1/threads/{thread_id}", args.requests, args.max_seconds,
+                            api_check)
+    log("  " + api.row())
+    return [page, api], facts
+
+
+@dataclass
+class Watcher:
+    office: str
+    received: dict[int, int] = field(default_factory=dict)  # message -> times received
+    event_ids: list[int] = field(default_factory=list)
+    other: int = 0
+
+
+@dataclass
+class FanoutResult:
+    watchers: int = 0
+    connected: int = 0
+    connect_seconds: float = 0.0
+    handshakes: list[float] = field(default_factory=list)
+    after_response: list[float] = field(default_factory=list)  # last watcher, per message
+    after_send: list[float] = field(default_factory=list)
+    first_after_response: list[float] = field(default_factory=list)
+    post_times: list[float] = field(default_factory=list)
+    delivered: int = 0
+    expected: int = 0
+    duplicates: int = 0
+    missing: int = 0
+    out_of_order: int = 0
+    other_messages: int = 0
+    timeouts: int = 0
+    distinct_fragments: list[int] = field(default_factory=list)
+    fragment_bytes: int = 0
+    rss_before: float | None = None
+    rss_connected: float | None = None
+    server_cpu: float | None = None
+    wall: float = 0.0
+
+
+async def fanout_phase(base: str, server: Server, info: dict[str, Any],
+                       args: argparse.Namespace, log: Any) -> FanoutResult:
+    from websockets.asyncio.client import connect
+
+    thread_id = info["thread_id"]
+    tokens = info["tokens"][: args.watchers]
+    res = FanoutResult(watchers=len(tokens), rss_before=server.rss_mb())
+    run_id = hashlib.sha1(str(time.time()).encode()).hexdigest()[:8]
+    marker_re = re.compile(rf"fanout-{run_id}-(\d+)")
+    watchers = [Watcher(office) for office, _ in tokens]
+    arrivals: dict[int, list[float]] = defaultdict(list)
+    fragments: dict[int, set[str]] = defaultdict(set)
+    done: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
+    ready = asyncio.Event()
+    n_ready = 0
+    sockets: list[Any] = []
+    url = base.replace("http://", "ws://") + f"/ws/threads/{thread_id}"
+    limit = asyncio.Semaphore(args.connect_concurrency)
+    compression = None if args.no_compression else "deflate"
+
+    async def watch(i: int, token: str) -> None:
+        nonlocal n_ready
+        w = watchers[i]
+        async with limit:
+            t = time.perf_counter()
+            ws = await connect(url, additional_headers={"Authorization": f"Bearer {token}"},
+                               open_timeout=60, ping_interval=None, close_timeout=2,
+                               compression=compression, max_queue=None)
+            res.handshakes.append(time.perf_counter() - t)
+        sockets.append(ws)
+        n_ready += 1
+        if n_ready == len(tokens):
+            ready.set()
+        with contextlib.suppress(Exception):
+            async for message in ws:
+                now = time.perf_counter()
+                found = marker_re.search(message)
+                if not found or 'id="post-' not in message:
+                    w.other += 1
+                    continue
+                k = int(found.group(1))
+                w.received[k] = w.received.get(k, 0) + 1
+                ev = EVENT_RE.search(message)
+                if ev:
+                    w.event_ids.append(int(ev.group(1)))
+                if w.received[k] == 1:
+                    arrivals[k].append(now)
+                    fragments[k].add(hashlib.sha1(message.encode()).hexdigest())
+                    res.fragment_bytes = max(res.fragment_bytes, len(message))
+                    if len(arrivals[k]) == len(tokens):
+                        done[k].set()
+
+    t0 = time.perf_counter()
+    tasks = [asyncio.create_task(watch(i, tok)) for i, (_, tok) in enumerate(tokens)]
+    try:
+        await asyncio.wait_for(ready.wait(), timeout=args.connect_timeout)
+    except TimeoutError:
+        failed = [t for t in tasks if t.done() and t.exception()]
+        detail = repr(failed[0].exception()) if failed else "timeout"
+        raise RuntimeError(f"only {n_ready}/{len(tokens)} watchers connected: {detail}") from None
+    res.connect_seconds = time.perf_counter() - t0
+    res.connected = n_ready
+    await asyncio.sleep(1.0)  # let the last subscriptions go live on the server
+    res.rss_connected = server.rss_mb()
+    log(f"  {n_ready} watchers connected in {res.connect_seconds:.1f} s "
+        f"(handshake p50 {pct(res.handshakes, 50) * 1000:.0f} ms, "
+        f"p95 {pct(res.handshakes, 95) * 1000:.0f} ms); server RSS {res.rss_connected:.0f} MB")
+
+    cpu0 = server.cpu_seconds()
+    plan = info["plan"]
+    async with httpx.AsyncClient(base_url=base, timeout=60, follow_redirects=False) as poster:
+        sync = httpx.Client(base_url=base, timeout=60, follow_redirects=False)
+        csrf = await asyncio.to_thread(login, sync, POSTER)
+        poster.cookies = sync.cookies
+        sync.close()
+        start = time.perf_counter()
+        for k in range(args.messages):
+            body = (f"Live check fanout-{run_id}-{k:04d}: the family of {plan[k % 20].mention} "
+                    f"has a new search report; claims 1-{3 + k % 5} are affected.")
+            t_send = time.perf_counter()
+            r = await poster.post(f"/threads/{thread_id}/posts",
+                                  data={"csrf_token": csrf, "body": body})
+            t_resp = time.perf_counter()
+            if r.status_code != 303:
+                raise RuntimeError(f"posting failed: {r.status_code} {r.text[:300]}")
+            res.post_times.append(t_resp - t_send)
+            try:
+                await asyncio.wait_for(done[k].wait(), timeout=args.message_timeout)
+            except TimeoutError:
+                res.timeouts += 1
+            if arrivals[k]:
+                last, first = max(arrivals[k]), min(arrivals[k])
+                res.after_response.append(last - t_resp)
+                res.after_send.append(last - t_send)
+                res.first_after_response.append(first - t_resp)
+            res.distinct_fragments.append(len(fragments[k]))
+            if args.pause:
+                await asyncio.sleep(args.pause)
+        res.wall = time.perf_counter() - start
+    await asyncio.sleep(1.0)  # late duplicates would show up here
+    cpu1 = server.cpu_seconds()
+    res.server_cpu = (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None
+
+    for w in watchers:
+        res.delivered += sum(w.received.values())
+        res.duplicates += sum(c - 1 for c in w.received.values() if c > 1)
+        res.missing += sum(1 for k in range(args.messages) if k not in w.received)
+        res.out_of_order += sum(1 for a, b in zip(w.event_ids, w.event_ids[1:]) if b <= a)
+        res.other_messages += w.other
+    res.expected = len(tokens) * args.messages
+
+    for ws in sockets:
+        with contextlib.suppress(Exception):
+            await ws.close()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return res
+
+
+# Profile summary ------------------------------------------------------------------------
+
+
+IDLE = ("Condition.wait (threading.py", "Event.wait (threading.py", "select (selectors.py")
+
+
+def _where(frame: str) -> str:
+    """``func (path/file.py:12)`` -> ``path/file.py`` (py-spy paths are relative to sys.path)."""
+    return frame.rsplit("(", 1)[-1].rstrip(")").rsplit(":", 1)[0]
+
+
+def _bucket(frame: str) -> str:
+    where = _where(frame)
+    for key, name in (("caseforum/", "caseforum (app code)"),
+                      ("asyncio/runners", "event loop (uvloop C code, I/O)"),
+                      ("sqlalchemy/", "SQLAlchemy"), ("sqlmodel/", "SQLAlchemy"),
+                      ("jinja2/", "Jinja2"), ("markupsafe/", "Jinja2"),
+                      ("pydantic", "pydantic"), ("websockets/", "websockets"),
+                      ("uvicorn/", "uvicorn"), ("starlette/", "Starlette/FastAPI"),
+                      ("fastapi/", "Starlette/FastAPI"), ("anyio/", "threads (anyio)"),
+                      ("threading.py", "threads (anyio)"), ("concurrent/", "threads (anyio)"),
+                      ("asyncio/", "asyncio"), ("json/", "json"), ("nh3", "markdown/nh3"),
+                      ("markdown", "markdown/nh3"), ("<frozen", "import")):
+        if where.startswith(key) or f"/{key}" in where:
+            return name
+    return "other"
+
+
+def _func(frame: str) -> str:
+    """The frame without its line number."""
+    return re.sub(r":\d+\)$", ")", frame)
+
+
+def summarise_profile(path: Path, title: str, log: Any, top: int = 16) -> None:
+    if not path.exists():
+        log(f"  (no profile written for {title})")
+        return
+    leaf: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    buckets: Counter[str] = Counter()
+    total = idle = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = [f for f in stack.split(";")
+                  if not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        if frames[-1].startswith(IDLE):
+            idle += n
+            continue
+        total += n
+        leaf[_func(frames[-1])] += n
+        buckets[_bucket(frames[-1])] += n
+        for f in {_func(f) for f in frames}:
+            if _where(f).startswith("caseforum/"):
+                inclusive[f] += n
+    if not total:
+        log(f"  (empty profile for {title})")
+        return
+    log(f"\n### Profile: {title}\n")
+    log(f"{total} samples of the thread holding the GIL (py-spy --gil, 200 Hz); "
+        f"{idle} samples in waits left out.\n")
+    log("Innermost frame by library (share of samples):\n")
+    for name, n in buckets.most_common():
+        log(f"- {name}: {100 * n / total:.0f} %")
+    log("\nApplication functions, inclusive (share of samples with the function on the "
+        "stack):\n")
+    for name, n in inclusive.most_common(top):
+        log(f"- {100 * n / total:5.1f} %  {name}")
+    log("\nHottest leaf functions:\n")
+    for name, n in leaf.most_common(top):
+        log(f"- {100 * n / total:5.1f} %  {name}")
+
+
+# Main -----------------------------------------------------------------------------------
+
+
+def raise_fd_limit(need: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = need if hard == resource.RLIM_INFINITY else min(hard, max(need, soft))
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft < need:
+        print(f"warning: only {soft} file descriptors allowed, {need} wanted", file=sys.stderr)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--watchers", type=int, default=500)
+    parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=200,
+                        help="requests per endpoint in the thread-page phase")
+    parser.add_argument("--max-seconds", type=float, default=60,
+                        help="stop a request phase after this long")
+    parser.add_argument("--pause", type=float, default=0.2,
+                        help="seconds between one post's full delivery and the next post")
+    parser.add_argument("--message-timeout", type=float, default=30)
+    parser.add_argument("--connect-timeout", type=float, default=120)
+    parser.add_argument("--connect-concurrency", type=int, default=25,
+                        help="websocket handshakes in flight at once")
+    parser.add_argument("--no-compression", action="store_true",
+                        help="watchers do not offer permessage-deflate (browsers do)")
+    parser.add_argument("--skip-page", action="store_true")
+    parser.add_argument("--skip-fanout", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="attach py-spy to the server during each phase")
+    args = parser.parse_args()
+    if not 1 <= args.watchers <= 5000 or not 1 <= args.messages <= 1000 \
+            or not 1 <= args.requests <= 10000:
+        parser.error("--watchers 1..5000, --messages 1..1000, --requests 1..10000")
+
+    def log(text: str) -> None:
+        print(text, flush=True)
+
+    raise_fd_limit(2 * args.watchers + 256)
+    workdir = Path(tempfile.mkdtemp(prefix="cf-forum-bench-"))
+    data_dir = workdir / "data"
+    server: Server | None = None
+    started = time.perf_counter()
+    try:
+        log(f"Building the data in {data_dir}")
+        info = build(data_dir, args.watchers, log)
+        server = Server(data_dir, workdir)
+        server.wait_ready()
+        wait_for_consumers(data_dir / "caseforum.db")
+        log(f"Server: pid {server.proc.pid} on {server.url}, RSS {server.rss_mb():.0f} MB")
+
+        timings: list[Timing] = []
+        facts: dict[str, Any] = {}
+        profiles: list[tuple[Path, str]] = []
+        if not args.skip_page:
+            log("Thread page and API")
+            prof = Profiler(server.proc.pid, workdir / "page.txt") if args.profile else None
+            timings, facts = page_phase(server.url, server, info, args, log)
+            if prof:
+                profiles.append((prof.stop(), "thread page and thread API"))
+        fan: FanoutResult | None = None
+        if not args.skip_fanout:
+            log(f"Fan-out to {args.watchers} watchers, {args.messages} posts")
+            prof = Profiler(server.proc.pid, workdir / "fanout.txt") if args.profile else None
+            try:
+                import uvloop
+
+                runner = uvloop.run
+            except ImportError:
+                runner = asyncio.run
+            fan = runner(fanout_phase(server.url, server, info, args, log))
+            if prof:
+                profiles.append((prof.stop(), "fan-out (connect + posting)"))
+
+        log("\n## Results\n")
+        log(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f}; one uvicorn worker in its own process; "
+            f"SQLite WAL; in-process broker; {info['posts']} posts, 20 dossiers.\n")
+        if timings:
+            log("| endpoint | requests | errors | p50 ms | p95 ms | p99 ms | max ms | req/s "
+                "| server CPU ms/req |")
+            log("|---|---|---|---|---|---|---|---|---|")
+            for t in timings:
+                log(t.row())
+            log(f"\nPage: {facts['posts_on_page']} posts, {facts['cards_on_page']} cards "
+                f"({facts['distinct_cards']} distinct), {facts['page_kb']:.0f} kB HTML. "
+                f"API: {facts['api_posts']} posts, {facts['api_cards']} cards, "
+                f"{facts['api_kb']:.0f} kB JSON.")
+        if fan:
+            ms = [x * 1000 for x in fan.after_response]
+            ms_send = [x * 1000 for x in fan.after_send]
+            first = [x * 1000 for x in fan.first_after_response]
+            post_ms = [x * 1000 for x in fan.post_times]
+            log("\n| fan-out | watchers | posts | p50 ms | p95 ms | max ms |")
+            log("|---|---|---|---|---|---|")
+            log(f"| POST /threads/{{id}}/posts (form, 303) | {fan.watchers} | "
+                f"{len(post_ms)} | {pct(post_ms, 50):.1f} | {pct(post_ms, 95):.1f} | "
+                f"{max(post_ms):.1f} |")
+            log(f"| first watcher has it, after the POST's response | {fan.watchers} | "
+                f"{len(first)} | {pct(first, 50):.1f} | {pct(first, 95):.1f} | "
+                f"{max(first):.1f} |")
+            log(f"| last watcher has it, after the POST's response | {fan.watchers} | "
+                f"{len(ms)} | {pct(ms, 50):.1f} | {pct(ms, 95):.1f} | {max(ms):.1f} |")
+            log(f"| last watcher has it, after sending the POST | {fan.watchers} | "
+                f"{len(ms_send)} | {pct(ms_send, 50):.1f} | {pct(ms_send, 95):.1f} | "
+                f"{max(ms_send):.1f} |")
+            ok = (fan.delivered == fan.expected and not fan.duplicates and not fan.missing
+                  and not fan.out_of_order)
+            log(f"\nDelivered {fan.delivered} of {fan.expected} expected fragments "
+                f"({'OK' if ok else 'NOT OK'}): {fan.missing} missing, {fan.duplicates} "
+                f"duplicates, {fan.out_of_order} out of order, {fan.timeouts} posts timed out; "
+                f"{fan.other_messages} other messages (bell etc.).")
+            profiles_present = len({office for office, _ in info["tokens"][: fan.watchers]})
+            log(f"Viewer profiles among the watchers: {profiles_present} (the hub renders a "
+                f"post once per profile); distinct fragment texts per post: "
+                f"{sorted(set(fan.distinct_fragments))}; largest fragment "
+                f"{fan.fragment_bytes / 1024:.1f} kB.")
+            cpu = f"{fan.server_cpu:.1f} s" if fan.server_cpu is not None else "n/a"
+            log(f"Connect: {fan.connected} sockets in {fan.connect_seconds:.1f} s "
+                f"(handshake p50 {pct(fan.handshakes, 50) * 1000:.0f} ms, p95 "
+                f"{pct(fan.handshakes, 95) * 1000:.0f} ms). Server RSS {fan.rss_before:.0f} MB "
+                f"before, {fan.rss_connected:.0f} MB with the sockets open. Server CPU during "
+                f"the posting loop: {cpu} over {fan.wall:.1f} s wall.")
+        for path, title in profiles:
+            summarise_profile(path, title, log)
+        log(f"\nTotal run time {time.perf_counter() - started:.0f} s.")
+        return 0 if fan is None or (fan.delivered == fan.expected and not fan.duplicates) else 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
