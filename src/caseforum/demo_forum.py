@@ -13,6 +13,8 @@ from caseforum.numbers import parse_application_number
 
 def _mention(app: Application) -> str:
     """The number as an examiner would type it, e.g. ``US 16/123,456``."""
+    if app.office_code == "IB":
+        return app.display_number  # PCT/JP2020/009517
     try:
         parsed = parse_application_number(app.number, office=app.office_code)
         return str(parsed)
@@ -36,9 +38,12 @@ def load_demo_forum(engine: Engine, patterns: list | None = None) -> int:
             description="Search strategies and classification questions among CN, JP and KR.")
         service.create_category(
             session, name="Work sharing and PPH", description="Using each other's results.")
-        apps = list(session.exec(select(Application).order_by(Application.id).limit(6)))
-        first = _mention(apps[0]) if apps else "US 16/123,456"
-        second = _mention(apps[1]) if len(apps) > 1 else first
+        apps = list(session.exec(select(Application).order_by(Application.id).limit(12)))
+        by_office = {a.office_code: a for a in reversed(apps)}
+        first_app = by_office.get("JP") or (apps[0] if apps else None)
+        second_app = by_office.get("US") or by_office.get("IB") or first_app
+        first = _mention(first_app) if first_app else "US 16/123,456"
+        second = _mention(second_app) if second_app else first
         thread, opening = service.create_thread(
             session, author=users["jp.examiner"], category=general,
             title=f"Family of {first}: who has examined it?",

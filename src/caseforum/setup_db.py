@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from caseforum import accounts, schema
 from caseforum.db import open_session
+from caseforum.demo_forum import load_demo_forum
 from caseforum.demo_dossiers import load_demo_dossiers
 from caseforum.doccodes import DocTypeRegistry
 from caseforum.models import User
@@ -63,4 +64,5 @@ def load_demo(
     if storage_dir is not None:
         load_demo_dossiers(engine, FileStore(storage_dir),
                            doc_types or DocTypeRegistry.with_defaults())
+    load_demo_forum(engine)
     return created
