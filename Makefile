@@ -14,6 +14,7 @@ export CASEFORUM_DATA_DIR ?= $(CURDIR)/var
 
 run: setup db
 	$(BIN)/caseforum demo
+	$(BIN)/caseforum ice demo
 	$(BIN)/caseforum serve --host $(HOST) --port $(PORT)
 
 test: setup browser

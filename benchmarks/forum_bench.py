@@ -55,7 +55,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -331,16 +330,19 @@ class Server:
         self._log.close()
 
 
-def wait_for_consumers(db: Path, seconds: float = 60) -> None:
-    """Let the server's event consumers work through the build's backlog first."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+def wait_for_consumers(db: Path, consumers: int = 3, seconds: float = 90) -> float:
+    """Let the server's event consumers (audit, plugin events, notifier) work through
+    the build's backlog before measuring; returns how long that took."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
             newest = conn.execute("SELECT max(id) FROM event").fetchone()[0] or 0
             cursors = [r[0] for r in conn.execute("SELECT last_event_id FROM consumer_cursor")]
-        if cursors and min(cursors) >= newest:
-            return
+        if len(cursors) >= consumers and min(cursors) >= newest:
+            return time.monotonic() - start
         time.sleep(0.2)
+    print("warning: the event consumers had not caught up; measuring anyway", file=sys.stderr)
+    return time.monotonic() - start
 
 
 class Profiler:
@@ -450,6 +452,8 @@ def page_phase(base: str, server: Server, info: dict[str, Any], args: argparse.N
         facts["cards_on_page"] = len(cards)
         facts["distinct_cards"] = len(set(cards))
         facts["page_kb"] = len(first.content) / 1024
+        facts["cards_kb"] = sum(len(m) for m in re.findall(
+            r'<aside class="dossier-card".*?</aside>', first.text, re.S)) / 1024
         log(f"  thread page: {facts['posts_on_page']} posts, {len(cards)} cards "
             f"({len(set(cards))} distinct), {facts['page_kb']:.0f} kB")
 
@@ -509,11 +513,13 @@ class FanoutResult:
     rss_before: float | None = None
     rss_connected: float | None = None
     server_cpu: float | None = None
+    client_cpu: float = 0.0
     wall: float = 0.0
 
 
 async def fanout_phase(base: str, server: Server, info: dict[str, Any],
-                       args: argparse.Namespace, log: Any) -> FanoutResult:
+                       args: argparse.Namespace, log: Any,
+                       profile_to: Path | None = None) -> FanoutResult:
     from websockets.asyncio.client import connect
 
     thread_id = info["thread_id"]
@@ -580,13 +586,17 @@ async def fanout_phase(base: str, server: Server, info: dict[str, Any],
         f"(handshake p50 {pct(res.handshakes, 50) * 1000:.0f} ms, "
         f"p95 {pct(res.handshakes, 95) * 1000:.0f} ms); server RSS {res.rss_connected:.0f} MB")
 
-    cpu0 = server.cpu_seconds()
     plan = info["plan"]
     async with httpx.AsyncClient(base_url=base, timeout=60, follow_redirects=False) as poster:
         sync = httpx.Client(base_url=base, timeout=60, follow_redirects=False)
         csrf = await asyncio.to_thread(login, sync, POSTER)
         poster.cookies = sync.cookies
         sync.close()
+        profiler = None
+        if profile_to is not None:  # the posting loop only, not the handshakes
+            profiler = await asyncio.to_thread(Profiler, server.proc.pid, profile_to)
+        cpu0 = server.cpu_seconds()
+        client_cpu0 = time.process_time()
         start = time.perf_counter()
         for k in range(args.messages):
             body = (f"Live check fanout-{run_id}-{k:04d}: the family of {plan[k % 20].mention} "
@@ -611,15 +621,19 @@ async def fanout_phase(base: str, server: Server, info: dict[str, Any],
             if args.pause:
                 await asyncio.sleep(args.pause)
         res.wall = time.perf_counter() - start
-    await asyncio.sleep(1.0)  # late duplicates would show up here
-    cpu1 = server.cpu_seconds()
+        cpu1 = server.cpu_seconds()
+        res.client_cpu = time.process_time() - client_cpu0
     res.server_cpu = (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None
+    if profiler is not None:
+        await asyncio.to_thread(profiler.stop)
+    await asyncio.sleep(1.0)  # late duplicates would show up here
 
     for w in watchers:
         res.delivered += sum(w.received.values())
         res.duplicates += sum(c - 1 for c in w.received.values() if c > 1)
         res.missing += sum(1 for k in range(args.messages) if k not in w.received)
-        res.out_of_order += sum(1 for a, b in zip(w.event_ids, w.event_ids[1:]) if b <= a)
+        res.out_of_order += sum(1 for a, b in zip(w.event_ids, w.event_ids[1:], strict=False)
+                                if b <= a)
         res.other_messages += w.other
     res.expected = len(tokens) * args.messages
 
@@ -760,8 +774,9 @@ def main() -> int:
         info = build(data_dir, args.watchers, log)
         server = Server(data_dir, workdir)
         server.wait_ready()
-        wait_for_consumers(data_dir / "caseforum.db")
-        log(f"Server: pid {server.proc.pid} on {server.url}, RSS {server.rss_mb():.0f} MB")
+        settle = wait_for_consumers(data_dir / "caseforum.db")
+        log(f"Server: pid {server.proc.pid} on {server.url}, RSS {server.rss_mb():.0f} MB; "
+            f"event consumers caught up with the build's backlog after {settle:.1f} s")
 
         timings: list[Timing] = []
         facts: dict[str, Any] = {}
@@ -775,16 +790,17 @@ def main() -> int:
         fan: FanoutResult | None = None
         if not args.skip_fanout:
             log(f"Fan-out to {args.watchers} watchers, {args.messages} posts")
-            prof = Profiler(server.proc.pid, workdir / "fanout.txt") if args.profile else None
             try:
                 import uvloop
 
                 runner = uvloop.run
             except ImportError:
                 runner = asyncio.run
-            fan = runner(fanout_phase(server.url, server, info, args, log))
-            if prof:
-                profiles.append((prof.stop(), "fan-out (connect + posting)"))
+            profile_to = workdir / "fanout.txt" if args.profile else None
+            fan = runner(fanout_phase(server.url, server, info, args, log, profile_to))
+            if profile_to:
+                profiles.append((profile_to, f"fan-out, posting loop ({args.watchers} "
+                                             f"watchers, {args.messages} posts)"))
 
         log("\n## Results\n")
         log(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
@@ -797,7 +813,8 @@ def main() -> int:
             for t in timings:
                 log(t.row())
             log(f"\nPage: {facts['posts_on_page']} posts, {facts['cards_on_page']} cards "
-                f"({facts['distinct_cards']} distinct), {facts['page_kb']:.0f} kB HTML. "
+                f"({facts['distinct_cards']} distinct), {facts['page_kb']:.0f} kB HTML of which "
+                f"{facts['cards_kb']:.0f} kB cards. "
                 f"API: {facts['api_posts']} posts, {facts['api_cards']} cards, "
                 f"{facts['api_kb']:.0f} kB JSON.")
         if fan:
@@ -829,12 +846,15 @@ def main() -> int:
                 f"post once per profile); distinct fragment texts per post: "
                 f"{sorted(set(fan.distinct_fragments))}; largest fragment "
                 f"{fan.fragment_bytes / 1024:.1f} kB.")
-            cpu = f"{fan.server_cpu:.1f} s" if fan.server_cpu is not None else "n/a"
+            cpu = (f"{fan.server_cpu:.1f} s ({fan.server_cpu / args.messages * 1000:.0f} ms "
+                   f"per post)" if fan.server_cpu is not None else "n/a")
             log(f"Connect: {fan.connected} sockets in {fan.connect_seconds:.1f} s "
                 f"(handshake p50 {pct(fan.handshakes, 50) * 1000:.0f} ms, p95 "
                 f"{pct(fan.handshakes, 95) * 1000:.0f} ms). Server RSS {fan.rss_before:.0f} MB "
-                f"before, {fan.rss_connected:.0f} MB with the sockets open. Server CPU during "
-                f"the posting loop: {cpu} over {fan.wall:.1f} s wall.")
+                f"before, {fan.rss_connected:.0f} MB with the sockets open. During the posting "
+                f"loop ({fan.wall:.1f} s wall): server CPU {cpu}, watcher process CPU "
+                f"{fan.client_cpu:.1f} s ({fan.client_cpu / args.messages * 1000:.0f} ms per "
+                f"post, on the same two cores).")
         for path, title in profiles:
             summarise_profile(path, title, log)
         log(f"\nTotal run time {time.perf_counter() - started:.0f} s.")

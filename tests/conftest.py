@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from caseforum.app import build_doc_types, create_app
 from caseforum.config import Settings, load_settings
 from caseforum.db import make_engine, open_session
+from caseforum.events import process_pending
 from caseforum.plugin_host import PluginHost
 from caseforum.setup_db import DEMO_PASSWORD, init_database, load_demo
 
@@ -51,6 +52,11 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     host.load()
     init_database(engine, host)
     load_demo(engine, storage_dir=settings.storage_dir, doc_types=build_doc_types(host))
+    # let the app's consumers catch up once here, so no test starts with a backlog
+    app = create_app(load_settings(data_dir=folder, secret_key="t" * 32), plugins=host)
+    for consumer in app.state.consumers.consumers:
+        process_pending(consumer, app.state.engine)
+    app.state.engine.dispose()
     engine.dispose()
     return folder / "caseforum.db"
 

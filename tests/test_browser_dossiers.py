@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser import screenshot
 from tests.dossier_helpers import dossier_json, pdf_bytes, token_for, upload
@@ -50,7 +51,7 @@ def test_examiner_finds_follows_family_compares_and_downloads(
     assert items.count() == 2
     assert "JP" in items.nth(0).inner_text() and "US" in items.nth(1).inner_text()
     page.get_by_label("JP", exact=True).uncheck()  # filter by office, live
-    page.wait_for_function("document.querySelectorAll('.tl-item').length === 1")
+    expect(page.locator(".tl-item")).to_have_count(1)
     screenshot(page, "timeline")
 
     page.goto(f"{live_server.url}/dossiers/JP/2017187096")

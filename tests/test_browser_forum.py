@@ -42,8 +42,7 @@ def test_post_appears_live_and_card_leads_to_the_dossier(browser, live_server, c
     try:
         watcher.goto(f"{live_server.url}/threads/{thread}")
         poster.goto(f"{live_server.url}/threads/{thread}")
-        watcher.wait_for_function(
-            "document.querySelector('[data-live]') && window.caseforumLastEventId")
+        watcher.locator("[data-live]").wait_for(state="attached")
         poster.get_by_label("Your post").fill("CNIPA cited the same art as JP2017-187096.")
         poster.locator("#preview .dossier-card").wait_for()  # live preview with the card
         poster.get_by_role("button", name="Post", exact=True).click()

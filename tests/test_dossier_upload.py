@@ -23,7 +23,9 @@ def us(client: TestClient, db) -> dict[str, str]:
 
 
 def _files(data_dir: Path) -> list[Path]:
-    return [p for p in (data_dir / "files").rglob("*") if p.is_file() and "tmp" not in p.parts]
+    root = data_dir / "files"
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and p.relative_to(root).parts[0] != "tmp")
 
 
 def _count(db, model) -> int:

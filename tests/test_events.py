@@ -148,8 +148,10 @@ def test_a_poison_event_is_skipped_after_max_attempts_and_recorded(engine, caplo
 
 def test_two_workers_on_one_log_handle_each_event_once(engine) -> None:
     with open_session(engine) as session:
-        session.add(ConsumerCursor(name="account-audit",
-                                   last_event_id=0))
+        cursor = session.get(ConsumerCursor, "account-audit") or \
+            ConsumerCursor(name="account-audit")
+        cursor.last_event_id = 0  # both workers start from the beginning of the log
+        session.add(cursor)
         session.commit()
         for i in range(20):
             accounts.create_user(session, username=f"parallel{i}", office_code="AU",

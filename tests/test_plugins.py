@@ -459,3 +459,35 @@ def test_secret_settings_are_masked_on_the_admin_page(settings) -> None:
         page = client.get("/admin/plugins").text
     assert "x" * 20 not in page
     assert "key_encryption_secret = ••••••" in page
+
+
+def test_a_second_dossier_source_answers_what_the_hosted_one_does_not(settings) -> None:
+    """The number box asks every source; a plugin source answers unknown numbers."""
+    from caseforum.models import Application
+
+    class Remote:
+        name = "remote"
+        asked: list[str] = []
+
+        def lookup(self, number, *, session, access, office=None):
+            self.asked.append(number)
+            app = session.exec(select(Application).where(Application.office_code == "US")
+                               ).first()
+            return [app] if "99/999,999" in number else []
+
+    h = PluginHost()
+    h.load()
+
+    class P:
+        @hookimpl
+        def register_dossier_sources(self):
+            return [Remote()]
+
+    h.add(P(), name="remote_source")
+    assert [s.name for s in h.dossier_sources()] == ["remote", "hosted"]
+    app = create_app(settings, plugins=h)
+    with TestClient(app) as client:
+        login(client, "kr.examiner")
+        found = client.get("/dossiers", params={"q": "US 99/999,999"}, follow_redirects=False)
+    assert found.status_code == 303 and found.headers["location"].startswith("/dossiers/US/")
+    assert Remote.asked == ["US 99/999,999"]

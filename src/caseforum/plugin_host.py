@@ -33,6 +33,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "caseforum.plugins.numbering",
     "caseforum.plugins.document_types",
     "caseforum.plugins.dossier_cards",
+    "caseforum.plugins.hosted_repository",
 )
 
 
@@ -284,7 +285,9 @@ class PluginHost:
         return found
 
     def nav_items(self, *, user: Any) -> list[dict[str, str]]:
-        return self._flat("extra_nav_items", user=user)
+        """Menu entries, ordered by their optional ``order`` (default 50)."""
+        items = self._flat("extra_nav_items", user=user)
+        return sorted(items, key=lambda item: int(item.get("order", 50)))
 
     def on_event(self, *, event: Any) -> None:
         for impl in self._impls("on_event"):

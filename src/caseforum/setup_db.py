@@ -10,8 +10,8 @@ from sqlmodel import select
 
 from caseforum import accounts, schema
 from caseforum.db import open_session
-from caseforum.demo_forum import load_demo_forum
 from caseforum.demo_dossiers import load_demo_dossiers
+from caseforum.demo_forum import load_demo_forum
 from caseforum.doccodes import DocTypeRegistry
 from caseforum.models import User
 from caseforum.offices import seed_reference_offices

@@ -12,8 +12,14 @@ from caseforum_ice_exchange.models import IceAuditEntry, IceExchange, IceParcel
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
+from caseforum import accounts
+from caseforum.app import create_app
+from caseforum.config import load_settings
 from caseforum.db import make_engine, open_session
+from caseforum.models import User
 from tests.conftest import csrf_of, login
+
+from .conftest import take_part
 
 CLAIMS = b"1. A lamp comprising a solar cell.\n" * 20
 REPORT = b"Search report\nCategory X: JP 2010-123456 A, claims 1-3\n"
@@ -200,9 +206,6 @@ def test_assignment_by_office_admin_and_self(users) -> None:
 
 
 def test_api_tokens_need_the_ice_scope(hosted_app, hosted_settings) -> None:
-    from caseforum import accounts
-    from caseforum.models import User
-
     engine = make_engine(hosted_settings)
     with open_session(engine) as session:
         user = session.exec(select(User).where(User.username == "sg.examiner")).one()
@@ -266,12 +269,7 @@ def test_bad_api_input_is_a_clear_4xx_never_a_500(users) -> None:
     assert sg.get("/ice/not-an-exchange").status_code == 404
 
 
-def test_oversize_uploads_are_refused_and_leave_nothing(data_dir, tmp_path) -> None:
-    from caseforum.app import create_app
-    from caseforum.config import load_settings
-
-    from .conftest import take_part
-
+def test_oversize_uploads_are_refused_and_leave_nothing(data_dir) -> None:
     settings = load_settings(data_dir=data_dir, secret_key="o" * 32,
                              plugins={"ice_exchange": {"max_parcel_mb": 1}})
     engine = make_engine(settings)

@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from caseforum_ice_exchange import audit, crypto, delivery, keys
+from caseforum_ice_exchange import audit, crypto, delivery, keys, workflow
 from caseforum_ice_exchange.api import runtime
 from caseforum_ice_exchange.models import IceAuditEntry, IceParcel
 from sqlmodel import select
 
 from caseforum.db import open_session
+from caseforum.models import User
 
 from .conftest import Instance, wait_for
 
@@ -155,14 +156,9 @@ def test_a_lost_answer_is_harmless_the_retry_gets_the_same_receipt(
     sg, jp = pair
     jp.server.start()
     sg_rt = runtime(sg.app)
-    sg_api_user = None
     with open_session(sg.engine) as session:
-        from caseforum.models import User
-
-        sg_api_user = session.exec(select(User).where(User.username == "sg.examiner")).one()
-        from caseforum_ice_exchange import workflow
-
-        _, parcel = workflow.open_request(session, rt=sg_rt, user=sg_api_user, donor_office="JP",
+        examiner = session.exec(select(User).where(User.username == "sg.examiner")).one()
+        _, parcel = workflow.open_request(session, rt=sg_rt, user=examiner, donor_office="JP",
                                           application="JP 2017-187096", kind="search")
     route = sg_rt.routes["webservice"]
     first = route.send(delivery.envelope_for(sg_rt, parcel), sg_rt)

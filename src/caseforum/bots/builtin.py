@@ -22,7 +22,7 @@ from caseforum.bots.base import (
     dossier_embed,
 )
 from caseforum.bots.context import BotContext
-from caseforum.numbers import NumberError
+from caseforum.numbers import NumberError, find_references
 
 #: how many numbers one post may ask about at once
 MAX_NUMBERS = 5
@@ -33,6 +33,16 @@ NO_CARD = ("Each reader sees this as they may see it; where nothing shows, "
 def _code(text: str) -> str:
     """Show user input as code: it stays literal and is not turned into a card."""
     return "`" + text.replace("`", "'").strip()[:80] + "`"
+
+
+def _numbers_as_code(text: str) -> str:
+    """Put the example numbers of an error message in code, so that they do not
+    become cards (or references of the thread) of their own."""
+    out, last = [], 0
+    for ref in find_references(text):
+        out += [text[last:ref.start], _code(ref.text)]
+        last = ref.end
+    return "".join(out) + text[last:]
 
 
 def _requests(post: BotPost, ctx: BotContext, example: str) -> tuple[list[str], str | None]:
@@ -57,7 +67,8 @@ def _answer(ctx: BotContext, asked: list[str], headline: str,
             number = ctx.parse_number(text)
             key = ctx.dossier_key(text)
         except NumberError as exc:
-            lines.append(f"- I can't read {_code(text)} as a number: {exc}")
+            lines.append(f"- I can't read {_code(text)} as a number: "
+                         f"{_numbers_as_code(str(exc))}")
             continue
         readable = True
         lines.append(f"- {_code(str(number))}")

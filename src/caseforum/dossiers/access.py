@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
+from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from caseforum.authz import DocumentTarget, DossierTarget, Viewer, can
@@ -67,6 +68,7 @@ class Access:
             return []
         docs = list(self.session.exec(
             select(Document).where(Document.application_id.in_(list(by_id)))  # type: ignore[union-attr]
+            .options(defer(Document.text_content))  # up to 1 MB each: loaded only when read
             .order_by(Document.date, Document.id)))
         targets = self.document_targets(docs, by_id)  # type: ignore[arg-type]
         return [d for d in docs if can(self.viewer, "document.view", targets[d.id or 0])]

@@ -301,7 +301,15 @@ def add_citation(
 
 
 def get_dossier(session: Session, *, office: str, number: str) -> Application | None:
-    """Look up by office and any accepted form of its application number."""
+    """Look up by office and any accepted form of its application number.
+
+    The stored (office, number) pair is tried first: it is what our own links
+    carry, and for a PCT application (office IB, number ``JP2020009517``) it is
+    not a form the number parser accepts with an office given."""
+    exact = session.exec(select(Application).where(
+        Application.office_code == office.upper(), Application.number == number)).first()
+    if exact is not None:
+        return exact
     try:
         parsed = parse_application_number(number, office=office.upper(),
                                           known_offices=_known_offices(session))

@@ -9,11 +9,12 @@ from caseforum.authz import ANONYMOUS, can
 @hookimpl
 def extra_nav_items(user: Any) -> list[dict[str, str]]:
     viewer = user or ANONYMOUS
-    items = [{"label": "Home", "href": "/"}, {"label": "Dossiers", "href": "/dossiers"}]
+    items = [{"label": "Home", "href": "/", "order": "10"},
+             {"label": "Dossiers", "href": "/dossiers", "order": "20"}]
     if can(viewer, "forum.view"):
-        items.append({"label": "Forum", "href": "/forum"})
+        items.append({"label": "Forum", "href": "/forum", "order": "30"})
     if can(viewer, "stats.view", None):
-        items.append({"label": "Statistics", "href": "/stats"})
+        items.append({"label": "Statistics", "href": "/stats", "order": "60"})
     if can(viewer, "admin.view"):
-        items.append({"label": "Admin", "href": "/admin"})
+        items.append({"label": "Admin", "href": "/admin", "order": "90"})
     return items

@@ -33,6 +33,7 @@ from caseforum.dossiers.usage import log_access
 from caseforum.models import Application, Citation, Document, IdempotencyRecord, Priority
 from caseforum.numbers import NumberError, parse_publication_number, search_link
 from caseforum.web.deps import CurrentViewer
+from caseforum.web.dossier_pages import source_for
 
 router = APIRouter(prefix="/api/v1", tags=["dossiers"])
 
@@ -62,9 +63,11 @@ def _link(cited: str) -> str | None:
         return None
 
 
-def document_out(request: Request, access: Access, doc: Document, app: Application) -> DocumentOut:
+def document_out(request: Request, access: Access, doc: Document, app: Application,
+                 target: Any = None) -> DocumentOut:
     registry = request.app.state.doc_types
-    target = access.document_targets([doc], {app.id: app})[doc.id or 0]  # type: ignore[dict-item]
+    if target is None:
+        target = access.document_targets([doc], {app.id: app})[doc.id or 0]  # type: ignore[dict-item]
     return DocumentOut(
         id=doc.id or 0, code=doc.code,
         label=registry.label(doc.code) if doc.code in registry else doc.code,
@@ -90,6 +93,7 @@ def family_out(members: list[Application]) -> list[FamilyMemberOut]:
 def dossier_out(request: Request, session: Session, access: Access,
                 app: Application) -> DossierOut:
     docs = access.documents([app])
+    targets = access.document_targets(docs, {app.id: app})  # type: ignore[dict-item]
     priorities = session.exec(select(Priority).where(Priority.application_id == app.id)
                               .order_by(Priority.date)).all()
     return DossierOut(
@@ -100,7 +104,7 @@ def dossier_out(request: Request, session: Session, access: Access,
         priorities=[{"office": p.office_code, "number": p.number, "date": p.date.isoformat()}
                     for p in priorities],
         pct_application_number=app.pct_number, source=app.source,
-        documents=[document_out(request, access, d, app) for d in docs],
+        documents=[document_out(request, access, d, app, targets[d.id or 0]) for d in docs],
         citations=[citation_out(c) for c in access.citations([app], docs)],
         family=family_out(access.family(app)),
     )
@@ -273,8 +277,9 @@ def get_document_content(request: Request, session: SessionDep, viewer: CurrentV
     doc, app = found
     log_access(session, viewer=viewer, doc=doc, app=app, action="download")
     session.commit()
+    chunks = source_for(request, app).fetch_document(doc, store=request.app.state.store)
     return StreamingResponse(
-        request.app.state.store.iter_bytes(doc.sha256), media_type=doc.media_type,
+        chunks, media_type=doc.media_type,
         headers={"Content-Disposition": f'attachment; filename="{doc.filename}"',
                  "Content-Length": str(doc.size), "ETag": f'"{doc.sha256}"'})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
@@ -16,7 +16,6 @@ from caseforum.db import SessionDep
 from caseforum.dossiers import service
 from caseforum.dossiers.access import Access
 from caseforum.dossiers.compare import compare_texts, similarity
-from caseforum.dossiers.lookup import find_dossiers
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
 from caseforum.dossiers.usage import log_access
 from caseforum.forum.targets import thread_target
@@ -47,7 +46,7 @@ def find_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     error = None
     if q.strip():
         try:
-            results = find_dossiers(session, access, q, office=office or None)
+            results = lookup_everywhere(request, session, access, q, office or None)
         except NumberError as exc:
             error = str(exc)
         if len(results) == 1 and not error:
@@ -84,6 +83,32 @@ def discussions_of(session: SessionDep, viewer: CurrentViewer,
     threads = session.exec(select(Thread).where(Thread.id.in_(thread_ids)).order_by(
         Thread.last_post_at.desc())).all()  # type: ignore[attr-defined]
     return [t for t in threads if can(viewer, "thread.view", thread_target(session, t))]
+
+
+def lookup_everywhere(request: Request, session: SessionDep, access: Access, text: str,
+                      office: str | None) -> list[Application]:
+    """Ask each dossier source in turn (the hosted repository first); the first
+    that knows the number answers.  A malformed number is reported once."""
+    problem: NumberError | None = None
+    for source in request.app.state.plugins.dossier_sources():
+        try:
+            found = source.lookup(text, session=session, access=access, office=office)
+        except NumberError as exc:
+            problem = problem or exc
+            continue
+        if found:
+            return list(found)
+    if problem is not None:
+        raise problem
+    return []
+
+
+def source_for(request: Request, app: Application) -> Any:
+    for source in request.app.state.plugins.dossier_sources():
+        if source.name == app.source:
+            return source
+    raise HTTPException(status_code=503,
+                        detail=f"the {app.source} dossier source is switched off")
 
 
 def _doc_label(request: Request, code: str) -> str:
@@ -186,8 +211,9 @@ def document_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     })
 
 
-def _file_response(request: Request, doc: Document, *, inline: bool) -> Response:
-    store = request.app.state.store
+def _file_response(request: Request, doc: Document, app: Application, *,
+                   inline: bool) -> Response:
+    chunks = source_for(request, app).fetch_document(doc, store=request.app.state.store)
     disposition = "inline" if inline else "attachment"
     headers = {
         "Content-Disposition": f"{disposition}; filename=\"{doc.filename}\"; "
@@ -198,15 +224,14 @@ def _file_response(request: Request, doc: Document, *, inline: bool) -> Response
     }
     if inline:
         headers["X-Frame-Options"] = "SAMEORIGIN"  # the viewer page embeds it
-    return StreamingResponse(store.iter_bytes(doc.sha256), media_type=doc.media_type,
-                             headers=headers)
+    return StreamingResponse(chunks, media_type=doc.media_type, headers=headers)
 
 
 @router.get("/documents/{document_id}/content")
 def document_content(request: Request, session: SessionDep, viewer: CurrentViewer,
                      document_id: int) -> Response:
-    doc, _ = _visible_doc(session, viewer, document_id)
-    return _file_response(request, doc, inline=True)
+    doc, app = _visible_doc(session, viewer, document_id)
+    return _file_response(request, doc, app, inline=True)
 
 
 @router.get("/documents/{document_id}/download")
@@ -215,7 +240,7 @@ def document_download(request: Request, session: SessionDep, viewer: CurrentView
     doc, app = _visible_doc(session, viewer, document_id)
     log_access(session, viewer=viewer, doc=doc, app=app, action="download")
     session.commit()
-    return _file_response(request, doc, inline=False)
+    return _file_response(request, doc, app, inline=False)
 
 
 @router.get("/documents/{document_id}/print")
