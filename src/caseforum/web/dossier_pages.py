@@ -87,8 +87,9 @@ def discussions_of(session: SessionDep, viewer: CurrentViewer,
 
 def lookup_everywhere(request: Request, session: SessionDep, access: Access, text: str,
                       office: str | None) -> list[Application]:
-    """Ask each dossier source in turn (the hosted repository first); the first
-    that knows the number answers.  A malformed number is reported once."""
+    """Ask each dossier source in plugin order (installed plugins before the
+    built-in hosted repository); the first that knows the number answers.  A
+    malformed number is reported once."""
     problem: NumberError | None = None
     for source in request.app.state.plugins.dossier_sources():
         try:
