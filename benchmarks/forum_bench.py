@@ -36,8 +36,9 @@ functions, and inclusive time of the application's own functions).  It slows
 the server down; take the latency numbers from a run without it.
 
 Only loopback traffic; everything is written inside a temporary folder that is
-removed at the end.  The
-server process is terminated at the end, also on errors and Ctrl-C.
+removed at the end.  The server process is terminated at the end, also on
+errors, Ctrl-C and SIGTERM.  The exit status is 1 when a watcher missed a post,
+got one twice or out of order.
 """
 
 from __future__ import annotations
@@ -764,6 +765,10 @@ def main() -> int:
     def log(text: str) -> None:
         print(text, flush=True)
 
+    def terminated(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)  # runs the clean-up below
+
+    signal.signal(signal.SIGTERM, terminated)
     raise_fd_limit(2 * args.watchers + 256)
     workdir = Path(tempfile.mkdtemp(prefix="cf-forum-bench-"))
     data_dir = workdir / "data"
@@ -858,7 +863,9 @@ def main() -> int:
         for path, title in profiles:
             summarise_profile(path, title, log)
         log(f"\nTotal run time {time.perf_counter() - started:.0f} s.")
-        return 0 if fan is None or (fan.delivered == fan.expected and not fan.duplicates) else 1
+        lossless = fan is None or (fan.delivered == fan.expected and not fan.duplicates
+                                   and not fan.missing and not fan.out_of_order)
+        return 0 if lossless else 1
     except KeyboardInterrupt:
         return 130
     finally:

@@ -86,7 +86,10 @@ def fresh_log(engine: Any) -> None:
     """Start the runner's cursor after the demo data's history, as on a new server."""
     with open_session(engine) as session:
         last = session.exec(select(func.max(Event.id))).one() or 0
-        session.add(ConsumerCursor(name=BotRunner.name, last_event_id=last))
+        cursor = session.get(ConsumerCursor, BotRunner.name) or ConsumerCursor(
+            name=BotRunner.name)
+        cursor.last_event_id = last
+        session.add(cursor)
         session.commit()
 
 
@@ -447,6 +450,8 @@ def test_new_content_bot_notes_a_new_document_where_the_dossier_is_discussed(
     runner = BotRunner(engine, bots_of(NewContentBot(), DossierBot()))
     process_pending(runner, engine)
     document_id = _add_document(engine, settings, offices=("KR",))
+    # started after the document arrived: it is not news there
+    late, _ = new_thread(engine, f"Late to {JP_APP}", title="Late")
     process_pending(runner, engine)
 
     for thread_id in (by_app, by_publication):
@@ -454,7 +459,7 @@ def test_new_content_bot_notes_a_new_document_where_the_dossier_is_discussed(
         assert bot_user.username == "new-content"
         assert note.body == "New content in a dossier discussed here."
         assert note.embeds == [{"kind": "document", "document_id": document_id}]
-    assert answers(engine, unrelated) == []
+    assert answers(engine, unrelated) == [] and answers(engine, late) == []
     [run] = runs(engine, bot="new-content")
     assert run.status == "answered" and run.post_id < 0
 

@@ -17,6 +17,7 @@ from sqlmodel import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from caseforum import __version__
+from caseforum.bots.runner import BotRunner
 from caseforum.config import Settings, load_settings
 from caseforum.db import make_engine, open_session
 from caseforum.doccodes import DocTypeRegistry
@@ -36,6 +37,7 @@ from caseforum.web import (
     admin,
     api,
     auth_pages,
+    bots_admin,
     dossier_api,
     dossier_pages,
     forum_api,
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         AccountAuditConsumer(),
         PluginEventsConsumer(lambda event: plugins.on_event(event=event)),
         Notifier(engine, plugins.notification_channels),
+        BotRunner(engine, plugins.bots, broker=broker, patterns=plugins.reference_patterns),
     ]
     runner = ConsumerRunner(engine, broker, consumers, keep_days=settings.event_retention_days)
 
@@ -143,7 +146,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
 
     for router in (auth_pages.router, pages.router, admin.router, api.router,
                    dossier_pages.router, dossier_api.router, stats_pages.router,
-                   forum_pages.router, forum_api.router, ws.router):
+                   forum_pages.router, forum_api.router, ws.router, bots_admin.router):
         app.include_router(router)
     for name, router in plugins.routes():
         app.include_router(router, dependencies=[plugin_gate(plugins, name)])

@@ -34,6 +34,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "caseforum.plugins.document_types",
     "caseforum.plugins.dossier_cards",
     "caseforum.plugins.hosted_repository",
+    "caseforum.plugins.builtin_bots",
 )
 
 

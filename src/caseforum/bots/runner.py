@@ -38,7 +38,7 @@ import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, update
@@ -277,7 +277,7 @@ class BotRunner(Consumer):
 
     def _decide_event(self, session: Session, event: Event, loaded: list[LoadedBot]) -> None:
         bots = [b for b in loaded if event.kind in b.triggers.events]
-        threads = referencing_threads(session, event.payload) if bots else []
+        threads = referencing_threads(session, event.payload, event.at) if bots else []
         if not threads:
             return
         for bot in bots:
@@ -403,7 +403,8 @@ class BotRunner(Consumer):
             event = session.get(Event, job.event_id)
             if event is None:
                 raise _NoAnswer("skipped", f"event {job.event_id} has left the log")
-            threads = [session.get(Thread, t) for t in referencing_threads(session, event.payload)]
+            threads = [session.get(Thread, t)
+                       for t in referencing_threads(session, event.payload, event.at)]
             infos = [thread_info(t) for t in threads if t is not None]
             if not infos:
                 raise _NoAnswer("skipped", "no thread references the dossier any more")
@@ -573,9 +574,11 @@ def _post_event(session: Session, event_id: int | None, thread_id: int,
     return None
 
 
-def referencing_threads(session: Session, payload: dict[str, Any]) -> list[int]:
+def referencing_threads(session: Session, payload: dict[str, Any],
+                        until: datetime | None = None) -> list[int]:
     """Threads whose visible posts mention the dossier of ``payload["application_id"]``,
-    by application or publication number."""
+    by application or publication number; with ``until``, only mentions made by then
+    (a document that was there before the discussion began is not news to it)."""
     app = session.get(Application, payload.get("application_id"))
     if app is None:
         return []
@@ -585,7 +588,8 @@ def referencing_threads(session: Session, payload: dict[str, Any]) -> list[int]:
         clauses.append((Reference.kind == "publication")
                        & (Reference.office_code == app.publication_number[:2])
                        & (Reference.number == app.publication_number[2:]))
-    rows = session.exec(select(Post.thread_id).join(Reference, Reference.post_id == Post.id)
-                        .where(or_(*clauses), Post.hidden.is_(False))  # type: ignore[attr-defined]
-                        .distinct())
-    return sorted(set(rows))
+    query = select(Post.thread_id).join(Reference, Reference.post_id == Post.id).where(
+        or_(*clauses), Post.hidden.is_(False))  # type: ignore[attr-defined]
+    if until is not None:
+        query = query.where(Post.created_at <= until)
+    return sorted(set(session.exec(query.distinct())))

@@ -78,7 +78,8 @@ class Notifier(Consumer):
         targets.pop(post.author_id, None)
         for user_id, (kind, text) in targets.items():
             user = session.get(User, user_id)
-            if user is None or not user.is_active or not _can_read(session, user, thread):
+            if (user is None or not user.is_active or str(user.role) == "bot"
+                    or not _can_read(session, user, thread)):
                 continue
             note = notify(session, user_id=user_id, event=event, kind=kind, text=text,
                           link=link, thread_id=thread.id, post_id=post.id)
