@@ -466,8 +466,9 @@ def test_new_content_bot_notes_a_new_document_where_the_dossier_is_discussed(
     note_id = answers(engine, by_app)[0][0].id or 0  # KR is named in the document, AU not
     assert f"/documents/{document_id}" in api_html(client, reader("kr.examiner"), by_app,
                                                    note_id)
-    assert f"/documents/{document_id}" not in api_html(client, reader("au.examiner"), by_app,
-                                                       note_id)
+    # AU may not see the document: the note itself is absent, so nothing hints at it
+    au_posts = client.get(f"/api/v1/threads/{by_app}", headers=reader("au.examiner")).json()
+    assert note_id not in [p["id"] for p in au_posts["posts"]]
 
     process_pending(runner, engine)  # nothing new: nothing posted again
     assert len(answers(engine, by_app)) == 1
@@ -533,3 +534,42 @@ def test_a_username_taken_by_a_person_is_not_used(engine: Any) -> None:
     [run] = runs(engine)
     assert run.status == "error" and "belongs to a person" in run.error
     assert answers(engine, thread_id) == []
+
+
+def test_a_bot_note_whose_every_block_is_hidden_is_not_shown(as_user, db) -> None:
+    """A reader who may not see the dossier does not even learn that a note exists."""
+    from caseforum.forum import service as forum_service
+    from caseforum.forum.view import Renderer
+    from caseforum.models import Post
+    from tests.forum_helpers import make_category, start_thread
+
+    cat = make_category(db, "Bot notes")
+    author, csrf = as_user("jp.examiner")
+    thread_id = start_thread(author, csrf, cat, "Notes", "hello")
+    jp_doc = db.exec(select(Document).join(Application).where(
+        Application.office_code == "JP")).first()
+    from caseforum.models.account import Role
+
+    bot = User(username="note.bot", office_code="IB", role=Role.bot)
+    db.add(bot)
+    db.commit()
+    from caseforum.models import Thread
+
+    thread = db.get(Thread, thread_id)
+    forum_service.add_post(db, author=bot, thread=thread, body="New content here.",
+                           embeds=[{"kind": "document", "document_id": jp_doc.id}])
+    db.commit()
+    from caseforum.authz import Viewer
+    from caseforum.models import Office
+
+    posts = list(db.exec(select(Post).where(Post.thread_id == thread_id)))
+    for name, visible in (("kr.examiner", True), ("us.admin", False)):
+        u = user(db, name)
+        viewer = Viewer.of(u, db.get(Office, u.office_code))
+        from caseforum.plugin_host import PluginHost
+        from caseforum.web.templating import make_environment
+
+        host = PluginHost()
+        host.load()
+        views = Renderer(db, viewer, host, make_environment([])).posts(posts)
+        assert ("New content here." in [v.post.body for v in views]) is visible

@@ -59,8 +59,10 @@ class Viewer:
 
     @property
     def profile(self) -> tuple[Any, ...]:
-        """What decides what this viewer may see; equal profiles see the same."""
-        return (self.office_code, self.role, self.providing, self.accessing)
+        """What decides what this viewer may see; equal profiles see the same
+        (a token's scopes count: a forum-only token sees no dossier cards)."""
+        scopes = tuple(sorted(self.scopes)) if self.scopes is not None else None
+        return (self.office_code, self.role, self.providing, self.accessing, scopes)
 
 
 ANONYMOUS = Viewer()

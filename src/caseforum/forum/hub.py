@@ -34,14 +34,28 @@ class TooOld(Exception):
     """The client's last event has left the log window: it must reload."""
 
 
+QUEUE_LIMIT = 500  # fragments waiting for one slow client before it is told to reload
+
+
 @dataclass(eq=False)
 class Subscriber:
+    """One socket.  The hub only queues for it; the socket's own writer task
+    sends, so a client that stops reading never holds up the others."""
+
     viewer: Viewer
     topics: set[str]
     send: Callable[[str], Awaitable[None]]
     last_sent: int = 0
     live: bool = False
     pending: list[tuple[int, str]] = field(default_factory=list)
+    queue: asyncio.Queue[str | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT))
+    overflowed: bool = False
+
+    async def writer(self) -> None:
+        """Send queued fragments until the queue says stop (``None``)."""
+        while (html := await self.queue.get()) is not None:
+            await self.send(html)
 
 
 class Hub:
@@ -134,9 +148,12 @@ class Hub:
             return
         sub.last_sent = event_id
         try:
-            await sub.send(html)
-        except Exception:
+            sub.queue.put_nowait(html)
+        except asyncio.QueueFull:
+            sub.overflowed = True  # the socket closes with "reload"; it resumes with ?after=
             self.subscribers.discard(sub)
+            sub.queue = asyncio.Queue(maxsize=1)
+            sub.queue.put_nowait(None)
 
     async def subscribe(self, sub: Subscriber, after: int) -> None:
         """Register, send what was missed since ``after``, then go live."""

@@ -43,7 +43,11 @@ def thread_fragment(session: Session, env: Environment, host: Any, viewer: Viewe
     post = session.get(Post, event.payload.get("post_id"))
     if post is None:
         return None
-    view = Renderer(session, viewer, host, env).posts([post])[0]
+    views = Renderer(session, viewer, host, env).posts([post])
+    if not views:
+        return None  # a bot note this viewer may not see
+    view = views[0]
+    view.mine = set()  # shared by every socket of the profile: no one user's pressed state
     # rendered once for many sockets: no per-session CSRF token in the forms;
     # htmx sends each user's own token in a header (static/js/app.js)
     return env.get_template("forum/_post.html").render(

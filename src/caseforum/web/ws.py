@@ -7,6 +7,8 @@ viewer who may not see a thread is refused before anything is sent.
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 from fastapi import APIRouter, HTTPException, WebSocket
 from starlette.websockets import WebSocketDisconnect
@@ -69,13 +71,27 @@ async def _serve(ws: WebSocket, topics: set[str], after: int | None,
     except TooOld:
         await ws.close(code=CLOSE_RELOAD, reason="reload")
         return
+    writer = asyncio.create_task(sub.writer())
+    reader = asyncio.create_task(_drain(ws))
     try:
-        while True:
-            await ws.receive_text()  # clients send nothing we need; keep the socket open
-    except WebSocketDisconnect:
+        await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if sub.overflowed:
+            await ws.close(code=CLOSE_RELOAD, reason="too far behind: reload")
+    except Exception:  # the client went away mid-send
         pass
     finally:
         hub.unsubscribe(sub)
+        for task in (writer, reader):
+            task.cancel()
+
+
+async def _drain(ws: WebSocket) -> None:
+    """Clients send nothing we need; reading notices when they leave."""
+    try:
+        while True:
+            await ws.receive_text()
+    except WebSocketDisconnect:
+        return
 
 
 @router.websocket("/ws/threads/{thread_id}")
