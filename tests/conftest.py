@@ -120,11 +120,12 @@ def login(client: TestClient, username: str, password: str = DEMO_PASSWORD) -> s
 
 @pytest.fixture
 def as_user(app: Any) -> Iterator[Any]:
-    """``as_user("jp.examiner")`` gives a logged-in client and its CSRF token."""
+    """``as_user("jp.examiner")`` gives a logged-in client and its CSRF token
+    (``on=`` another app, e.g. a plugin test's own instance)."""
     opened: list[TestClient] = []
 
-    def make(username: str) -> tuple[TestClient, str]:
-        c = TestClient(app)
+    def make(username: str, *, on: Any = None) -> tuple[TestClient, str]:
+        c = TestClient(on if on is not None else app)
         c.__enter__()
         opened.append(c)
         return c, login(c, username)

@@ -26,19 +26,9 @@ REPORT = b"Search report\nCategory X: JP 2010-123456 A, claims 1-3\n"
 
 
 @pytest.fixture
-def users(hosted_app: Any):
-    """Logged-in clients by user name, with their CSRF tokens."""
-    opened: list[TestClient] = []
-
-    def make(username: str) -> tuple[TestClient, str]:
-        client = TestClient(hosted_app)
-        client.__enter__()
-        opened.append(client)
-        return client, login(client, username)
-
-    yield make
-    for client in opened:
-        client.__exit__(None, None, None)
+def users(hosted_app: Any, as_user: Any):
+    """Logged-in clients of the ICE instance by user name, with their CSRF tokens."""
+    return lambda username: as_user(username, on=hosted_app)
 
 
 def open_request(client: TestClient, csrf: str, **extra: Any) -> str:
