@@ -190,6 +190,12 @@ def test_families_link_through_priorities_and_the_pct_route(client, db) -> None:
     assert [m["office"] for m in fam] == ["US"]
     fam_kr = client.get("/api/v1/dossiers/KR/1020207012345/family", headers=kr).json()
     assert {m["office"] for m in fam_kr} == {"JP", "US", "IB", "KR"}
+    # merged families leave no empty family behind
+    from caseforum.models import Family
+
+    db.expire_all()
+    used = set(db.exec(select(Application.family_id)))
+    assert set(db.exec(select(Family.id))) == used
 
 
 def test_new_document_writes_an_event(client, us, db) -> None:

@@ -173,6 +173,10 @@ def link_family(session: Session, app: Application) -> Family:
             for moved in session.exec(select(Application).where(Application.family_id == other)):
                 moved.family_id = target
                 session.add(moved)
+            session.flush()
+            merged = session.get(Family, other)
+            if merged is not None:
+                session.delete(merged)  # its members now belong to ``target``
     else:
         family = Family()
         session.add(family)
