@@ -193,11 +193,14 @@ def test_hook_register_bots(host: PluginHost) -> None:
         def register_bots(self):
             return [SimpleNamespace(name="echo", triggers=["/echo"])]
 
+    built_in = [b.name for b in host.bots()]
+    assert {"dossier", "citations", "new-content"} <= set(built_in)
     host.add(P(), name="echo_bot")
     try:
-        assert [b.name for b in host.bots()] == ["echo"]
+        assert [b.name for b in host.bots()] == ["echo", *built_in]
     finally:
         host.remove("echo_bot")
+    assert "echo" not in [b.name for b in host.bots()]
 
 
 def test_hook_register_reference_patterns(host: PluginHost) -> None:

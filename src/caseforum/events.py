@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
@@ -206,9 +207,12 @@ def _cursor(session: Session, name: str, *, lock: bool = False) -> ConsumerCurso
     query = select(ConsumerCursor).where(ConsumerCursor.name == name)
     cursor = session.exec(query).first()
     if cursor is None:
-        cursor = ConsumerCursor(name=name)
-        session.add(cursor)
-        session.flush()
+        try:  # two workers may meet a new consumer at once: one insert wins
+            with session.begin_nested():
+                session.add(ConsumerCursor(name=name))
+        except IntegrityError:
+            pass
+        cursor = session.exec(query).one()
     return cursor
 
 
