@@ -113,7 +113,7 @@ def require(viewer: Viewer | None, action: str, obj: Any = None, *, hide: bool =
 
 
 def _is(viewer: Viewer, *roles: Role) -> bool:
-    return viewer.role in {str(r) for r in roles}
+    return any(viewer.role == r.value for r in roles)
 
 
 def _office_of(obj: Any) -> str | None:

@@ -81,8 +81,7 @@ class Hub:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await asyncio.wait({self._task}, timeout=5)
 
     async def _run(self) -> None:
         flag = self.broker.subscribe()

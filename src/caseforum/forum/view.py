@@ -72,6 +72,33 @@ class Renderer:
             self._apps[key] = app if self.access.can_see(app) else None
         return self._apps[key]
 
+    def _prefetch(self, refs: list[Reference]) -> None:
+        """Look up every dossier a page mentions in two queries, not one per mention."""
+        apps_wanted = {(r.office_code, r.number) for r in refs if r.kind == "application"}
+        pubs_wanted = {r.office_code + r.number for r in refs if r.kind == "publication"}
+        found: dict[tuple[str, str, str], Application] = {}
+        if apps_wanted:
+            numbers = {n for _, n in apps_wanted}
+            for app in self.session.exec(select(Application).where(
+                    Application.number.in_(numbers))):  # type: ignore[attr-defined]
+                if (app.office_code, app.number) in apps_wanted:
+                    found[("application", app.office_code, app.number)] = app
+        if pubs_wanted:
+            for app in self.session.exec(select(Application).where(
+                    Application.publication_number.in_(pubs_wanted))):  # type: ignore[attr-defined]
+                pub = app.publication_number
+                found[("publication", pub[:2], pub[2:])] = app
+        for office, number in apps_wanted:
+            key = ("application", office, number)
+            if key not in self._apps:
+                app = found.get(key)
+                self._apps[key] = app if self.access.can_see(app) else None
+        for pub in pubs_wanted:
+            key = ("publication", pub[:2], pub[2:])
+            if key not in self._apps:
+                app = found.get(key)
+                self._apps[key] = app if self.access.can_see(app) else None
+
     def card(self, kind: str, office: str, number: str, text: str) -> Markup | None:
         key = (kind, office, number)
         if key not in self._cards:
@@ -95,6 +122,7 @@ class Renderer:
         for ref in self.session.exec(select(Reference).where(
                 Reference.post_id.in_(ids)).order_by(Reference.position)):  # type: ignore[attr-defined]
             refs[ref.post_id].append(ref)
+        self._prefetch([r for rs in refs.values() for r in rs])
         counts: dict[int, dict[str, int]] = defaultdict(dict)
         mine: dict[int, set[str]] = defaultdict(set)
         for reaction in self.session.exec(select(Reaction).where(

@@ -24,6 +24,7 @@ def make_environment(extra_dirs: list[Path]) -> Environment:
         autoescape=select_autoescape(default=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates ship with the code; no stat() per render
     )
     env.globals["version"] = __version__
     env.globals["post_target"] = post_target
