@@ -164,6 +164,26 @@ class RedisBroker(LocalBroker):
         self._client.close()
 
 
+async def cancel_tasks(tasks: list[asyncio.Task[Any]], *, wait: float = 5.0) -> None:
+    """Cancel background tasks at shut-down.
+
+    A task stuck in a database call gets ``wait`` seconds, then is left behind
+    rather than holding up the shutdown.  Tasks of another event loop (the same
+    app started twice, as tests do) are cancelled on their own loop.
+    """
+    loop = asyncio.get_running_loop()
+    mine = []
+    for task in tasks:
+        owner = task.get_loop()
+        if owner is loop:
+            task.cancel()
+            mine.append(task)
+        elif not owner.is_closed():
+            owner.call_soon_threadsafe(task.cancel)
+    if mine:
+        await asyncio.wait(mine, timeout=wait)
+
+
 def make_broker(redis_url: str | None) -> LocalBroker:
     return RedisBroker(redis_url) if redis_url else LocalBroker()
 
@@ -319,12 +339,7 @@ class ConsumerRunner:
             await asyncio.sleep(3600)
 
     async def stop(self) -> None:
-        """Cancel the consumers; one stuck in a database call gets a few seconds,
-        then is left behind rather than holding up the shutdown."""
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+        await cancel_tasks(self._tasks)
         self._tasks.clear()
 
     async def _run(self, consumer: Consumer) -> None:

@@ -23,7 +23,7 @@ from sqlmodel import select
 
 from caseforum.authz import Viewer
 from caseforum.db import open_session
-from caseforum.events import LocalBroker, oldest_event_id
+from caseforum.events import LocalBroker, cancel_tasks, oldest_event_id
 from caseforum.forum.live import bell_fragment, forum_row_fragment, thread_fragment, topics_of
 from caseforum.models import Event
 
@@ -66,7 +66,7 @@ class Hub:
         self.env = env
         self.subscribers: set[Subscriber] = set()
         self.last_id = 0
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.renders = 0  # fragments rendered (for the fan-out benchmark)
 
     async def start(self) -> None:
@@ -76,12 +76,11 @@ class Hub:
                                     ).first() or 0
 
         self.last_id = await anyio.to_thread.run_sync(newest)
-        self._task = asyncio.create_task(self._run(), name="realtime-hub")
+        self._tasks.append(asyncio.create_task(self._run(), name="realtime-hub"))
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=5)
+        await cancel_tasks(self._tasks)
+        self._tasks.clear()
 
     async def _run(self) -> None:
         flag = self.broker.subscribe()
