@@ -469,6 +469,20 @@ def test_new_content_bot_notes_a_new_document_where_the_dossier_is_discussed(
     # AU may not see the document: the note itself is absent, so nothing hints at it
     au_posts = client.get(f"/api/v1/threads/{by_app}", headers=reader("au.examiner")).json()
     assert note_id not in [p["id"] for p in au_posts["posts"]]
+    # ... and leaves no other trace: not in the count, the order or the unread marks
+    listed = {t["id"]: t for t in client.get("/api/v1/threads",
+                                             headers=reader("au.examiner")).json()}
+    assert listed[by_app]["post_count"] == len(au_posts["posts"])
+    with Session(engine) as session:
+        au = user(session, "au.examiner")
+        from caseforum.forum.service import mark_read, unread_counts
+        from caseforum.models import Thread
+
+        thread = session.get(Thread, by_app)
+        mark_read(session, user_id=au.id, thread=thread)
+        session.commit()
+        assert unread_counts(session, user_id=au.id, thread_ids=[by_app]) == {}
+        assert thread.last_post_id != note_id
 
     process_pending(runner, engine)  # nothing new: nothing posted again
     assert len(answers(engine, by_app)) == 1

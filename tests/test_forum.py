@@ -245,3 +245,19 @@ def test_category_for_a_named_office_group(client, db, as_user, monkeypatch, dat
     jp, _ = as_user("jp.examiner")
     assert "ASEAN desk" in sg.get("/forum").text
     assert "ASEAN desk" not in jp.get("/forum").text
+
+
+def test_notifications_about_a_thread_one_may_no_longer_read_disappear(as_user, db) -> None:
+    from caseforum.models import Category
+
+    cat = make_category(db, "Was open")
+    jp, csrf = as_user("jp.examiner")
+    start_thread(jp, csrf, cat, "Soon closed", "@kr.examiner look at this")
+    kr, _ = as_user("kr.examiner")
+    assert wait_for(lambda: "Soon closed" in kr.get("/notifications").text)
+    category = db.get(Category, cat)
+    category.offices = ["JP"]  # narrowed: KR may no longer read it
+    db.add(category)
+    db.commit()
+    assert "Soon closed" not in kr.get("/notifications").text
+    assert "Soon closed" not in kr.get("/").text

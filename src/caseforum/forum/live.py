@@ -21,7 +21,8 @@ def topics_of(event: Event) -> set[str]:
     """Which live channels an event concerns."""
     if event.kind in THREAD_KINDS or event.kind == "thread.created":
         thread_id = event.payload.get("thread_id")
-        topics = {"forum"}
+        # a quiet note changes no list row: it must not move the thread for anyone
+        topics = set() if event.payload.get("quiet") else {"forum"}
         if event.kind in THREAD_KINDS:
             topics.add(f"thread:{thread_id}")
         return topics

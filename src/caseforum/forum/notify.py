@@ -59,7 +59,7 @@ class Notifier(Consumer):
     def handle(self, session: Session, event: Event) -> None:
         post = session.get(Post, event.payload.get("post_id"))
         thread = session.get(Thread, event.payload.get("thread_id"))
-        if post is None or thread is None or post.hidden:
+        if post is None or thread is None or post.hidden or post.quiet:
             return
         author = session.get(User, post.author_id)
         who = author.display_name or author.username if author else "someone"

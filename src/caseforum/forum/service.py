@@ -17,6 +17,7 @@ from caseforum.models import (
     Category,
     Flag,
     Mention,
+    Notification,
     Office,
     OfficeGroup,
     Post,
@@ -144,19 +145,28 @@ def add_post(
         parent = session.get(Post, reply_to_id)
         if parent is None or parent.thread_id != thread.id:
             raise ForumError("you can reply only to a post of the same thread")
+    quiet = is_document_note(author, embeds or [])
     post = Post(thread_id=thread.id or 0, author_id=author.id or 0, reply_to_id=reply_to_id,
-                body=body, html=html, embeds=embeds or [])
+                body=body, html=html, embeds=embeds or [], quiet=quiet)
     session.add(post)
     session.flush()
     _store_references(session, post, refs)
-    mentioned = _store_mentions(session, post, mentions, thread)
-    thread.post_count += 1
-    thread.last_post_id = post.id
-    thread.last_post_at = post.created_at
-    session.add(thread)
+    mentioned = [] if quiet else _store_mentions(session, post, mentions, thread)
+    if not quiet:
+        thread.post_count += 1
+        thread.last_post_id = post.id
+        thread.last_post_at = post.created_at
+        session.add(thread)
     _post_event(session, "post.created", post, thread, author.id, mentioned=mentioned,
-                reply_to=reply_to_id, bot=str(author.role) == "bot")
+                reply_to=reply_to_id, bot=str(author.role) == "bot", quiet=quiet)
     return post
+
+
+def is_document_note(author: User, embeds: list[dict[str, Any]]) -> bool:
+    """A bot post whose every block is a document: readers who may not see the
+    documents do not see the post, so it must leave no other trace for them."""
+    return (str(author.role) == "bot" and bool(embeds)
+            and all(e.get("kind") == "document" for e in embeds))
 
 
 def create_thread(
@@ -291,11 +301,25 @@ def unread_counts(session: Session, *, user_id: int, thread_ids: list[int]) -> d
     counts: dict[int, int] = {}
     rows = session.exec(select(Post.thread_id, Post.id).where(
         Post.thread_id.in_(thread_ids), Post.hidden.is_(False),  # type: ignore[attr-defined]
-        Post.author_id != user_id))
+        Post.quiet.is_(False), Post.author_id != user_id))  # type: ignore[attr-defined]
     for thread_id, post_id in rows:
         if post_id > marks.get(thread_id, 0):
             counts[thread_id] = counts.get(thread_id, 0) + 1
     return counts
+
+
+def readable_notifications(session: Session, viewer: Viewer,
+                           notes: list[Notification]) -> list[Notification]:
+    """Drop notifications about threads the user may no longer read (a category
+    narrowed, a conversation left): their titles are not to be shown any more."""
+    out = []
+    for note in notes:
+        if note.thread_id is not None:
+            thread = session.get(Thread, note.thread_id)
+            if thread is None or not can(viewer, "thread.view", thread_target(session, thread)):
+                continue
+        out.append(note)
+    return out
 
 
 def post_count(session: Session, thread_id: int) -> int:

@@ -141,8 +141,7 @@ class Renderer:
             if not post.hidden:
                 view.html, view.cards = self._body(post, refs[post.id or 0])
                 view.embeds = [e for e in (self.embed(spec) for spec in post.embeds) if e]
-                if (str(author.role) == "bot" and post.embeds and not view.embeds
-                        and all(e.get("kind") == "document" for e in post.embeds)):
+                if post.quiet and not view.embeds:
                     continue  # a note about a new document this reader may not see
             views.append(view)
         return views

@@ -66,6 +66,9 @@ class Post(SQLModel, table=True):
     hidden: bool = False
     hidden_by: int | None = None
     hidden_reason: str = ""
+    # a bot's note about a new document: shown only to readers who may see the
+    # document, so it must not move counts, unread marks, order or notifications
+    quiet: bool = False
 
 
 class PostRevision(SQLModel, table=True):

@@ -350,7 +350,8 @@ def notifications_page(request: Request, session: SessionDep, viewer: CurrentVie
     require(viewer, "forum.view")
     rows = session.exec(select(Notification).where(Notification.user_id == viewer.user_id)
                         .order_by(Notification.id.desc()).limit(100)).all()  # type: ignore[union-attr]
-    return render(request, "notifications.html", {"rows": rows})
+    return render(request, "notifications.html",
+                  {"rows": service.readable_notifications(session, viewer, list(rows))})
 
 
 @router.post("/notifications/read")

@@ -11,7 +11,7 @@ from caseforum import __version__
 from caseforum.authz import can
 from caseforum.db import SessionDep
 from caseforum.dossiers.access import Access
-from caseforum.forum.service import unread_counts
+from caseforum.forum.service import readable_notifications, unread_counts
 from caseforum.forum.targets import thread_target
 from caseforum.models import AccountAudit, Application, Document, Notification, Office, Thread
 from caseforum.web.deps import CurrentViewer
@@ -34,6 +34,7 @@ def home(request: Request, session: SessionDep, viewer: CurrentViewer) -> Respon
     notes = session.exec(select(Notification).where(
         Notification.user_id == viewer.user_id, Notification.read_at.is_(None))  # type: ignore[union-attr]
         .order_by(Notification.id.desc()).limit(6)).all()  # type: ignore[union-attr]
+    notes = readable_notifications(session, viewer, list(notes))
     threads = session.exec(select(Thread).order_by(
         Thread.last_post_at.desc()).limit(200)).all()  # type: ignore[attr-defined]
     visible = [t for t in threads if can(viewer, "thread.view", thread_target(session, t))]
