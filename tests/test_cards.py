@@ -89,6 +89,8 @@ def test_dossier_page_lists_the_discussions_that_mention_it(as_user, db, jp_case
     start_thread(author, csrf, open_cat, "By publication", "See JP 2019-054321 A")
     kr, _ = as_user("kr.examiner")
     page = kr.get("/dossiers/JP/2017187096").text
+    assert page.count('id="discussions"') == 1
+    assert "<title>JP 2017-187096 · CaseForum</title>" in page
     section = page.split('id="discussions"')[1]
     assert "Open talk" in section and "By publication" in section
     assert "Closed talk" not in section  # KR may not read the JP-only category
