@@ -101,13 +101,6 @@ class Settings(BaseSettings):
     def storage_dir(self) -> Path:
         return self.data_dir / "files"
 
-    @property
-    def index_dir(self) -> Path:
-        return self.data_dir / "index"
-
-    def plugin_config(self, name: str) -> dict[str, Any]:
-        return dict(self.plugins.get(name, {}))
-
 
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]

@@ -7,7 +7,6 @@ matching event; the caller commits (or rolls back, and nothing happened).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import BinaryIO
@@ -321,11 +320,3 @@ def get_dossier(session: Session, *, office: str, number: str) -> Application | 
         return None
     return session.exec(select(Application).where(
         Application.office_code == parsed.office, Application.number == parsed.number)).first()
-
-
-def docs_of(session: Session, app_ids: Iterable[int]) -> list[Document]:
-    ids = list(app_ids)
-    if not ids:
-        return []
-    return list(session.exec(select(Document).where(
-        Document.application_id.in_(ids)).order_by(Document.date, Document.id)))  # type: ignore[union-attr]

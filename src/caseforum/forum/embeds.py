@@ -8,12 +8,11 @@ it, in a bot's answer either.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
-from caseforum.models import Application, Document
+from caseforum.models import Application
 
 if TYPE_CHECKING:
     from caseforum.forum.view import Renderer
@@ -62,21 +61,3 @@ def render_embed(renderer: Renderer, spec: dict[str, Any]) -> Markup | None:
         return Markup(env.get_template("partials/new_document.html").render(
             doc=doc, app=app, label=spec.get("label", doc.code)))
     return None
-
-
-def latest_documents(renderer: Renderer, app: Application, n: int = 3) -> list[Document]:
-    return sorted(renderer.access.documents([app]), key=lambda d: (d.date, d.id),
-                  reverse=True)[:n]
-
-
-def citation_count(renderer: Renderer, app: Application) -> int:
-    docs = renderer.access.documents([app])
-    return len(renderer.access.citations([app], docs))
-
-
-def group_by_office(rows: list[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for row in rows:
-        for office in row["offices"]:
-            counts[office] += 1
-    return dict(counts)

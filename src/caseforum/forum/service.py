@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func
 from sqlmodel import Session, select
 
 from caseforum.authz import Viewer, can
@@ -320,8 +319,3 @@ def readable_notifications(session: Session, viewer: Viewer,
                 continue
         out.append(note)
     return out
-
-
-def post_count(session: Session, thread_id: int) -> int:
-    return session.exec(select(func.count()).select_from(Post).where(
-        Post.thread_id == thread_id)).one()

@@ -143,24 +143,26 @@ def _thread_context(request: Request, session: Session, viewer: Viewer,
             "live_after": request.app.state.latest_event_id()}
 
 
-@router.get("/threads/{thread_id}")
-def thread_page(request: Request, session: SessionDep, viewer: CurrentViewer,
-                thread_id: int) -> Response:
+def _show_thread(request: Request, session: Session, viewer: Viewer, thread_id: int,
+                 template: str) -> Response:
+    """The thread (full or chat view); reading it marks it read."""
     thread = load_thread(session, viewer, thread_id)
     context = _thread_context(request, session, viewer, thread)
     service.mark_read(session, user_id=viewer.user_id or 0, thread=thread)
     session.commit()
-    return render(request, "forum/thread.html", context)
+    return render(request, template, context)
+
+
+@router.get("/threads/{thread_id}")
+def thread_page(request: Request, session: SessionDep, viewer: CurrentViewer,
+                thread_id: int) -> Response:
+    return _show_thread(request, session, viewer, thread_id, "forum/thread.html")
 
 
 @router.get("/threads/{thread_id}/chat")
 def chat_page(request: Request, session: SessionDep, viewer: CurrentViewer,
               thread_id: int) -> Response:
-    thread = load_thread(session, viewer, thread_id)
-    context = _thread_context(request, session, viewer, thread)
-    service.mark_read(session, user_id=viewer.user_id or 0, thread=thread)
-    session.commit()
-    return render(request, "forum/chat.html", context)
+    return _show_thread(request, session, viewer, thread_id, "forum/chat.html")
 
 
 @router.post("/threads/{thread_id}/posts")

@@ -168,6 +168,24 @@ def _create(rt: IceRuntime, viewer: Any, user: User, fields: dict[str, Any],
         return views.detail(session, rt, fresh, viewer)
 
 
+async def _with_fields(request: Request, action: Any, *args: Any) -> Response:
+    """Read JSON or multipart fields (and uploads), run ``action(rt, *args, fields,
+    uploads)`` in a worker thread, and answer 201 or the refusal; the spooled
+    upload files are closed whatever happens."""
+    rt = runtime(request.app)
+    form = None
+    try:
+        fields, form = await request_fields(request, rt)
+        uploads = uploads_of(form) if form is not None else []
+        data = await in_thread(action, rt, *args, fields, uploads)
+    except IceError as exc:
+        return error(exc)
+    finally:
+        if form is not None:
+            await form.close()
+    return ok(data, status=201)
+
+
 @router.post("/exchanges", status_code=201, summary="Ask a donor office for help")
 async def create_exchange(request: Request, viewer: CurrentViewer, user: CurrentUser
                           ) -> Response:
@@ -176,18 +194,7 @@ async def create_exchange(request: Request, viewer: CurrentViewer, user: Current
     ``written_opinion``, ``examination``), ``due_date`` (YYYY-MM-DD, optional),
     ``message``, ``route`` (optional: ``hosted`` or ``webservice``); multipart may
     add documents as ``file`` parts."""
-    rt = runtime(request.app)
-    form = None
-    try:
-        fields, form = await request_fields(request, rt)
-        uploads = uploads_of(form) if form is not None else []
-        data = await in_thread(_create, rt, viewer, user, fields, uploads)
-    except IceError as exc:
-        return error(exc)
-    finally:
-        if form is not None:
-            await form.close()
-    return ok(data, status=201)
+    return await _with_fields(request, _create, viewer, user)
 
 
 @router.get("/exchanges/{exchange_id}", summary="One exchange with its parcels")
@@ -225,18 +232,7 @@ async def post_parcel(request: Request, viewer: CurrentViewer, user: CurrentUser
     ``accept``, ``decline``, ``start``, ``report``, ``acknowledge``, ``close``),
     ``message``, and documents as ``file`` parts. Every step travels as a signed,
     encrypted parcel."""
-    rt = runtime(request.app)
-    form = None
-    try:
-        fields, form = await request_fields(request, rt)
-        uploads = uploads_of(form) if form is not None else []
-        data = await in_thread(_step, rt, viewer, user, exchange_id, fields, uploads)
-    except IceError as exc:
-        return error(exc)
-    finally:
-        if form is not None:
-            await form.close()
-    return ok(data, status=201)
+    return await _with_fields(request, _step, viewer, user, exchange_id)
 
 
 @router.post("/exchanges/{exchange_id}/assign", summary="Assign the exchange in one's office")
