@@ -109,7 +109,7 @@ def bar_chart_svg(series: Series, *, title: str, width: int = 720, height: int =
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
              f'role="img" aria-label="{escape(title)}" class="chart">',
              f"<title>{escape(title)}</title>"]
-    for frac in (0, 0.5, 1):
+    for frac in (0, 0.5, 1) if peak >= 2 else (0, 1):  # no half-line label "0" twice
         y = pad_t + plot_h * (1 - frac)
         parts.append(f'<line x1="{pad_l}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" '
                      'stroke="#d9dee5"/>')
