@@ -10,16 +10,19 @@ HOST ?= 127.0.0.1
 VENDOR := src/caseforum/static/vendor
 export CASEFORUM_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run test setup assets db browser lint clean services-test bench
+.PHONY: run test test-fast setup assets db browser lint clean services-test bench
 
 run: setup db
 	$(BIN)/caseforum demo
 	$(BIN)/caseforum ice demo
 	$(BIN)/caseforum serve --host $(HOST) --port $(PORT)
 
-test: setup browser
-	$(BIN)/ruff check src plugins tests benchmarks
+test: setup browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the inner loop: no browser, nothing marked slow, stop at the first failure (CI runs `make test`)
+test-fast: setup
+	$(BIN)/python -m pytest -x -q -m "not slow and not browser" $(PYTEST_ARGS)
 
 setup: $(BIN)/.installed assets
 
@@ -46,8 +49,11 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing: run 'sudo apt-get install chromium'"; exit 1; fi; }
 
+# ruff, mypy on the typed modules listed in pyproject.toml, and the import-layer contract
 lint: setup
 	$(BIN)/ruff check src plugins tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py

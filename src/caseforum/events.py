@@ -24,7 +24,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from caseforum.db import open_session
 from caseforum.models import AccountAudit, ConsumerCursor, Event, utcnow
@@ -220,8 +220,8 @@ def _cursor(session: Session, name: str, *, lock: bool = False) -> ConsumerCurso
     database), so two workers never handle the same event at once.
     """
     if lock:
-        session.exec(  # type: ignore[call-overload]
-            update(ConsumerCursor).where(ConsumerCursor.name == name)
+        session.exec(
+            update(ConsumerCursor).where(col(ConsumerCursor.name) == name)
             .values(updated_at=utcnow())
         )
     query = select(ConsumerCursor).where(ConsumerCursor.name == name)
@@ -244,7 +244,8 @@ def process_pending(consumer: Consumer, engine: Engine, broker: Any = None) -> i
             start = _cursor(session, consumer.name).last_event_id
             session.commit()
             batch = session.exec(
-                select(Event).where(Event.id > start).order_by(Event.id).limit(consumer.batch_size)
+                select(Event).where(col(Event.id) > start).order_by(col(Event.id))
+                .limit(consumer.batch_size)
             ).all()
         if not batch:
             return handled
@@ -362,13 +363,14 @@ class ConsumerRunner:
 def prune_events(session: Session, *, keep_days: int) -> int:
     """Drop events older than the retention window; returns how many."""
     cutoff = utcnow() - timedelta(days=keep_days)
-    result = session.exec(delete(Event).where(Event.at < cutoff))  # type: ignore[call-overload]
+    result = session.exec(
+        delete(Event).where(col(Event.at) < cutoff))
     session.commit()
     return result.rowcount or 0
 
 
 def oldest_event_id(session: Session) -> int:
-    first = session.exec(select(Event.id).order_by(Event.id).limit(1)).first()
+    first = session.exec(select(Event.id).order_by(col(Event.id)).limit(1)).first()
     return first or 0
 
 

@@ -242,7 +242,8 @@ def _split_office(
 ) -> tuple[str, str]:
     """Separate the office prefix from the rest; an explicit prefix must agree
     with ``office`` so a slip does not file a number under the wrong office."""
-    head = _LETTERS.match(clean).group()
+    letters = _LETTERS.match(clean)
+    head = letters.group() if letters else ""
     if head[:2] in known:
         # a glued suffix stays with the number: USD812345 is US + D812345
         code, rest = head[:2], clean[2:].lstrip(" :-")
