@@ -44,6 +44,7 @@ MATRIX = [
     ("office.edit", KR, (False, False, False, True, False)),
     ("users.list", JP, (False, False, True, True, False)),
     ("users.list", KR, (False, False, False, True, False)),
+    ("users.list_all", None, (False, False, False, True, False)),
     ("user.manage", JP_EXAMINER, (False, False, True, True, False)),
     ("user.manage", KR_EXAMINER, (False, False, False, True, False)),
     ("user.manage", JP_PLATFORM_ADMIN, (False, False, False, True, False)),

@@ -156,6 +156,12 @@ def _users_list(viewer: Viewer, office: Any) -> bool:
     )
 
 
+@rule("users.list_all", scope="admin")
+def _users_list_all(viewer: Viewer, obj: Any) -> bool:
+    """Users, tokens and account history of every office (not only one's own)."""
+    return _is(viewer, Role.platform_admin)
+
+
 @rule("user.manage", scope="admin")
 def _user_manage(viewer: Viewer, user: Any) -> bool:
     """Create, disable, re-enable a user; office admins only within their office
