@@ -18,7 +18,7 @@ from caseforum.authz import Viewer, forum_policy, set_forum_policy
 from caseforum.config import load_settings
 from caseforum.db import open_session
 from caseforum.forum import access, service
-from caseforum.models import Category, Office, User
+from caseforum.models import Category, Notification, Office, User
 from tests.conftest import login
 from tests.dossier_helpers import token_for
 from tests.forum_helpers import make_category, reply, start_thread
@@ -119,11 +119,16 @@ def test_readable_but_not_allowed_is_403_not_404(as_user, db) -> None:
 
 
 def _add_threads(db: Session, category_id: int, count: int, start: int = 0) -> None:
+    """``count`` threads by jp.examiner, each with a notification for kr.examiner."""
     author = user(db, "jp.examiner")
+    reader = user(db, "kr.examiner")
     category = db.get(Category, category_id)
     for i in range(start, start + count):
-        service.create_thread(db, author=author, category=category, title=f"Topic {i}",
-                              body="text")
+        thread, _ = service.create_thread(db, author=author, category=category,
+                                          title=f"Topic {i}", body="text")
+        db.add(Notification(user_id=reader.id or 0, event_id=10_000 + i, kind="mention",
+                            text=f"about topic {i}", link=f"/threads/{thread.id}",
+                            thread_id=thread.id))
     db.commit()
 
 
@@ -172,11 +177,11 @@ def test_lists_cost_the_same_statements_for_one_row_and_thirty(db, engine) -> No
 def test_api_and_pages_lists_cost_the_same_statements(data_dir, monkeypatch, db) -> None:
     cat = make_category(db, "Busy")
     _add_threads(db, cat, 1)
-    token = token_for(db, "jp.examiner", "forum")
+    token = token_for(db, "kr.examiner", "forum")
     # no consumers; the live hub's polling of the event log is not counted
     app = _app_with(data_dir, monkeypatch, run_consumers="false")
     engine = app.state.engine
-    pages = ("/forum", f"/forum/c/{cat}", "/forum/unread")
+    pages = ("/", "/forum", f"/forum/c/{cat}", "/forum/unread", "/notifications")
     api = ("/api/v1/threads", f"/api/v1/threads?category={cat}", "/api/v1/categories")
 
     def measure(browser: TestClient, script: TestClient) -> list[int]:
@@ -184,17 +189,19 @@ def test_api_and_pages_lists_cost_the_same_statements(data_dir, monkeypatch, db)
         for client, path, headers in [(browser, p, {}) for p in pages] + [
                 (script, p, token) for p in api]:
             with counted(engine) as statements:
-                assert client.get(path, headers=headers).status_code == 200
+                answer = client.get(path, headers=headers)
+            assert answer.status_code == 200
             sizes.append(len([s for s in statements if "FROM event" not in s]))
         return sizes
 
     with TestClient(app) as browser, TestClient(app) as script:
-        login(browser, "jp.examiner")
+        login(browser, "kr.examiner")
         measure(browser, script)  # first use of the token and session: recorded once
         one = measure(browser, script)
         _add_threads(db, cat, 29, start=1)
         for i in range(29):
             make_category(db, f"More {i}", ["JP", "KR"] if i % 2 else [])
+        assert "about topic 29" in browser.get("/notifications").text
         assert measure(browser, script) == one
 
 
