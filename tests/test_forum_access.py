@@ -250,3 +250,39 @@ def test_office_admins_moderate_open_categories_only_when_set(data_dir, monkeypa
         platform_csrf = login(admin, "admin")
         assert admin.post(f"/threads/{open_thread}/pin", data={"csrf_token": platform_csrf},
                           follow_redirects=False).status_code == 303
+
+
+@pytest.mark.services
+def test_forum_lists_and_hidden_threads_on_postgres(postgres_url: str, tmp_path: Any) -> None:
+    """The list queries (a sub-select of one's conversations, an empty IN for a
+    viewer with no categories) and the 404s behave the same on PostgreSQL."""
+    from caseforum.db import make_engine
+    from caseforum.plugin_host import PluginHost
+    from caseforum.setup_db import init_database, load_demo
+
+    settings = load_settings(data_dir=tmp_path, database_url=postgres_url,
+                             secret_key="p" * 32, run_consumers=False)
+    engine = make_engine(settings)
+    host = PluginHost()
+    host.load()
+    init_database(engine, host)
+    load_demo(engine)
+    with open_session(engine) as db:
+        seoul = make_category(db, "Seoul only", ["KR"])
+        kr_user = user(db, "kr.examiner")
+        thread, _ = service.create_thread(db, author=kr_user, category=db.get(Category, seoul),
+                                          title="Local practice", body="Between us")
+        private, _ = service.create_thread(db, author=kr_user, category=None, title="Just us",
+                                           body="hi", participants=[user(db, "jp.examiner")])
+        db.commit()
+        thread_id, private_id = thread.id, private.id
+        no_forum = Viewer(user_id=kr_user.id, office_code="KR", role="examiner",
+                          scopes=frozenset({"dossiers:read"}))
+        assert access.readable_threads(db, no_forum) == []
+    engine.dispose()
+    with TestClient(create_app(settings)) as jp:
+        login(jp, "jp.examiner")
+        assert "Just us" in jp.get("/forum").text
+        assert "Local practice" not in jp.get("/forum/unread").text
+        same_answer(jp.get(f"/threads/{thread_id}"), jp.get(f"/threads/{MISSING}"), thread_id)
+        assert jp.get(f"/threads/{private_id}").status_code == 200
