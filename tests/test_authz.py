@@ -104,6 +104,7 @@ KR_ONLY = CategoryTarget(frozenset({"KR"}))
 IN_OPEN = ThreadTarget(category=OPEN, author_id=7)
 IN_JP = ThreadTarget(category=JP_ONLY, author_id=7)
 IN_KR = ThreadTarget(category=KR_ONLY, author_id=7)
+LOCKED = ThreadTarget(category=OPEN, author_id=7, locked=True)
 SHOWN = PostTarget(thread=IN_OPEN, author_id=7)
 HIDDEN = PostTarget(thread=IN_OPEN, author_id=7, hidden=True)
 ALL = (False, True, True, True, True)  # every signed-in role
@@ -123,6 +124,8 @@ POLICY_MATRIX = [
     ("forum.moderate", "own-office-moderate-open-off", IN_JP, (True, False), ADMINS),
     ("forum.moderate", "other-office", IN_KR, (True, True), PLATFORM),
     ("forum.moderate", "other-office-read-all-off", IN_KR, (False, True), NOBODY),
+    ("post.create", "locked", LOCKED, (True, True), ADMINS),
+    ("post.create", "locked-moderate-open-off", LOCKED, (True, False), PLATFORM),
     ("post.view", "shown", SHOWN, (True, True), ALL),
     ("post.view", "hidden", HIDDEN, (True, True), ALL),  # shown as hidden
     ("post.history", "shown", SHOWN, (True, True), ALL),

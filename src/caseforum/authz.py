@@ -361,7 +361,7 @@ def _thread_create(viewer: Viewer, category: CategoryTarget) -> bool:
 def _post_create(viewer: Viewer, thread: ThreadTarget) -> bool:
     if not _thread_view(viewer, thread):
         return False
-    return not thread.locked or _moderator(viewer)
+    return not thread.locked or _forum_moderate(viewer, thread)  # who may unlock it
 
 
 @rule("post.view", scope="forum")
