@@ -122,6 +122,17 @@ def post_target(thread: ThreadTarget, post: Post) -> PostTarget:
 # One object ------------------------------------------------------------------------
 
 
+MAX_ID = 2**63 - 1  # a database integer key: a larger number names nothing
+
+
+def _get(session: Session, model: Any, object_id: Any) -> Any:
+    """The row, or ``None`` for an id no row can have (rather than a database
+    overflow error)."""
+    if isinstance(object_id, bool) or not isinstance(object_id, int):
+        return None
+    return session.get(model, object_id) if 0 < object_id <= MAX_ID else None
+
+
 def _check(viewer: Viewer | None, action: str, target: Any, view: str, what: str,
            hide: bool) -> None:
     if not can(viewer, view, target):
@@ -136,7 +147,7 @@ def access_category(session: Session, viewer: Viewer | None, category_id: int, *
                     action: str = "category.view", hide: bool = False) -> Category:
     """The category if the viewer may read it (and do ``action``), else 404
     (or 401/403 for an ``action`` on a readable one, 404 too with ``hide``)."""
-    category = session.get(Category, category_id)
+    category = _get(session, Category, category_id)
     if category is None:
         raise NotFound("category")
     _check(viewer, action, category_target(session, category), "category.view", "category",
@@ -147,7 +158,7 @@ def access_category(session: Session, viewer: Viewer | None, category_id: int, *
 def find_thread(session: Session, viewer: Viewer | None, thread_id: Any) -> Thread | None:
     """The thread if present and readable, else ``None`` (for callers that
     answer without an HTTP error, e.g. live updates)."""
-    thread = session.get(Thread, thread_id) if isinstance(thread_id, int) else None
+    thread = _get(session, Thread, thread_id)
     if thread is None or not can(viewer, "thread.view", thread_target(session, thread)):
         return None
     return thread
@@ -157,7 +168,7 @@ def access_thread(session: Session, viewer: Viewer | None, thread_id: int, *,
                   action: str = "thread.view", hide: bool = False) -> Thread:
     """The thread if the viewer may read it (and do ``action``), else 404 (or
     401/403 for an ``action`` on a readable one, 404 too with ``hide``)."""
-    thread = session.get(Thread, thread_id)
+    thread = _get(session, Thread, thread_id)
     if thread is None:
         raise NotFound("thread")
     _check(viewer, action, thread_target(session, thread), "thread.view", "thread", hide)
@@ -168,7 +179,7 @@ def access_post(session: Session, viewer: Viewer | None, post_id: int, *,
                 action: str = "post.view", hide: bool = False) -> tuple[Post, Thread]:
     """The post and its thread if the viewer may read them (and do ``action``:
     a post rule such as ``post.edit``, or ``forum.moderate`` on its thread)."""
-    post = session.get(Post, post_id)
+    post = _get(session, Post, post_id)
     thread = session.get(Thread, post.thread_id) if post is not None else None
     if post is None or thread is None:
         raise NotFound("post")
