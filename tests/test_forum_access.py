@@ -290,3 +290,17 @@ def test_forum_lists_and_hidden_threads_on_postgres(postgres_url: str, tmp_path:
         assert "Local practice" not in jp.get("/forum/unread").text
         same_answer(jp.get(f"/threads/{thread_id}"), jp.get(f"/threads/{MISSING}"), thread_id)
         assert jp.get(f"/threads/{private_id}").status_code == 200
+
+
+# Role tests that became rules ---------------------------------------------------------------
+
+
+def test_statistics_and_exchange_list_follow_the_rules(as_user) -> None:
+    admin, _ = as_user("admin")
+    jp_admin, _ = as_user("jp.admin")
+    office_box = 'name="office"'
+    assert office_box in admin.get("/stats").text  # stats.view_all: any office, or all
+    assert office_box not in jp_admin.get("/stats").text  # its own office only
+    every = "Every exchange on this instance"
+    assert every in admin.get("/ice").text  # ice.exchanges.list_all
+    assert every not in jp_admin.get("/ice").text
