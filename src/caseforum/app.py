@@ -28,6 +28,7 @@ from caseforum.events import (
     PluginEventsConsumer,
     make_broker,
 )
+from caseforum.forum import access as forum_access
 from caseforum.forum.hub import Hub
 from caseforum.forum.notify import Notifier
 from caseforum.models import Event, PluginState
@@ -90,6 +91,7 @@ def plugin_gate(host: PluginHost, name: str) -> Any:
 
 def create_app(settings: Settings | None = None, *, plugins: PluginHost | None = None) -> FastAPI:
     settings = settings or load_settings()
+    forum_access.configure(settings)  # the forum rules' two settings
     engine = make_engine(settings)
     broker = make_broker(settings.redis_url)
     if plugins is None:

@@ -156,6 +156,12 @@ def _users_list(viewer: Viewer, office: Any) -> bool:
     )
 
 
+@rule("users.list_all", scope="admin")
+def _users_list_all(viewer: Viewer, obj: Any) -> bool:
+    """Users, tokens and account history of every office (not only one's own)."""
+    return _is(viewer, Role.platform_admin)
+
+
 @rule("user.manage", scope="admin")
 def _user_manage(viewer: Viewer, user: Any) -> bool:
     """Create, disable, re-enable a user; office admins only within their office
@@ -249,7 +255,44 @@ def _stats_view(viewer: Viewer, office_code: Any) -> bool:
     )
 
 
+@rule("stats.view_all", scope="dossiers:read")
+def _stats_view_all(viewer: Viewer, obj: Any) -> bool:
+    """Choose any office's figures, or the whole platform's: platform admins only
+    (an office admin's statistics are always their own office's)."""
+    return _is(viewer, Role.platform_admin)
+
+
 # Forum rules ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForumPolicy:
+    """Two product decisions each instance makes, from its settings
+    (``forum_platform_admins_read_all``, ``forum_office_admins_moderate_open``).
+
+    Module-wide rather than per viewer, because viewers are also built far from
+    any request (mentions, notifications, bots) and must be judged alike.
+    """
+
+    #: platform admins read (and so moderate) categories limited to other offices
+    platform_admins_read_all: bool = True
+    #: office admins moderate threads of categories open to every office
+    office_admins_moderate_open: bool = True
+
+
+_forum_policy = ForumPolicy()
+
+
+def set_forum_policy(policy: ForumPolicy) -> ForumPolicy:
+    """Install ``policy`` (the app does at start); returns the previous one so a
+    test can put it back."""
+    global _forum_policy
+    previous, _forum_policy = _forum_policy, policy
+    return previous
+
+
+def forum_policy() -> ForumPolicy:
+    return _forum_policy
 
 
 @dataclass(frozen=True)
@@ -286,11 +329,13 @@ def _forum_view(viewer: Viewer, obj: Any) -> bool:
 
 @rule("category.view", scope="forum")
 def _category_view(viewer: Viewer, category: CategoryTarget) -> bool:
+    """Open categories: every signed-in user; limited ones: their offices, and
+    platform admins when ``ForumPolicy.platform_admins_read_all``."""
     if not viewer.is_authenticated:
         return False
-    if _is(viewer, Role.platform_admin) or not category.offices:
+    if not category.offices or viewer.office_code in category.offices:
         return True
-    return viewer.office_code in category.offices
+    return _is(viewer, Role.platform_admin) and _forum_policy.platform_admins_read_all
 
 
 @rule("category.create", scope="forum")
@@ -316,7 +361,21 @@ def _thread_create(viewer: Viewer, category: CategoryTarget) -> bool:
 def _post_create(viewer: Viewer, thread: ThreadTarget) -> bool:
     if not _thread_view(viewer, thread):
         return False
-    return not thread.locked or _moderator(viewer)
+    return not thread.locked or _forum_moderate(viewer, thread)  # who may unlock it
+
+
+@rule("post.view", scope="forum")
+def _post_view(viewer: Viewer, post: PostTarget) -> bool:
+    """A post is readable where its thread is (a hidden one shows as hidden)."""
+    return _thread_view(viewer, post.thread)
+
+
+@rule("post.history", scope="forum")
+def _post_history(viewer: Viewer, post: PostTarget) -> bool:
+    """Earlier versions of a post; of a hidden post, for its moderators only."""
+    if not _thread_view(viewer, post.thread):
+        return False
+    return not post.hidden or _forum_moderate(viewer, post.thread)
 
 
 @rule("post.edit", scope="forum")
@@ -338,8 +397,16 @@ def _post_flag(viewer: Viewer, post: PostTarget) -> bool:
 
 @rule("forum.moderate", scope="forum")
 def _forum_moderate(viewer: Viewer, thread: ThreadTarget | None) -> bool:
-    """Hide posts, lock and pin threads, review flags (never private conversations
-    the moderator is not part of)."""
+    """Hide posts, lock and pin threads, review flags: platform and office admins
+    in threads they may read (never private conversations they are not part of);
+    in categories open to every office, office admins only when
+    ``ForumPolicy.office_admins_moderate_open``."""
     if not _moderator(viewer):
         return False
-    return thread is None or _thread_view(viewer, thread)
+    if thread is None:
+        return True
+    if not _thread_view(viewer, thread):
+        return False
+    open_category = thread.category is not None and not thread.category.offices
+    return not (open_category and _is(viewer, Role.office_admin)
+                and not _forum_policy.office_admins_moderate_open)

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(default=30, ge=1)
     event_retention_days: int = Field(default=30, ge=1)
     run_consumers: bool = True
+    # forum product decisions, read by the rules in authz.py (see docs/configuration.md)
+    forum_platform_admins_read_all: bool = True
+    forum_office_admins_moderate_open: bool = True
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("database_url")

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from caseforum.authz import Viewer, can
 from caseforum.events import emit
-from caseforum.forum.targets import thread_target
+from caseforum.forum.access import filter_threads, thread_target
 from caseforum.forum.text import reference_key, render_post
 from caseforum.markdown import MarkdownTooLong
 from caseforum.models import (
@@ -311,11 +311,7 @@ def readable_notifications(session: Session, viewer: Viewer,
                            notes: list[Notification]) -> list[Notification]:
     """Drop notifications about threads the user may no longer read (a category
     narrowed, a conversation left): their titles are not to be shown any more."""
-    out = []
-    for note in notes:
-        if note.thread_id is not None:
-            thread = session.get(Thread, note.thread_id)
-            if thread is None or not can(viewer, "thread.view", thread_target(session, thread)):
-                continue
-        out.append(note)
-    return out
+    ids = {n.thread_id for n in notes if n.thread_id is not None}
+    readable = {t.id for t in filter_threads(session, viewer, session.exec(
+        select(Thread).where(Thread.id.in_(ids))))} if ids else set()  # type: ignore[union-attr]
+    return [n for n in notes if n.thread_id is None or n.thread_id in readable]

@@ -136,7 +136,7 @@ def office_edit(
 
 def _visible_users(session: SessionDep, viewer: CurrentViewer) -> list[User]:
     query = select(User).order_by(User.office_code, User.username)
-    if not can(viewer, "offices.manage"):
+    if not can(viewer, "users.list_all"):
         query = query.where(User.office_code == viewer.office_code)
     return list(session.exec(query))
 
@@ -150,7 +150,7 @@ def users_page(request: Request, session: SessionDep, viewer: CurrentViewer,
         select(ApiToken).where(ApiToken.user_id.in_([u.id for u in users]))  # type: ignore[union-attr]
         .order_by(ApiToken.id.desc())  # type: ignore[union-attr]
     ).all()
-    office_choices = (offices.list_offices(session) if can(viewer, "offices.manage")
+    office_choices = (offices.list_offices(session) if can(viewer, "users.list_all")
                       else [session.get(Office, viewer.office_code)])
     roles = [r.value for r in Role
              if r != Role.platform_admin or can(viewer, "offices.manage")]
@@ -242,7 +242,7 @@ def token_revoke(
 def audit_page(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
     require(viewer, "users.list")
     query = select(AccountAudit).order_by(AccountAudit.id.desc()).limit(200)  # type: ignore[union-attr]
-    if not can(viewer, "offices.manage"):
+    if not can(viewer, "users.list_all"):
         ids = [u.id for u in _visible_users(session, viewer)]
         query = query.where(AccountAudit.user_id.in_(ids))  # type: ignore[union-attr]
     rows = session.exec(query).all()

@@ -18,7 +18,7 @@ from caseforum.dossiers.access import Access
 from caseforum.dossiers.compare import compare_texts, similarity
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
 from caseforum.dossiers.usage import log_access
-from caseforum.forum.targets import thread_target
+from caseforum.forum.access import filter_threads
 from caseforum.models import Application, Document, Office, Post, Priority, Reference, Thread
 from caseforum.numbers import NumberError, parse_publication_number, search_link
 from caseforum.web.deps import CurrentViewer
@@ -82,7 +82,7 @@ def discussions_of(session: SessionDep, viewer: CurrentViewer,
         Post.id.in_(post_ids), Post.hidden.is_(False))))  # type: ignore[attr-defined]
     threads = session.exec(select(Thread).where(Thread.id.in_(thread_ids)).order_by(
         Thread.last_post_at.desc())).all()  # type: ignore[attr-defined]
-    return [t for t in threads if can(viewer, "thread.view", thread_target(session, t))]
+    return filter_threads(session, viewer, threads)
 
 
 def lookup_everywhere(request: Request, session: SessionDep, access: Access, text: str,

@@ -7,17 +7,25 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from caseforum.authz import can, require
+from caseforum.authz import require
 from caseforum.db import SessionDep
 from caseforum.forum import service
+from caseforum.forum.access import (
+    access_category,
+    access_post,
+    access_thread,
+    category_targets,
+    posts_of,
+    readable_threads,
+    visible_categories,
+)
 from caseforum.forum.service import ForumError
-from caseforum.forum.targets import category_target, post_target, thread_target
 from caseforum.forum.view import PostView, Renderer
-from caseforum.models import Category, Post, Thread
+from caseforum.models import Thread
 from caseforum.web.deps import CurrentUser, CurrentViewer
-from caseforum.web.forum_pages import load_post, load_thread, patterns, visible_categories
+from caseforum.web.forum_pages import patterns
 
 router = APIRouter(prefix="/api/v1", tags=["forum"])
 
@@ -99,9 +107,11 @@ def _renderer(request: Request, session: Session, viewer) -> Renderer:
 @router.get("/categories", response_model=list[CategoryOut])
 def list_categories(session: SessionDep, viewer: CurrentViewer) -> list[CategoryOut]:
     require(viewer, "forum.view")
+    categories = visible_categories(session, viewer)
+    targets = category_targets(session, categories)
     return [CategoryOut(id=c.id or 0, name=c.name, description=c.description,
-                        offices=sorted(category_target(session, c).offices))
-            for c in visible_categories(session, viewer)]
+                        offices=sorted(targets[c.id or 0].offices))
+            for c in categories]
 
 
 @router.post("/categories", response_model=CategoryOut, status_code=201)
@@ -114,27 +124,25 @@ def create_category(session: SessionDep, viewer: CurrentViewer, data: CategoryIn
         raise HTTPException(status_code=422, detail=str(exc)) from None
     session.commit()
     return CategoryOut(id=c.id or 0, name=c.name, description=c.description,
-                       offices=sorted(category_target(session, c).offices))
+                       offices=sorted(category_targets(session, [c])[c.id or 0].offices))
 
 
 @router.get("/threads", response_model=list[ThreadOut])
 def list_threads(session: SessionDep, viewer: CurrentViewer,
                  category: int | None = None) -> list[ThreadOut]:
+    """The newest 200 threads the caller may read; ``category``: of that category
+    (404 when it is absent or not readable)."""
     require(viewer, "forum.view")
-    query = select(Thread).order_by(Thread.last_post_at.desc()).limit(200)  # type: ignore[attr-defined]
     if category is not None:
-        query = query.where(Thread.category_id == category)
-    return [_thread_out(t) for t in session.exec(query)
-            if can(viewer, "thread.view", thread_target(session, t))]
+        access_category(session, viewer, category)
+    return [_thread_out(t) for t in readable_threads(session, viewer, category_id=category,
+                                                     limit=200)]
 
 
 @router.post("/threads", response_model=ThreadOut, status_code=201)
 def create_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
                   user: CurrentUser, data: ThreadIn) -> Response:
-    category = session.get(Category, data.category)
-    if category is None or not can(viewer, "category.view", category_target(session, category)):
-        raise HTTPException(status_code=404, detail=f"no category {data.category}")
-    require(viewer, "thread.create", category_target(session, category))
+    category = access_category(session, viewer, data.category, action="thread.create")
     try:
         thread, post = service.create_thread(session, author=user, category=category,
                                              title=data.title, body=data.body,
@@ -150,9 +158,8 @@ def create_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
 @router.get("/threads/{thread_id}", response_model=ThreadOut)
 def get_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
                thread_id: int) -> ThreadOut:
-    thread = load_thread(session, viewer, thread_id)
-    posts = list(session.exec(select(Post).where(Post.thread_id == thread.id)
-                              .order_by(Post.id).limit(1000)))
+    thread = access_thread(session, viewer, thread_id)
+    posts = posts_of(session, thread, limit=1000)
     views = _renderer(request, session, viewer).posts(posts)
     return _thread_out(thread, [_post_out(v) for v in views])
 
@@ -160,8 +167,7 @@ def get_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
 @router.post("/threads/{thread_id}/posts", response_model=PostOut, status_code=201)
 def create_post(request: Request, session: SessionDep, viewer: CurrentViewer,
                 user: CurrentUser, thread_id: int, data: PostIn) -> Response:
-    thread = load_thread(session, viewer, thread_id)
-    require(viewer, "post.create", thread_target(session, thread))
+    thread = access_thread(session, viewer, thread_id, action="post.create")
     try:
         post = service.add_post(session, author=user, thread=thread, body=data.body,
                                 reply_to_id=data.reply_to, patterns=patterns(request))
@@ -175,8 +181,7 @@ def create_post(request: Request, session: SessionDep, viewer: CurrentViewer,
 @router.patch("/posts/{post_id}", response_model=PostOut)
 def edit_post(request: Request, session: SessionDep, viewer: CurrentViewer, user: CurrentUser,
               post_id: int, data: PostIn) -> PostOut:
-    post, thread = load_post(session, viewer, post_id)
-    require(viewer, "post.edit", post_target(thread_target(session, thread), post))
+    post, thread = access_post(session, viewer, post_id, action="post.edit")
     try:
         service.edit_post(session, editor=user, post=post, body=data.body,
                           patterns=patterns(request))

@@ -11,8 +11,19 @@ from sqlmodel import Session, select
 from caseforum.authz import Viewer, can, require
 from caseforum.db import SessionDep
 from caseforum.forum import service
+from caseforum.forum.access import (
+    access_category,
+    access_post,
+    access_thread,
+    category_target,
+    category_targets,
+    posts_of,
+    readable_threads,
+    thread_target,
+    thread_targets,
+    visible_categories,
+)
 from caseforum.forum.service import REACTIONS, ForumError
-from caseforum.forum.targets import category_target, post_target, thread_target
 from caseforum.forum.view import Renderer
 from caseforum.models import (
     Category,
@@ -29,29 +40,11 @@ from caseforum.web.templating import is_htmx, render
 
 router = APIRouter(tags=["forum pages"], include_in_schema=False)
 PAGE_SIZE = 200
+CATEGORY_SIZE = 1000  # threads listed on a category page (newest first, pinned on top)
 
 
 def patterns(request: Request) -> list:
     return request.app.state.plugins.reference_patterns()
-
-
-def visible_categories(session: Session, viewer: Viewer) -> list[Category]:
-    return [c for c in session.exec(select(Category).order_by(Category.position, Category.name))
-            if can(viewer, "category.view", category_target(session, c))]
-
-
-def load_thread(session: Session, viewer: Viewer, thread_id: int) -> Thread:
-    thread = session.get(Thread, thread_id)
-    if thread is None or not can(viewer, "thread.view", thread_target(session, thread)):
-        raise HTTPException(status_code=404, detail="No such thread")
-    return thread
-
-
-def load_post(session: Session, viewer: Viewer, post_id: int) -> tuple[Post, Thread]:
-    post = session.get(Post, post_id)
-    if post is None:
-        raise HTTPException(status_code=404, detail="No such post")
-    return post, load_thread(session, viewer, post.thread_id)
 
 
 def _forbid(exc: ForumError) -> HTTPException:
@@ -68,18 +61,20 @@ def thread_rows(session: Session, viewer: Viewer, threads: list[Thread]) -> list
 def forum_index(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
     require(viewer, "forum.view")
     categories = visible_categories(session, viewer)
-    rows = []
-    for c in categories:
-        threads = session.exec(select(Thread).where(Thread.category_id == c.id)).all()
-        unread = service.unread_counts(session, user_id=viewer.user_id or 0,
-                                       thread_ids=[t.id or 0 for t in threads])
-        rows.append({"c": c, "threads": len(threads), "unread": sum(unread.values()),
-                     "audience": sorted(category_target(session, c).offices)})
-    private = session.exec(select(Thread).where(Thread.is_private).order_by(
-        Thread.last_post_at.desc())).all()  # type: ignore[attr-defined]
-    mine = [t for t in private if can(viewer, "thread.view", thread_target(session, t))]
+    audiences = category_targets(session, categories)
+    # every category's threads and unread posts in two statements, not two per category
+    threads_of: dict[int, list[int]] = {c.id or 0: [] for c in categories}
+    for thread_id, category_id in session.exec(select(Thread.id, Thread.category_id).where(
+            Thread.category_id.in_(list(threads_of)))):  # type: ignore[union-attr]
+        threads_of[category_id].append(thread_id)
+    unread = service.unread_counts(session, user_id=viewer.user_id or 0,
+                                   thread_ids=[i for ids in threads_of.values() for i in ids])
+    rows = [{"c": c, "threads": len(threads_of[c.id or 0]),
+             "unread": sum(unread.get(i, 0) for i in threads_of[c.id or 0]),
+             "audience": sorted(audiences[c.id or 0].offices)} for c in categories]
+    mine = readable_threads(session, viewer, private=True, limit=20)
     return render(request, "forum/index.html", {
-        "rows": rows, "private": thread_rows(session, viewer, mine[:20]),
+        "rows": rows, "private": thread_rows(session, viewer, mine),
         "can_create": can(viewer, "category.create")})
 
 
@@ -101,13 +96,10 @@ def category_create(request: Request, session: SessionDep, viewer: CurrentViewer
 @router.get("/forum/c/{category_id}")
 def category_page(request: Request, session: SessionDep, viewer: CurrentViewer,
                   category_id: int) -> Response:
-    category = session.get(Category, category_id)
-    if category is None or not can(viewer, "category.view", category_target(session, category)):
-        raise HTTPException(status_code=404, detail="No such category")
-    threads = session.exec(select(Thread).where(Thread.category_id == category.id).order_by(
-        Thread.pinned.desc(), Thread.last_post_at.desc())).all()  # type: ignore[attr-defined]
+    category = access_category(session, viewer, category_id)
+    threads = readable_threads(session, viewer, category_id=category.id, limit=CATEGORY_SIZE)
     return render(request, "forum/category.html", {
-        "category": category, "rows": thread_rows(session, viewer, list(threads)),
+        "category": category, "rows": thread_rows(session, viewer, threads),
         "can_post": can(viewer, "thread.create", category_target(session, category))})
 
 
@@ -116,10 +108,7 @@ def thread_create(request: Request, session: SessionDep, viewer: CurrentViewer,
                   user: CurrentUser, category_id: int,
                   title: Annotated[str, Form(max_length=300)],
                   body: Annotated[str, Form(max_length=60_000)]) -> Response:
-    category = session.get(Category, category_id)
-    if category is None or not can(viewer, "category.view", category_target(session, category)):
-        raise HTTPException(status_code=404, detail="No such category")
-    require(viewer, "thread.create", category_target(session, category))
+    category = access_category(session, viewer, category_id, action="thread.create")
     try:
         thread, _ = service.create_thread(session, author=user, category=category, title=title,
                                           body=body, patterns=patterns(request))
@@ -131,8 +120,7 @@ def thread_create(request: Request, session: SessionDep, viewer: CurrentViewer,
 
 def _thread_context(request: Request, session: Session, viewer: Viewer,
                     thread: Thread) -> dict:
-    posts = list(session.exec(select(Post).where(Post.thread_id == thread.id)
-                              .order_by(Post.id).limit(PAGE_SIZE)))
+    posts = posts_of(session, thread, limit=PAGE_SIZE)
     renderer = Renderer(session, viewer, request.app.state.plugins, request.app.state.templates)
     target = thread_target(session, thread)
     category = session.get(Category, thread.category_id) if thread.category_id else None
@@ -146,7 +134,7 @@ def _thread_context(request: Request, session: Session, viewer: Viewer,
 def _show_thread(request: Request, session: Session, viewer: Viewer, thread_id: int,
                  template: str) -> Response:
     """The thread (full or chat view); reading it marks it read."""
-    thread = load_thread(session, viewer, thread_id)
+    thread = access_thread(session, viewer, thread_id)
     context = _thread_context(request, session, viewer, thread)
     service.mark_read(session, user_id=viewer.user_id or 0, thread=thread)
     session.commit()
@@ -170,8 +158,7 @@ def post_create(request: Request, session: SessionDep, viewer: CurrentViewer,
                 user: CurrentUser, thread_id: int,
                 body: Annotated[str, Form(max_length=60_000)],
                 reply_to: Annotated[str, Form()] = "") -> Response:
-    thread = load_thread(session, viewer, thread_id)
-    require(viewer, "post.create", thread_target(session, thread))
+    thread = access_thread(session, viewer, thread_id, action="post.create")
     try:
         post = service.add_post(session, author=user, thread=thread, body=body,
                                 reply_to_id=int(reply_to) if reply_to.strip() else None,
@@ -201,16 +188,14 @@ def preview(request: Request, viewer: CurrentViewer, session: SessionDep,
 @router.get("/posts/{post_id}/edit")
 def edit_form(request: Request, session: SessionDep, viewer: CurrentViewer,
               post_id: int) -> Response:
-    post, thread = load_post(session, viewer, post_id)
-    require(viewer, "post.edit", post_target(thread_target(session, thread), post))
+    post, thread = access_post(session, viewer, post_id, action="post.edit")
     return render(request, "forum/edit.html", {"post": post, "thread": thread})
 
 
 @router.post("/posts/{post_id}/edit")
 def edit_save(request: Request, session: SessionDep, viewer: CurrentViewer, user: CurrentUser,
               post_id: int, body: Annotated[str, Form(max_length=60_000)]) -> Response:
-    post, thread = load_post(session, viewer, post_id)
-    require(viewer, "post.edit", post_target(thread_target(session, thread), post))
+    post, thread = access_post(session, viewer, post_id, action="post.edit")
     try:
         service.edit_post(session, editor=user, post=post, body=body, patterns=patterns(request))
     except ForumError as exc:
@@ -222,9 +207,7 @@ def edit_save(request: Request, session: SessionDep, viewer: CurrentViewer, user
 @router.get("/posts/{post_id}/revisions")
 def revisions(request: Request, session: SessionDep, viewer: CurrentViewer,
               post_id: int) -> Response:
-    post, thread = load_post(session, viewer, post_id)
-    if post.hidden and not can(viewer, "forum.moderate", thread_target(session, thread)):
-        raise HTTPException(status_code=404, detail="No such post")
+    post, thread = access_post(session, viewer, post_id, action="post.history", hide=True)
     rows = session.exec(select(PostRevision).where(PostRevision.post_id == post.id)
                         .order_by(PostRevision.id.desc())).all()  # type: ignore[union-attr]
     return render(request, "forum/revisions.html", {"post": post, "thread": thread,
@@ -234,8 +217,7 @@ def revisions(request: Request, session: SessionDep, viewer: CurrentViewer,
 @router.post("/posts/{post_id}/react/{reaction}")
 def react(request: Request, session: SessionDep, viewer: CurrentViewer, user: CurrentUser,
           post_id: int, reaction: str) -> Response:
-    post, thread = load_post(session, viewer, post_id)
-    require(viewer, "post.react", post_target(thread_target(session, thread), post))
+    post, thread = access_post(session, viewer, post_id, action="post.react")
     try:
         service.toggle_reaction(session, user=user, post=post, reaction=reaction)
     except ForumError as exc:
@@ -249,8 +231,7 @@ def react(request: Request, session: SessionDep, viewer: CurrentViewer, user: Cu
 @router.post("/posts/{post_id}/flag")
 def flag(request: Request, session: SessionDep, viewer: CurrentViewer, user: CurrentUser,
          post_id: int, reason: Annotated[str, Form(max_length=500)]) -> Response:
-    post, thread = load_post(session, viewer, post_id)
-    require(viewer, "post.flag", post_target(thread_target(session, thread), post))
+    post, thread = access_post(session, viewer, post_id, action="post.flag")
     try:
         service.flag_post(session, user=user, post=post, reason=reason)
     except ForumError as exc:
@@ -265,8 +246,7 @@ def moderate_post(request: Request, session: SessionDep, viewer: CurrentViewer,
                   reason: Annotated[str, Form(max_length=300)] = "") -> Response:
     if action not in ("hide", "unhide"):
         raise HTTPException(status_code=404, detail="use hide or unhide")
-    post, thread = load_post(session, viewer, post_id)
-    require(viewer, "forum.moderate", thread_target(session, thread))
+    post, thread = access_post(session, viewer, post_id, action="forum.moderate")
     service.set_hidden(session, moderator=user, post=post, hidden=action == "hide",
                        reason=reason)
     session.commit()
@@ -282,8 +262,7 @@ def moderate_thread(request: Request, session: SessionDep, viewer: CurrentViewer
              "pin": {"pinned": True}, "unpin": {"pinned": False}}
     if action not in flags:
         raise HTTPException(status_code=404, detail="use lock, unlock, pin or unpin")
-    thread = load_thread(session, viewer, thread_id)
-    require(viewer, "forum.moderate", thread_target(session, thread))
+    thread = access_thread(session, viewer, thread_id, action="forum.moderate")
     service.set_thread_flags(session, moderator=user, thread=thread, **flags[action])
     session.commit()
     return RedirectResponse(f"/threads/{thread.id}", status_code=303)
@@ -292,9 +271,7 @@ def moderate_thread(request: Request, session: SessionDep, viewer: CurrentViewer
 @router.get("/forum/unread")
 def unread_page(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
     require(viewer, "forum.view")
-    threads = session.exec(select(Thread).order_by(
-        Thread.last_post_at.desc()).limit(500)).all()  # type: ignore[attr-defined]
-    visible = [t for t in threads if can(viewer, "thread.view", thread_target(session, t))]
+    visible = readable_threads(session, viewer, limit=500)
     rows = [r for r in thread_rows(session, viewer, visible) if r["unread"]]
     return render(request, "forum/unread.html", {"rows": rows})
 
@@ -304,13 +281,21 @@ def flags_page(request: Request, session: SessionDep, viewer: CurrentViewer) -> 
     require(viewer, "forum.moderate", None)
     open_flags = session.exec(select(Flag).where(Flag.resolved_at.is_(None))  # type: ignore[union-attr]
                               .order_by(Flag.id)).all()
+    # the posts, threads, their facts and the flaggers in fixed statements, not per flag
+    posts = {p.id: p for p in session.exec(select(Post).where(
+        Post.id.in_({f.post_id for f in open_flags})))}  # type: ignore[union-attr]
+    found = list(session.exec(select(Thread).where(
+        Thread.id.in_({p.thread_id for p in posts.values()}))))  # type: ignore[union-attr]
+    targets = thread_targets(session, found)
+    threads = {t.id: t for t in found if can(viewer, "forum.moderate", targets[t.id or 0])}
+    users = {u.id: u for u in session.exec(select(User).where(
+        User.id.in_({f.user_id for f in open_flags})))}  # type: ignore[union-attr]
     rows = []
     for f in open_flags:
-        post = session.get(Post, f.post_id)
-        thread = session.get(Thread, post.thread_id) if post else None
-        if post and thread and can(viewer, "forum.moderate", thread_target(session, thread)):
-            rows.append({"flag": f, "post": post, "thread": thread,
-                         "by": session.get(User, f.user_id)})
+        post = posts.get(f.post_id)
+        thread = threads.get(post.thread_id) if post else None
+        if post and thread:
+            rows.append({"flag": f, "post": post, "thread": thread, "by": users.get(f.user_id)})
     return render(request, "forum/flags.html", {"rows": rows})
 
 

@@ -11,9 +11,9 @@ from caseforum import __version__
 from caseforum.authz import can
 from caseforum.db import SessionDep
 from caseforum.dossiers.access import Access
+from caseforum.forum.access import readable_threads
 from caseforum.forum.service import readable_notifications, unread_counts
-from caseforum.forum.targets import thread_target
-from caseforum.models import AccountAudit, Application, Document, Notification, Office, Thread
+from caseforum.models import AccountAudit, Application, Document, Notification, Office
 from caseforum.web.deps import CurrentViewer
 from caseforum.web.templating import render
 
@@ -35,9 +35,7 @@ def home(request: Request, session: SessionDep, viewer: CurrentViewer) -> Respon
         Notification.user_id == viewer.user_id, Notification.read_at.is_(None))  # type: ignore[union-attr]
         .order_by(Notification.id.desc()).limit(6)).all()  # type: ignore[union-attr]
     notes = readable_notifications(session, viewer, list(notes))
-    threads = session.exec(select(Thread).order_by(
-        Thread.last_post_at.desc()).limit(200)).all()  # type: ignore[attr-defined]
-    visible = [t for t in threads if can(viewer, "thread.view", thread_target(session, t))]
+    visible = readable_threads(session, viewer, limit=200)
     unread = unread_counts(session, user_id=viewer.user_id or 0,
                            thread_ids=[t.id or 0 for t in visible])
     unread_threads = [(t, unread[t.id]) for t in visible if unread.get(t.id or 0)][:6]

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
-from caseforum.authz import Role, can, require
+from caseforum.authz import can, require
 from caseforum.db import SessionDep
 from caseforum.dossiers.usage import ACTIONS, bar_chart_svg, to_csv, usage
 from caseforum.web.deps import CurrentViewer
@@ -16,8 +16,9 @@ router = APIRouter(tags=["statistics"], include_in_schema=False)
 
 
 def _scope(viewer: CurrentViewer, office: str) -> str | None:
-    """Platform admins choose (empty: everything); office admins get their office."""
-    if viewer.role == Role.platform_admin.value:
+    """Who may see every office's figures chooses (empty: everything); office
+    admins get their office."""
+    if can(viewer, "stats.view_all"):
         return office.upper() or None
     return viewer.office_code
 
@@ -46,7 +47,7 @@ def stats_page(request: Request, session: SessionDep, viewer: CurrentViewer,
                                                                "by accessing office")),
         "providing_svg": Markup(bar_chart_svg(providing, title="Documents accessed per month, "
                                                                "by providing office")),
-        "is_platform_admin": viewer.role == Role.platform_admin.value,
+        "can_choose_office": can(viewer, "stats.view_all"),
     })
 
 

@@ -243,7 +243,7 @@ def assign(request: Request, session: SessionDep, viewer: CurrentViewer, user: C
     try:
         exchange = views.get_exchange(session, viewer, exchange_id)
         require(viewer, "ice.exchange.act", exchange)
-        workflow.assign(session, user=user, exchange_id=exchange.id,
+        workflow.assign(session, user=user, viewer=viewer, exchange_id=exchange.id,
                         assignee=str(body.get("assignee") or ""))
     except IceError as exc:
         return error(exc)

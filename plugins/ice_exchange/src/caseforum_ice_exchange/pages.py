@@ -57,7 +57,7 @@ def list_page(request: Request, session: SessionDep, viewer: CurrentViewer,
         "rows": rows, "show": show, "tabs": TABS,
         "can_create": can(viewer, "ice.exchange.create", office),
         "ice_role": _role(office), "has_keys": keys.is_local(session, user.office_code),
-        "is_platform_admin": viewer.role == "platform_admin",
+        "sees_every_exchange": can(viewer, "ice.exchanges.list_all"),
     })
 
 
@@ -229,7 +229,7 @@ async def assign_submit(request: Request, viewer: CurrentViewer, user: CurrentUs
         with rt.session() as session:
             exchange = views.get_exchange(session, viewer, exchange_id)
             require(viewer, "ice.exchange.act", exchange)
-            workflow.assign(session, user=user, exchange_id=exchange.id,
+            workflow.assign(session, user=user, viewer=viewer, exchange_id=exchange.id,
                             assignee=str(fields.get("assignee") or ""))
 
     try:

@@ -27,6 +27,13 @@ def _list(viewer: Viewer, obj: Any) -> bool:
     return viewer.is_authenticated
 
 
+@rule("ice.exchanges.list_all", scope="ice")
+def _list_all(viewer: Viewer, obj: Any) -> bool:
+    """Every exchange of the instance in the list (state only, see below):
+    platform administrators."""
+    return viewer.is_authenticated and viewer.role == "platform_admin"
+
+
 @rule("ice.exchange.view", scope="ice")
 def _view(viewer: Viewer, exchange: Any) -> bool:
     """Content: application, messages, documents, audit trail: the two offices only."""
@@ -36,7 +43,7 @@ def _view(viewer: Viewer, exchange: Any) -> bool:
 @rule("ice.exchange.view_state", scope="ice")
 def _view_state(viewer: Viewer, exchange: Any) -> bool:
     """Existence and state: the two offices, and platform administrators."""
-    return _party(viewer, exchange) or viewer.role == "platform_admin"
+    return _party(viewer, exchange) or (exchange is not None and _list_all(viewer, None))
 
 
 @rule("ice.exchange.create", scope="ice")
@@ -56,5 +63,6 @@ def _act(viewer: Viewer, exchange: Any) -> bool:
 
 @rule("ice.exchange.assign", scope="ice")
 def _assign(viewer: Viewer, exchange: Any) -> bool:
-    """Hand the exchange to an examiner of one's office: office administrators."""
+    """Hand the exchange to anyone of one's office, or clear the assignment:
+    office administrators (anyone who may act can take it on themselves)."""
     return viewer.role == "office_admin" and _party(viewer, exchange)

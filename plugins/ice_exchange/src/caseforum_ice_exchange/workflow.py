@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from caseforum.authz import Viewer, can
 from caseforum.events import emit
 from caseforum.models import Office, User, utcnow
-from caseforum.models.account import Role
 from caseforum.numbers import NumberError, parse_application_number
 
 from . import crypto, keys, parcels
@@ -301,11 +301,13 @@ def take_step(
     return parcel
 
 
-def assign(session: Session, *, user: User, exchange_id: str, assignee: str) -> IceExchange:
+def assign(session: Session, *, user: User, viewer: Viewer, exchange_id: str,
+           assignee: str) -> IceExchange:
     """Give the exchange to an examiner of the user's office (local: not sent to the peer).
 
-    Office administrators assign anyone of their office; an examiner may only take
-    it on themselves. An empty ``assignee`` clears the assignment.
+    Who may assign anyone of their office is the ``ice.exchange.assign`` rule
+    (office administrators); others may only take it on themselves. An empty
+    ``assignee`` clears the assignment.
     """
     exchange = session.get(IceExchange, exchange_id)
     if exchange is None:
@@ -320,8 +322,8 @@ def assign(session: Session, *, user: User, exchange_id: str, assignee: str) -> 
         if target is None or target.office_code != user.office_code or not target.is_active:
             raise IceError(f"{assignee!r} is not an active user of {user.office_code}",
                            code="bad_assignee", status=422)
-    is_admin = str(user.role) == str(Role.office_admin)
-    if not is_admin and (target is None or target.id != user.id):
+    if not can(viewer, "ice.exchange.assign", exchange) and (
+            target is None or target.id != user.id):
         raise IceError("only an office administrator can assign someone else or clear the "
                        "assignment",
                        code="forbidden", status=403)
