@@ -14,22 +14,23 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException
 
 from caseforum.authz import require
 from caseforum.db import SessionDep
 from caseforum.models import Office, User
+from caseforum.web.content import content_response
 from caseforum.web.deps import CurrentUser, CurrentViewer
 
 from . import delivery, keys, parcels, views, workflow
 from .audit import append_audit, timeline
 from .config import PLUGIN_NAME, IceRuntime
+from .crypto import IceCryptoError
 from .errors import IceError, NotFound, Refused
 from .inbox import Envelope, receive, record_refusal
 from .models import IceParcel
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/ice", tags=["ice"])
 FORM_OVERHEAD = 1024 * 1024  # multipart boundaries, fields and the manifest
 _PART_NAME = re.compile(r"^(note|[0-9]{1,3})$")
-INLINE_TYPES = ("application/pdf", "image/png", "image/jpeg", "image/gif", "text/plain")
 
 
 def runtime(app: Any) -> IceRuntime:
@@ -266,12 +266,6 @@ def exchange_audit(session: SessionDep, viewer: CurrentViewer, exchange_id: str)
 # Files ------------------------------------------------------------------------
 
 
-def _disposition(name: str, media_type: str) -> str:
-    kind = "inline" if media_type.split(";")[0] in INLINE_TYPES else "attachment"
-    fallback = re.sub(r'[^A-Za-z0-9._ -]', "_", name) or "document"
-    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
 def _open_file(rt: IceRuntime, viewer: Any, user: User, parcel_id: str, name: str
                ) -> tuple[dict[str, Any], Any]:
     with rt.session() as session:
@@ -310,13 +304,16 @@ async def get_file(request: Request, viewer: CurrentViewer, user: CurrentUser,
         entry, chunks = await in_thread(_open_file, rt, viewer, user, parcel_id, name)
     except IceError as exc:
         return error(exc)
-    headers = {
-        "Content-Length": str(entry["size"]),
-        "Content-Disposition": _disposition(entry["name"], entry["media_type"]),
-        "Cache-Control": "private, no-store",
-        "X-Content-SHA256": entry["sha256"],
-    }
-    return StreamingResponse(chunks, media_type=entry["media_type"], headers=headers)
+    # the sender's declared type is ignored: the bytes decide, sandboxed (web/content.py)
+    try:
+        return await in_thread(  # reads the first bytes to tell the type
+            content_response, chunks, filename=entry["name"], inline=True, size=entry["size"],
+            settings=request.app.state.settings,
+            headers={"Cache-Control": "private, no-store", "X-Content-SHA256": entry["sha256"]})
+    except IceCryptoError:
+        log.warning("parcel %s: file %r failed authentication", parcel_id, name)
+        return error(IceError("the stored file does not decrypt: it was altered",
+                              code="tampered", status=409))
 
 
 # Keys -------------------------------------------------------------------------
