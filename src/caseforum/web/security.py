@@ -45,8 +45,8 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
 
-        ours = headers_for(getattr(scope["app"].state.settings, "content_base_url", None)) \
-            if "app" in scope else SECURITY_HEADERS
+        settings = getattr(scope["app"].state, "settings", None) if "app" in scope else None
+        ours = headers_for(getattr(settings, "content_base_url", None))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
