@@ -30,10 +30,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
-from fastapi.responses import StreamingResponse
+from fastapi import Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from sqlmodel import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from caseforum.authz import Viewer
 from caseforum.config import Settings
+from caseforum.models import Office, User
 from caseforum.storage import PASSIVE_TYPES, SNIFF_BYTES, served_media_type
 
 # The response asks the security-headers middleware to keep its own CSP and framing
@@ -182,6 +186,35 @@ def check_link(settings: Settings, kind: str, ident: str, query: dict[str, str],
 
 
 # The content host -----------------------------------------------------------------
+
+
+def viewer_for(session: Session, user_id: int) -> tuple[Viewer, User | None]:
+    """Whom a signed link speaks for, with that user's rights as they are now
+    (anonymous for user 0, or for a user since removed or switched off)."""
+    user = session.get(User, user_id) if user_id else None
+    office = session.get(Office, user.office_code) if user is not None else None
+    viewer = Viewer.of(user, office)
+    return viewer, user if viewer.is_authenticated else None
+
+
+def link_refusal(settings: Settings, request: Request, kind: str, ident: str,
+                 viewer: Viewer) -> tuple[Grant | None, Response | None]:
+    """Check a signed link's request: the grant, or the answer that refuses it.
+
+    On the app's origin while a content host is configured, the answer sends the
+    browser there; a logged-in user may not use a link made for someone else.
+    """
+    if settings.content_base_url and not is_content_host(settings, request.headers.get("host")):
+        return None, RedirectResponse(settings.content_base_url + request.url.path + "?"
+                                      + request.url.query, status_code=307)
+    try:
+        grant = check_link(settings, kind, ident, dict(request.query_params))
+    except ContentLinkError as exc:
+        return None, PlainTextResponse(str(exc), status_code=exc.status)
+    if viewer.is_authenticated and viewer.user_id != grant.user_id:
+        return None, PlainTextResponse("this content link was made for someone else: open "
+                                       "the document from its page", status_code=403)
+    return grant, None
 
 
 def is_content_host(settings: Settings, host: str | None) -> bool:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Upload
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from sqlmodel import or_, select
 
-from caseforum.authz import Viewer, can, require
+from caseforum.authz import can, require
 from caseforum.db import SessionDep
 from caseforum.dossiers import service
 from caseforum.dossiers.access import Access
@@ -19,24 +19,9 @@ from caseforum.dossiers.compare import compare_texts, similarity
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
 from caseforum.dossiers.usage import log_access
 from caseforum.forum.targets import thread_target
-from caseforum.models import (
-    Application,
-    Document,
-    Office,
-    Post,
-    Priority,
-    Reference,
-    Thread,
-    User,
-)
+from caseforum.models import Application, Document, Office, Post, Priority, Reference, Thread
 from caseforum.numbers import NumberError, parse_publication_number, search_link
-from caseforum.web.content import (
-    ContentLinkError,
-    check_link,
-    content_response,
-    is_content_host,
-    signed_url,
-)
+from caseforum.web.content import content_response, link_refusal, signed_url, viewer_for
 from caseforum.web.deps import CurrentViewer
 from caseforum.web.templating import render
 
@@ -270,11 +255,6 @@ def document_download(request: Request, session: SessionDep, viewer: CurrentView
     return _file_response(request, doc, app, inline=False)
 
 
-def _viewer_of(session: SessionDep, user_id: int) -> Viewer:
-    user = session.get(User, user_id) if user_id else None
-    return Viewer.of(user, session.get(Office, user.office_code) if user else None)
-
-
 @router.get("/content/documents/{document_id}")
 def signed_document_content(request: Request, session: SessionDep, viewer: CurrentViewer,
                             document_id: int) -> Response:
@@ -283,19 +263,11 @@ def signed_document_content(request: Request, session: SessionDep, viewer: Curre
     The link names the user it was made for; that user's rights are checked again
     now, so a link dies with the user's access as well as after a few minutes.
     """
-    settings = request.app.state.settings
-    on_content_host = is_content_host(settings, request.headers.get("host"))
-    if settings.content_base_url and not on_content_host:
-        return RedirectResponse(settings.content_base_url + request.url.path + "?"
-                                + request.url.query, status_code=307)
-    try:
-        grant = check_link(settings, "documents", str(document_id), dict(request.query_params))
-    except ContentLinkError as exc:
-        return PlainTextResponse(str(exc), status_code=exc.status)
-    if viewer.is_authenticated and viewer.user_id != grant.user_id:
-        return PlainTextResponse("this content link was made for someone else: open the "
-                                 "document from its page", status_code=403)
-    found = Access(session, _viewer_of(session, grant.user_id)).document(document_id)
+    grant, refusal = link_refusal(request.app.state.settings, request, "documents",
+                                  str(document_id), viewer)
+    if grant is None:
+        return refusal  # type: ignore[return-value]
+    found = Access(session, viewer_for(session, grant.user_id)[0]).document(document_id)
     if found is None:
         return PlainTextResponse("No such document", status_code=404)
     doc, app = found
