@@ -262,6 +262,11 @@ def test_with_a_content_host_pages_embed_only_signed_links_there(
         download = app_client.get(f"/documents/{pdf['id']}/download", follow_redirects=False)
         assert download.status_code == 303 and "&d=a&" in download.headers["location"]
         assert db.exec(select(AccessLog).where(AccessLog.action == "download")).first()
+        api = app_client.get(f"/api/v1/documents/{pdf['id']}/content", follow_redirects=False)
+        assert api.status_code == 303 and api.headers["location"].startswith(CONTENT_HOST)
+        scripted = app_client.get(f"/api/v1/documents/{pdf['id']}/content",
+                                  headers=token_for(db, "kr.admin"))
+        assert_sandboxed(scripted, "application/pdf", "attachment")  # tokens: no detour
         signed = sources["view"][0].replace("&amp;", "&")
 
     with TestClient(split_app, base_url=CONTENT_HOST) as files:

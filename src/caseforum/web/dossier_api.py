@@ -12,7 +12,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, HTTPException, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlmodel import Session, select
 
 from caseforum.authz import Viewer, require
@@ -32,7 +32,7 @@ from caseforum.dossiers.schemas import (
 from caseforum.dossiers.usage import log_access
 from caseforum.models import Application, Citation, Document, IdempotencyRecord, Priority
 from caseforum.numbers import NumberError, parse_publication_number, search_link
-from caseforum.web.content import content_response
+from caseforum.web.content import content_response, signed_url
 from caseforum.web.deps import CurrentViewer
 from caseforum.web.dossier_pages import source_for
 
@@ -281,6 +281,11 @@ def get_document_content(request: Request, session: SessionDep, viewer: CurrentV
     doc, app = found
     log_access(session, viewer=viewer, doc=doc, app=app, action="download")
     session.commit()
+    settings = request.app.state.settings
+    if settings.content_base_url and request.state.auth_kind == "session":
+        # a browser: the bytes come only from the content host (scripts keep the token way)
+        return RedirectResponse(signed_url(settings, "documents", str(doc.id),
+                                           viewer.user_id or 0, download=True), status_code=303)
     chunks = source_for(request, app).fetch_document(doc, store=request.app.state.store)
     # always a download, typed from the bytes and sandboxed (web/content.py)
     return content_response(chunks, filename=doc.filename, size=doc.size,
