@@ -16,6 +16,7 @@ from sqlmodel import select
 
 from caseforum.models import User
 from tests.browser import screenshot
+from tests.conftest import LiveServer
 from tests.dossier_helpers import pdf_bytes
 from tests.test_content_isolation import HOSTILE_XHTML, jp, put_document  # noqa: F401
 
@@ -38,6 +39,18 @@ def log_in(page, base: str, username: str) -> None:
     page.wait_for_url(f"{base}/")
 
 
+def wait_for_pdf_viewer(page, filename: str) -> None:
+    """Chromium's PDF viewer (an extension frame) has loaded the document: its title
+    turns from the URL's last part into the file name once the PDF is read."""
+    deadline = time.monotonic() + 15
+    while True:
+        titles = [f.title() for f in page.frames if f.url.startswith("chrome-extension://")]
+        if filename in titles:
+            return
+        assert time.monotonic() < deadline, ([f.url for f in page.frames], titles)
+        page.wait_for_timeout(100)
+
+
 def open_as_a_link(page, url: str) -> str:
     """Navigate to ``url`` as a pasted link would; returns the downloaded file's name."""
     with page.expect_download(timeout=10_000) as info:
@@ -54,7 +67,9 @@ def test_admin_of_another_office_opens_hostile_xhtml_and_nothing_happens(
     base = live_server.url
     log_in(page, base, "kr.admin")
     requests: list[str] = []
-    page.on("request", lambda request: requests.append(request.url))
+    # the browser's own favicon fetch for the previous page may come at any time
+    page.on("request", lambda request: requests.append(request.url)
+            if not request.url.endswith("/favicon.svg") else None)
 
     hostile = documents["hostile"]
     for path in (f"/documents/{hostile}/content", f"/documents/{hostile}/download"):
@@ -75,9 +90,42 @@ def test_admin_of_another_office_opens_hostile_xhtml_and_nothing_happens(
 
     # a PDF still opens in the browser's viewer inside the sandbox
     page.goto(f"{base}/documents/{documents['report']}")
-    deadline = time.monotonic() + 10
-    while not any(f.url.startswith("chrome-extension://") for f in page.frames):
-        assert time.monotonic() < deadline, [f.url for f in page.frames]
-        page.wait_for_timeout(100)
+    wait_for_pdf_viewer(page, "report.pdf")
     screenshot(page, "sandboxed-pdf")
     assert page.console_errors == []
+
+
+def test_with_a_content_host_documents_show_from_there_only(
+    page, app, documents
+) -> None:
+    """127.0.0.1 serves the app and localhost (the same server) the documents: two
+    origins, as with a real content host."""
+    server = LiveServer(app)
+    settings = app.state.settings
+    settings.base_url = f"http://127.0.0.1:{server.port}"
+    settings.content_base_url = f"http://localhost:{server.port}"
+    server.start()
+    try:
+        base = settings.base_url
+        log_in(page, base, "kr.admin")
+        page.goto(f"{base}/documents/{documents['report']}")
+        frame = page.locator("iframe.doc-frame")
+        assert frame.get_attribute("src").startswith(settings.content_base_url + "/content/")
+        wait_for_pdf_viewer(page, "report.pdf")
+        screenshot(page, "pdf-from-content-host")
+
+        page.goto("about:blank")  # leave the PDF viewer and whatever it still fetches
+        page.wait_for_timeout(300)
+        requests: list[str] = []  # over the network (not the PDF viewer's own)
+        page.on("request", lambda request: requests.append(request.url)
+                if request.url.startswith("http") and not request.url.endswith("/favicon.svg")
+                else None)
+        path = f"/documents/{documents['hostile']}/download"
+        assert open_as_a_link(page, base + path).endswith(".xml")
+        page.wait_for_timeout(500)
+        assert requests[0] == base + path
+        assert [u.split("?")[0] for u in requests[1:]] == [
+            f"{settings.content_base_url}/content/documents/{documents['hostile']}"]
+        assert page.console_errors == []
+    finally:
+        server.stop()
