@@ -295,3 +295,19 @@ def test_content_host_ignores_session_cookies_and_tokens(split_app, jp, client, 
         # a bearer token opens nothing either: the link alone decides
         assert files.get(f"/content/documents/{pdf['id']}",
                          headers=token_for(db, "kr.admin")).status_code == 403
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("files.example.org", "use an origin such as https://files.example.org (no path)"),
+    ("https://files.example.org/docs", "use an origin such as https://files.example.org"),
+    ("https://caseforum.example.org", "use another host than base_url"),
+])
+def test_content_base_url_must_be_an_origin_of_its_own(tmp_path, value, message) -> None:
+    from caseforum.config import SettingsError
+
+    with pytest.raises(SettingsError) as info:
+        load_settings(data_dir=tmp_path, base_url="https://caseforum.example.org",
+                      content_base_url=value)
+    assert str(info.value).startswith("bad setting CASEFORUM_CONTENT_BASE_URL: " + message)
+    ok = load_settings(data_dir=tmp_path, content_base_url="https://Files.Example.org/")
+    assert ok.content_base_url == "https://files.example.org"
