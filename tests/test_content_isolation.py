@@ -268,6 +268,8 @@ def test_with_a_content_host_pages_embed_only_signed_links_there(
                                   headers=token_for(db, "kr.admin"))
         assert_sandboxed(scripted, "application/pdf", "attachment")  # tokens: no detour
         signed = sources["view"][0].replace("&amp;", "&")
+        here = app_client.get(signed.removeprefix(CONTENT_HOST), follow_redirects=False)
+        assert here.status_code == 307 and here.headers["location"] == signed  # never here
 
     with TestClient(split_app, base_url=CONTENT_HOST) as files:
         shown = files.get(signed.removeprefix(CONTENT_HOST))
