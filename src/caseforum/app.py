@@ -47,6 +47,7 @@ from caseforum.web import (
     stats_pages,
     ws,
 )
+from caseforum.web.content import ContentHostGate
 from caseforum.web.deps import load_viewer
 from caseforum.web.security import SecurityHeadersMiddleware, verify_csrf
 from caseforum.web.templating import make_environment, render
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.state.latest_event_id = lambda: latest_event_id(engine)
     app.state.doc_types = build_doc_types(plugins)
 
+    app.add_middleware(ContentHostGate)  # inside the headers middleware: its 404 gets them
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for name, folder in plugins.static_dirs().items():

@@ -10,8 +10,9 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -38,6 +39,7 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     redis_url: str | None = None
     base_url: str = "http://127.0.0.1:8000"
+    content_base_url: str | None = None
     session_days: int = Field(default=14, ge=1, le=365)
     secure_cookies: bool = False
     max_upload_mb: int = Field(default=250, ge=1, le=10_000)
@@ -72,6 +74,20 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("use redis://HOST:PORT/DB")
         return value
+
+    @field_validator("content_base_url")
+    @classmethod
+    def _content_origin(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Uploaded documents are served from here; it must be an origin of its own."""
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query \
+                or parts.path not in ("", "/"):
+            raise ValueError("use an origin such as https://files.example.org (no path)")
+        if parts.netloc.lower() == urlsplit(info.data.get("base_url", "")).netloc.lower():
+            raise ValueError("use another host than base_url")
+        return f"{parts.scheme}://{parts.netloc.lower()}"
 
     @classmethod
     def settings_customise_sources(

@@ -59,6 +59,30 @@ def sniff_media_type(head: bytes) -> str | None:
     return None
 
 
+# Types a browser shows without running anything the file brings along: a PDF (in the
+# browser's own viewer) and raster images.  Everything else is handed over as a download.
+PASSIVE_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "image/tiff"})
+SNIFF_BYTES = 8192
+_MARKUP = re.compile(rb"<\s*[!?a-zA-Z/]")
+
+
+def served_media_type(head: bytes) -> str:
+    """The type a response may give bytes beginning with ``head``, decided from the bytes.
+
+    Whatever an uploader, sender or remote source declared is ignored: a stored
+    "XML" file may be XHTML, SVG or HTML that would run script in our origin if a
+    browser believed it.  So only PDF and raster images keep their own type; plain
+    UTF-8 text without markup is ``text/plain``; markup and anything else is
+    ``application/octet-stream``, which no browser renders.
+    """
+    kind = sniff_media_type(head)
+    if kind in PASSIVE_TYPES:
+        return kind
+    if kind == "text/plain" and not _MARKUP.search(head):
+        return "text/plain; charset=utf-8"
+    return "application/octet-stream"
+
+
 EXTENSIONS = {
     "application/pdf": ".pdf",
     "image/tiff": ".tif",

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, HTTPException, Request, UploadFile
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlmodel import Session, select
 
 from caseforum.authz import Viewer, require
@@ -32,6 +32,7 @@ from caseforum.dossiers.schemas import (
 from caseforum.dossiers.usage import log_access
 from caseforum.models import Application, Citation, Document, IdempotencyRecord, Priority
 from caseforum.numbers import NumberError, parse_publication_number, search_link
+from caseforum.web.content import content_response, signed_url
 from caseforum.web.deps import CurrentViewer
 from caseforum.web.dossier_pages import source_for
 
@@ -267,7 +268,10 @@ def get_document(request: Request, session: SessionDep, viewer: CurrentViewer,
 
 
 @router.get("/documents/{document_id}/content", responses={
-    200: {"content": {"application/pdf": {}}, "description": "the file"}, **ERRORS},
+    200: {"content": {"application/octet-stream": {}},
+          "description": "the file, always as an attachment; typed from its bytes "
+                         "(PDF, PNG, JPEG, TIFF, UTF-8 text, else application/octet-stream)"},
+    **ERRORS},
     summary="A document's file (logged as a download)")
 def get_document_content(request: Request, session: SessionDep, viewer: CurrentViewer,
                          document_id: int) -> Response:
@@ -277,11 +281,16 @@ def get_document_content(request: Request, session: SessionDep, viewer: CurrentV
     doc, app = found
     log_access(session, viewer=viewer, doc=doc, app=app, action="download")
     session.commit()
+    settings = request.app.state.settings
+    if settings.content_base_url and request.state.auth_kind == "session":
+        # a browser: the bytes come only from the content host (scripts keep the token way)
+        return RedirectResponse(signed_url(settings, "documents", str(doc.id),
+                                           viewer.user_id or 0, download=True), status_code=303)
     chunks = source_for(request, app).fetch_document(doc, store=request.app.state.store)
-    return StreamingResponse(
-        chunks, media_type=doc.media_type,
-        headers={"Content-Disposition": f'attachment; filename="{doc.filename}"',
-                 "Content-Length": str(doc.size), "ETag": f'"{doc.sha256}"'})
+    # always a download, typed from the bytes and sandboxed (web/content.py)
+    return content_response(chunks, filename=doc.filename, size=doc.size,
+                            settings=request.app.state.settings,
+                            headers={"ETag": f'"{doc.sha256}"'})
 
 
 @router.post("/packages", status_code=201, responses=ERRORS,

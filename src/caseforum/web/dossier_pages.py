@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from sqlmodel import or_, select
 
 from caseforum.authz import can, require
@@ -21,6 +21,7 @@ from caseforum.dossiers.usage import log_access
 from caseforum.forum.access import filter_threads
 from caseforum.models import Application, Document, Office, Post, Priority, Reference, Thread
 from caseforum.numbers import NumberError, parse_publication_number, search_link
+from caseforum.web.content import content_response, link_refusal, signed_url, viewer_for
 from caseforum.web.deps import CurrentViewer
 from caseforum.web.templating import render
 
@@ -208,30 +209,37 @@ def document_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     session.commit()
     return render(request, "dossiers/document.html", {
         "doc": doc, "app": app, "label": _doc_label(request, doc.code),
-        "dossier_url": dossier_url,
+        "dossier_url": dossier_url, "content_src": content_src(request, viewer, doc),
     })
 
 
 def _file_response(request: Request, doc: Document, app: Application, *,
-                   inline: bool) -> Response:
+                   inline: bool, cache: str = "private, max-age=3600") -> Response:
+    """The document's bytes, sandboxed (see ``web/content.py``); the type is told from
+    the bytes whatever the source recorded."""
     chunks = source_for(request, app).fetch_document(doc, store=request.app.state.store)
-    disposition = "inline" if inline else "attachment"
-    headers = {
-        "Content-Disposition": f"{disposition}; filename=\"{doc.filename}\"; "
-                               f"filename*=UTF-8''{quote(doc.filename)}",
-        "Content-Length": str(doc.size),
-        "ETag": f'"{doc.sha256}"',
-        "Cache-Control": "private, max-age=3600",
-    }
-    if inline:
-        headers["X-Frame-Options"] = "SAMEORIGIN"  # the viewer page embeds it
-    return StreamingResponse(chunks, media_type=doc.media_type, headers=headers)
+    return content_response(chunks, filename=doc.filename, inline=inline, size=doc.size,
+                            settings=request.app.state.settings,
+                            headers={"ETag": f'"{doc.sha256}"', "Cache-Control": cache})
+
+
+def content_src(request: Request, viewer: CurrentViewer, doc: Document, *,
+                download: bool = False) -> str:
+    """Where an app page points for a document's bytes: the signed link on the content
+    host when there is one, else this origin's sandboxed route."""
+    settings = request.app.state.settings
+    if settings.content_base_url:
+        return signed_url(settings, "documents", str(doc.id), viewer.user_id or 0,
+                          download=download)
+    return f"/documents/{doc.id}/{'download' if download else 'content'}"
 
 
 @router.get("/documents/{document_id}/content")
 def document_content(request: Request, session: SessionDep, viewer: CurrentViewer,
                      document_id: int) -> Response:
     doc, app = _visible_doc(session, viewer, document_id)
+    if request.app.state.settings.content_base_url:
+        return RedirectResponse(content_src(request, viewer, doc), status_code=303)
     return _file_response(request, doc, app, inline=True)
 
 
@@ -241,7 +249,30 @@ def document_download(request: Request, session: SessionDep, viewer: CurrentView
     doc, app = _visible_doc(session, viewer, document_id)
     log_access(session, viewer=viewer, doc=doc, app=app, action="download")
     session.commit()
+    if request.app.state.settings.content_base_url:
+        return RedirectResponse(content_src(request, viewer, doc, download=True),
+                                status_code=303)
     return _file_response(request, doc, app, inline=False)
+
+
+@router.get("/content/documents/{document_id}")
+def signed_document_content(request: Request, session: SessionDep, viewer: CurrentViewer,
+                            document_id: int) -> Response:
+    """A document by signed link: the only route on the content host.
+
+    The link names the user it was made for; that user's rights are checked again
+    now, so a link dies with the user's access as well as after a few minutes.
+    """
+    grant, refusal = link_refusal(request.app.state.settings, request, "documents",
+                                  str(document_id), viewer)
+    if grant is None:
+        return refusal  # type: ignore[return-value]
+    found = Access(session, viewer_for(session, grant.user_id)[0]).document(document_id)
+    if found is None:
+        return PlainTextResponse("No such document", status_code=404)
+    doc, app = found
+    return _file_response(request, doc, app, inline=not grant.download,
+                          cache="private, max-age=300")
 
 
 @router.get("/documents/{document_id}/print")
@@ -251,7 +282,8 @@ def document_print(request: Request, session: SessionDep, viewer: CurrentViewer,
     log_access(session, viewer=viewer, doc=doc, app=app, action="print")
     session.commit()
     return render(request, "dossiers/print.html", {
-        "doc": doc, "app": app, "label": _doc_label(request, doc.code)}, block=None)
+        "doc": doc, "app": app, "label": _doc_label(request, doc.code),
+        "content_src": content_src(request, viewer, doc)}, block=None)
 
 
 @router.get("/compare")
@@ -271,6 +303,7 @@ def compare_page(request: Request, session: SessionDep, viewer: CurrentViewer,
         "left": (da, aa), "right": (db_, ab), "rows": rows, "has_text": has_text,
         "similarity": similarity(da.text_content, db_.text_content) if has_text else None,
         "label": lambda code: _doc_label(request, code), "dossier_url": dossier_url,
+        "content_src": lambda d: content_src(request, viewer, d),
     })
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -23,13 +24,10 @@ SECURITY_HEADERS = {
     b"permissions-policy": b"camera=(), microphone=(), geolocation=()",
     b"cross-origin-opener-policy": b"same-origin",
 }
-# a response may opt in to being framed by our own pages (the document viewer)
-SAMEORIGIN_HEADERS = {
-    **SECURITY_HEADERS,
-    b"content-security-policy": CSP.replace("frame-ancestors 'none'",
-                                            "frame-ancestors 'self'").encode(),
-    b"x-frame-options": b"SAMEORIGIN",
-}
+# a content response (web/content.py) brings its own sandbox policy and framing rule
+CONTENT_MARKER = b"x-caseforum-content"
+OWN_CONTENT_HEADERS = (b"content-security-policy", b"x-frame-options", b"referrer-policy")
+CONTENT_FALLBACK_CSP = b"sandbox; default-src 'none'; frame-ancestors 'none'"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 CSRF_COOKIE = "cf_csrf"
 CSRF_HEADER = "x-csrf-token"
@@ -47,17 +45,43 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
 
+        settings = getattr(scope["app"].state, "settings", None) if "app" in scope else None
+        ours = headers_for(getattr(settings, "content_base_url", None))
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                original = message.get("headers", [])
-                same_origin = (b"x-frame-options", b"SAMEORIGIN") in original
-                headers = [(k, v) for k, v in original if k.lower() not in SECURITY_HEADERS]
-                headers.extend(SAMEORIGIN_HEADERS.items() if same_origin
-                               else SECURITY_HEADERS.items())
-                message["headers"] = headers
+                message["headers"] = with_security_headers(message.get("headers", []), ours)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+@functools.lru_cache(maxsize=8)
+def headers_for(content_origin: str | None) -> dict[bytes, bytes]:
+    """Our headers; app pages may frame documents from the content host when there is one."""
+    if not content_origin:
+        return SECURITY_HEADERS
+    csp = CSP.replace("default-src 'self';",
+                      f"default-src 'self'; frame-src 'self' {content_origin};")
+    return {**SECURITY_HEADERS, b"content-security-policy": csp.encode()}
+
+
+def with_security_headers(original: list[tuple[bytes, bytes]],
+                          ours: dict[bytes, bytes] = SECURITY_HEADERS,
+                          ) -> list[tuple[bytes, bytes]]:
+    """The response's headers with ours: ours replace any a route set, except that a
+    content response (marked by ``content_response``) keeps its sandbox policy."""
+    content = any(k.lower() == CONTENT_MARKER for k, _ in original)
+    if not content:
+        headers = [(k, v) for k, v in original if k.lower() not in ours]
+        return headers + list(ours.items())
+    headers = [(k, v) for k, v in original if k.lower() != CONTENT_MARKER]
+    present = {k.lower() for k, _ in headers}
+    if b"content-security-policy" not in present:
+        headers.append((b"content-security-policy", CONTENT_FALLBACK_CSP))
+    headers.extend((k, v) for k, v in ours.items()
+                   if k not in present and k not in OWN_CONTENT_HEADERS)
+    return headers
 
 
 def _basis(conn: HTTPConnection) -> str | None:

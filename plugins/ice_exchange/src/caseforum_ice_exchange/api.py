@@ -14,31 +14,32 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException
 
 from caseforum.authz import require
 from caseforum.db import SessionDep
 from caseforum.models import Office, User
+from caseforum.web.content import content_response, link_refusal, signed_url, viewer_for
 from caseforum.web.deps import CurrentUser, CurrentViewer
 
 from . import delivery, keys, parcels, views, workflow
 from .audit import append_audit, timeline
 from .config import PLUGIN_NAME, IceRuntime
+from .crypto import IceCryptoError
 from .errors import IceError, NotFound, Refused
 from .inbox import Envelope, receive, record_refusal
 from .models import IceParcel
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/ice", tags=["ice"])
+content_router = APIRouter()  # signed links, answered on the content host (web/content.py)
 FORM_OVERHEAD = 1024 * 1024  # multipart boundaries, fields and the manifest
 _PART_NAME = re.compile(r"^(note|[0-9]{1,3})$")
-INLINE_TYPES = ("application/pdf", "image/png", "image/jpeg", "image/gif", "text/plain")
 
 
 def runtime(app: Any) -> IceRuntime:
@@ -266,14 +267,10 @@ def exchange_audit(session: SessionDep, viewer: CurrentViewer, exchange_id: str)
 # Files ------------------------------------------------------------------------
 
 
-def _disposition(name: str, media_type: str) -> str:
-    kind = "inline" if media_type.split(";")[0] in INLINE_TYPES else "attachment"
-    fallback = re.sub(r'[^A-Za-z0-9._ -]', "_", name) or "document"
-    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
-def _open_file(rt: IceRuntime, viewer: Any, user: User, parcel_id: str, name: str
-               ) -> tuple[dict[str, Any], Any]:
+def _open_file(rt: IceRuntime, viewer: Any, user: User, parcel_id: str, name: str, *,
+               audit: bool = True) -> tuple[dict[str, Any], Any]:
+    """The file's entry and its plaintext (decrypted lazily), after every check;
+    ``audit=False`` only checks, for a link that sends the browser elsewhere."""
     with rt.session() as session:
         parcel = session.get(IceParcel, parcel_id) if len(parcel_id) <= 36 else None
         if parcel is None:
@@ -292,10 +289,11 @@ def _open_file(rt: IceRuntime, viewer: Any, user: User, parcel_id: str, name: st
                            "file on your office's own instance", code="no_keys", status=409)
         file_key = parcels.file_key_for(entry, keys=own,
                                         as_sender=viewer.office_code == parcel.sender_office)
-        append_audit(session, chain=viewer.office_code, action="file.opened",
-                     actor=workflow.actor_label(user), exchange_id=parcel.exchange_id,
-                     parcel_id=parcel.id, detail=f"{name} ({entry['size']} bytes)")
-        session.commit()
+        if audit:
+            append_audit(session, chain=viewer.office_code, action="file.opened",
+                         actor=workflow.actor_label(user), exchange_id=parcel.exchange_id,
+                         parcel_id=parcel.id, detail=f"{name} ({entry['size']} bytes)")
+            session.commit()
         path = parcels.part_path(rt.parcel_dir(parcel.id), str(parcel.files.index(entry)))
     return entry, parcels.iter_plaintext(path, file_key)
 
@@ -304,19 +302,63 @@ def _open_file(rt: IceRuntime, viewer: Any, user: User, parcel_id: str, name: st
 async def get_file(request: Request, viewer: CurrentViewer, user: CurrentUser,
                    parcel_id: str, name: str) -> Response:
     """The decrypted document, streamed; only for the two offices' users, and for the
-    receiving office only after the parcel was verified. Each opening is audited."""
+    receiving office only after the parcel was verified. Each opening is audited.
+
+    With a content host configured, a browser (session) is sent there with a signed
+    link instead, and the file is opened (and audited) when that link is used."""
     rt = runtime(request.app)
+    settings = request.app.state.settings
+    elsewhere = bool(settings.content_base_url) and request.state.auth_kind == "session"
     try:
-        entry, chunks = await in_thread(_open_file, rt, viewer, user, parcel_id, name)
+        entry, chunks = await in_thread(_open_file, rt, viewer, user, parcel_id, name,
+                                        audit=not elsewhere)
     except IceError as exc:
         return error(exc)
-    headers = {
-        "Content-Length": str(entry["size"]),
-        "Content-Disposition": _disposition(entry["name"], entry["media_type"]),
-        "Cache-Control": "private, no-store",
-        "X-Content-SHA256": entry["sha256"],
-    }
-    return StreamingResponse(chunks, media_type=entry["media_type"], headers=headers)
+    if elsewhere:
+        return RedirectResponse(signed_url(settings, "ice", f"{parcel_id}/{name}",
+                                           user.id or 0), status_code=303)
+    return await _sandboxed(request, parcel_id, entry, chunks, inline=True)
+
+
+async def _sandboxed(request: Request, parcel_id: str, entry: dict[str, Any], chunks: Any, *,
+                     inline: bool) -> Response:
+    # the sender's declared type is ignored: the bytes decide, sandboxed (web/content.py)
+    try:
+        return await in_thread(  # reads the first bytes to tell the type
+            content_response, chunks, filename=entry["name"], inline=inline,
+            size=entry["size"], settings=request.app.state.settings,
+            headers={"Cache-Control": "private, no-store", "X-Content-SHA256": entry["sha256"]})
+    except IceCryptoError:
+        log.warning("parcel %s: file %r failed authentication", parcel_id, entry["name"])
+        return error(IceError("the stored file does not decrypt: it was altered",
+                              code="tampered", status=409))
+
+
+def _link_user(rt: IceRuntime, user_id: int) -> tuple[Any, User | None]:
+    with rt.session() as session:
+        viewer, user = viewer_for(session, user_id)
+        if user is not None:
+            session.expunge(user)
+    return viewer, user
+
+
+@content_router.get("/content/ice/{parcel_id}/{name}", include_in_schema=False)
+async def signed_file(request: Request, viewer: CurrentViewer, parcel_id: str,
+                      name: str) -> Response:
+    """A parcel file by signed link (the content host's route for ICE files)."""
+    grant, refusal = link_refusal(request.app.state.settings, request, "ice",
+                                  f"{parcel_id}/{name}", viewer)
+    if grant is None:
+        return refusal  # type: ignore[return-value]
+    rt = runtime(request.app)
+    link_viewer, user = await in_thread(_link_user, rt, grant.user_id)
+    if user is None:
+        return error(NotFound("no such parcel"))
+    try:
+        entry, chunks = await in_thread(_open_file, rt, link_viewer, user, parcel_id, name)
+    except IceError as exc:
+        return error(exc)
+    return await _sandboxed(request, parcel_id, entry, chunks, inline=not grant.download)
 
 
 # Keys -------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def register_migrations() -> list[Path]:
 def register_routes() -> list[Any]:
     from . import api, pages
 
-    return [api.router, pages.router]
+    return [api.router, api.content_router, pages.router]
 
 
 @hookimpl
