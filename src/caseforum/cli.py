@@ -146,7 +146,7 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
 def import_cmd(ctx: Context, package: str, office: str | None) -> None:
     """Import a bulk package (ZIP with manifest.json): all of it or nothing."""
     from caseforum.app import build_doc_types
-    from caseforum.dossiers.packages import import_package
+    from caseforum.dossiers.packages import PackageLimits, import_package
     from caseforum.storage import FileStore
 
     store = FileStore(ctx.settings.storage_dir)
@@ -154,7 +154,8 @@ def import_cmd(ctx: Context, package: str, office: str | None) -> None:
         summary = import_package(
             session, store, stream=stream, office=office.upper() if office else None,
             registry=build_doc_types(ctx.host),
-            max_bytes=ctx.settings.max_upload_mb * 1024 * 1024, actor_id=None)
+            max_bytes=ctx.settings.max_upload_mb * 1024 * 1024, actor_id=None,
+            limits=PackageLimits.from_settings(ctx.settings))
     if summary["already_imported"]:
         click.echo(f"already imported ({summary['dossiers']} dossiers): nothing changed")
     else:
