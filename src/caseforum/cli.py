@@ -163,6 +163,19 @@ def import_cmd(ctx: Context, package: str, office: str | None) -> None:
                    f"documents, {summary['citations']} citations for {summary['office']}")
 
 
+@cli.command()
+@click.option("--min-age-minutes", type=click.IntRange(0), default=None,
+              help="remove only files at least this old [default: sweep_min_age_minutes]")
+@pass_ctx
+@one_line_errors
+def sweep(ctx: Context, min_age_minutes: int | None) -> None:
+    """Remove files left in the file store by interrupted uploads."""
+    from caseforum.sweeper import sweep as run_sweep
+
+    minutes = ctx.settings.sweep_min_age_minutes if min_age_minutes is None else min_age_minutes
+    click.echo(run_sweep(ctx.engine, ctx.settings.storage_dir, min_age_seconds=minutes * 60))
+
+
 # users ---------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -350,6 +351,8 @@ def _store_files(
                     raise DossierError(f"{doc.file} is damaged or not what the package's "
                                        f"directory says ({exc})", "package") from None
             budget -= reader.count
+            if not stored[name].created:  # fresh again: the sweeper leaves it alone
+                os.utime(stored[name].path)
             texts[name] = service.document_text(stored[name])
     return texts
 
