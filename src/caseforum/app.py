@@ -111,11 +111,11 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
             await runner.start()
         await app.state.hub.start()
         plugins.startup(app=app)
-        await app.state.sweeper.start()  # files left by crashed uploads
+        sweeping = await app.state.sweeper.start()  # files left by crashed uploads
         try:
             yield
         finally:
-            await app.state.sweeper.stop()
+            await app.state.sweeper.stop(sweeping)
             plugins.shutdown(app=app)
             await app.state.hub.stop()
             await runner.stop()

@@ -123,16 +123,18 @@ class PeriodicSweep:
         self.engine, self.store_root = engine, store_root
         self.interval = interval_minutes * 60
         self.min_age = min_age_minutes * 60
-        self._task: asyncio.Task[Any] | None = None
 
     @classmethod
     def from_settings(cls, engine: Engine, settings: Any) -> PeriodicSweep:
         return cls(engine, settings.storage_dir, interval_minutes=settings.sweep_interval_minutes,
                    min_age_minutes=settings.sweep_min_age_minutes)
 
-    async def start(self) -> None:
-        if self.interval > 0:
-            self._task = asyncio.create_task(self._loop(), name="caseforum-sweep")
+    async def start(self) -> asyncio.Task[Any] | None:
+        """Start sweeping in the running event loop; give the result to :meth:`stop`.
+        (One app may be started several times, in several loops, as tests do.)"""
+        if self.interval <= 0:
+            return None
+        return asyncio.create_task(self._loop(), name="caseforum-sweep")
 
     async def _loop(self) -> None:
         while True:
@@ -145,9 +147,9 @@ class PeriodicSweep:
             except Exception:  # a failed sweep is retried next time; the server goes on
                 log.exception("file sweep failed")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    @staticmethod
+    async def stop(task: asyncio.Task[Any] | None) -> None:
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
