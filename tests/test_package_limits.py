@@ -165,3 +165,12 @@ def test_inflating_a_package_does_not_hold_the_write_lock(app, client, us, db,
     response = _post(client, us, package_bytes(_manifest(list(files)), files))
     assert response.status_code == 201, response.text
     assert probe.writer_got_in == [True, True, True]
+
+
+def test_member_named_with_a_dot_segment_is_found(client, us) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("manifest.json", json.dumps(_manifest(["docs/a.pdf"])))
+        archive.writestr("docs/./a.pdf", pdf_bytes("made by a tool that writes ./"))
+    response = _post(client, us, buffer.getvalue())
+    assert response.status_code == 201, response.text

@@ -334,12 +334,13 @@ def _store_files(
     caller can remove them on failure) and returns each file's text."""
     budget = limits.max_total_bytes
     texts: dict[str, tuple[str, int | None]] = {}
+    infos = {_safe_member(info.filename): info for info in archive.infolist()}
     for d in manifest.dossiers:
         for doc in d.documents:
             name = _safe_member(doc.file)
             if name in stored:
                 continue
-            info = archive.getinfo(name)
+            info = infos[name]  # by its normalised name: "docs/./a.pdf" is "docs/a.pdf"
             with archive.open(info) as member:
                 reader = _CountingReader(member, name=doc.file, declared=info.file_size,
                                          budget=budget)
