@@ -73,7 +73,8 @@ class IceRuntime:
     def __post_init__(self) -> None:
         from .anchors import register
 
-        register(self.engine, self.audit_anchors)
+        if self.config.key_encryption_secret or self.settings.secret_key:
+            register(self.engine, self.audit_anchors)
 
     @property
     def audit_anchors(self) -> Any:
