@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func
+from sqlalchemy import delete, func, text
 from sqlmodel import Session, select
 
 from caseforum.authz import SCOPES
@@ -34,7 +34,12 @@ class AccountError(ValueError):
 
 
 class Throttled(Exception):
-    """Too many failed log-ins for this account or address."""
+    """Too many failed log-ins for this account from this address, or from this
+    address; ``retry_after`` is how many seconds to wait."""
+
+    def __init__(self, retry_after: int = 60) -> None:
+        super().__init__(f"try again in {retry_after} seconds")
+        self.retry_after = retry_after
 
 
 def hash_password(password: str) -> str:
@@ -112,15 +117,74 @@ def set_active(session: Session, *, user: User, active: bool, actor_id: int | No
 
 
 # Log-in and throttling -------------------------------------------------------
+#
+# Throttling is by (account, address): a guesser at one address slows down only
+# itself, and the owner logging in from elsewhere is never locked out by it.
+# After ``max_failures`` failures the pair must wait ``backoff_seconds`` after
+# its last failure, twice as long after each further one (at most the window).
+# One address is also limited across all accounts (``max_failures_per_address``).
+#
+# An attempt is recorded as a failure *before* the password is checked, in the
+# same short transaction as the count (rows locked: SQLite's write lock, a
+# PostgreSQL advisory lock per account and address), and removed if the password
+# was right.  So parallel guesses cannot all pass the check before any of them
+# is counted.
 
 
-def _recent_failures(session: Session, since: datetime, **where: str) -> int:
-    column = LoginFailure.username if "username" in where else LoginFailure.address
-    value = where.get("username") or where.get("address")
-    return session.exec(
-        select(func.count()).select_from(LoginFailure).where(column == value,
-                                                             LoginFailure.at >= since)
-    ).one()
+def _lock_key(*parts: str) -> int:
+    """A signed 64-bit key for ``pg_advisory_xact_lock``."""
+    digest = hashlib.sha256("\x00".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _wait_needed(session: Session, *, username: str, address: str, since: datetime,
+                 max_failures: int, max_failures_per_address: int, backoff_seconds: int,
+                 window_minutes: int, exclude: int | None = None) -> int:
+    """Seconds this (account, address) must wait before its next guess; 0: go ahead."""
+    now = utcnow()
+    query = select(LoginFailure.at).where(
+        LoginFailure.username == username, LoginFailure.address == address,
+        LoginFailure.at >= since)
+    if exclude is not None:
+        query = query.where(LoginFailure.id != exclude)
+    times = sorted(session.exec(query))
+    by_address = session.exec(select(func.count()).select_from(LoginFailure).where(
+        LoginFailure.address == address, LoginFailure.at >= since,
+        LoginFailure.id != (exclude or 0))).one()
+    if by_address >= max_failures_per_address:
+        oldest = session.exec(select(func.min(LoginFailure.at)).where(
+            LoginFailure.address == address, LoginFailure.at >= since)).one()
+        return max(1, int((oldest + timedelta(minutes=window_minutes) - now).total_seconds()))
+    if len(times) < max_failures:
+        return 0
+    extra = len(times) - max_failures
+    wait = min(backoff_seconds * 2 ** min(extra, 30), window_minutes * 60)
+    ready = times[-1] + timedelta(seconds=wait)
+    return max(0, int((ready - now).total_seconds()) + (1 if ready > now else 0))
+
+
+def _reserve_attempt(session: Session, *, username: str, address: str, **limits: int) -> int:
+    """Count this attempt as a failure, atomically with the check; returns its row
+    id.  Raise :class:`Throttled` (recording nothing) when the pair must wait."""
+    since = utcnow() - timedelta(minutes=limits["window_minutes"])
+    # cheap early answer without a write (the locked check below decides)
+    wait = _wait_needed(session, username=username, address=address, since=since, **limits)
+    if wait:
+        session.rollback()
+        raise Throttled(wait)
+    if session.get_bind().dialect.name == "postgresql":
+        for key in (_lock_key("address", address), _lock_key(username, address)):
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    attempt = LoginFailure(username=username, address=address)
+    session.add(attempt)
+    session.flush()  # on SQLite this takes the write lock: one check at a time
+    wait = _wait_needed(session, username=username, address=address, since=since,
+                        exclude=attempt.id, **limits)
+    if wait:
+        session.rollback()
+        raise Throttled(wait)
+    session.commit()
+    return attempt.id or 0
 
 
 def authenticate(
@@ -132,16 +196,17 @@ def authenticate(
     max_failures: int = 5,
     max_failures_per_address: int = 30,
     window_minutes: int = 15,
+    backoff_seconds: int = 30,
 ) -> User | None:
-    """Check a password.  Raise :class:`Throttled` after too many failures;
-    a failure is recorded (and committed) even though the caller gets ``None``."""
+    """Check a password.  Raise :class:`Throttled` when this account and address
+    (or this address) must wait; a failure is recorded (and committed) even
+    though the caller gets ``None``.  On success the pair's failures are
+    forgotten in the caller's transaction."""
     username = username.strip().lower()
-    since = utcnow() - timedelta(minutes=window_minutes)
-    if (
-        _recent_failures(session, since, username=username) >= max_failures
-        or _recent_failures(session, since, address=address) >= max_failures_per_address
-    ):
-        raise Throttled
+    _reserve_attempt(
+        session, username=username, address=address, max_failures=max_failures,
+        max_failures_per_address=max_failures_per_address, window_minutes=window_minutes,
+        backoff_seconds=backoff_seconds)
     user = session.exec(select(User).where(User.username == username)).first()
     ok = False
     try:
@@ -152,13 +217,14 @@ def authenticate(
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None:
-        session.add(LoginFailure(username=username, address=address))
         emit(session, kind="account.login_failed", subject_type="user",
              subject_id=user.id if user else "",
              payload={"user_id": user.id if user else None,
                       "detail": f"{username} from {address}"})
         session.commit()
         return None
+    session.execute(delete(LoginFailure).where(
+        LoginFailure.username == username, LoginFailure.address == address))
     if _hasher.check_needs_rehash(user.password_hash or ""):
         user.password_hash = hash_password(password)
         session.add(user)

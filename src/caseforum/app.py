@@ -34,6 +34,7 @@ from caseforum.forum.notify import Notifier
 from caseforum.models import Event, PluginState
 from caseforum.plugin_host import PluginHost
 from caseforum.storage import FileStore
+from caseforum.sweeper import PeriodicSweep
 from caseforum.web import (
     admin,
     api,
@@ -113,9 +114,11 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
             await runner.start()
         await app.state.hub.start()
         plugins.startup(app=app)
+        sweeping = await app.state.sweeper.start()  # files left by crashed uploads
         try:
             yield
         finally:
+            await app.state.sweeper.stop(sweeping)
             plugins.shutdown(app=app)
             await app.state.hub.stop()
             await runner.stop()
@@ -138,6 +141,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.state.consumers = runner
     app.state.templates = make_environment(plugins.template_dirs())
     app.state.store = FileStore(settings.storage_dir)
+    app.state.sweeper = PeriodicSweep.from_settings(engine, settings)
     app.state.hub = Hub(engine, broker, plugins, app.state.templates)
     app.state.latest_event_id = lambda: latest_event_id(engine)
     app.state.doc_types = build_doc_types(plugins)

@@ -146,7 +146,7 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
 def import_cmd(ctx: Context, package: str, office: str | None) -> None:
     """Import a bulk package (ZIP with manifest.json): all of it or nothing."""
     from caseforum.app import build_doc_types
-    from caseforum.dossiers.packages import import_package
+    from caseforum.dossiers.packages import PackageLimits, import_package
     from caseforum.storage import FileStore
 
     store = FileStore(ctx.settings.storage_dir)
@@ -154,12 +154,26 @@ def import_cmd(ctx: Context, package: str, office: str | None) -> None:
         summary = import_package(
             session, store, stream=stream, office=office.upper() if office else None,
             registry=build_doc_types(ctx.host),
-            max_bytes=ctx.settings.max_upload_mb * 1024 * 1024, actor_id=None)
+            max_bytes=ctx.settings.max_upload_mb * 1024 * 1024, actor_id=None,
+            limits=PackageLimits.from_settings(ctx.settings))
     if summary["already_imported"]:
         click.echo(f"already imported ({summary['dossiers']} dossiers): nothing changed")
     else:
         click.echo(f"imported {summary['dossiers']} dossiers, {summary['documents']} "
                    f"documents, {summary['citations']} citations for {summary['office']}")
+
+
+@cli.command()
+@click.option("--min-age-minutes", type=click.IntRange(0), default=None,
+              help="remove only files at least this old [default: sweep_min_age_minutes]")
+@pass_ctx
+@one_line_errors
+def sweep(ctx: Context, min_age_minutes: int | None) -> None:
+    """Remove files left in the file store by interrupted uploads."""
+    from caseforum.sweeper import sweep as run_sweep
+
+    minutes = ctx.settings.sweep_min_age_minutes if min_age_minutes is None else min_age_minutes
+    click.echo(run_sweep(ctx.engine, ctx.settings.storage_dir, min_age_seconds=minutes * 60))
 
 
 # users ---------------------------------------------------------------------------

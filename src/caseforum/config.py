@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     login_window_minutes: int = Field(default=15, ge=1)
     login_max_failures_per_address: int = Field(default=30, ge=1)
     event_retention_days: int = Field(default=30, ge=1)
+    # bounded work (docs/configuration.md, "Limits on packages, log-ins and left-over files")
+    package_max_total_mb: int = Field(default=2048, ge=1)
+    package_max_members: int = Field(default=10_000, ge=1)
+    package_max_ratio: int = Field(default=200, ge=2)
+    login_backoff_seconds: int = Field(default=30, ge=1)
+    sweep_interval_minutes: int = Field(default=30, ge=0)
+    sweep_min_age_minutes: int = Field(default=60, ge=1)
     run_consumers: bool = True
     # forum product decisions, read by the rules in authz.py (see docs/configuration.md)
     forum_platform_admins_read_all: bool = True

@@ -201,3 +201,65 @@ def test_the_installed_command_exits_non_zero_on_a_broken_chain(data_dir: Path,
                           text=True, timeout=60)
     assert done.returncode == 1
     assert "chain SG: BROKEN at entry seq 2" in done.stderr
+
+
+def _chain_length(engine: Any, chain: str) -> int:
+    with open_session(engine) as session:
+        return len(session.exec(select(IceAuditEntry.id)
+                                .where(IceAuditEntry.chain == chain)).all())
+
+
+def test_verify_audit_notices_the_head_row_deleted_with_the_last_entries(
+        run, instance_engine, data_dir: Path) -> None:
+    _exchange_with_history(instance_engine, data_dir)
+    length = _chain_length(instance_engine, "SG")
+    assert length >= 3
+    anchor = json.loads((data_dir / "ice" / "audit-anchors" / "SG.json").read_text())
+    assert anchor["seq"] == length  # written when the entries committed
+    with instance_engine.begin() as conn:
+        conn.execute(text("DELETE FROM ice_audit_entry WHERE chain = 'SG' AND seq > :s"),
+                     {"s": length - 2})
+        conn.execute(text("DELETE FROM ice_audit_head WHERE chain = 'SG'"))
+    cut = run("ice", "verify-audit")
+    assert cut.exit_code == 1
+    assert (f"chain SG: BROKEN: the anchor kept outside the database records seq {length} "
+            f"but the chain ends at seq {length - 2}") in cut.output
+    assert "chain JP:" in cut.output and "intact" in cut.output
+
+
+def test_verify_audit_notices_a_whole_chain_deleted(run, instance_engine,
+                                                    data_dir: Path) -> None:
+    _exchange_with_history(instance_engine, data_dir)
+    with instance_engine.begin() as conn:
+        conn.execute(text("DELETE FROM ice_audit_entry WHERE chain = 'JP'"))
+        conn.execute(text("DELETE FROM ice_audit_head WHERE chain = 'JP'"))
+    gone = run("ice", "verify-audit")
+    assert gone.exit_code == 1 and "chain JP: BROKEN" in gone.output
+    assert "chain ends at seq 0" in gone.output
+
+
+def test_a_forged_anchor_is_reported(run, instance_engine, data_dir: Path) -> None:
+    _exchange_with_history(instance_engine, data_dir)
+    path = data_dir / "ice" / "audit-anchors" / "SG.json"
+    anchor = json.loads(path.read_text())
+    path.write_text(json.dumps({**anchor, "seq": 1}))  # someone hiding later entries
+    forged = run("ice", "verify-audit", "--office", "SG")
+    assert forged.exit_code == 1 and "was altered" in forged.output
+
+
+def test_verify_audit_anchors_a_chain_that_had_no_anchor(run, instance_engine,
+                                                         data_dir: Path) -> None:
+    _exchange_with_history(instance_engine, data_dir)
+    folder = data_dir / "ice" / "audit-anchors"
+    for path in folder.glob("*.json"):
+        path.unlink()  # entries written before anchors existed
+    assert run("ice", "verify-audit").exit_code == 0
+    length = _chain_length(instance_engine, "SG")
+    assert json.loads((folder / "SG.json").read_text())["seq"] == length
+    with instance_engine.begin() as conn:
+        conn.execute(text("DELETE FROM ice_audit_entry WHERE chain = 'SG' AND seq = :s"),
+                     {"s": length})
+        conn.execute(text("UPDATE ice_audit_head SET seq = seq - 1, hash = (SELECT hash FROM "
+                          "ice_audit_entry WHERE chain = 'SG' AND seq = :s) WHERE chain = 'SG'"),
+                     {"s": length - 1})
+    assert run("ice", "verify-audit", "--office", "SG").exit_code == 1

@@ -283,3 +283,42 @@ def test_oversize_uploads_are_refused_and_leave_nothing(data_dir) -> None:
         assert session.exec(select(IceExchange)).all() == []
     assert not list((data_dir / "ice" / "parcels").glob("*/*"))
     engine.dispose()
+
+
+# (C0 controls cannot be sent: the HTTP client percent-encodes them in the part header;
+# the inbox tests send them in a manifest)
+@pytest.mark.parametrize("name", ["claims\u202etxt.exe", "\u2066claims.txt", "claims\u200e.txt",
+                                  "claims\x9b.txt"])
+def test_uploads_with_control_or_bidi_names_are_refused_and_audited(users, hosted_settings,
+                                                                    name) -> None:
+    sg, csrf = users("sg.examiner")
+    response = sg.post("/api/v1/ice/exchanges", headers={"X-CSRF-Token": csrf}, data={
+        "donor_office": "JP", "application": "JP 2017-187096", "kind": "search"},
+        files=[("file", (name, CLAIMS, "text/plain"))])
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] == "bad_file_name"
+    assert "control or bidi characters (U+" in body["detail"]
+    engine = make_engine(hosted_settings)
+    with open_session(engine) as session:
+        assert session.exec(select(IceExchange)).all() == []
+        assert session.exec(select(IceParcel)).all() == []
+        entry = session.exec(select(IceAuditEntry).where(
+            IceAuditEntry.action == "upload.refused")).one()
+        assert entry.chain == "SG" and entry.detail.startswith("bad_file_name: ")
+        assert all(report.ok for report in audit.verify_all(session))
+    engine.dispose()
+    assert not list((hosted_settings.data_dir / "ice" / "parcels").glob("*/*"))
+
+
+def test_a_step_with_a_bidi_file_name_is_refused_too(users) -> None:
+    sg, sg_csrf = users("sg.examiner")
+    exchange_id = open_request(sg, sg_csrf)
+    jp, jp_csrf = users("jp.examiner")
+    assert step(jp, jp_csrf, exchange_id, "accept").status_code == 303
+    refused = jp.post(f"/api/v1/ice/exchanges/{exchange_id}/parcels",
+                      headers={"X-CSRF-Token": jp_csrf}, data={"kind": "report"},
+                      files=[("file", ("report\u202efdp.exe", REPORT, "text/plain"))])
+    assert refused.status_code == 422 and refused.json()["code"] == "bad_file_name"
+    audit_trail = jp.get(f"/api/v1/ice/exchanges/{exchange_id}/audit").text
+    assert "upload.refused" in audit_trail

@@ -256,14 +256,32 @@ def test_oversize_declared_in_the_manifest_is_refused(inbox: JpInbox, tmp_path: 
     lambda e: e["manifest"]["files"][0].update(name="../../etc/passwd"),
     lambda e: e["parts"].update({"7": b"junk"}),
     lambda e: e["parts"].pop("0"),
+    lambda e: e["manifest"]["files"][0].update(name="claims\u202etxt.exe"),
+    lambda e: e["manifest"]["files"][0].update(name="\u2067claims.txt"),
+    lambda e: e["manifest"]["files"][0].update(name="claims\u200f.txt"),
+    lambda e: e["manifest"]["files"][0].update(name="claims\x85.txt"),
+    lambda e: e["manifest"]["files"][0].update(name="claims\x1b[2J.txt"),
 ], ids=["missing-field", "bool-for-int", "unknown-field", "path-in-name", "extra-part",
-        "missing-part"])
+        "missing-part", "bidi-override", "bidi-isolate", "bidi-mark", "c1-control",
+        "c0-control"])
 def test_malformed_parcels_are_refused_with_400(inbox: JpInbox, tmp_path: Path, mangle) -> None:
     envelope = build(inbox, tmp_path)
     mangle(envelope)
     envelope["signature"] = crypto.sign_manifest(envelope["manifest"], SG_KEYS.signing_key)
     before = inbox.snapshot()
     refused(inbox, inbox.post(envelope), before, status=400, code="malformed")
+
+
+def test_bidi_file_name_is_refused_saying_which_character(inbox: JpInbox,
+                                                          tmp_path: Path) -> None:
+    envelope = build(inbox, tmp_path)
+    envelope["manifest"]["files"][0]["name"] = "report\u202efdp.exe"  # shows as "reportexe.pdf"
+    envelope["signature"] = crypto.sign_manifest(envelope["manifest"], SG_KEYS.signing_key)
+    before = inbox.snapshot()
+    response = inbox.post(envelope)
+    refused(inbox, response, before, status=400, code="malformed")
+    assert "control or bidi characters (U+202E)" in response.json()["detail"]
+    assert "U+202E" in inbox.refusals()[-1].detail
 
 
 def test_garbage_bodies_never_cause_a_500(inbox: JpInbox) -> None:

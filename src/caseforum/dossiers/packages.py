@@ -4,7 +4,15 @@ The whole package lands in one transaction or not at all: everything is
 checked before the first write, files added by a failed import are removed,
 and a package already imported (same SHA-256) changes nothing.
 
-Manifest::
+A package is untrusted input that can ask for far more work than its size
+suggests (a 358 KiB ZIP once inflated to 9.1 GB while holding the SQLite write
+lock for 31 s).  So the work is bounded in three places: the ZIP directory is
+checked against :class:`PackageLimits` before a byte is inflated; the bytes
+actually inflated are counted while streaming (a member may lie about its
+size); and the write transaction begins only after every file is stored and
+its text extracted, so it holds the lock for the rows alone.
+
+Manifest (UTF-8, a byte-order mark is allowed)::
 
     {"office": "JP",
      "dossiers": [{<dossier fields as for POST /api/v1/dossiers>,
@@ -21,22 +29,68 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
+import zlib
+from dataclasses import dataclass
 from datetime import date
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlmodel import Session
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
 
 from caseforum.doccodes import DocTypeRegistry
 from caseforum.dossiers import service
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
-from caseforum.models import ImportRecord
-from caseforum.storage import FileStore, StoredFile
+from caseforum.models import Document, ImportRecord
+from caseforum.storage import FileStore, StorageError, StoredFile
 
-MAX_MEMBERS = 10_000
-MAX_RATIO = 200  # compressed-to-uncompressed: beyond this it is a zip bomb
+MB = 1024 * 1024
+MAX_MANIFEST_BYTES = 16 * MB
+# what a damaged or lying member raises while it is inflated
+_INFLATE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
+
+
+@dataclass(frozen=True)
+class PackageLimits:
+    """How much work one package may ask for (settings ``package_*``)."""
+
+    max_total_bytes: int = 2048 * MB  # all documents inflated, each use counted
+    max_members: int = 10_000
+    max_ratio: int = 200  # inflated size / compressed size, per member
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PackageLimits:
+        return cls(max_total_bytes=settings.package_max_total_mb * MB,
+                   max_members=settings.package_max_members,
+                   max_ratio=settings.package_max_ratio)
+
+
+class _CountingReader:
+    """Reads a ZIP member and refuses it the moment it inflates to more bytes
+    than it declared or than the package's budget has left: the declared size
+    in the ZIP directory is the sender's claim, the count is ours."""
+
+    def __init__(self, member: BinaryIO, *, name: str, declared: int, budget: int) -> None:
+        self._member, self.name, self._declared, self._budget = member, name, declared, budget
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            chunk = self._member.read(size if size > 0 else 1 << 20)
+        except _INFLATE_ERRORS as exc:
+            raise DossierError(f"{self.name} is damaged or not what the package's directory "
+                               f"says ({exc})", "package") from None
+        self.count += len(chunk)
+        if self.count > self._declared:
+            raise DossierError(f"{self.name} holds more data than the package's directory "
+                               f"declares ({self._declared} bytes): refused", "package")
+        if self.count > self._budget:
+            raise DossierError("the package inflates to more than the limit of "
+                               "package_max_total_mb", "package")
+        return chunk
 
 
 class PackageDocument(BaseModel):
@@ -81,34 +135,61 @@ def _safe_member(name: str) -> str:
     return str(path)
 
 
-def read_manifest(archive: zipfile.ZipFile, *, max_bytes: int) -> Manifest:
+def check_directory(archive: zipfile.ZipFile, *, max_bytes: int,
+                    limits: PackageLimits) -> dict[str, zipfile.ZipInfo]:
+    """Refuse a package from its directory alone, before anything is inflated."""
     infos = archive.infolist()
-    if len(infos) > MAX_MEMBERS:
-        raise DossierError(f"too many files (limit {MAX_MEMBERS})", "package")
+    if len(infos) > limits.max_members:
+        raise DossierError(f"too many files in the package: {len(infos)} (limit "
+                           f"{limits.max_members}, setting package_max_members)", "package")
+    by_name: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
-        _safe_member(info.filename)
+        name = _safe_member(info.filename)
         if info.external_attr >> 16 & 0o170000 == 0o120000:
             raise DossierError(f"symbolic link {info.filename!r} in the package", "package")
+        if name in by_name:
+            raise DossierError(f"{info.filename} is in the package twice", "package")
+        if info.flag_bits & 0x1:
+            raise DossierError(f"{info.filename} is encrypted: send plain ZIP files",
+                               "package")
         if info.file_size > max_bytes:
             raise DossierError(f"{info.filename} is larger than the upload limit", "package")
-        if info.compress_size and info.file_size / info.compress_size > MAX_RATIO:
-            raise DossierError(f"{info.filename} expands suspiciously (zip bomb?)", "package")
+        if info.file_size > limits.max_ratio * max(info.compress_size, 1) and \
+                info.file_size > 1024:
+            raise DossierError(
+                f"{info.filename} expands {info.file_size // max(info.compress_size, 1)} "
+                f"times (limit {limits.max_ratio}, setting package_max_ratio): a ZIP bomb?",
+                "package")
+        by_name[name] = info
+    return by_name
+
+
+def read_manifest(archive: zipfile.ZipFile, *, max_bytes: int,
+                  limits: PackageLimits | None = None) -> Manifest:
+    limits = limits or PackageLimits()
+    by_name = check_directory(archive, max_bytes=max_bytes, limits=limits)
+    info = by_name.get("manifest.json")
+    if info is None:
+        raise DossierError("the package has no manifest.json at its top level", "package")
+    if info.file_size > MAX_MANIFEST_BYTES:
+        raise DossierError(f"manifest.json is larger than {MAX_MANIFEST_BYTES // MB} MB",
+                           "manifest")
+    with archive.open(info) as member:
+        reader = _CountingReader(member, name="manifest.json", declared=info.file_size,
+                                 budget=MAX_MANIFEST_BYTES)
+        raw = b"".join(iter(lambda: reader.read(1 << 20), b""))
     try:
-        raw = archive.read("manifest.json")
-    except KeyError:
-        raise DossierError("the package has no manifest.json at its top level",
-                           "package") from None
-    try:
-        data = json.loads(raw)
+        data = json.loads(raw.decode("utf-8-sig"))  # a byte-order mark is fine
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DossierError(f"manifest.json is not valid JSON: {exc}", "manifest") from None
+        raise DossierError(f"manifest.json is not valid UTF-8 JSON: {exc}",
+                           "manifest") from None
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise DossierError(first["msg"], f"manifest.{where}") from None
-    names = {i.filename for i in infos}
+    names = set(by_name)
     for i, d in enumerate(manifest.dossiers):
         if d.office.upper() != manifest.office.upper():
             raise DossierError(f"dossier of {d.office} in a package of {manifest.office}",
@@ -122,6 +203,12 @@ def read_manifest(archive: zipfile.ZipFile, *, max_bytes: int) -> Manifest:
             if c.document and c.document not in docs:
                 raise DossierError(f"{c.document} is not a document of this dossier",
                                    f"manifest.dossiers.{i}.citations.{j}.document")
+    total = sum(by_name[_safe_member(doc.file)].file_size
+                for d in manifest.dossiers for doc in d.documents)
+    if total > limits.max_total_bytes:
+        raise DossierError(
+            f"the package's documents inflate to {total // MB} MB (limit "
+            f"{limits.max_total_bytes // MB} MB, setting package_max_total_mb)", "package")
     return manifest
 
 
@@ -134,12 +221,14 @@ def import_package(
     registry: DocTypeRegistry,
     max_bytes: int,
     actor_id: int | None,
+    limits: PackageLimits | None = None,
 ) -> dict[str, Any]:
     """Import a package for ``office`` (``None``: the manifest's office, CLI use).
 
     Returns a summary; commits on success, rolls back and removes new files
     on failure (re-raising the :class:`DossierError`).
     """
+    limits = limits or PackageLimits()
     digest = hashlib.sha256()
     stream.seek(0)
     while chunk := stream.read(1 << 20):
@@ -151,66 +240,135 @@ def import_package(
         return {**previous.summary, "already_imported": True}
     try:
         archive = zipfile.ZipFile(stream)
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
         raise DossierError("not a ZIP file (or a damaged one)", "package") from None
-    stored: list[StoredFile] = []
+    stored: dict[str, StoredFile] = {}
     try:
         with archive:
-            manifest = read_manifest(archive, max_bytes=max_bytes)
+            manifest = read_manifest(archive, max_bytes=max_bytes, limits=limits)
             if office is not None and manifest.office.upper() != office:
                 raise DossierError(
                     f"your office is {office}; this package is for {manifest.office}",
                     "manifest.office")
-            for i, d in enumerate(manifest.dossiers):  # check every document before writing
-                for j, doc in enumerate(d.documents):
-                    try:
-                        service.check_document_meta(session, _meta(doc), registry)
-                    except DossierError as exc:
-                        raise DossierError(str(exc).split(": ", 1)[-1],
-                                           f"manifest.dossiers.{i}.documents.{j}."
-                                           f"{exc.field}") from None
-                for j, c in enumerate(d.citations):
-                    try:
-                        CitationIn(cited=c.cited, category=c.category, claims=c.claims,
-                                   phase=c.phase)
-                    except ValidationError as exc:
-                        msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
-                        raise DossierError(msg, f"manifest.dossiers.{i}.citations.{j}"
-                                                ".category") from None
-            counts = {"dossiers": 0, "documents": 0, "citations": 0}
-            for i, d in enumerate(manifest.dossiers):
-                bib = DossierIn.model_validate(d.model_dump(exclude={"documents", "citations"}))
-                try:
-                    app, _ = service.upsert_dossier(session, data=bib, actor_id=actor_id)
-                except DossierError as exc:
-                    raise DossierError(str(exc).split(": ", 1)[-1],
-                                       f"manifest.dossiers.{i}.{exc.field}") from None
-                counts["dossiers"] += 1
-                by_file: dict[str, int] = {}
-                for doc in d.documents:
-                    with archive.open(_safe_member(doc.file)) as member:
-                        document, saved = service.add_document(
-                            session, store, app=app, meta=_meta(doc), stream=member,
-                            filename=PurePosixPath(doc.file).name, registry=registry,
-                            max_bytes=max_bytes, actor_id=actor_id)
-                    stored.append(saved)
-                    by_file[doc.file] = document.id or 0
-                    counts["documents"] += 1
-                for c in d.citations:
-                    service.add_citation(session, app=app, actor_id=actor_id, data=CitationIn(
-                        cited=c.cited, category=c.category, claims=c.claims, phase=c.phase,
-                        document_id=by_file.get(c.document) if c.document else None))
-                    counts["citations"] += 1
-            summary = {"office": manifest.office.upper(), "sha256": sha, **counts}
-            session.add(ImportRecord(sha256=sha, office_code=manifest.office.upper(),
-                                     user_id=actor_id, summary=summary))
+            metas = _check_rows(session, manifest, registry)
+            # files first, outside any transaction: inflating and hashing take time
+            texts = _store_files(archive, store, manifest, stored, max_bytes=max_bytes,
+                                 limits=limits)
+        # then one short transaction for the rows
+        counts = {"dossiers": 0, "documents": 0, "citations": 0}
+        for i, d in enumerate(manifest.dossiers):
+            bib = DossierIn.model_validate(d.model_dump(exclude={"documents", "citations"}))
+            try:
+                app, _ = service.upsert_dossier(session, data=bib, actor_id=actor_id)
+            except DossierError as exc:
+                raise DossierError(str(exc).split(": ", 1)[-1],
+                                   f"manifest.dossiers.{i}.{exc.field}") from None
+            counts["dossiers"] += 1
+            by_file: dict[str, int] = {}
+            for j, doc in enumerate(d.documents):
+                name = _safe_member(doc.file)
+                text, pages = texts[name]
+                document = service.add_stored_document(
+                    session, app=app, meta=metas[i, j], stored=stored[name],
+                    filename=PurePosixPath(doc.file).name, text=text, pages=pages,
+                    actor_id=actor_id)
+                by_file[doc.file] = document.id or 0
+                counts["documents"] += 1
+            for c in d.citations:
+                service.add_citation(session, app=app, actor_id=actor_id, data=CitationIn(
+                    cited=c.cited, category=c.category, claims=c.claims, phase=c.phase,
+                    document_id=by_file.get(c.document) if c.document else None))
+                counts["citations"] += 1
+        summary = {"office": manifest.office.upper(), "sha256": sha, **counts}
+        session.add(ImportRecord(sha256=sha, office_code=manifest.office.upper(),
+                                 user_id=actor_id, summary=summary))
+        try:
             session.commit()
-            return {**summary, "already_imported": False}
+        except IntegrityError:
+            # the same package, sent twice at once, landed first from the other request
+            session.rollback()
+            previous = session.get(ImportRecord, sha)
+            if previous is None:
+                raise
+            _discard(session, store, stored.values())
+            return {**previous.summary, "already_imported": True}
+        return {**summary, "already_imported": False}
     except BaseException:
         session.rollback()
-        for saved in stored:
-            store.discard(saved)
+        try:
+            _discard(session, store, stored.values())
+        finally:
+            session.rollback()
         raise
+
+
+def _check_rows(session: Session, manifest: Manifest,
+                registry: DocTypeRegistry) -> dict[tuple[int, int], service.DocumentMeta]:
+    """Every document's metadata and every citation, checked before any byte is stored."""
+    metas = {}
+    for i, d in enumerate(manifest.dossiers):
+        for j, doc in enumerate(d.documents):
+            try:
+                metas[i, j] = service.check_document_meta(session, _meta(doc), registry)
+            except DossierError as exc:
+                raise DossierError(str(exc).split(": ", 1)[-1],
+                                   f"manifest.dossiers.{i}.documents.{j}."
+                                   f"{exc.field}") from None
+        for j, c in enumerate(d.citations):
+            try:
+                CitationIn(cited=c.cited, category=c.category, claims=c.claims,
+                           phase=c.phase)
+            except ValidationError as exc:
+                msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                raise DossierError(msg, f"manifest.dossiers.{i}.citations.{j}"
+                                        ".category") from None
+    return metas
+
+
+def _store_files(
+    archive: zipfile.ZipFile, store: FileStore, manifest: Manifest,
+    stored: dict[str, StoredFile], *, max_bytes: int, limits: PackageLimits,
+) -> dict[str, tuple[str, int | None]]:
+    """Inflate each document file once into the store, counting every byte
+    against the package's budget; fills ``stored`` as it goes (so that the
+    caller can remove them on failure) and returns each file's text."""
+    budget = limits.max_total_bytes
+    texts: dict[str, tuple[str, int | None]] = {}
+    infos = {_safe_member(info.filename): info for info in archive.infolist()}
+    for d in manifest.dossiers:
+        for doc in d.documents:
+            name = _safe_member(doc.file)
+            if name in stored:
+                continue
+            info = infos[name]  # by its normalised name: "docs/./a.pdf" is "docs/a.pdf"
+            with archive.open(info) as member:
+                reader = _CountingReader(member, name=doc.file, declared=info.file_size,
+                                         budget=budget)
+                try:
+                    stored[name] = store.put(reader, max_bytes=max_bytes)  # type: ignore[arg-type]
+                except StorageError as exc:
+                    raise DossierError(f"{doc.file}: {exc}", "package") from None
+                except _INFLATE_ERRORS as exc:
+                    raise DossierError(f"{doc.file} is damaged or not what the package's "
+                                       f"directory says ({exc})", "package") from None
+            budget -= reader.count
+            if not stored[name].created:  # fresh again: the sweeper leaves it alone
+                os.utime(stored[name].path)
+            texts[name] = service.document_text(stored[name])
+    return texts
+
+
+def _discard(session: Session, store: FileStore, files: Any) -> None:
+    """Remove the files a refused package added, unless a document row uses
+    the same content by now (an upload of the same file may have landed while
+    this package was being inflated)."""
+    for saved in files:
+        if not saved.created:
+            continue
+        in_use = session.exec(select(Document.id).where(
+            Document.sha256 == saved.sha256).limit(1)).first()
+        if in_use is None:
+            store.discard(saved)
 
 
 def _meta(doc: PackageDocument) -> service.DocumentMeta:

@@ -250,12 +250,35 @@ def add_document(
         stored = store.put(stream, max_bytes=max_bytes)
     except StorageError as exc:
         raise DossierError(str(exc), "file") from None
+    text, pages = document_text(stored)
+    document = add_stored_document(session, app=app, meta=meta, stored=stored,
+                                   filename=filename, text=text, pages=pages,
+                                   actor_id=actor_id)
+    return document, stored
+
+
+def document_text(stored: StoredFile) -> tuple[str, int | None]:
+    """The searchable text and page count of a stored file.  Slow for a big PDF:
+    bulk imports call it before their write transaction begins."""
     if stored.media_type == "application/pdf":
-        text, pages = pdf_text(stored.path)
-    elif stored.media_type in ("text/plain", "application/xml"):
-        text, pages = plain_text(stored.path), None
-    else:
-        text, pages = "", None
+        return pdf_text(stored.path)
+    if stored.media_type in ("text/plain", "application/xml"):
+        return plain_text(stored.path), None
+    return "", None
+
+
+def add_stored_document(
+    session: Session,
+    *,
+    app: Application,
+    meta: DocumentMeta,
+    stored: StoredFile,
+    filename: str,
+    text: str,
+    pages: int | None,
+    actor_id: int | None,
+) -> Document:
+    """The rows and event for a file already in the store (``meta`` checked)."""
     document = Document(
         application_id=app.id or 0, code=meta.code, date=meta.date, language=meta.language,
         is_translation=meta.is_translation, media_type=stored.media_type, size=stored.size,
@@ -273,7 +296,7 @@ def add_document(
          payload={"application_id": app.id, "document_id": document.id, "code": meta.code,
                   "office": app.office_code, "number": app.number,
                   "family_id": app.family_id})
-    return document, stored
+    return document
 
 
 def add_citation(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import case, or_, update
 from sqlmodel import Session, select
 
 from caseforum.authz import Viewer, can
@@ -152,13 +153,30 @@ def add_post(
     _store_references(session, post, refs)
     mentioned = [] if quiet else _store_mentions(session, post, mentions, thread)
     if not quiet:
-        thread.post_count += 1
-        thread.last_post_id = post.id
-        thread.last_post_at = post.created_at
-        session.add(thread)
+        _count_post(session, thread, post)
     _post_event(session, "post.created", post, thread, author.id, mentioned=mentioned,
                 reply_to=reply_to_id, bot=str(author.role) == "bot", quiet=quiet)
     return post
+
+
+def _count_post(session: Session, thread: Thread, post: Post) -> None:
+    """Count ``post`` in its thread with one atomic UPDATE.
+
+    Reading ``post_count`` into Python and writing it back loses updates when
+    posts arrive together (the read happens before the write lock is taken:
+    201 posts were once counted 27).  The database adds one to whatever is
+    committed, and the "last post" columns move only forwards, so a slower
+    transaction cannot put back an older post."""
+    newer = or_(Thread.last_post_id.is_(None),  # type: ignore[union-attr]
+                Thread.last_post_id < post.id)  # type: ignore[operator]
+    session.execute(
+        update(Thread).where(Thread.id == thread.id).values(  # type: ignore[arg-type]
+            post_count=Thread.post_count + 1,
+            last_post_id=case((newer, post.id), else_=Thread.last_post_id),
+            last_post_at=case((newer, post.created_at), else_=Thread.last_post_at),
+        ).execution_options(synchronize_session=False))
+    # the object now shows what the row holds (our row lock keeps it so until commit)
+    session.refresh(thread, attribute_names=["post_count", "last_post_id", "last_post_at"])
 
 
 def is_document_note(author: User, embeds: list[dict[str, Any]]) -> bool:

@@ -54,15 +54,20 @@ def login(
             max_failures=settings.login_max_failures,
             max_failures_per_address=settings.login_max_failures_per_address,
             window_minutes=settings.login_window_minutes,
+            backoff_seconds=settings.login_backoff_seconds,
         )
-    except accounts.Throttled:
-        return render(
+    except accounts.Throttled as exc:
+        wait = f"{exc.retry_after} seconds" if exc.retry_after < 120 else \
+            f"{(exc.retry_after + 59) // 60} minutes"
+        page = render(
             request, "login.html",
             {"next": target, "username": username,
-             "error": f"Too many failed log-ins. Wait {settings.login_window_minutes} minutes "
-                      "and try again, or ask your office admin."},
+             "error": f"Too many failed log-ins. Wait {wait} and try again, "
+                      "or ask your office admin."},
             status_code=429, block=None,
         )
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     if user is None:
         return render(
             request, "login.html",

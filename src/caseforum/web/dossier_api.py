@@ -19,7 +19,7 @@ from caseforum.authz import Viewer, require
 from caseforum.db import SessionDep
 from caseforum.dossiers import service
 from caseforum.dossiers.access import Access
-from caseforum.dossiers.packages import import_package
+from caseforum.dossiers.packages import PackageLimits, import_package
 from caseforum.dossiers.schemas import (
     CitationIn,
     CitationOut,
@@ -303,7 +303,8 @@ def post_package(request: Request, session: SessionDep, viewer: CurrentViewer,
         summary = import_package(
             session, request.app.state.store, stream=package.file, office=viewer.office_code,
             registry=request.app.state.doc_types,
-            max_bytes=settings.max_upload_mb * 1024 * 1024, actor_id=viewer.user_id)
+            max_bytes=settings.max_upload_mb * 1024 * 1024, actor_id=viewer.user_id,
+            limits=PackageLimits.from_settings(settings))
     except DossierError as exc:
         raise _problem(exc) from None
     return JSONResponse(summary, status_code=200 if summary["already_imported"] else 201)

@@ -17,6 +17,8 @@ from sqlmodel import Session, select
 
 from caseforum.models import utcnow
 
+from . import anchors
+from .anchors import AnchorTampered, AuditAnchors
 from .audit_chain import FIRST_SEQ, GENESIS, entry_hash, verify_chain
 from .models import IceAuditEntry, IceAuditHead
 
@@ -63,6 +65,7 @@ def append_audit(
     head.seq, head.hash = entry.seq, entry.hash
     session.add(entry)
     session.add(head)
+    anchors.remember(session, chain, entry.seq, entry.hash)
     return entry
 
 
@@ -133,18 +136,26 @@ def _reason(row: IceAuditEntry, previous: IceAuditEntry | None) -> str:
     return "its contents do not match its hash (the entry was altered)"
 
 
-def verify(session: Session, chain: str) -> ChainReport:
-    """Check one chain from genesis to its head."""
+def verify(session: Session, chain: str, anchors_: AuditAnchors | None = None) -> ChainReport:
+    """Check one chain from genesis to its head, and against its anchor outside the
+    database when ``anchors_`` is given."""
     seen: list[IceAuditEntry] = []
     count = 0
+    try:
+        anchor = anchors_.read(chain) if anchors_ is not None else None
+    except AnchorTampered as exc:
+        return ChainReport(chain, 0, None, None, str(exc))
+    anchored_hash: str | None = None
 
     def linked() -> Iterator[_Linked]:
-        nonlocal count
+        nonlocal count, anchored_hash
         for row in _rows(session, chain):
             count += 1
             seen.append(row)
             if len(seen) > 2:
                 seen.pop(0)
+            if anchor is not None and row.seq == anchor.seq:
+                anchored_hash = row.hash
             yield _Linked(row)
 
     broken = verify_chain(linked())
@@ -160,12 +171,25 @@ def verify(session: Session, chain: str) -> ChainReport:
                            f"the head records seq {head.seq} but the last entry is "
                            f"seq {last.seq if last else 0}: entries were removed from the end "
                            "or the head was altered")
+    if anchor is not None and anchored_hash != anchor.hash:
+        if last is None or last.seq < anchor.seq:
+            reason = (f"the anchor kept outside the database records seq {anchor.seq} but "
+                      f"the chain ends at seq {last.seq if last else 0}: entries were "
+                      "removed from the end (and the head row with them)")
+        else:
+            reason = (f"entry seq {anchor.seq} is not the one the anchor kept outside the "
+                      "database records: the chain was rewritten from there on")
+        return ChainReport(chain, count, None, None, reason)
+    if anchors_ is not None and last is not None:
+        anchors_.record(chain, last.seq, last.hash)  # a checkpoint for chains not yet anchored
     return ChainReport(chain, count)
 
 
-def verify_all(session: Session, only: str | None = None) -> list[ChainReport]:
-    names = [only] if only else chains(session)
-    return [verify(session, name) for name in names]
+def verify_all(session: Session, only: str | None = None,
+               anchors_: AuditAnchors | None = None) -> list[ChainReport]:
+    names = [only] if only else sorted(
+        set(chains(session)) | set(anchors_.chains() if anchors_ is not None else []))
+    return [verify(session, name, anchors_) for name in names]
 
 
 def timeline(session: Session, *, exchange_id: str, chains_: set[str]) -> list[IceAuditEntry]:

@@ -146,8 +146,10 @@ def register(cli: click.Group) -> None:
     @one_line_errors
     def verify_audit(ctx: Any, office_code: str | None) -> None:
         """Recompute the hash-chained audit logs; exit 1 at the first broken entry."""
+        anchors = _runtime(ctx).audit_anchors  # the chains' lengths kept outside the database
         with open_session(ctx.engine) as session:
-            reports = audit.verify_all(session, office_code.upper() if office_code else None)
+            reports = audit.verify_all(session, office_code.upper() if office_code else None,
+                                       anchors)
         broken = [r for r in reports if not r.ok]
         for report in reports:
             if report.ok:

@@ -43,6 +43,11 @@ class Config(BaseModel):
         default=120.0, gt=0, le=3600,
         description="how long a peer may take to verify a parcel and answer",
     )
+    audit_anchor_dir: Path | None = Field(
+        default=None,
+        description="where each audit chain's length and head hash are kept outside the "
+                    "database (default <data_dir>/ice/audit-anchors)",
+    )
     poll_seconds: float = Field(
         default=15.0, gt=0, le=3600,
         description="how often the delivery loop looks for due retries when nothing wakes it",
@@ -64,6 +69,20 @@ class IceRuntime:
               routes: list[Any], broker: Any = None) -> IceRuntime:
         return cls(engine=engine, settings=settings, config=Config(**plugin_config),
                    routes={r.name: r for r in routes}, broker=broker)
+
+    def __post_init__(self) -> None:
+        from .anchors import register
+
+        if self.config.key_encryption_secret or self.settings.secret_key:
+            register(self.engine, self.audit_anchors)
+
+    @property
+    def audit_anchors(self) -> Any:
+        """The :class:`~.anchors.AuditAnchors` of this instance."""
+        from .anchors import AuditAnchors
+
+        return AuditAnchors(self.config.audit_anchor_dir or self.store / "audit-anchors",
+                            self.secret)
 
     def session(self) -> Session:
         return open_session(self.engine, self.broker)

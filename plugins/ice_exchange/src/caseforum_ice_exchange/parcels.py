@@ -40,7 +40,16 @@ MAX_NAME = 200
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}"
                          r"(; ?charset=[a-z0-9_-]{1,32})?$")
-_BAD_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
+# C0 and C1 controls and the bidi overrides, embeddings, isolates and marks: a name
+# such as "report\u202efdp.exe" shows as "reportexe.pdf"; none belongs in a file name
+_CONTROL_OR_BIDI = "\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_BAD_NAME_CHARS = re.compile(f"[{_CONTROL_OR_BIDI}/\\\\]")
+_CONTROL_OR_BIDI_RE = re.compile(f"[{_CONTROL_OR_BIDI}]")
+
+
+def hidden_characters(name: str) -> list[str]:
+    """The control and bidi characters in ``name``, as ``U+202E`` labels (none: ``[]``)."""
+    return sorted({f"U+{ord(c):04X}" for c in _CONTROL_OR_BIDI_RE.findall(name or "")})
 
 # --------------------------------------------------------------------- manifest schema
 
@@ -132,6 +141,10 @@ def parse_manifest(raw: Any) -> Manifest:
                       code="malformed", status=400) from None
     names = [entry.name for entry in manifest.files]
     for name in names:
+        hidden = hidden_characters(name)
+        if hidden:
+            raise Refused(f"malformed manifest: file name {name!r} contains control or bidi "
+                          f"characters ({', '.join(hidden)})", code="malformed", status=400)
         if name != clean_name(name):
             raise Refused(f"malformed manifest: file name {name!r} is not allowed",
                           code="malformed", status=400)

@@ -74,6 +74,25 @@ def _cleanup(folder: Any) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _refuse_hidden_characters(rt: IceRuntime, uploads: list[parcels.Upload], *, office: str,
+                              user: User, exchange_id: str | None = None) -> None:
+    """Refuse (422, audited in the sender's chain) a file whose name carries control
+    or bidi characters: the name would read differently from what it is."""
+    for upload in uploads:
+        hidden = parcels.hidden_characters(upload.name)
+        if not hidden:
+            continue
+        shown = upload.name.encode("unicode_escape").decode("ascii")[:200]
+        message = (f"the file name {shown!r} contains control or bidi characters "
+                   f"({', '.join(hidden)}): rename the file and send it again")
+        with rt.session() as audit_session:  # the step itself writes nothing
+            append_audit(audit_session, chain=office, action="upload.refused",
+                         actor=actor_label(user), exchange_id=exchange_id,
+                         detail=f"bad_file_name: {message}")
+            audit_session.commit()
+        raise IceError(message, code="bad_file_name", status=422)
+
+
 def _encrypt(rt: IceRuntime, session: Session, *, parcel_id: str, sender: str, recipient: str,
              note: str, uploads: list[parcels.Upload]) -> tuple[Any, Any]:
     recipient_keys = keys.public_keys(session, recipient)
@@ -200,6 +219,7 @@ def open_request(
                        status=409)
     route_name = choose_route(session, rt, sender=recipient.code, recipient=donor.code,
                               wanted=route or None)
+    _refuse_hidden_characters(rt, uploads, office=recipient.code, user=user)
 
     exchange = IceExchange(
         id=str(uuid.uuid4()), recipient_office=recipient.code, donor_office=donor.code,
@@ -264,6 +284,7 @@ def take_step(
                        status=422)
     sender = user.office_code
     recipient = exchange.other_party(sender)
+    _refuse_hidden_characters(rt, uploads, office=sender, user=user, exchange_id=exchange.id)
     parcel_id = str(uuid.uuid4())
     folder = None
     try:
