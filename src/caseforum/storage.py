@@ -148,6 +148,9 @@ class FileStore:
                 os.replace(tmp, final)
             else:
                 tmp.unlink()
+                # fresh again: the sweeper leaves content younger than an hour alone, so an
+                # old unused file that this upload is about to reference is not swept under it
+                os.utime(final)
             return StoredFile(sha256=sha, size=size, media_type=media_type, path=final,
                               created=created)
         except BaseException:
