@@ -248,8 +248,8 @@ def add_document(
     meta = check_document_meta(session, meta, registry)
     try:
         stored = store.put(stream, max_bytes=max_bytes)
-    except StorageError as exc:
-        raise DossierError(str(exc), "file") from None
+    except StorageError as exc:  # keeps its status: a file over the limit is a 413
+        raise DossierError(str(exc), "file", status=exc.status, code=exc.code) from None
     if stored.media_type == "application/pdf":
         text, pages = pdf_text(stored.path)
     elif stored.media_type in ("text/plain", "application/xml"):

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from caseforum import errors
 from caseforum.authz import Viewer, can
 from caseforum.events import emit
 from caseforum.forum.targets import thread_target
@@ -36,7 +37,7 @@ REACTIONS: dict[str, str] = {"+1": "+1", "agree": "✓ agree", "question": "? qu
 MAX_TITLE = 300
 
 
-class ForumError(ValueError):
+class ForumError(errors.InvalidInput):
     """Input to fix; the message says what."""
 
 

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, select
 
+from caseforum import errors
 from caseforum.authz import can, require
 from caseforum.db import SessionDep
 from caseforum.forum import service
-from caseforum.forum.service import ForumError
 from caseforum.forum.targets import category_target, post_target, thread_target
 from caseforum.forum.view import PostView, Renderer
 from caseforum.models import Category, Post, Thread
 from caseforum.web.deps import CurrentUser, CurrentViewer
 from caseforum.web.forum_pages import load_post, load_thread, patterns, visible_categories
+from caseforum.web.params import MAX_ID, OptionalQueryId, PathId
 
 router = APIRouter(prefix="/api/v1", tags=["forum"])
 
@@ -40,7 +41,7 @@ class CategoryOut(BaseModel):
 
 class ThreadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    category: int
+    category: int = Field(ge=1, le=MAX_ID)
     title: str = Field(min_length=1, max_length=300)
     body: str = Field(min_length=1, max_length=50_000)
 
@@ -48,7 +49,7 @@ class ThreadIn(BaseModel):
 class PostIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     body: str = Field(min_length=1, max_length=50_000)
-    reply_to: int | None = None
+    reply_to: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class PostOut(BaseModel):
@@ -107,11 +108,8 @@ def list_categories(session: SessionDep, viewer: CurrentViewer) -> list[Category
 @router.post("/categories", response_model=CategoryOut, status_code=201)
 def create_category(session: SessionDep, viewer: CurrentViewer, data: CategoryIn) -> CategoryOut:
     require(viewer, "category.create")
-    try:
-        c = service.create_category(session, name=data.name, description=data.description,
-                                    offices=data.offices, group=data.group)
-    except ForumError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    c = service.create_category(session, name=data.name, description=data.description,
+                                offices=data.offices, group=data.group)
     session.commit()
     return CategoryOut(id=c.id or 0, name=c.name, description=c.description,
                        offices=sorted(category_target(session, c).offices))
@@ -119,7 +117,7 @@ def create_category(session: SessionDep, viewer: CurrentViewer, data: CategoryIn
 
 @router.get("/threads", response_model=list[ThreadOut])
 def list_threads(session: SessionDep, viewer: CurrentViewer,
-                 category: int | None = None) -> list[ThreadOut]:
+                 category: OptionalQueryId = None) -> list[ThreadOut]:
     require(viewer, "forum.view")
     query = select(Thread).order_by(Thread.last_post_at.desc()).limit(200)  # type: ignore[attr-defined]
     if category is not None:
@@ -133,14 +131,11 @@ def create_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
                   user: CurrentUser, data: ThreadIn) -> Response:
     category = session.get(Category, data.category)
     if category is None or not can(viewer, "category.view", category_target(session, category)):
-        raise HTTPException(status_code=404, detail=f"no category {data.category}")
+        raise errors.NotFound(f"no category {data.category}")
     require(viewer, "thread.create", category_target(session, category))
-    try:
-        thread, post = service.create_thread(session, author=user, category=category,
-                                             title=data.title, body=data.body,
-                                             patterns=patterns(request))
-    except ForumError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    thread, post = service.create_thread(session, author=user, category=category,
+                                         title=data.title, body=data.body,
+                                         patterns=patterns(request))
     session.commit()
     views = _renderer(request, session, viewer).posts([post])
     body = _thread_out(thread, [_post_out(v) for v in views]).model_dump(mode="json")
@@ -149,7 +144,7 @@ def create_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
 
 @router.get("/threads/{thread_id}", response_model=ThreadOut)
 def get_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
-               thread_id: int) -> ThreadOut:
+               thread_id: PathId) -> ThreadOut:
     thread = load_thread(session, viewer, thread_id)
     posts = list(session.exec(select(Post).where(Post.thread_id == thread.id)
                               .order_by(Post.id).limit(1000)))
@@ -159,14 +154,11 @@ def get_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
 
 @router.post("/threads/{thread_id}/posts", response_model=PostOut, status_code=201)
 def create_post(request: Request, session: SessionDep, viewer: CurrentViewer,
-                user: CurrentUser, thread_id: int, data: PostIn) -> Response:
+                user: CurrentUser, thread_id: PathId, data: PostIn) -> Response:
     thread = load_thread(session, viewer, thread_id)
     require(viewer, "post.create", thread_target(session, thread))
-    try:
-        post = service.add_post(session, author=user, thread=thread, body=data.body,
-                                reply_to_id=data.reply_to, patterns=patterns(request))
-    except ForumError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    post = service.add_post(session, author=user, thread=thread, body=data.body,
+                            reply_to_id=data.reply_to, patterns=patterns(request))
     session.commit()
     view = _renderer(request, session, viewer).posts([post])[0]
     return JSONResponse(_post_out(view).model_dump(mode="json"), status_code=201)
@@ -174,13 +166,10 @@ def create_post(request: Request, session: SessionDep, viewer: CurrentViewer,
 
 @router.patch("/posts/{post_id}", response_model=PostOut)
 def edit_post(request: Request, session: SessionDep, viewer: CurrentViewer, user: CurrentUser,
-              post_id: int, data: PostIn) -> PostOut:
+              post_id: PathId, data: PostIn) -> PostOut:
     post, thread = load_post(session, viewer, post_id)
     require(viewer, "post.edit", post_target(thread_target(session, thread), post))
-    try:
-        service.edit_post(session, editor=user, post=post, body=data.body,
-                          patterns=patterns(request))
-    except ForumError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    service.edit_post(session, editor=user, post=post, body=data.body,
+                      patterns=patterns(request))
     session.commit()
     return _post_out(_renderer(request, session, viewer).posts([post])[0])
