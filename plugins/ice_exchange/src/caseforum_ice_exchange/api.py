@@ -53,10 +53,6 @@ def runtime(app: Any) -> IceRuntime:
     return rt
 
 
-def error(exc: IceError) -> JSONResponse:
-    return JSONResponse(exc.as_json(), status_code=exc.status)
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -116,7 +112,7 @@ async def request_fields(request: Request, rt: IceRuntime
         return {k: v for k, v in form.items() if isinstance(v, str)}, form
     try:
         body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: too deep
         raise IceError("send a JSON object or a multipart form", code="malformed") from None
     if not isinstance(body, dict):
         raise IceError("send a JSON object", code="malformed")
@@ -143,7 +139,7 @@ def list_exchanges(session: SessionDep, viewer: CurrentViewer, show: str = "all"
     ``show``: ``all``, ``open``, ``closed`` or ``waiting`` (the next move is ours)."""
     require(viewer, "ice.exchanges.list")
     if show not in ("all", "open", "closed", "waiting"):
-        return error(IceError("show must be all, open, closed or waiting", status=422))
+        raise IceError("show must be all, open, closed or waiting", status=422)
     return ok([views.summary(e, viewer) for e in views.visible_exchanges(session, viewer,
                                                                           show=show)])
 
@@ -178,8 +174,6 @@ async def _with_fields(request: Request, action: Any, *args: Any) -> Response:
         fields, form = await request_fields(request, rt)
         uploads = uploads_of(form) if form is not None else []
         data = await in_thread(action, rt, *args, fields, uploads)
-    except IceError as exc:
-        return error(exc)
     finally:
         if form is not None:
             await form.close()
@@ -202,10 +196,7 @@ def get_exchange(request: Request, session: SessionDep, viewer: CurrentViewer,
                  exchange_id: str) -> Response:
     require(viewer, "ice.exchanges.list")
     rt = runtime(request.app)
-    try:
-        exchange = views.get_exchange(session, viewer, exchange_id, content=False)
-    except IceError as exc:
-        return error(exc)
+    exchange = views.get_exchange(session, viewer, exchange_id, content=False)
     return ok(views.detail(session, rt, exchange, viewer))
 
 
@@ -240,23 +231,17 @@ def assign(request: Request, session: SessionDep, viewer: CurrentViewer, user: C
            exchange_id: str, body: dict[str, Any]) -> Response:
     """``{"assignee": "username"}``; an empty name clears it. Office administrators
     assign anyone of their office; examiners may take it on themselves."""
-    try:
-        exchange = views.get_exchange(session, viewer, exchange_id)
-        require(viewer, "ice.exchange.act", exchange)
-        workflow.assign(session, user=user, exchange_id=exchange.id,
-                        assignee=str(body.get("assignee") or ""))
-    except IceError as exc:
-        return error(exc)
+    exchange = views.get_exchange(session, viewer, exchange_id)
+    require(viewer, "ice.exchange.act", exchange)
+    workflow.assign(session, user=user, exchange_id=exchange.id,
+                    assignee=str(body.get("assignee") or ""))
     return ok(views.summary(exchange, viewer))
 
 
 @router.get("/exchanges/{exchange_id}/audit", summary="Audit trail of one exchange")
 def exchange_audit(session: SessionDep, viewer: CurrentViewer, exchange_id: str) -> Response:
     """Entries of the caller's office's hash-chained audit log about this exchange."""
-    try:
-        exchange = views.get_exchange(session, viewer, exchange_id)
-    except IceError as exc:
-        return error(exc)
+    exchange = views.get_exchange(session, viewer, exchange_id)
     rows = timeline(session, exchange_id=exchange.id, chains_={viewer.office_code or ""})
     return ok([{"chain": r.chain, "seq": r.seq, "at": r.at, "action": r.action,
                 "actor": r.actor, "parcel_id": r.parcel_id, "detail": r.detail,
@@ -306,10 +291,7 @@ async def get_file(request: Request, viewer: CurrentViewer, user: CurrentUser,
     """The decrypted document, streamed; only for the two offices' users, and for the
     receiving office only after the parcel was verified. Each opening is audited."""
     rt = runtime(request.app)
-    try:
-        entry, chunks = await in_thread(_open_file, rt, viewer, user, parcel_id, name)
-    except IceError as exc:
-        return error(exc)
+    entry, chunks = await in_thread(_open_file, rt, viewer, user, parcel_id, name)
     headers = {
         "Content-Length": str(entry["size"]),
         "Content-Disposition": _disposition(entry["name"], entry["media_type"]),
@@ -374,13 +356,13 @@ async def peer_inbox(request: Request) -> Response:
     receipt, or a 4xx with ``code`` when the parcel is refused. See the plugin README."""
     rt = runtime(request.app)
     if request.headers.get("content-length") is None:
-        return error(IceError("send a Content-Length: the inbox needs to know the size first",
-                              code="length_required", status=411))
+        raise IceError("send a Content-Length: the inbox needs to know the size first",
+                       code="length_required", status=411)
     if _too_big(request, rt):
         refusal = Refused(f"the parcel is larger than this instance accepts "
                           f"({rt.config.max_parcel_mb} MB)", code="oversize", status=413)
         await in_thread(_refuse, rt, request, refusal)
-        return error(refusal)
+        raise refusal
     form = None
     try:
         try:
@@ -395,7 +377,7 @@ async def peer_inbox(request: Request) -> Response:
                           code="malformed", status=400)
         try:
             manifest = json.loads(raw_manifest)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise Refused("the manifest is not valid JSON", code="malformed",
                           status=400) from None
         parts: dict[str, Any] = {}
@@ -410,11 +392,9 @@ async def peer_inbox(request: Request) -> Response:
         await in_thread(_refuse, rt, request, exc)
         if form is not None:
             await form.close()
-        return error(exc)
-    try:
+        raise
+    try:  # a refusal from receive() was audited there and reaches the caller as a 4xx
         signed = await in_thread(receive, rt, envelope, via="webservice")
-    except IceError as exc:  # refusals were audited by receive()
-        return error(exc)
     finally:
         await form.close()
     return ok(signed.as_json(), status=201)
