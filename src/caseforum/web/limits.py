@@ -12,6 +12,7 @@ doing with it.
 
 from __future__ import annotations
 
+import html
 import json
 
 import anyio
@@ -126,11 +127,20 @@ async def _anonymous(scope: Scope) -> errors.CaseForumError | None:
 
 
 async def _answer(scope: Scope, send: Send, exc: errors.CaseForumError) -> None:
-    """The error in the app's one shape, ``{"detail", "code"}``, without reading the body;
-    the connection is closed afterwards so the unread body is not taken as a request."""
-    body = json.dumps(exc.as_json()).encode()
+    """The error in the app's one shape, ``{"detail", "code"}`` (a short page for a
+    browser's form), without reading the body; the connection is closed afterwards so the
+    unread body is not taken as the next request."""
+    conn = HTTPConnection(scope)
+    if not conn.url.path.startswith("/api/") and "text/html" in conn.headers.get("accept", ""):
+        media_type = b"text/html; charset=utf-8"
+        body = (f"<!doctype html><title>Error {exc.status}</title><h1>Error {exc.status}</h1>"
+                f"<p>{html.escape(exc.message)}</p><p><a href=\"/\">Back to the home page</a>"
+                "</p>").encode()
+    else:
+        media_type = b"application/json"
+        body = json.dumps(exc.as_json()).encode()
     headers: list[tuple[bytes, bytes]] = [
-        (b"content-type", b"application/json"),
+        (b"content-type", media_type),
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),
     ]

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException
 
+from caseforum import errors
 from caseforum.authz import require
 from caseforum.db import SessionDep
 from caseforum.models import Office, User
@@ -130,6 +131,42 @@ def deliver_if_synchronous(rt: IceRuntime, parcel: IceParcel) -> None:
         delivery.deliver(rt, parcel.id)
 
 
+def _body(fields: dict[str, Any], *, files: bool = True) -> dict[str, Any]:
+    """``openapi_extra`` for a handler that reads its own body: the same fields as a JSON
+    object or as a multipart form (plus documents as ``file`` parts), so clients and the
+    fuzzer see what to send."""
+    schema = {"type": "object", "properties": fields}
+    multipart = {"type": "object", "properties": {
+        **fields, **({"file": {"type": "array", "items": {"type": "string",
+                                                         "format": "binary"}}}
+                     if files else {})}}
+    return {"requestBody": {"content": {"application/json": {"schema": schema},
+                                        "multipart/form-data": {"schema": multipart}}}}
+
+
+_TEXT = {"type": "string", "maxLength": 2000}
+_REQUEST_FIELDS = {
+    "donor_office": {"type": "string", "examples": ["JP"]},
+    "application": {"type": "string", "examples": ["JP 2017-187096"]},
+    "kind": {"type": "string", "enum": ["search", "written_opinion", "examination"]},
+    "due_date": {"type": "string", "format": "date"},
+    "message": _TEXT,
+    "route": {"type": "string", "enum": ["hosted", "webservice"]},
+}
+_STEP_FIELDS = {
+    "kind": {"type": "string", "enum": ["documents", "accept", "decline", "start", "report",
+                                        "acknowledge", "close"]},
+    "message": _TEXT,
+}
+_INBOX_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {
+    "schema": {"type": "object", "required": ["manifest", "signature"], "properties": {
+        "manifest": {"type": "string", "description": "the signed manifest, JSON"},
+        "signature": {"type": "string", "description": "base64 Ed25519 signature"},
+        "note": {"type": "string", "format": "binary"},
+        "0": {"type": "string", "format": "binary"},
+    }}}}}}
+
+
 # Exchanges --------------------------------------------------------------------
 
 
@@ -180,7 +217,8 @@ async def _with_fields(request: Request, action: Any, *args: Any) -> Response:
     return ok(data, status=201)
 
 
-@router.post("/exchanges", status_code=201, summary="Ask a donor office for help")
+@router.post("/exchanges", status_code=201, summary="Ask a donor office for help",
+             openapi_extra=_body(_REQUEST_FIELDS))
 async def create_exchange(request: Request, viewer: CurrentViewer, user: CurrentUser
                           ) -> Response:
     """Open a request. JSON or multipart fields: ``donor_office``, ``application``
@@ -216,7 +254,7 @@ def _step(rt: IceRuntime, viewer: Any, user: User, exchange_id: str, fields: dic
 
 
 @router.post("/exchanges/{exchange_id}/parcels", status_code=201,
-             summary="Send documents or a workflow step")
+             summary="Send documents or a workflow step", openapi_extra=_body(_STEP_FIELDS))
 async def post_parcel(request: Request, viewer: CurrentViewer, user: CurrentUser,
                       exchange_id: str) -> Response:
     """Multipart (or JSON without files): ``kind`` (``documents`` by default; or
@@ -348,7 +386,8 @@ class _NoClose:
         return None
 
 
-@router.post("/inbox", summary="Peer inbox: receive a signed, encrypted parcel")
+@router.post("/inbox", summary="Peer inbox: receive a signed, encrypted parcel",
+             responses=errors.responses(411), openapi_extra=_INBOX_BODY)
 async def peer_inbox(request: Request) -> Response:
     """For other CaseForum instances, not people: a multipart body with ``manifest``
     (JSON), ``signature`` (base64 Ed25519 over the canonical manifest) and one part
