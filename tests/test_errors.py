@@ -101,12 +101,14 @@ def _deep(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
+@pytest.mark.parametrize("depth", [900, 100_000])  # parsed but deep; beyond the parser
 def test_deeply_nested_json_manifest_at_the_ice_inbox_is_refused_as_malformed(
-        client: TestClient) -> None:
-    response = client.post("/api/v1/ice/inbox",
-                           data={"manifest": _deep(100_000), "signature": "AAAA"},
-                           files={"0": ("0", b"x")})
-    _assert_error(response, 400, "malformed")
+        client: TestClient, depth: int) -> None:
+    for manifest in (_deep(depth), '{"a":' * depth + "1" + "}" * depth):
+        response = client.post("/api/v1/ice/inbox",
+                               data={"manifest": manifest, "signature": "AAAA"},
+                               files={"0": ("0", b"x")})
+        _assert_error(response, 400, "malformed")
 
 
 def test_deeply_nested_json_body_to_the_api_is_a_4xx(client: TestClient,
