@@ -32,13 +32,20 @@ from caseforum.models import User
 EXAMPLES_PER_OPERATION = 30
 
 
+def _settings(folder: Path) -> Any:
+    """SQLite in ``folder`` and nothing from the developer's CASEFORUM_* variables (this
+    runs at collection and in a module fixture, before the per-test clean environment)."""
+    return load_settings(data_dir=folder, secret_key="f" * 32, run_consumers=False,
+                         database_url=None, redis_url=None, plugins={})
+
+
 @pytest.fixture(scope="module")
 def fuzz_app(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One app over a copy of the template database for the whole run (writes are fine)."""
     folder = tmp_path_factory.mktemp("fuzz")
     shutil.copy(template_db, folder / "caseforum.db")
     shutil.copytree(template_db.parent / "files", folder / "files")
-    app = create_app(load_settings(data_dir=folder, secret_key="f" * 32, run_consumers=False))
+    app = create_app(_settings(folder))
     yield app
     app.state.engine.dispose()
 
@@ -58,8 +65,7 @@ def _spec() -> dict[str, Any]:
     (the schema does not depend on the data; the requests go to ``fuzz_app``)."""
     folder = Path(tempfile.mkdtemp(prefix="caseforum-openapi-"))
     try:
-        app = create_app(load_settings(data_dir=folder, secret_key="f" * 32,
-                                       run_consumers=False))
+        app = create_app(_settings(folder))
         spec = app.openapi()
         app.state.engine.dispose()
         return spec
