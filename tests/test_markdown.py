@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from caseforum import errors
 from caseforum.markdown import (
     MAX_SOURCE_LENGTH,
     MarkdownTooLong,
@@ -253,7 +254,8 @@ def test_source_at_the_limit_is_rendered() -> None:
 def test_overlong_source_is_refused_with_the_limit_in_the_message() -> None:
     with pytest.raises(MarkdownTooLong) as excinfo:
         render_markdown("a" * (MAX_SOURCE_LENGTH + 1))
-    assert isinstance(excinfo.value, ValueError)
+    assert isinstance(excinfo.value, errors.TooLarge)  # a 413 wherever it reaches the web
+    assert excinfo.value.status == 413
     assert str(MAX_SOURCE_LENGTH) in str(excinfo.value)
     assert excinfo.value.limit == MAX_SOURCE_LENGTH
 

@@ -17,6 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import delete, func, text
 from sqlmodel import Session, select
 
+from caseforum import errors
 from caseforum.authz import SCOPES
 from caseforum.events import emit
 from caseforum.models import ApiToken, LoginFailure, Office, User, UserSession, utcnow
@@ -29,16 +30,17 @@ MIN_PASSWORD = 10
 TOKEN_PREFIX = "cf_"
 
 
-class AccountError(ValueError):
+class AccountError(errors.InvalidInput):
     """Bad input for an account operation; the message says what to fix."""
 
 
-class Throttled(Exception):
+class Throttled(errors.RateLimited):
     """Too many failed log-ins for this account from this address, or from this
     address; ``retry_after`` is how many seconds to wait."""
 
     def __init__(self, retry_after: int = 60) -> None:
-        super().__init__(f"try again in {retry_after} seconds")
+        super().__init__(f"Too many failed log-ins: try again in {retry_after} seconds",
+                         headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
 
 
@@ -310,8 +312,11 @@ def create_token(
     return token, plain
 
 
-class TokenRejected(Exception):
+class TokenRejected(errors.Unauthorized):
     """The bearer token is unknown, revoked or expired; the message says which."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
 
 
 def resolve_token(session: Session, plain: str) -> tuple[ApiToken, User]:

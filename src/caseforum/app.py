@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -16,7 +16,7 @@ from sqlalchemy import inspect
 from sqlmodel import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from caseforum import __version__
+from caseforum import __version__, errors
 from caseforum.bots.runner import BotRunner
 from caseforum.config import Settings, load_settings
 from caseforum.db import make_engine, open_session
@@ -50,6 +50,7 @@ from caseforum.web import (
 )
 from caseforum.web.content import ContentHostGate
 from caseforum.web.deps import load_viewer
+from caseforum.web.limits import BodyLimitMiddleware
 from caseforum.web.security import SecurityHeadersMiddleware, verify_csrf
 from caseforum.web.templating import make_environment, render
 
@@ -86,7 +87,7 @@ def plugin_gate(host: PluginHost, name: str) -> Any:
 
     def gate() -> None:
         if not host.is_enabled(name):
-            raise HTTPException(status_code=404, detail=f"the {name} plugin is switched off")
+            raise errors.NotFound(f"the {name} plugin is switched off")
 
     return Depends(gate)
 
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         summary="Work sharing between patent offices",
         lifespan=lifespan,
         docs_url="/api/v1/docs",
+        responses=errors.API_ERRORS,
         redoc_url=None,
         dependencies=[Depends(load_viewer), Depends(verify_csrf)],
     )
@@ -147,6 +149,8 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.state.doc_types = build_doc_types(plugins)
 
     app.add_middleware(ContentHostGate)  # inside the headers middleware: its 404 gets them
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_kb * 1024,
+                       max_upload_bytes=settings.max_upload_mb * 1024 * 1024)
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for name, folder in plugins.static_dirs().items():
@@ -170,17 +174,32 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
+def error_response(request: Request, *, status: int, detail: Any, code: str,
+                   headers: dict[str, str] | None = None,
+                   extra: dict[str, Any] | None = None) -> Response:
+    """The one shape of every error: ``{"detail", "code"}`` for API and JSON callers,
+    the error page for browsers (an htmx request gets its fragment), and a log-in
+    redirect for a browser ``GET`` that needs a log-in."""
+    if _wants_json(request):
+        return JSONResponse({"detail": detail, "code": code, **(extra or {})},
+                            status_code=status, headers=headers)
+    if status == 401 and request.method == "GET":
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    return render(request, "error.html", {"status": status, "detail": detail},
+                  status_code=status, block="content", headers=headers)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(errors.CaseForumError)
+    async def domain_error(request: Request, exc: errors.CaseForumError) -> Response:
+        return error_response(request, status=exc.status, detail=exc.message, code=exc.code,
+                              headers=exc.headers, extra=exc.extra)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        headers = getattr(exc, "headers", None)
-        if _wants_json(request):
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
-                                headers=headers)
-        if exc.status_code == 401 and request.method == "GET":
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        return render(request, "error.html", {"status": exc.status_code, "detail": exc.detail},
-                      status_code=exc.status_code, block="content")
+        return error_response(request, status=exc.status_code, detail=exc.detail,
+                              code=errors.code_for(exc.status_code),
+                              headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -188,17 +207,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"] if p not in ("body", "query", "path"))
             problems.append(f"{where}: {err['msg']}" if where else err["msg"])
-        if _wants_json(request):
-            return JSONResponse({"detail": "; ".join(problems), "errors": problems},
-                                status_code=422)
-        return render(request, "error.html", {"status": 422, "detail": "; ".join(problems)},
-                      status_code=422, block="content")
+        return error_response(request, status=422, detail="; ".join(problems),
+                              code="invalid_input", extra={"errors": problems})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         detail = "Something went wrong on our side; the error has been logged."
         if _wants_json(request):
-            return JSONResponse({"detail": detail}, status_code=500)
+            return JSONResponse({"detail": detail, "code": "server_error"}, status_code=500)
         return render(request, "error.html", {"status": 500, "detail": detail},
                       status_code=500, block=None)

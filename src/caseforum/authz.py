@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import HTTPException
-
+from caseforum import errors
 from caseforum.models import Office, User
 from caseforum.models.account import Role
 
@@ -106,10 +105,10 @@ def require(viewer: Viewer | None, action: str, obj: Any = None, *, hide: bool =
     if can(viewer, action, obj):
         return
     if hide:
-        raise HTTPException(status_code=404, detail="Not found")
+        raise errors.NotFound("Not found")
     if viewer is None or not viewer.is_authenticated:
-        raise HTTPException(status_code=401, detail="Log in first")
-    raise HTTPException(status_code=403, detail="You are not allowed to do this")
+        raise errors.Unauthorized("Log in first")
+    raise errors.Forbidden("You are not allowed to do this")
 
 
 def _is(viewer: Viewer, *roles: Role) -> bool:

@@ -12,16 +12,15 @@ import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import select
 
-from caseforum import __version__, accounts, offices
+from caseforum import __version__, accounts, errors, offices
 from caseforum.config import SettingsError, load_settings
 from caseforum.db import make_engine, open_session
-from caseforum.dossiers.schemas import DossierError
-from caseforum.forum.service import ForumError
 from caseforum.models import User
 from caseforum.plugin_host import PluginHost
 
-EXPECTED_ERRORS = (SettingsError, accounts.AccountError, offices.OfficeError, DossierError,
-                   ForumError)
+#: what a user can fix: bad settings, and every error of the family (caseforum.errors);
+#: anything else is a bug and keeps its traceback
+EXPECTED_ERRORS = (SettingsError, errors.CaseForumError)
 
 
 def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     session_days: int = Field(default=14, ge=1, le=365)
     secure_cookies: bool = False
     max_upload_mb: int = Field(default=250, ge=1, le=10_000)
+    #: JSON and form bodies (everything but multipart uploads), refused beyond this
+    max_body_kb: int = Field(default=1024, ge=16, le=1_048_576)
     login_max_failures: int = Field(default=5, ge=1)
     login_window_minutes: int = Field(default=15, ge=1)
     login_max_failures_per_address: int = Field(default=30, ge=1)

@@ -37,6 +37,8 @@ import nh3
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from caseforum import errors
+
 __all__ = [
     "ALLOWED_ATTRIBUTES",
     "ALLOWED_TAGS",
@@ -91,7 +93,7 @@ _ALIGN_STYLE_RE: Final = re.compile(r"^\s*text-align\s*:\s*(left|center|right)\s
 _WHITESPACE_RE: Final = re.compile(r"\s+")
 
 
-class MarkdownTooLong(ValueError):
+class MarkdownTooLong(errors.TooLarge):
     """Raised when a post source exceeds :data:`MAX_SOURCE_LENGTH`."""
 
     def __init__(self, length: int, limit: int = MAX_SOURCE_LENGTH) -> None:

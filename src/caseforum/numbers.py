@@ -39,9 +39,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote
 
+from caseforum import errors
 
-class NumberError(ValueError):
-    """A number could not be read; the message says what to change."""
+
+class NumberError(errors.InvalidInput, ValueError):
+    """A number could not be read; the message says what to change.
+
+    Also a ``ValueError``: a reference pattern's ``parse`` signals "not a number" with
+    ``ValueError`` (docs/plugin_hooks.md), and plugins written to that contract catch it.
+    """
 
 
 #: WIPO ST.3 codes accepted as offices (and PCT receiving offices) by default:

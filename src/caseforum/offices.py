@@ -6,6 +6,7 @@ import re
 
 from sqlmodel import Session, select
 
+from caseforum import errors
 from caseforum.models import Office
 from caseforum.models.office import IceRole
 
@@ -38,7 +39,7 @@ ROLE_NAMES = ("providing", "accessing")
 CODE_RE = re.compile(r"^[A-Z]{2}$")
 
 
-class OfficeError(ValueError):
+class OfficeError(errors.InvalidInput):
     """Bad office input; the message says what to fix."""
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pluggy
 from pydantic import BaseModel, ValidationError
 
-from caseforum import PROJECT, __version__, hookspecs
+from caseforum import PROJECT, __version__, errors, hookspecs
 
 log = logging.getLogger(__name__)
 SECRET_WORDS = re.compile(r"secret|password|token|key", re.IGNORECASE)
@@ -203,7 +203,7 @@ class PluginHost:
         if record is None:
             raise KeyError(name)
         if record.state == "failed":
-            raise ValueError(f"plugin {name} failed to load and cannot be switched on: "
+            raise errors.Conflict(f"plugin {name} failed to load and cannot be switched on: "
                              f"{record.error}")
         if enabled and record.state == "disabled":
             self.pm.register(record.module, name=name)

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from caseforum import errors
+
 CHUNK = 1024 * 1024
 
 
-class StorageError(ValueError):
+class StorageError(errors.InvalidInput):
     """The file was refused; the message says why."""
 
 
@@ -135,8 +137,8 @@ class FileStore:
                     size += len(chunk)
                     if size > max_bytes:
                         raise StorageError(
-                            f"file too large: the limit is {max_bytes // (1024 * 1024)} MB"
-                        )
+                            f"file too large: the limit is {max_bytes // (1024 * 1024)} MB",
+                            status=413, code="too_large")
                     digest.update(chunk)
                     out.write(chunk)
                     chunk = stream.read(CHUNK)

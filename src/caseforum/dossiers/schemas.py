@@ -11,14 +11,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from caseforum import errors
 from caseforum.doccodes import split_categories
 
 
-class DossierError(ValueError):
+class DossierError(errors.InvalidInput):
     """Input a providing office must correct; ``field`` names where."""
 
-    def __init__(self, message: str, field: str = "") -> None:
-        super().__init__(f"{field}: {message}" if field else message)
+    def __init__(self, message: str, field: str = "", **kwargs: Any) -> None:
+        super().__init__(f"{field}: {message}" if field else message, **kwargs)
         self.field = field
 
 
@@ -81,7 +82,8 @@ class CitationIn(BaseModel):
     category: str = Field(min_length=1, max_length=16)
     claims: str = Field(default="", max_length=200)
     phase: str = Field(default="", max_length=40)
-    document_id: int | None = None
+    #: a database id: within a PostgreSQL integer, so a huge number is a 422, not a 500
+    document_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
     @field_validator("category")
     @classmethod

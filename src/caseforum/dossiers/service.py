@@ -248,8 +248,8 @@ def add_document(
     meta = check_document_meta(session, meta, registry)
     try:
         stored = store.put(stream, max_bytes=max_bytes)
-    except StorageError as exc:
-        raise DossierError(str(exc), "file") from None
+    except StorageError as exc:  # keeps its status: a file over the limit is a 413
+        raise DossierError(str(exc), "file", status=exc.status, code=exc.code) from None
     text, pages = document_text(stored)
     document = add_stored_document(session, app=app, meta=meta, stored=stored,
                                    filename=filename, text=text, pages=pages,

@@ -19,10 +19,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from fastapi import HTTPException
 from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
+from caseforum import errors
 from caseforum.authz import (
     CategoryTarget,
     ForumPolicy,
@@ -36,11 +36,11 @@ from caseforum.authz import (
 from caseforum.models import Category, OfficeGroup, Post, Thread, ThreadParticipant
 
 
-class NotFound(HTTPException):
+class NotFound(errors.NotFound):
     """Absent, or present but not for this viewer: one answer for both."""
 
     def __init__(self, what: str) -> None:
-        super().__init__(status_code=404, detail=f"No such {what}")
+        super().__init__(f"No such {what}")
 
 
 def configure(settings: Any) -> None:

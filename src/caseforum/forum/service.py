@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import case, or_, update
 from sqlmodel import Session, select
 
+from caseforum import errors
 from caseforum.authz import Viewer, can
 from caseforum.events import emit
 from caseforum.forum.access import filter_threads, thread_target
@@ -37,7 +38,7 @@ REACTIONS: dict[str, str] = {"+1": "+1", "agree": "✓ agree", "question": "? qu
 MAX_TITLE = 300
 
 
-class ForumError(ValueError):
+class ForumError(errors.InvalidInput):
     """Input to fix; the message says what."""
 
 

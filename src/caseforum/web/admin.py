@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import select
 
-from caseforum import accounts, offices
+from caseforum import accounts, errors, offices
 from caseforum.authz import SCOPES, can, require
 from caseforum.db import SessionDep
 from caseforum.models import AccountAudit, ApiToken, Office, PluginState, User, utcnow
 from caseforum.models.account import Role
 from caseforum.web.deps import CurrentViewer
+from caseforum.web.params import PathId
 from caseforum.web.templating import render
 
 router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=False)
@@ -47,14 +48,11 @@ def plugin_toggle(
 ) -> Response:
     require(viewer, "plugins.manage")
     if action not in ("enable", "disable"):
-        raise HTTPException(status_code=404, detail="use enable or disable")
+        raise errors.NotFound("use enable or disable")
     host = request.app.state.plugins
     if name not in host.records:
-        raise HTTPException(status_code=404, detail=f"no plugin named {name!r}")
-    try:
-        host.set_enabled(name, action == "enable")
-    except ValueError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
+        raise errors.NotFound(f"no plugin named {name!r}")
+    host.set_enabled(name, action == "enable")
     state = session.get(PluginState, name) or PluginState(name=name)
     state.enabled = action == "enable"
     state.changed_by = viewer.username
@@ -94,10 +92,7 @@ def office_add(
 ) -> Response:
     require(viewer, "offices.manage")
     roles = [r for r, on in (("providing", providing), ("accessing", accessing)) if on]
-    try:
-        offices.add_office(session, code=code, name=name, roles=roles)
-    except offices.OfficeError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    offices.add_office(session, code=code, name=name, roles=roles)
     session.commit()
     return _back("/admin/offices", f"Office {code.upper()} added")
 
@@ -115,15 +110,12 @@ def office_edit(
 ) -> Response:
     office = session.get(Office, code.upper())
     if office is None:
-        raise HTTPException(status_code=404, detail=f"unknown office {code!r}")
+        raise errors.NotFound(f"unknown office {code!r}")
     require(viewer, "office.edit", office)
     if can(viewer, "offices.manage"):
         roles = [r for r, on in (("providing", providing), ("accessing", accessing)) if on]
-        try:
-            offices.set_roles(session, code=office.code, roles=roles,
-                              public_access=public_access, ice_role=ice_role)
-        except offices.OfficeError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
+        offices.set_roles(session, code=office.code, roles=roles,
+                          public_access=public_access, ice_role=ice_role)
     else:  # an office admin decides only about public access to the office's content
         office.public_access = public_access
         session.add(office)
@@ -174,12 +166,9 @@ def user_create(
 ) -> Response:
     candidate = User(username=username, office_code=office_code.upper(), role=role)
     require(viewer, "user.manage", candidate)
-    try:
-        accounts.create_user(session, username=username, office_code=office_code, role=role,
-                             password=password, display_name=display_name,
-                             actor_id=viewer.user_id)
-    except accounts.AccountError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    accounts.create_user(session, username=username, office_code=office_code, role=role,
+                         password=password, display_name=display_name,
+                         actor_id=viewer.user_id)
     session.commit()
     return _back("/admin/users", f"User {username.strip().lower()} created")
 
@@ -189,21 +178,18 @@ def token_create(
     request: Request,
     session: SessionDep,
     viewer: CurrentViewer,
-    user_id: int,
+    user_id: PathId,
     scopes: Annotated[list[str], Form()],
     expires_days: Annotated[int, Form(ge=1, le=3650)] = 90,
     name: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     user = session.get(User, user_id)
     if user is None:
-        raise HTTPException(status_code=404, detail="no such user")
+        raise errors.NotFound("no such user")
     require(viewer, "token.create", user)
-    try:
-        token, plain = accounts.create_token(session, user=user, scopes=scopes,
-                                             expires_days=expires_days, name=name,
-                                             actor_id=viewer.user_id)
-    except accounts.AccountError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    token, plain = accounts.create_token(session, user=user, scopes=scopes,
+                                         expires_days=expires_days, name=name,
+                                         actor_id=viewer.user_id)
     session.commit()
     return render(request, "admin/token_created.html",
                   {"token": token, "plain": plain, "owner": user})
@@ -211,14 +197,14 @@ def token_create(
 
 @router.post("/users/{user_id}/{action}")
 def user_set_active(
-    request: Request, session: SessionDep, viewer: CurrentViewer, user_id: int, action: str
+    request: Request, session: SessionDep, viewer: CurrentViewer, user_id: PathId, action: str
 ) -> Response:
     user = session.get(User, user_id)
     if user is None or action not in ("disable", "enable"):
-        raise HTTPException(status_code=404, detail="no such user or action")
+        raise errors.NotFound("no such user or action")
     require(viewer, "user.manage", user)
     if user.id == viewer.user_id:
-        raise HTTPException(status_code=409, detail="you cannot disable yourself")
+        raise errors.Conflict("you cannot disable yourself")
     accounts.set_active(session, user=user, active=action == "enable", actor_id=viewer.user_id)
     session.commit()
     return _back("/admin/users", f"User {user.username} {action}d")
@@ -226,12 +212,12 @@ def user_set_active(
 
 @router.post("/tokens/{token_id}/revoke")
 def token_revoke(
-    request: Request, session: SessionDep, viewer: CurrentViewer, token_id: int
+    request: Request, session: SessionDep, viewer: CurrentViewer, token_id: PathId
 ) -> Response:
     token = session.get(ApiToken, token_id)
     owner = session.get(User, token.user_id) if token else None
     if token is None or owner is None:
-        raise HTTPException(status_code=404, detail="no such token")
+        raise errors.NotFound("no such token")
     require(viewer, "token.create", owner)
     accounts.revoke_token(session, token=token, actor_id=viewer.user_id)
     session.commit()

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends, HTTPException
+from fastapi import Depends
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.requests import HTTPConnection
 
-from caseforum import accounts
+from caseforum import accounts, errors
 from caseforum.authz import ANONYMOUS, Viewer
 from caseforum.db import open_session
 from caseforum.models import Office, User, utcnow
@@ -33,13 +33,9 @@ def load_viewer(conn: HTTPConnection) -> Viewer:
         if auth:
             scheme, _, value = auth.partition(" ")
             if scheme.lower() != "bearer" or not value.strip():
-                raise HTTPException(status_code=401, detail="use 'Authorization: Bearer TOKEN'",
-                                    headers={"WWW-Authenticate": "Bearer"})
-            try:
-                token, user = accounts.resolve_token(session, value.strip())
-            except accounts.TokenRejected as exc:
-                raise HTTPException(status_code=401, detail=str(exc),
-                                    headers={"WWW-Authenticate": "Bearer"}) from None
+                raise errors.Unauthorized("use 'Authorization: Bearer TOKEN'",
+                                          headers={"WWW-Authenticate": "Bearer"})
+            token, user = accounts.resolve_token(session, value.strip())  # or TokenRejected
             now = utcnow()
             if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
                 token.last_used_at = now
@@ -84,7 +80,7 @@ def current_user(conn: HTTPConnection) -> User:
     load_viewer(conn)
     user = getattr(conn.state, "user", None)
     if user is None:
-        raise HTTPException(status_code=401, detail="Log in first")
+        raise errors.Unauthorized("Log in first")
     return user
 
 

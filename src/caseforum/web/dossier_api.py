@@ -11,10 +11,11 @@ import json
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlmodel import Session, select
 
+from caseforum import errors
 from caseforum.authz import Viewer, require
 from caseforum.db import SessionDep
 from caseforum.dossiers import service
@@ -35,25 +36,17 @@ from caseforum.numbers import NumberError, parse_publication_number, search_link
 from caseforum.web.content import content_response, signed_url
 from caseforum.web.deps import CurrentViewer
 from caseforum.web.dossier_pages import source_for
+from caseforum.web.params import PathId
 
 router = APIRouter(prefix="/api/v1", tags=["dossiers"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "no or bad bearer token"},
-    403: {"description": "the token's office or scope does not allow this"},
-    404: {"description": "no such dossier or document, or not visible to the caller"},
-    422: {"description": "bad input; `detail` says what to fix and `field` where"},
-}
-
-
-def _problem(exc: DossierError, status: int = 422) -> HTTPException:
-    return HTTPException(status_code=status, detail=str(exc))
+ERRORS = errors.API_ERRORS  # detail says what to fix; DossierError adds `field`
 
 
 def _visible_app(session: Session, access: Access, office: str, number: str) -> Application:
     app = service.get_dossier(session, office=office, number=number)
     if app is None or not access.can_see(app):
-        raise HTTPException(status_code=404, detail=f"no dossier {office}/{number}")
+        raise errors.NotFound(f"no dossier {office}/{number}")
     return app
 
 
@@ -119,14 +112,14 @@ def _replay(session: Session, viewer: Viewer, key: str | None,
     if not key:
         return None
     if len(key) > 200:
-        raise HTTPException(status_code=422, detail="Idempotency-Key: at most 200 characters")
+        raise errors.InvalidInput("Idempotency-Key: at most 200 characters")
     record = session.exec(select(IdempotencyRecord).where(
         IdempotencyRecord.user_id == (viewer.user_id or 0), IdempotencyRecord.key == key)).first()
     if record is None:
         return None
     if record.fingerprint != fingerprint:
-        raise HTTPException(status_code=422, detail="Idempotency-Key was used before for a "
-                                                    "different request: use a new key")
+        raise errors.InvalidInput("Idempotency-Key was used before for a "
+                                  "different request: use a new key")
     return JSONResponse(record.body, status_code=record.status_code,
                         headers={"Idempotent-Replayed": "true"})
 
@@ -155,11 +148,7 @@ def put_dossier(request: Request, session: SessionDep, viewer: CurrentViewer, da
     fingerprint = _fingerprint("dossier", data.model_dump(mode="json"))
     if (replay := _replay(session, viewer, idempotency_key, fingerprint)) is not None:
         return replay
-    try:
-        app, created = service.upsert_dossier(session, data=data, actor_id=viewer.user_id)
-    except DossierError as exc:
-        session.rollback()
-        raise _problem(exc) from None
+    app, created = service.upsert_dossier(session, data=data, actor_id=viewer.user_id)
     body = dossier_out(request, session, Access(session, viewer), app).model_dump(mode="json")
     status = 201 if created else 200
     _remember(session, viewer, idempotency_key, fingerprint, status, body)
@@ -202,11 +191,7 @@ def post_citation(session: SessionDep, viewer: CurrentViewer, office: str, numbe
     fingerprint = _fingerprint("citation", office, number, data.model_dump(mode="json"))
     if (replay := _replay(session, viewer, idempotency_key, fingerprint)) is not None:
         return replay
-    try:
-        citation = service.add_citation(session, app=app, data=data, actor_id=viewer.user_id)
-    except DossierError as exc:
-        session.rollback()
-        raise _problem(exc) from None
+    citation = service.add_citation(session, app=app, data=data, actor_id=viewer.user_id)
     body = citation_out(citation).model_dump(mode="json")
     _remember(session, viewer, idempotency_key, fingerprint, 201, body)
     session.commit()
@@ -247,23 +232,22 @@ def post_document(
         body = document_out(request, Access(session, viewer), doc, app).model_dump(mode="json")
         _remember(session, viewer, idempotency_key, fingerprint, 201, body)
         session.commit()
-    except DossierError as exc:
+    except DossierError:  # nothing new stays: the row is rolled back, the file discarded
         session.rollback()
         if stored is not None:
             store.discard(stored)
-        status = 413 if "too large" in str(exc) else 422
-        raise _problem(exc, status) from None
+        raise
     return JSONResponse(body, status_code=201)
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, responses=ERRORS,
             summary="A document's metadata")
 def get_document(request: Request, session: SessionDep, viewer: CurrentViewer,
-                 document_id: int) -> DocumentOut:
+                 document_id: PathId) -> DocumentOut:
     access = Access(session, viewer)
     found = access.document(document_id)
     if found is None:
-        raise HTTPException(status_code=404, detail="no such document")
+        raise errors.NotFound("no such document")
     return document_out(request, access, *found)
 
 
@@ -274,10 +258,10 @@ def get_document(request: Request, session: SessionDep, viewer: CurrentViewer,
     **ERRORS},
     summary="A document's file (logged as a download)")
 def get_document_content(request: Request, session: SessionDep, viewer: CurrentViewer,
-                         document_id: int) -> Response:
+                         document_id: PathId) -> Response:
     found = Access(session, viewer).document(document_id)
     if found is None:
-        raise HTTPException(status_code=404, detail="no such document")
+        raise errors.NotFound("no such document")
     doc, app = found
     log_access(session, viewer=viewer, doc=doc, app=app, action="download")
     session.commit()
@@ -299,14 +283,11 @@ def post_package(request: Request, session: SessionDep, viewer: CurrentViewer,
                  package: Annotated[UploadFile, File()]) -> Response:
     require(viewer, "dossier.provide", viewer.office_code)
     settings = request.app.state.settings
-    try:
-        summary = import_package(
-            session, request.app.state.store, stream=package.file, office=viewer.office_code,
-            registry=request.app.state.doc_types,
-            max_bytes=settings.max_upload_mb * 1024 * 1024, actor_id=viewer.user_id,
-            limits=PackageLimits.from_settings(settings))
-    except DossierError as exc:
-        raise _problem(exc) from None
+    summary = import_package(
+        session, request.app.state.store, stream=package.file, office=viewer.office_code,
+        registry=request.app.state.doc_types,
+        max_bytes=settings.max_upload_mb * 1024 * 1024, actor_id=viewer.user_id,
+        limits=PackageLimits.from_settings(settings))
     return JSONResponse(summary, status_code=200 if summary["already_imported"] else 201)
 
 

@@ -7,10 +7,12 @@ from datetime import date
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from pydantic import Field
 from sqlmodel import or_, select
 
+from caseforum import errors
 from caseforum.authz import can, require
 from caseforum.db import SessionDep
 from caseforum.dossiers import service
@@ -23,6 +25,7 @@ from caseforum.models import Application, Document, Office, Post, Priority, Refe
 from caseforum.numbers import NumberError, parse_publication_number, search_link
 from caseforum.web.content import content_response, link_refusal, signed_url, viewer_for
 from caseforum.web.deps import CurrentViewer
+from caseforum.web.params import MAX_ID, OptionalQueryId, PathId
 from caseforum.web.templating import render
 
 router = APIRouter(tags=["dossier pages"], include_in_schema=False)
@@ -35,7 +38,7 @@ def dossier_url(app: Application) -> str:
 def _visible_app(session: SessionDep, access: Access, office: str, number: str) -> Application:
     app = service.get_dossier(session, office=office, number=number)
     if app is None or not access.can_see(app):
-        raise HTTPException(status_code=404, detail=f"No dossier {office} {number} for you")
+        raise errors.NotFound(f"No dossier {office} {number} for you")
     return app
 
 
@@ -109,8 +112,7 @@ def source_for(request: Request, app: Application) -> Any:
     for source in request.app.state.plugins.dossier_sources():
         if source.name == app.source:
             return source
-    raise HTTPException(status_code=503,
-                        detail=f"the {app.source} dossier source is switched off")
+    raise errors.Unavailable(f"the {app.source} dossier source is switched off")
 
 
 def _doc_label(request: Request, code: str) -> str:
@@ -197,13 +199,13 @@ def _visible_doc(session: SessionDep, viewer: CurrentViewer,
                  document_id: int) -> tuple[Document, Application]:
     found = Access(session, viewer).document(document_id)
     if found is None:
-        raise HTTPException(status_code=404, detail="No such document")
+        raise errors.NotFound("No such document")
     return found
 
 
 @router.get("/documents/{document_id}")
 def document_page(request: Request, session: SessionDep, viewer: CurrentViewer,
-                  document_id: int) -> Response:
+                  document_id: PathId) -> Response:
     doc, app = _visible_doc(session, viewer, document_id)
     log_access(session, viewer=viewer, doc=doc, app=app, action="view")
     session.commit()
@@ -236,7 +238,7 @@ def content_src(request: Request, viewer: CurrentViewer, doc: Document, *,
 
 @router.get("/documents/{document_id}/content")
 def document_content(request: Request, session: SessionDep, viewer: CurrentViewer,
-                     document_id: int) -> Response:
+                     document_id: PathId) -> Response:
     doc, app = _visible_doc(session, viewer, document_id)
     if request.app.state.settings.content_base_url:
         return RedirectResponse(content_src(request, viewer, doc), status_code=303)
@@ -245,7 +247,7 @@ def document_content(request: Request, session: SessionDep, viewer: CurrentViewe
 
 @router.get("/documents/{document_id}/download")
 def document_download(request: Request, session: SessionDep, viewer: CurrentViewer,
-                      document_id: int) -> Response:
+                      document_id: PathId) -> Response:
     doc, app = _visible_doc(session, viewer, document_id)
     log_access(session, viewer=viewer, doc=doc, app=app, action="download")
     session.commit()
@@ -257,7 +259,7 @@ def document_download(request: Request, session: SessionDep, viewer: CurrentView
 
 @router.get("/content/documents/{document_id}")
 def signed_document_content(request: Request, session: SessionDep, viewer: CurrentViewer,
-                            document_id: int) -> Response:
+                            document_id: PathId) -> Response:
     """A document by signed link: the only route on the content host.
 
     The link names the user it was made for; that user's rights are checked again
@@ -277,7 +279,7 @@ def signed_document_content(request: Request, session: SessionDep, viewer: Curre
 
 @router.get("/documents/{document_id}/print")
 def document_print(request: Request, session: SessionDep, viewer: CurrentViewer,
-                   document_id: int) -> Response:
+                   document_id: PathId) -> Response:
     doc, app = _visible_doc(session, viewer, document_id)
     log_access(session, viewer=viewer, doc=doc, app=app, action="print")
     session.commit()
@@ -288,11 +290,12 @@ def document_print(request: Request, session: SessionDep, viewer: CurrentViewer,
 
 @router.get("/compare")
 def compare_page(request: Request, session: SessionDep, viewer: CurrentViewer,
-                 a: int | None = None, b: int | None = None,
-                 doc: Annotated[list[int] | None, Query()] = None) -> Response:
+                 a: OptionalQueryId = None, b: OptionalQueryId = None,
+                 doc: Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None,
+                                Query(max_length=2)] = None) -> Response:
     ids = [x for x in (a, b) if x is not None] or list(doc or [])
     if len(ids) != 2:
-        raise HTTPException(status_code=422, detail="tick exactly two documents to compare")
+        raise errors.InvalidInput("tick exactly two documents to compare")
     (da, aa), (db_, ab) = (_visible_doc(session, viewer, i) for i in ids)
     for d, ap in ((da, aa), (db_, ab)):
         log_access(session, viewer=viewer, doc=d, app=ap, action="compare")
@@ -343,7 +346,7 @@ def new_dossier(
                     raise DossierError("one per line: OFFICE NUMBER YYYY-MM-DD", "priorities")
                 prio_list.append({"office": parts[0], "number": " ".join(parts[1:-1]),
                                   "date": parts[-1]})
-        data = DossierIn.model_validate({
+        data = errors.validate(DossierIn, {
             "office": viewer.office_code, "application_number": application_number,
             "filing_date": filing_date, "publication_number": publication_number or None,
             "publication_date": publication_date or None, "title": title,
@@ -354,24 +357,11 @@ def new_dossier(
         })
         app, _ = service.upsert_dossier(session, data=data, actor_id=viewer.user_id)
         session.commit()
-    except DossierError as exc:
+    except errors.InvalidInput as exc:  # the form again, with what to correct
         session.rollback()
-        return render(request, "dossiers/new.html", {"error": str(exc), "form": form},
+        return render(request, "dossiers/new.html", {"error": exc.message, "form": form},
                       status_code=422)
-    except ValueError as exc:  # pydantic validation of dates and lengths
-        session.rollback()
-        return render(request, "dossiers/new.html",
-                      {"error": _pydantic_message(exc), "form": form}, status_code=422)
     return RedirectResponse(dossier_url(app), status_code=303)
-
-
-def _pydantic_message(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        return f"{where}: {first['msg']}"
-    return str(exc)
 
 
 @router.post("/dossiers/{office}/{number}/documents")
@@ -400,11 +390,11 @@ def upload_document_form(
             max_bytes=request.app.state.settings.max_upload_mb * 1024 * 1024,
             actor_id=viewer.user_id)
         session.commit()
-    except DossierError as exc:
+    except DossierError:  # nothing new stays: the row is rolled back, the file discarded
         session.rollback()
         if stored:
             store.discard(stored)
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+        raise
     return RedirectResponse(dossier_url(app) + "#documents", status_code=303)
 
 
@@ -415,17 +405,13 @@ def add_citation_form(
     category: Annotated[str, Form(max_length=16)],
     claims: Annotated[str, Form(max_length=200)] = "",
     phase: Annotated[str, Form(max_length=40)] = "",
-    document_id: Annotated[str, Form()] = "",
+    document_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
 ) -> Response:
     access = Access(session, viewer)
     app = _visible_app(session, access, office, number)
     require(viewer, "dossier.provide", app.office_code)
-    try:
-        data = CitationIn(cited=cited, category=category, claims=claims, phase=phase,
-                          document_id=int(document_id) if document_id.strip() else None)
-        service.add_citation(session, app=app, data=data, actor_id=viewer.user_id)
-        session.commit()
-    except (DossierError, ValueError) as exc:
-        session.rollback()
-        raise HTTPException(status_code=422, detail=_pydantic_message(exc)) from None
+    data = errors.validate(CitationIn, {"cited": cited, "category": category, "claims": claims,
+                                        "phase": phase, "document_id": document_id})
+    service.add_citation(session, app=app, data=data, actor_id=viewer.user_id)
+    session.commit()
     return RedirectResponse(dossier_url(app) + "#citations", status_code=303)

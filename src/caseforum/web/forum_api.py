@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
@@ -21,11 +21,11 @@ from caseforum.forum.access import (
     readable_threads,
     visible_categories,
 )
-from caseforum.forum.service import ForumError
 from caseforum.forum.view import PostView, Renderer
 from caseforum.models import Thread
 from caseforum.web.deps import CurrentUser, CurrentViewer
 from caseforum.web.forum_pages import patterns
+from caseforum.web.params import MAX_ID, OptionalQueryId, PathId
 
 router = APIRouter(prefix="/api/v1", tags=["forum"])
 
@@ -48,7 +48,7 @@ class CategoryOut(BaseModel):
 
 class ThreadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    category: int
+    category: int = Field(ge=1, le=MAX_ID)
     title: str = Field(min_length=1, max_length=300)
     body: str = Field(min_length=1, max_length=50_000)
 
@@ -56,7 +56,7 @@ class ThreadIn(BaseModel):
 class PostIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     body: str = Field(min_length=1, max_length=50_000)
-    reply_to: int | None = None
+    reply_to: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class PostOut(BaseModel):
@@ -117,11 +117,8 @@ def list_categories(session: SessionDep, viewer: CurrentViewer) -> list[Category
 @router.post("/categories", response_model=CategoryOut, status_code=201)
 def create_category(session: SessionDep, viewer: CurrentViewer, data: CategoryIn) -> CategoryOut:
     require(viewer, "category.create")
-    try:
-        c = service.create_category(session, name=data.name, description=data.description,
-                                    offices=data.offices, group=data.group)
-    except ForumError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    c = service.create_category(session, name=data.name, description=data.description,
+                                offices=data.offices, group=data.group)
     session.commit()
     return CategoryOut(id=c.id or 0, name=c.name, description=c.description,
                        offices=sorted(category_targets(session, [c])[c.id or 0].offices))
@@ -129,7 +126,7 @@ def create_category(session: SessionDep, viewer: CurrentViewer, data: CategoryIn
 
 @router.get("/threads", response_model=list[ThreadOut])
 def list_threads(session: SessionDep, viewer: CurrentViewer,
-                 category: int | None = None) -> list[ThreadOut]:
+                 category: OptionalQueryId = None) -> list[ThreadOut]:
     """The newest 200 threads the caller may read; ``category``: of that category
     (404 when it is absent or not readable)."""
     require(viewer, "forum.view")
@@ -143,12 +140,9 @@ def list_threads(session: SessionDep, viewer: CurrentViewer,
 def create_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
                   user: CurrentUser, data: ThreadIn) -> Response:
     category = access_category(session, viewer, data.category, action="thread.create")
-    try:
-        thread, post = service.create_thread(session, author=user, category=category,
-                                             title=data.title, body=data.body,
-                                             patterns=patterns(request))
-    except ForumError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    thread, post = service.create_thread(session, author=user, category=category,
+                                         title=data.title, body=data.body,
+                                         patterns=patterns(request))
     session.commit()
     views = _renderer(request, session, viewer).posts([post])
     body = _thread_out(thread, [_post_out(v) for v in views]).model_dump(mode="json")
@@ -157,7 +151,7 @@ def create_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
 
 @router.get("/threads/{thread_id}", response_model=ThreadOut)
 def get_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
-               thread_id: int) -> ThreadOut:
+               thread_id: PathId) -> ThreadOut:
     thread = access_thread(session, viewer, thread_id)
     posts = posts_of(session, thread, limit=1000)
     views = _renderer(request, session, viewer).posts(posts)
@@ -166,13 +160,10 @@ def get_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
 
 @router.post("/threads/{thread_id}/posts", response_model=PostOut, status_code=201)
 def create_post(request: Request, session: SessionDep, viewer: CurrentViewer,
-                user: CurrentUser, thread_id: int, data: PostIn) -> Response:
+                user: CurrentUser, thread_id: PathId, data: PostIn) -> Response:
     thread = access_thread(session, viewer, thread_id, action="post.create")
-    try:
-        post = service.add_post(session, author=user, thread=thread, body=data.body,
-                                reply_to_id=data.reply_to, patterns=patterns(request))
-    except ForumError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    post = service.add_post(session, author=user, thread=thread, body=data.body,
+                            reply_to_id=data.reply_to, patterns=patterns(request))
     session.commit()
     view = _renderer(request, session, viewer).posts([post])[0]
     return JSONResponse(_post_out(view).model_dump(mode="json"), status_code=201)
@@ -180,12 +171,9 @@ def create_post(request: Request, session: SessionDep, viewer: CurrentViewer,
 
 @router.patch("/posts/{post_id}", response_model=PostOut)
 def edit_post(request: Request, session: SessionDep, viewer: CurrentViewer, user: CurrentUser,
-              post_id: int, data: PostIn) -> PostOut:
+              post_id: PathId, data: PostIn) -> PostOut:
     post, thread = access_post(session, viewer, post_id, action="post.edit")
-    try:
-        service.edit_post(session, editor=user, post=post, body=data.body,
-                          patterns=patterns(request))
-    except ForumError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    service.edit_post(session, editor=user, post=post, body=data.body,
+                      patterns=patterns(request))
     session.commit()
     return _post_out(_renderer(request, session, viewer).posts([post])[0])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, select
 
+from caseforum import errors
 from caseforum.authz import Viewer, can, require
 from caseforum.db import SessionDep
 from caseforum.forum import service
@@ -36,6 +37,7 @@ from caseforum.models import (
     utcnow,
 )
 from caseforum.web.deps import CurrentUser, CurrentViewer
+from caseforum.web.params import MAX_ID, PathId
 from caseforum.web.templating import is_htmx, render
 
 router = APIRouter(tags=["forum pages"], include_in_schema=False)
@@ -47,8 +49,6 @@ def patterns(request: Request) -> list:
     return request.app.state.plugins.reference_patterns()
 
 
-def _forbid(exc: ForumError) -> HTTPException:
-    return HTTPException(status_code=422, detail=str(exc))
 
 
 def thread_rows(session: Session, viewer: Viewer, threads: list[Thread]) -> list[dict]:
@@ -84,18 +84,15 @@ def category_create(request: Request, session: SessionDep, viewer: CurrentViewer
                     description: Annotated[str, Form(max_length=1000)] = "",
                     offices: Annotated[str, Form(max_length=500)] = "") -> Response:
     require(viewer, "category.create")
-    try:
-        service.create_category(session, name=name, description=description,
-                                offices=offices.replace(",", " ").split())
-    except ForumError as exc:
-        raise _forbid(exc) from None
+    service.create_category(session, name=name, description=description,
+                            offices=offices.replace(",", " ").split())
     session.commit()
     return RedirectResponse("/forum", status_code=303)
 
 
 @router.get("/forum/c/{category_id}")
 def category_page(request: Request, session: SessionDep, viewer: CurrentViewer,
-                  category_id: int) -> Response:
+                  category_id: PathId) -> Response:
     category = access_category(session, viewer, category_id)
     threads = readable_threads(session, viewer, category_id=category.id, limit=CATEGORY_SIZE)
     return render(request, "forum/category.html", {
@@ -105,15 +102,12 @@ def category_page(request: Request, session: SessionDep, viewer: CurrentViewer,
 
 @router.post("/forum/c/{category_id}/threads")
 def thread_create(request: Request, session: SessionDep, viewer: CurrentViewer,
-                  user: CurrentUser, category_id: int,
+                  user: CurrentUser, category_id: PathId,
                   title: Annotated[str, Form(max_length=300)],
                   body: Annotated[str, Form(max_length=60_000)]) -> Response:
     category = access_category(session, viewer, category_id, action="thread.create")
-    try:
-        thread, _ = service.create_thread(session, author=user, category=category, title=title,
-                                          body=body, patterns=patterns(request))
-    except ForumError as exc:
-        raise _forbid(exc) from None
+    thread, _ = service.create_thread(session, author=user, category=category, title=title,
+                                      body=body, patterns=patterns(request))
     session.commit()
     return RedirectResponse(f"/threads/{thread.id}", status_code=303)
 
@@ -143,28 +137,25 @@ def _show_thread(request: Request, session: Session, viewer: Viewer, thread_id: 
 
 @router.get("/threads/{thread_id}")
 def thread_page(request: Request, session: SessionDep, viewer: CurrentViewer,
-                thread_id: int) -> Response:
+                thread_id: PathId) -> Response:
     return _show_thread(request, session, viewer, thread_id, "forum/thread.html")
 
 
 @router.get("/threads/{thread_id}/chat")
 def chat_page(request: Request, session: SessionDep, viewer: CurrentViewer,
-              thread_id: int) -> Response:
+              thread_id: PathId) -> Response:
     return _show_thread(request, session, viewer, thread_id, "forum/chat.html")
 
 
 @router.post("/threads/{thread_id}/posts")
 def post_create(request: Request, session: SessionDep, viewer: CurrentViewer,
-                user: CurrentUser, thread_id: int,
+                user: CurrentUser, thread_id: PathId,
                 body: Annotated[str, Form(max_length=60_000)],
-                reply_to: Annotated[str, Form()] = "") -> Response:
+                reply_to: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None) -> Response:
     thread = access_thread(session, viewer, thread_id, action="post.create")
-    try:
-        post = service.add_post(session, author=user, thread=thread, body=body,
-                                reply_to_id=int(reply_to) if reply_to.strip() else None,
-                                patterns=patterns(request))
-    except (ForumError, ValueError) as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    post = service.add_post(session, author=user, thread=thread, body=body,
+                            reply_to_id=reply_to,
+                            patterns=patterns(request))
     service.mark_read(session, user_id=user.id or 0, thread=thread)
     session.commit()
     if is_htmx(request):
@@ -187,26 +178,23 @@ def preview(request: Request, viewer: CurrentViewer, session: SessionDep,
 
 @router.get("/posts/{post_id}/edit")
 def edit_form(request: Request, session: SessionDep, viewer: CurrentViewer,
-              post_id: int) -> Response:
+              post_id: PathId) -> Response:
     post, thread = access_post(session, viewer, post_id, action="post.edit")
     return render(request, "forum/edit.html", {"post": post, "thread": thread})
 
 
 @router.post("/posts/{post_id}/edit")
 def edit_save(request: Request, session: SessionDep, viewer: CurrentViewer, user: CurrentUser,
-              post_id: int, body: Annotated[str, Form(max_length=60_000)]) -> Response:
+              post_id: PathId, body: Annotated[str, Form(max_length=60_000)]) -> Response:
     post, thread = access_post(session, viewer, post_id, action="post.edit")
-    try:
-        service.edit_post(session, editor=user, post=post, body=body, patterns=patterns(request))
-    except ForumError as exc:
-        raise _forbid(exc) from None
+    service.edit_post(session, editor=user, post=post, body=body, patterns=patterns(request))
     session.commit()
     return RedirectResponse(f"/threads/{thread.id}#post-{post.id}", status_code=303)
 
 
 @router.get("/posts/{post_id}/revisions")
 def revisions(request: Request, session: SessionDep, viewer: CurrentViewer,
-              post_id: int) -> Response:
+              post_id: PathId) -> Response:
     post, thread = access_post(session, viewer, post_id, action="post.history", hide=True)
     rows = session.exec(select(PostRevision).where(PostRevision.post_id == post.id)
                         .order_by(PostRevision.id.desc())).all()  # type: ignore[union-attr]
@@ -216,12 +204,9 @@ def revisions(request: Request, session: SessionDep, viewer: CurrentViewer,
 
 @router.post("/posts/{post_id}/react/{reaction}")
 def react(request: Request, session: SessionDep, viewer: CurrentViewer, user: CurrentUser,
-          post_id: int, reaction: str) -> Response:
+          post_id: PathId, reaction: str) -> Response:
     post, thread = access_post(session, viewer, post_id, action="post.react")
-    try:
-        service.toggle_reaction(session, user=user, post=post, reaction=reaction)
-    except ForumError as exc:
-        raise _forbid(exc) from None
+    service.toggle_reaction(session, user=user, post=post, reaction=reaction)
     session.commit()
     if is_htmx(request):
         return Response(status_code=204)
@@ -230,22 +215,19 @@ def react(request: Request, session: SessionDep, viewer: CurrentViewer, user: Cu
 
 @router.post("/posts/{post_id}/flag")
 def flag(request: Request, session: SessionDep, viewer: CurrentViewer, user: CurrentUser,
-         post_id: int, reason: Annotated[str, Form(max_length=500)]) -> Response:
+         post_id: PathId, reason: Annotated[str, Form(max_length=500)]) -> Response:
     post, thread = access_post(session, viewer, post_id, action="post.flag")
-    try:
-        service.flag_post(session, user=user, post=post, reason=reason)
-    except ForumError as exc:
-        raise _forbid(exc) from None
+    service.flag_post(session, user=user, post=post, reason=reason)
     session.commit()
     return RedirectResponse(f"/threads/{thread.id}#post-{post.id}", status_code=303)
 
 
 @router.post("/posts/{post_id}/{action}")
 def moderate_post(request: Request, session: SessionDep, viewer: CurrentViewer,
-                  user: CurrentUser, post_id: int, action: str,
+                  user: CurrentUser, post_id: PathId, action: str,
                   reason: Annotated[str, Form(max_length=300)] = "") -> Response:
     if action not in ("hide", "unhide"):
-        raise HTTPException(status_code=404, detail="use hide or unhide")
+        raise errors.NotFound("use hide or unhide")
     post, thread = access_post(session, viewer, post_id, action="forum.moderate")
     service.set_hidden(session, moderator=user, post=post, hidden=action == "hide",
                        reason=reason)
@@ -257,11 +239,11 @@ def moderate_post(request: Request, session: SessionDep, viewer: CurrentViewer,
 
 @router.post("/threads/{thread_id}/{action}")
 def moderate_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
-                    user: CurrentUser, thread_id: int, action: str) -> Response:
+                    user: CurrentUser, thread_id: PathId, action: str) -> Response:
     flags = {"lock": {"locked": True}, "unlock": {"locked": False},
              "pin": {"pinned": True}, "unpin": {"pinned": False}}
     if action not in flags:
-        raise HTTPException(status_code=404, detail="use lock, unlock, pin or unpin")
+        raise errors.NotFound("use lock, unlock, pin or unpin")
     thread = access_thread(session, viewer, thread_id, action="forum.moderate")
     service.set_thread_flags(session, moderator=user, thread=thread, **flags[action])
     session.commit()

@@ -7,9 +7,11 @@ import hashlib
 import hmac
 import secrets
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from caseforum import errors
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -123,12 +125,9 @@ async def verify_csrf(conn: HTTPConnection) -> None:
             value = form.get(CSRF_FIELD)
             sent = value if isinstance(value, str) else None
     if not sent or _basis(request) is None:
-        raise HTTPException(
-            status_code=403,
-            detail="Security token missing: reload the page and send the form again",
-        )
+        raise errors.Forbidden(
+            "Security token missing: reload the page and send the form again", code="csrf")
     if not hmac.compare_digest(sent, csrf_token(request)):
-        raise HTTPException(
-            status_code=403,
-            detail="Security token does not match: reload the page and send the form again",
-        )
+        raise errors.Forbidden(
+            "Security token does not match: reload the page and send the form again",
+            code="csrf")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
+from caseforum import errors
 from caseforum.authz import can, require
 from caseforum.db import SessionDep
 from caseforum.dossiers.usage import ACTIONS, bar_chart_svg, to_csv, usage
@@ -27,11 +28,11 @@ def _params(viewer: CurrentViewer, office: str, action: str, months: int) -> tup
     require(viewer, "stats.view", None)
     scope = _scope(viewer, office)
     if not can(viewer, "stats.view", scope):
-        raise HTTPException(status_code=403, detail="you may see your own office's figures")
+        raise errors.Forbidden("you may see your own office's figures")
     if action and action not in ACTIONS:
-        raise HTTPException(status_code=422, detail=f"action: use one of {', '.join(ACTIONS)}")
+        raise errors.InvalidInput(f"action: use one of {', '.join(ACTIONS)}")
     if not 1 <= months <= 60:
-        raise HTTPException(status_code=422, detail="months: between 1 and 60")
+        raise errors.InvalidInput("months: between 1 and 60")
     return scope, action or None, months
 
 

@@ -13,12 +13,14 @@ import anyio
 from fastapi import APIRouter, HTTPException, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from caseforum import errors
 from caseforum.authz import can
 from caseforum.db import open_session
 from caseforum.forum.hub import Subscriber, TooOld
 from caseforum.forum.targets import thread_target
 from caseforum.models import Thread
 from caseforum.web.deps import load_viewer
+from caseforum.web.params import PathId
 
 router = APIRouter()
 
@@ -43,7 +45,7 @@ async def _serve(ws: WebSocket, topics: set[str], after: int | None,
         return
     try:
         viewer = await anyio.to_thread.run_sync(load_viewer, ws)
-    except HTTPException:
+    except (HTTPException, errors.CaseForumError):
         await ws.close(code=CLOSE_FORBIDDEN, reason="bad token")
         return
     if not can(viewer, "forum.view"):
@@ -95,7 +97,7 @@ async def _drain(ws: WebSocket) -> None:
 
 
 @router.websocket("/ws/threads/{thread_id}")
-async def thread_socket(ws: WebSocket, thread_id: int, after: int | None = None) -> None:
+async def thread_socket(ws: WebSocket, thread_id: PathId, after: int | None = None) -> None:
     await _serve(ws, {f"thread:{thread_id}"}, after, thread_id)
 
 

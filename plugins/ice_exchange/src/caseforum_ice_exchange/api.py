@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException
 
+from caseforum import errors
 from caseforum.authz import require
 from caseforum.db import SessionDep
 from caseforum.models import Office, User
@@ -52,10 +53,6 @@ def runtime(app: Any) -> IceRuntime:
                               routes=plugins.transfer_routes(), broker=app.state.broker)
         app.state.ice_runtime = rt
     return rt
-
-
-def error(exc: IceError) -> JSONResponse:
-    return JSONResponse(exc.as_json(), status_code=exc.status)
 
 
 def _jsonable(value: Any) -> Any:
@@ -117,7 +114,7 @@ async def request_fields(request: Request, rt: IceRuntime
         return {k: v for k, v in form.items() if isinstance(v, str)}, form
     try:
         body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: too deep
         raise IceError("send a JSON object or a multipart form", code="malformed") from None
     if not isinstance(body, dict):
         raise IceError("send a JSON object", code="malformed")
@@ -135,6 +132,42 @@ def deliver_if_synchronous(rt: IceRuntime, parcel: IceParcel) -> None:
         delivery.deliver(rt, parcel.id)
 
 
+def _body(fields: dict[str, Any], *, files: bool = True) -> dict[str, Any]:
+    """``openapi_extra`` for a handler that reads its own body: the same fields as a JSON
+    object or as a multipart form (plus documents as ``file`` parts), so clients and the
+    fuzzer see what to send."""
+    schema = {"type": "object", "properties": fields}
+    multipart = {"type": "object", "properties": {
+        **fields, **({"file": {"type": "array", "items": {"type": "string",
+                                                         "format": "binary"}}}
+                     if files else {})}}
+    return {"requestBody": {"content": {"application/json": {"schema": schema},
+                                        "multipart/form-data": {"schema": multipart}}}}
+
+
+_TEXT = {"type": "string", "maxLength": 2000}
+_REQUEST_FIELDS = {
+    "donor_office": {"type": "string", "examples": ["JP"]},
+    "application": {"type": "string", "examples": ["JP 2017-187096"]},
+    "kind": {"type": "string", "enum": ["search", "written_opinion", "examination"]},
+    "due_date": {"type": "string", "format": "date"},
+    "message": _TEXT,
+    "route": {"type": "string", "enum": ["hosted", "webservice"]},
+}
+_STEP_FIELDS = {
+    "kind": {"type": "string", "enum": ["documents", "accept", "decline", "start", "report",
+                                        "acknowledge", "close"]},
+    "message": _TEXT,
+}
+_INBOX_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {
+    "schema": {"type": "object", "required": ["manifest", "signature"], "properties": {
+        "manifest": {"type": "string", "description": "the signed manifest, JSON"},
+        "signature": {"type": "string", "description": "base64 Ed25519 signature"},
+        "note": {"type": "string", "format": "binary"},
+        "0": {"type": "string", "format": "binary"},
+    }}}}}}
+
+
 # Exchanges --------------------------------------------------------------------
 
 
@@ -144,7 +177,7 @@ def list_exchanges(session: SessionDep, viewer: CurrentViewer, show: str = "all"
     ``show``: ``all``, ``open``, ``closed`` or ``waiting`` (the next move is ours)."""
     require(viewer, "ice.exchanges.list")
     if show not in ("all", "open", "closed", "waiting"):
-        return error(IceError("show must be all, open, closed or waiting", status=422))
+        raise IceError("show must be all, open, closed or waiting", status=422)
     return ok([views.summary(e, viewer) for e in views.visible_exchanges(session, viewer,
                                                                           show=show)])
 
@@ -179,15 +212,14 @@ async def _with_fields(request: Request, action: Any, *args: Any) -> Response:
         fields, form = await request_fields(request, rt)
         uploads = uploads_of(form) if form is not None else []
         data = await in_thread(action, rt, *args, fields, uploads)
-    except IceError as exc:
-        return error(exc)
     finally:
         if form is not None:
             await form.close()
     return ok(data, status=201)
 
 
-@router.post("/exchanges", status_code=201, summary="Ask a donor office for help")
+@router.post("/exchanges", status_code=201, summary="Ask a donor office for help",
+             openapi_extra=_body(_REQUEST_FIELDS))
 async def create_exchange(request: Request, viewer: CurrentViewer, user: CurrentUser
                           ) -> Response:
     """Open a request. JSON or multipart fields: ``donor_office``, ``application``
@@ -203,10 +235,7 @@ def get_exchange(request: Request, session: SessionDep, viewer: CurrentViewer,
                  exchange_id: str) -> Response:
     require(viewer, "ice.exchanges.list")
     rt = runtime(request.app)
-    try:
-        exchange = views.get_exchange(session, viewer, exchange_id, content=False)
-    except IceError as exc:
-        return error(exc)
+    exchange = views.get_exchange(session, viewer, exchange_id, content=False)
     return ok(views.detail(session, rt, exchange, viewer))
 
 
@@ -226,7 +255,7 @@ def _step(rt: IceRuntime, viewer: Any, user: User, exchange_id: str, fields: dic
 
 
 @router.post("/exchanges/{exchange_id}/parcels", status_code=201,
-             summary="Send documents or a workflow step")
+             summary="Send documents or a workflow step", openapi_extra=_body(_STEP_FIELDS))
 async def post_parcel(request: Request, viewer: CurrentViewer, user: CurrentUser,
                       exchange_id: str) -> Response:
     """Multipart (or JSON without files): ``kind`` (``documents`` by default; or
@@ -241,23 +270,17 @@ def assign(request: Request, session: SessionDep, viewer: CurrentViewer, user: C
            exchange_id: str, body: dict[str, Any]) -> Response:
     """``{"assignee": "username"}``; an empty name clears it. Office administrators
     assign anyone of their office; examiners may take it on themselves."""
-    try:
-        exchange = views.get_exchange(session, viewer, exchange_id)
-        require(viewer, "ice.exchange.act", exchange)
-        workflow.assign(session, user=user, viewer=viewer, exchange_id=exchange.id,
-                        assignee=str(body.get("assignee") or ""))
-    except IceError as exc:
-        return error(exc)
+    exchange = views.get_exchange(session, viewer, exchange_id)
+    require(viewer, "ice.exchange.act", exchange)
+    workflow.assign(session, user=user, viewer=viewer, exchange_id=exchange.id,
+                    assignee=str(body.get("assignee") or ""))
     return ok(views.summary(exchange, viewer))
 
 
 @router.get("/exchanges/{exchange_id}/audit", summary="Audit trail of one exchange")
 def exchange_audit(session: SessionDep, viewer: CurrentViewer, exchange_id: str) -> Response:
     """Entries of the caller's office's hash-chained audit log about this exchange."""
-    try:
-        exchange = views.get_exchange(session, viewer, exchange_id)
-    except IceError as exc:
-        return error(exc)
+    exchange = views.get_exchange(session, viewer, exchange_id)
     rows = timeline(session, exchange_id=exchange.id, chains_={viewer.office_code or ""})
     return ok([{"chain": r.chain, "seq": r.seq, "at": r.at, "action": r.action,
                 "actor": r.actor, "parcel_id": r.parcel_id, "detail": r.detail,
@@ -309,11 +332,8 @@ async def get_file(request: Request, viewer: CurrentViewer, user: CurrentUser,
     rt = runtime(request.app)
     settings = request.app.state.settings
     elsewhere = bool(settings.content_base_url) and request.state.auth_kind == "session"
-    try:
-        entry, chunks = await in_thread(_open_file, rt, viewer, user, parcel_id, name,
-                                        audit=not elsewhere)
-    except IceError as exc:
-        return error(exc)
+    entry, chunks = await in_thread(_open_file, rt, viewer, user, parcel_id, name,
+                                    audit=not elsewhere)
     if elsewhere:
         return RedirectResponse(signed_url(settings, "ice", f"{parcel_id}/{name}",
                                            user.id or 0), status_code=303)
@@ -330,8 +350,8 @@ async def _sandboxed(request: Request, parcel_id: str, entry: dict[str, Any], ch
             headers={"Cache-Control": "private, no-store", "X-Content-SHA256": entry["sha256"]})
     except IceCryptoError:
         log.warning("parcel %s: file %r failed authentication", parcel_id, entry["name"])
-        return error(IceError("the stored file does not decrypt: it was altered",
-                              code="tampered", status=409))
+        raise IceError("the stored file does not decrypt: it was altered",
+                       code="tampered", status=409) from None
 
 
 def _link_user(rt: IceRuntime, user_id: int) -> tuple[Any, User | None]:
@@ -353,11 +373,8 @@ async def signed_file(request: Request, viewer: CurrentViewer, parcel_id: str,
     rt = runtime(request.app)
     link_viewer, user = await in_thread(_link_user, rt, grant.user_id)
     if user is None:
-        return error(NotFound("no such parcel"))
-    try:
-        entry, chunks = await in_thread(_open_file, rt, link_viewer, user, parcel_id, name)
-    except IceError as exc:
-        return error(exc)
+        raise NotFound("no such parcel")
+    entry, chunks = await in_thread(_open_file, rt, link_viewer, user, parcel_id, name)
     return await _sandboxed(request, parcel_id, entry, chunks, inline=not grant.download)
 
 
@@ -408,7 +425,8 @@ class _NoClose:
         return None
 
 
-@router.post("/inbox", summary="Peer inbox: receive a signed, encrypted parcel")
+@router.post("/inbox", summary="Peer inbox: receive a signed, encrypted parcel",
+             responses=errors.responses(411), openapi_extra=_INBOX_BODY)
 async def peer_inbox(request: Request) -> Response:
     """For other CaseForum instances, not people: a multipart body with ``manifest``
     (JSON), ``signature`` (base64 Ed25519 over the canonical manifest) and one part
@@ -416,13 +434,13 @@ async def peer_inbox(request: Request) -> Response:
     receipt, or a 4xx with ``code`` when the parcel is refused. See the plugin README."""
     rt = runtime(request.app)
     if request.headers.get("content-length") is None:
-        return error(IceError("send a Content-Length: the inbox needs to know the size first",
-                              code="length_required", status=411))
+        raise IceError("send a Content-Length: the inbox needs to know the size first",
+                       code="length_required", status=411)
     if _too_big(request, rt):
         refusal = Refused(f"the parcel is larger than this instance accepts "
                           f"({rt.config.max_parcel_mb} MB)", code="oversize", status=413)
         await in_thread(_refuse, rt, request, refusal)
-        return error(refusal)
+        raise refusal
     form = None
     try:
         try:
@@ -437,7 +455,7 @@ async def peer_inbox(request: Request) -> Response:
                           code="malformed", status=400)
         try:
             manifest = json.loads(raw_manifest)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise Refused("the manifest is not valid JSON", code="malformed",
                           status=400) from None
         parts: dict[str, Any] = {}
@@ -452,11 +470,9 @@ async def peer_inbox(request: Request) -> Response:
         await in_thread(_refuse, rt, request, exc)
         if form is not None:
             await form.close()
-        return error(exc)
-    try:
+        raise
+    try:  # a refusal from receive() was audited there and reaches the caller as a 4xx
         signed = await in_thread(receive, rt, envelope, via="webservice")
-    except IceError as exc:  # refusals were audited by receive()
-        return error(exc)
     finally:
         await form.close()
     return ok(signed.as_json(), status=201)

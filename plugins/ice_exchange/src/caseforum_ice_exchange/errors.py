@@ -7,27 +7,19 @@ peer instance can act on without parsing English.
 
 from __future__ import annotations
 
-from typing import Any
+from caseforum import errors
 
 
-class IceError(Exception):
-    """Something the caller can fix: bad input, a step not allowed now, a missing key."""
+class IceError(errors.CaseForumError):
+    """Something the caller can fix: bad input, a step not allowed now, a missing key.
+
+    A member of the core error family, so the app's one handler renders it when a
+    route lets it propagate; the ICE routes keep their own codes (``invalid``,
+    ``oversize``, ...) because peer instances act on them.
+    """
 
     status: int = 400
     code: str = "invalid"
-
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-        if status is not None:
-            self.status = status
-        self.extra = extra or {}
-
-    def as_json(self) -> dict[str, Any]:
-        return {"detail": self.message, "code": self.code, **self.extra}
 
 
 class NotFound(IceError):
