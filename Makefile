@@ -50,7 +50,7 @@ lint: setup
 	$(BIN)/ruff check src plugins tests benchmarks
 
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR) var
