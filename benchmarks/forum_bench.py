@@ -1100,6 +1100,14 @@ def main() -> int:
                     row = f"thread page, {n_clients} client{'s' if n_clients > 1 else ''}"
                     log(f"| {row} | {rate(cf):.1f} | {rate(b):.1f} | {ratio:.2f} | >= 0.40 |")
                     summary(row, rate(cf), rate(b), ">= 0.40", "req/s")
+                cf, b = facts["pairs"][0][1:]
+                if cf.cpu is not None and b.cpu is not None and cf.times and b.times:
+                    # server CPU per request: steadier than req/s on a shared machine
+                    cf_ms, b_ms = (t.cpu / (len(t.times) + t.errors) * 1000 for t in (cf, b))
+                    log(f"| thread page, server CPU ms per request | {cf_ms:.0f} | {b_ms:.0f} | "
+                        f"{b_ms / cf_ms:.2f} | >= 0.40 |")
+                    summary("thread page, server CPU ms/request (1 client)", cf_ms, b_ms,
+                            ">= 0.40", "ms", higher_is_better=False)
         if fan:
             ms = [x * 1000 for x in fan.after_response]
             ms_send = [x * 1000 for x in fan.after_send]
