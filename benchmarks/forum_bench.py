@@ -1007,7 +1007,7 @@ def main() -> int:
     parser.add_argument("--no-bare", action="store_true",
                         help="leave out the bare anchor (no ratio)")
     parser.add_argument("--quick", action="store_true",
-                        help="60 requests per measurement, no fan-out (make bench-quick)")
+                        help="at most 60 requests per measurement (make bench BENCH_ARGS=--quick)")
     parser.add_argument("--skip-page", action="store_true")
     parser.add_argument("--fanout", action="store_true",
                         help="also measure live fan-out (benchmarks/fanout_bench.py is the "
