@@ -1,44 +1,46 @@
-"""Forum benchmark: a 200-post thread page with 20 dossier cards, and live fan-out
-of new posts to 500 websocket watchers.
+"""Forum benchmark: a 200-post thread page with 20 dossier cards, at 1 and 16 clients,
+against a bare anchor rendering the same HTML in the same run (and, with ``--fanout``,
+live fan-out of new posts to websocket watchers).
 
 Builds a throw-away data folder with a SQLite database (WAL): ``init`` and the
 demo loader, 20 dossiers in 10 two-office families (each with documents and
 citations, so every card has a family size, latest documents and a citation
 count), a category open to every office and one thread of 200 posts by several
 demo examiners whose bodies mention those 20 numbers (as application or
-publication numbers), and one examiner user with a ``forum dossiers:read``
-token per watcher, spread over seven offices (JP KR CN US AU GB SG, so seven
-viewer profiles: providing and accessing, providing only, accessing only).
+publication numbers), and with ``--fanout`` one examiner user with a
+``forum dossiers:read`` token per watcher, spread over seven offices.
 
-Then it starts the app with one uvicorn worker in its own process on a free
-loopback port (``python -m uvicorn --factory caseforum.app:create_app``, so the
-clients' Python work does not share the server's GIL) and measures:
+Then it starts two servers, each one uvicorn worker in its own process on a free
+loopback port: CaseForum (``python -m uvicorn --factory caseforum.app:create_app``)
+and the bare anchor (``bare_app`` below: a Starlette route reading the same SQLite
+file with raw ``sqlite3`` queries and rendering the same posts and cards in one Jinja
+loop), and measures, alternating between the two:
 
-1. ``GET /threads/{id}`` as ``kr.examiner`` logged in through the real form, and
-   ``GET /api/v1/threads/{id}`` with a bearer token: one client, sequential,
-   after a short warm-up; p50/p95/p99/max and requests/s.
-2. Fan-out: ``--watchers`` websocket clients (bearer tokens, no Origin) on
-   ``/ws/threads/{id}`` in one asyncio loop; when all are connected,
-   ``jp.examiner`` posts ``--messages`` posts one by one through the HTML form;
-   each carries a unique marker, and for each post the script measures the time
-   from the POST's response (and from sending it) until the first and the last
-   watcher received the fragment.  Every watcher must receive every post exactly
-   once and in event order; the script counts and reports misses, duplicates
-   and order errors.
+1. ``GET /threads/{id}`` as ``kr.examiner`` logged in through the real form, with one
+   client and with ``--clients`` (16) concurrent clients, and the anchor's same page;
+   p50/p95/p99/max, requests/s, the server's CPU per request and the ratio
+   CaseForum / bare (goal: 0.40 or more).  Then ``GET /api/v1/threads/{id}`` with a
+   bearer token, one client.
+2. With ``--fanout``: ``--watchers`` websocket clients (bearer tokens, no Origin) on
+   ``/ws/threads/{id}``; ``jp.examiner`` posts ``--messages`` posts one by one and
+   the script measures the time until the first and the last watcher received each;
+   every watcher must receive every post exactly once and in event order.
+   (``benchmarks/fanout_bench.py`` is the fan-out benchmark with its own anchor.)
 
-    .venv/bin/python benchmarks/forum_bench.py
-    .venv/bin/python benchmarks/forum_bench.py --watchers 100 --messages 5 --requests 50
-    .venv/bin/python benchmarks/forum_bench.py --profile      # py-spy on the server
+    .venv/bin/python benchmarks/forum_bench.py                 # page at 1 and 16 clients
+    .venv/bin/python benchmarks/forum_bench.py --quick         # 60 requests per measurement
+    .venv/bin/python benchmarks/forum_bench.py --fanout --watchers 100 --messages 5
+    .venv/bin/python benchmarks/forum_bench.py --profile       # py-spy on the server
 
-``--profile`` attaches py-spy (``pip install py-spy``) to the server process
-during each measured phase and prints where the server's CPU time goes (leaf
-functions, and inclusive time of the application's own functions).  It slows
-the server down; take the latency numbers from a run without it.
+It prints one ``SUMMARY {json}`` line per ratio row for ``benchmarks/run_all.py``.
+``--profile`` attaches py-spy (``pip install py-spy``) to the CaseForum server during
+each measured phase and prints where its CPU time goes; take the latency numbers from
+a run without it.
 
 Only loopback traffic; everything is written inside a temporary folder that is
-removed at the end.  The server process is terminated at the end, also on
-errors, Ctrl-C and SIGTERM.  The exit status is 1 when a watcher missed a post,
-got one twice or out of order.
+removed at the end.  The servers are terminated at the end, also on errors, Ctrl-C
+and SIGTERM.  The exit status is 1 when a watcher missed a post, got one twice or
+out of order.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ WATCHER_OFFICES = ("JP", "KR", "CN", "US", "AU", "GB", "SG")
 AUTHORS = ("jp.examiner", "kr.examiner", "cn.examiner", "au.examiner", "gb.examiner")
 PAGE_VIEWER = "kr.examiner"  # an accessing office: sees every dossier, hence 20 cards
 POSTER = "jp.examiner"
+READERS = 16  # more examiners of PAGE_VIEWER's office: one per concurrent page client
 
 
 # Data -------------------------------------------------------------------------------------
@@ -246,6 +249,10 @@ def build(data_dir: Path, watchers: int, log: Any) -> dict[str, Any]:
                                              scopes=["forum", "dossiers:read"],
                                              name="forum benchmark")
             tokens.append((office, plain))
+        for i in range(READERS):  # the page's concurrent clients: examiners of one office
+            accounts.create_user(session, username=f"{PAGE_VIEWER}{i:02d}",
+                                 office_code=PAGE_VIEWER[:2].upper(), role="examiner",
+                                 password=DEMO_PASSWORD, display_name=f"Bench reader {i}")
         viewer = session.exec(select(User).where(User.username == PAGE_VIEWER)).one()
         _, api_token = accounts.create_token(session, user=viewer,
                                              scopes=["forum", "dossiers:read"],
@@ -673,8 +680,8 @@ def page_phase(base: str, server: Server, info: dict[str, Any], args: argparse.N
     bare_clients = [httpx.Client(base_url=bare.url, timeout=60) for _ in clients] if bare else []
     try:
         login(clients[0], PAGE_VIEWER)
-        for c in clients[1:]:  # one session, as one examiner with many tabs would have
-            c.cookies = clients[0].cookies
+        for i, c in enumerate(clients[1:]):  # other examiners of the same office
+            login(c, f"{PAGE_VIEWER}{i % READERS:02d}")
         first = clients[0].get(path)
         first.raise_for_status()
         cards = CARD_RE.findall(first.text)

@@ -254,6 +254,8 @@ class Renderer:
                      if spec.get("kind") == "dossier"]
         self._prefetch(key for key, _ in mentions)
         self.prepare(mentions)
+        for thread_id in {p.thread_id for p in posts}:
+            self.perms.thread(thread_id)  # now, not while the template runs after the commit
         counts: dict[int, dict[str, int]] = defaultdict(dict)
         mine: dict[int, set[str]] = defaultdict(set)
         for reaction in self.session.exec(select(Reaction).where(
