@@ -242,8 +242,11 @@ class Renderer:
             User.id.in_({p.author_id for p in posts})))}  # type: ignore[attr-defined]
         offices = {o.code: OfficeData(code=o.code, name=o.name)
                    for o in self.session.exec(select(Office))}
-        refs: dict[int, list[Reference]] = defaultdict(list)
-        for ref in self.session.exec(select(Reference).where(
+        # columns, not ORM rows: 400 references load several times faster as plain rows
+        refs: dict[int, list[Any]] = defaultdict(list)
+        for ref in self.session.exec(select(  # type: ignore[call-overload]
+                Reference.post_id, Reference.position, Reference.kind, Reference.office_code,
+                Reference.number, Reference.text).where(
                 Reference.post_id.in_(ids)).order_by(Reference.position)):  # type: ignore[attr-defined]
             refs[ref.post_id].append(ref)
         mentions = [((r.kind, r.office_code, r.number), r.text)
@@ -258,7 +261,8 @@ class Renderer:
             self.perms.thread(thread_id)  # now, not while the template runs after the commit
         counts: dict[int, dict[str, int]] = defaultdict(dict)
         mine: dict[int, set[str]] = defaultdict(set)
-        for reaction in self.session.exec(select(Reaction).where(
+        for reaction in self.session.exec(select(  # type: ignore[call-overload]
+                Reaction.post_id, Reaction.emoji, Reaction.user_id).where(
                 Reaction.post_id.in_(ids))):  # type: ignore[attr-defined]
             counts[reaction.post_id][reaction.emoji] = \
                 counts[reaction.post_id].get(reaction.emoji, 0) + 1
@@ -282,7 +286,10 @@ class Renderer:
             views.append(view)
         return views
 
-    def _body(self, post: Post, refs: list[Reference]) -> tuple[Markup, list[Markup]]:
+    def _body(self, post: Post, refs: list[Any]) -> tuple[Markup, list[Markup]]:
+        """The post's HTML with its number markers as links (or plain text where the
+        viewer may not see the dossier), and the cards of the dossiers it mentions.
+        ``refs``: the post's references (``Reference`` rows or rows of its columns)."""
         by_position = {r.position: r for r in refs}
         cards: list[Markup] = []
         seen: set[int] = set()  # one card per dossier and post, however it is written
