@@ -146,6 +146,31 @@ def test_thread_page_statements_do_not_grow_with_posts_or_cards(app, as_user, ca
     assert counted[(200, 20)] <= 30, counted  # was 78 with one round of queries per card
 
 
+def test_thread_page_holds_one_database_connection_at_a_time(app, as_user, cases) -> None:
+    """Two at once per request let 16 concurrent readers take the whole pool (5 + 10
+    connections for SQLite) while each waited for its second: 30 s, then a 500."""
+    kr, _ = as_user("kr.examiner")
+    held = [0]
+    most = [0]
+
+    def checkout(*_: Any) -> None:
+        held[0] += 1
+        most[0] = max(most[0], held[0])
+
+    def checkin(*_: Any) -> None:
+        held[0] -= 1
+
+    kr.get(f"/threads/{cases[(20, 20)]}")
+    event.listen(app.state.engine, "checkout", checkout)
+    event.listen(app.state.engine, "checkin", checkin)
+    try:
+        assert kr.get(f"/threads/{cases[(20, 20)]}").status_code == 200
+    finally:
+        event.remove(app.state.engine, "checkout", checkout)
+        event.remove(app.state.engine, "checkin", checkin)
+    assert most[0] == 1
+
+
 def _old_card(env: Any, access: Access, app: Application) -> str:
     """The card as it was drawn before batching: four queries per card."""
     family = access.family(app)
