@@ -1,44 +1,46 @@
-"""Forum benchmark: a 200-post thread page with 20 dossier cards, and live fan-out
-of new posts to 500 websocket watchers.
+"""Forum benchmark: a 200-post thread page with 20 dossier cards, at 1 and 16 clients,
+against a bare anchor rendering the same HTML in the same run (and, with ``--fanout``,
+live fan-out of new posts to websocket watchers).
 
 Builds a throw-away data folder with a SQLite database (WAL): ``init`` and the
 demo loader, 20 dossiers in 10 two-office families (each with documents and
 citations, so every card has a family size, latest documents and a citation
 count), a category open to every office and one thread of 200 posts by several
 demo examiners whose bodies mention those 20 numbers (as application or
-publication numbers), and one examiner user with a ``forum dossiers:read``
-token per watcher, spread over seven offices (JP KR CN US AU GB SG, so seven
-viewer profiles: providing and accessing, providing only, accessing only).
+publication numbers), and with ``--fanout`` one examiner user with a
+``forum dossiers:read`` token per watcher, spread over seven offices.
 
-Then it starts the app with one uvicorn worker in its own process on a free
-loopback port (``python -m uvicorn --factory caseforum.app:create_app``, so the
-clients' Python work does not share the server's GIL) and measures:
+Then it starts two servers, each one uvicorn worker in its own process on a free
+loopback port: CaseForum (``python -m uvicorn --factory caseforum.app:create_app``)
+and the bare anchor (``bare_app`` below: a Starlette route reading the same SQLite
+file with raw ``sqlite3`` queries and rendering the same posts and cards in one Jinja
+loop), and measures, alternating between the two:
 
-1. ``GET /threads/{id}`` as ``kr.examiner`` logged in through the real form, and
-   ``GET /api/v1/threads/{id}`` with a bearer token: one client, sequential,
-   after a short warm-up; p50/p95/p99/max and requests/s.
-2. Fan-out: ``--watchers`` websocket clients (bearer tokens, no Origin) on
-   ``/ws/threads/{id}`` in one asyncio loop; when all are connected,
-   ``jp.examiner`` posts ``--messages`` posts one by one through the HTML form;
-   each carries a unique marker, and for each post the script measures the time
-   from the POST's response (and from sending it) until the first and the last
-   watcher received the fragment.  Every watcher must receive every post exactly
-   once and in event order; the script counts and reports misses, duplicates
-   and order errors.
+1. ``GET /threads/{id}`` as ``kr.examiner`` logged in through the real form, with one
+   client and with ``--clients`` (16) concurrent clients, and the anchor's same page;
+   p50/p95/p99/max, requests/s, the server's CPU per request and the ratio
+   CaseForum / bare (goal: 0.40 or more).  Then ``GET /api/v1/threads/{id}`` with a
+   bearer token, one client.
+2. With ``--fanout``: ``--watchers`` websocket clients (bearer tokens, no Origin) on
+   ``/ws/threads/{id}``; ``jp.examiner`` posts ``--messages`` posts one by one and
+   the script measures the time until the first and the last watcher received each;
+   every watcher must receive every post exactly once and in event order.
+   (``benchmarks/fanout_bench.py`` is the fan-out benchmark with its own anchor.)
 
-    .venv/bin/python benchmarks/forum_bench.py
-    .venv/bin/python benchmarks/forum_bench.py --watchers 100 --messages 5 --requests 50
-    .venv/bin/python benchmarks/forum_bench.py --profile      # py-spy on the server
+    .venv/bin/python benchmarks/forum_bench.py                 # page at 1 and 16 clients
+    .venv/bin/python benchmarks/forum_bench.py --quick         # 60 requests per measurement
+    .venv/bin/python benchmarks/forum_bench.py --fanout --watchers 100 --messages 5
+    .venv/bin/python benchmarks/forum_bench.py --profile       # py-spy on the server
 
-``--profile`` attaches py-spy (``pip install py-spy``) to the server process
-during each measured phase and prints where the server's CPU time goes (leaf
-functions, and inclusive time of the application's own functions).  It slows
-the server down; take the latency numbers from a run without it.
+It prints one ``SUMMARY {json}`` line per ratio row for ``benchmarks/run_all.py``.
+``--profile`` attaches py-spy (``pip install py-spy``) to the CaseForum server during
+each measured phase and prints where its CPU time goes; take the latency numbers from
+a run without it.
 
 Only loopback traffic; everything is written inside a temporary folder that is
-removed at the end.  The server process is terminated at the end, also on
-errors, Ctrl-C and SIGTERM.  The exit status is 1 when a watcher missed a post,
-got one twice or out of order.
+removed at the end.  The servers are terminated at the end, also on errors, Ctrl-C
+and SIGTERM.  The exit status is 1 when a watcher missed a post, got one twice or
+out of order.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ WATCHER_OFFICES = ("JP", "KR", "CN", "US", "AU", "GB", "SG")
 AUTHORS = ("jp.examiner", "kr.examiner", "cn.examiner", "au.examiner", "gb.examiner")
 PAGE_VIEWER = "kr.examiner"  # an accessing office: sees every dossier, hence 20 cards
 POSTER = "jp.examiner"
+READERS = 16  # more examiners of PAGE_VIEWER's office: one per concurrent page client
 
 
 # Data -------------------------------------------------------------------------------------
@@ -246,6 +249,10 @@ def build(data_dir: Path, watchers: int, log: Any) -> dict[str, Any]:
                                              scopes=["forum", "dossiers:read"],
                                              name="forum benchmark")
             tokens.append((office, plain))
+        for i in range(READERS):  # the page's concurrent clients: examiners of one office
+            accounts.create_user(session, username=f"{PAGE_VIEWER}{i:02d}",
+                                 office_code=PAGE_VIEWER[:2].upper(), role="examiner",
+                                 password=DEMO_PASSWORD, display_name=f"Bench reader {i}")
         viewer = session.exec(select(User).where(User.username == PAGE_VIEWER)).one()
         _, api_token = accounts.create_token(session, user=viewer,
                                              scopes=["forum", "dossiers:read"],
@@ -264,6 +271,160 @@ def build(data_dir: Path, watchers: int, log: Any) -> dict[str, Any]:
             "plan": plan}
 
 
+# Bare anchor ------------------------------------------------------------------------------
+#
+# The ceiling the thread page is measured against: the same HTML (the posts with their
+# markers turned into links and the 20 dossiers' cards under the posts that mention them)
+# from a bare Starlette route under the same uvicorn, reading the same SQLite file with
+# raw sqlite3 queries and rendering one Jinja loop.  No log-in, no sessions, no plugins,
+# no per-viewer rules beyond the one visibility filter the cards need.
+
+BARE_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }} · CaseForum</title>
+<link rel="stylesheet" href="/static/css/app.css"></head>
+<body><main id="main"><h1>{{ title }}</h1>
+<div id="posts" class="posts" aria-live="polite">
+{% for p in posts %}
+<article id="post-{{ p.id }}" class="post" data-author-id="{{ p.author_id }}">
+  <header class="post-head">
+    <span class="office-badge" title="{{ p.office_name }}">{{ p.office_code }}</span>
+    <strong>{{ p.label }}</strong>
+    <a class="muted permalink" href="/threads/{{ p.thread_id }}#post-{{ p.id }}"><time datetime="{{ p.created_at }}" title="{{ p.created_at }}">{{ p.created_at }}</time></a>
+    {% if p.reply_to_id %}<a class="muted" href="#post-{{ p.reply_to_id }}">↩ reply</a>{% endif %}
+  </header>
+  <div class="post-body">{{ p.html }}</div>
+  {% for c in p.cards %}
+<aside class="dossier-card" aria-label="Dossier {{ c.office_code }} {{ c.display_number }}">
+  <header><span class="office-badge">{{ c.office_code }}</span> <a href="/dossiers/{{ c.office_code }}/{{ c.number }}">{{ c.display_number }}</a> <span class="muted">filed {{ c.filing_date }}</span></header>
+  <p class="card-title">{{ c.title }}</p>
+  <p class="muted">{{ c.applicants[:2] | join("; ") }}</p>
+  <p class="card-facts"><span>family of {{ c.family_size }}</span> · <span>{{ c.citation_count }} citation{{ "" if c.citation_count == 1 else "s" }}</span></p>
+  {% if c.latest %}<ul class="card-docs">{% for d in c.latest %}<li><a href="/documents/{{ d.id }}"><code>{{ d.code }}</code> {{ d.date }}</a></li>{% endfor %}</ul>{% endif %}
+  <a class="card-open" href="/dossiers/{{ c.office_code }}/{{ c.number }}">Open dossier</a>
+</aside>
+  {% endfor %}
+  <footer class="post-actions"><span class="reactions">
+  {% for key, emoji in reactions.items() %}{% set n = p.reactions.get(key, 0) %}
+    <form method="post" action="/posts/{{ p.id }}/react/{{ key }}" class="inline" hx-post="/posts/{{ p.id }}/react/{{ key }}" hx-swap="none"><input type="hidden" name="csrf_token" value=""><button type="submit" class="reaction" aria-pressed="false" title="{{ key }}">{{ emoji }}{% if n %} <span class="n">{{ n }}</span>{% endif %}</button></form>
+  {% endfor %}</span>
+    <a href="#composer" data-reply-to="{{ p.id }}" data-quote="{{ p.body[:500] }}" class="reply-link">Reply</a>
+  </footer>
+</article>
+{% endfor %}
+</div></main></body></html>
+"""  # noqa: E501  (the markup of _post.html and dossier_card.html, one element a line)
+BARE_MARKER_RE = re.compile(r'<span data-ref="(\d+)">(.*?)</span>')
+
+
+def bare_app() -> Any:
+    """The bare anchor (``uvicorn --factory forum_bench:bare_app``); the database and the
+    viewer's office come from ``BARE_DB`` and ``BARE_OFFICE``."""
+    import json
+    import threading
+
+    from jinja2 import Environment
+    from markupsafe import Markup
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    db, office = os.environ["BARE_DB"], os.environ.get("BARE_OFFICE", "KR")
+    env = Environment(autoescape=True, auto_reload=False)
+    template = env.from_string(BARE_TEMPLATE)
+    local = threading.local()
+    reactions = {"+1": "+1", "agree": "✓ agree", "question": "? question", "seen": "seen"}
+
+    def conn() -> sqlite3.Connection:
+        if not hasattr(local, "conn"):
+            local.conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        return local.conn
+
+    def marks(n: int) -> str:
+        return ",".join("?" * n)
+
+    def page(request: Any) -> HTMLResponse:
+        c = conn()
+        thread_id = int(request.path_params["thread_id"])
+        title = c.execute("SELECT title FROM thread WHERE id = ?", (thread_id,)).fetchone()[0]
+        posts = [dict(zip(("id", "thread_id", "author_id", "reply_to_id", "body", "html",
+                           "created_at", "label", "office_code", "office_name"), row,
+                          strict=True))
+                 for row in c.execute(
+                     "SELECT p.id, p.thread_id, p.author_id, p.reply_to_id, p.body, p.html, "
+                     "p.created_at, coalesce(nullif(u.display_name, ''), u.username), "
+                     "u.office_code, o.name FROM post p JOIN user u ON u.id = p.author_id "
+                     "JOIN office o ON o.code = u.office_code WHERE p.thread_id = ? "
+                     "AND NOT p.hidden ORDER BY p.id LIMIT 200", (thread_id,))]
+        ids = [p["id"] for p in posts]
+        refs: dict[int, dict[int, tuple[str, str, str]]] = defaultdict(dict)
+        for post_id, pos, kind, off, number in c.execute(
+                f'SELECT post_id, position, kind, office_code, number FROM "reference" '
+                f"WHERE post_id IN ({marks(len(ids))})", ids):
+            refs[post_id][pos] = (kind, off, number)
+        keys = {k for r in refs.values() for k in r.values()}
+        numbers = [n for kind, _, n in keys if kind == "application"]
+        pubs = [o + n for kind, o, n in keys if kind != "application"]
+        cols = ("id", "office_code", "number", "display_number", "filing_date",
+                "publication_number", "title", "applicants", "family_id")
+        apps = [dict(zip(cols, row, strict=True)) for row in c.execute(
+            f"SELECT {', '.join(cols)} FROM application WHERE number IN ({marks(len(numbers))}) "
+            f"OR publication_number IN ({marks(len(pubs))})", numbers + pubs)]
+        by_key: dict[tuple[str, str, str], dict] = {}
+        for a in apps:
+            a["applicants"] = json.loads(a["applicants"])
+            by_key[("application", a["office_code"], a["number"])] = a
+            pub = a["publication_number"]
+            by_key[("publication", pub[:2], pub[2:])] = a
+        app_ids = [a["id"] for a in apps]
+        families = [a["family_id"] for a in apps if a["family_id"] is not None]
+        sizes = dict(c.execute(
+            f"SELECT family_id, count(*) FROM application WHERE family_id IN "
+            f"({marks(len(families))}) GROUP BY family_id", families))
+        docs: dict[int, list[dict]] = defaultdict(list)
+        visible: set[int] = set()
+        for doc_id, app_id, code, day in c.execute(
+                f"SELECT id, application_id, code, date FROM document WHERE application_id "
+                f"IN ({marks(len(app_ids))}) AND (visibility != 'restricted' OR id IN "
+                f"(SELECT document_id FROM document_office WHERE office_code = ?)) "
+                f"ORDER BY date DESC, id DESC", [*app_ids, office]):
+            docs[app_id].append({"id": doc_id, "code": code, "date": day})
+            visible.add(doc_id)
+        cites: dict[int, int] = defaultdict(int)
+        for app_id, doc_id in c.execute(
+                f"SELECT application_id, document_id FROM citation WHERE application_id IN "
+                f"({marks(len(app_ids))})", app_ids):
+            if doc_id is None or doc_id in visible:
+                cites[app_id] += 1
+        for a in apps:
+            a["family_size"] = sizes.get(a["family_id"], 1)
+            a["citation_count"] = cites[a["id"]]
+            a["latest"] = docs[a["id"]][:3]
+        counts: dict[int, dict[str, int]] = defaultdict(dict)
+        for post_id, emoji in c.execute(
+                f"SELECT post_id, emoji FROM reaction WHERE post_id IN ({marks(len(ids))})", ids):
+            counts[post_id][emoji] = counts[post_id].get(emoji, 0) + 1
+        for p in posts:
+            cards: list[dict] = []
+            where = refs[p["id"]]
+
+            def link(m: re.Match[str], where: dict = where, cards: list = cards) -> str:
+                a = by_key.get(where.get(int(m.group(1)), ("", "", "")))
+                if a is None:
+                    return m.group(2)
+                if a not in cards:
+                    cards.append(a)
+                return f'<a class="ref" href="/dossiers/{a["office_code"]}/{a["number"]}">' \
+                       f"{m.group(2)}</a>"
+
+            p["html"] = Markup(BARE_MARKER_RE.sub(link, p["html"]))
+            p["cards"] = cards
+            p["reactions"] = counts[p["id"]]
+        return HTMLResponse(template.render(title=title, posts=posts, reactions=reactions))
+
+    return Starlette(routes=[Route("/threads/{thread_id:int}", page),
+                             Route("/healthz", lambda r: HTMLResponse("ok"))])
+
+
 # Server --------------------------------------------------------------------------------
 
 
@@ -276,16 +437,21 @@ def free_port() -> int:
 class Server:
     """``python -m uvicorn --factory caseforum.app:create_app`` in its own process."""
 
-    def __init__(self, data_dir: Path, workdir: Path) -> None:
+    def __init__(self, data_dir: Path, workdir: Path, bare: bool = False) -> None:
+        """``bare``: the anchor (``bare_app`` above) instead of CaseForum, under the
+        same uvicorn settings."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("CASEFORUM_")}
         env.update(CASEFORUM_DATA_DIR=str(data_dir), CASEFORUM_SECRET_KEY=SECRET,
-                   PYTHONUNBUFFERED="1")
-        self.log_path = workdir / "server.log"
+                   PYTHONUNBUFFERED="1", BARE_DB=str(data_dir / "caseforum.db"),
+                   BARE_OFFICE=PAGE_VIEWER[:2].upper())
+        factory = ["--app-dir", str(Path(__file__).resolve().parent), "forum_bench:bare_app"] \
+            if bare else ["caseforum.app:create_app"]
+        self.log_path = workdir / ("bare.log" if bare else "server.log")
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "caseforum.app:create_app",
+            [sys.executable, "-m", "uvicorn", "--factory", *factory,
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
              "--no-access-log"],
             env=env, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
@@ -380,6 +546,18 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
+def summary(row: str, caseforum: float, bare: float, goal: str, unit: str,
+            higher_is_better: bool = True) -> None:
+    """One machine-readable line for ``benchmarks/run_all.py``'s summary table."""
+    import json
+
+    ratio = (caseforum / bare if higher_is_better else bare / caseforum) \
+        if caseforum and bare else None
+    print("SUMMARY " + json.dumps({"row": row, "caseforum": round(caseforum, 2),
+                                   "bare": round(bare, 2), "ratio": ratio and round(ratio, 3),
+                                   "goal": goal, "unit": unit}), flush=True)
+
+
 def login(client: httpx.Client, username: str) -> str:
     """Log in through the form; returns the session's CSRF token."""
     token = CSRF_RE.search(client.get("/login").text)
@@ -440,13 +618,71 @@ def time_requests(client: httpx.Client, server: Server, name: str, path: str, n:
     return result
 
 
+def time_concurrent(clients: list[httpx.Client], server: Server, name: str, path: str,
+                    n: int, max_seconds: float) -> Timing:
+    """``n`` requests in all from ``len(clients)`` threads, each with its own connection,
+    back to back; requests/s is the successful ones over the wall time."""
+    import threading
+
+    result = Timing(name)
+    lock = threading.Lock()
+    left = [n]
+
+    def worker(client: httpx.Client) -> None:
+        while True:
+            with lock:
+                if left[0] <= 0 or time.perf_counter() - start > max_seconds:
+                    return
+                left[0] -= 1
+            t = time.perf_counter()
+            try:
+                r = client.get(path)
+                ok = r.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            took = time.perf_counter() - t
+            with lock:
+                if ok:
+                    result.times.append(took)
+                    result.size = len(r.content)
+                else:
+                    result.errors += 1
+
+    for client in clients:  # warm-up: templates, statement cache, one connection each
+        client.get(path)
+    cpu0 = server.cpu_seconds()
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result.wall = time.perf_counter() - start
+    cpu1 = server.cpu_seconds()
+    if cpu0 is not None and cpu1 is not None:
+        result.cpu = cpu1 - cpu0
+    return result
+
+
+def rate(t: Timing) -> float:
+    return len(t.times) / t.wall if t.wall else float("nan")
+
+
 def page_phase(base: str, server: Server, info: dict[str, Any], args: argparse.Namespace,
-               log: Any) -> tuple[list[Timing], dict[str, Any]]:
+               log: Any, bare: Server | None = None) -> tuple[list[Timing], dict[str, Any]]:
+    """The thread page at 1 and ``--clients`` clients, CaseForum and (when given) the bare
+    anchor alternately, then the thread API at one client."""
     thread_id = info["thread_id"]
-    facts: dict[str, Any] = {}
-    with httpx.Client(base_url=base, timeout=60, follow_redirects=False) as page_client:
-        login(page_client, PAGE_VIEWER)
-        first = page_client.get(f"/threads/{thread_id}")
+    path = f"/threads/{thread_id}"
+    facts: dict[str, Any] = {"pairs": []}
+    clients = [httpx.Client(base_url=base, timeout=60, follow_redirects=False)
+               for _ in range(max(1, args.clients))]
+    bare_clients = [httpx.Client(base_url=bare.url, timeout=60) for _ in clients] if bare else []
+    try:
+        login(clients[0], PAGE_VIEWER)
+        for i, c in enumerate(clients[1:]):  # other examiners of the same office
+            login(c, f"{PAGE_VIEWER}{i % READERS:02d}")
+        first = clients[0].get(path)
         first.raise_for_status()
         cards = CARD_RE.findall(first.text)
         facts["posts_on_page"] = first.text.count('id="post-')
@@ -457,14 +693,34 @@ def page_phase(base: str, server: Server, info: dict[str, Any], args: argparse.N
             r'<aside class="dossier-card".*?</aside>', first.text, re.S)) / 1024
         log(f"  thread page: {facts['posts_on_page']} posts, {len(cards)} cards "
             f"({len(set(cards))} distinct), {facts['page_kb']:.0f} kB")
-
-        def page_check(r: httpx.Response) -> str:
-            return f"{len(set(CARD_RE.findall(r.text)))} distinct cards"
-
-        page = time_requests(page_client, server, f"page GET /threads/{{id}} ({PAGE_VIEWER})",
-                             f"/threads/{thread_id}", args.requests, args.max_seconds,
-                             page_check)
-    log("  " + page.row())
+        if bare:
+            anchor = bare_clients[0].get(path)
+            anchor.raise_for_status()
+            bare_cards = CARD_RE.findall(anchor.text)
+            facts["bare_kb"] = len(anchor.content) / 1024
+            bare_posts = anchor.text.count('id="post-')
+            log(f"  bare anchor: {bare_posts} posts, {len(bare_cards)} "
+                f"cards ({len(set(bare_cards))} distinct), {facts['bare_kb']:.0f} kB")
+            if sorted(bare_cards) != sorted(cards):
+                raise RuntimeError("the bare anchor's cards differ from CaseForum's")
+        timings = []
+        for n_clients in sorted({1, max(1, args.clients)}):
+            n = args.requests if n_clients == 1 else args.requests * 2
+            cf = time_concurrent(clients[:n_clients], server,
+                                 f"page GET /threads/{{id}}, {n_clients} client(s)", path, n,
+                                 args.max_seconds)
+            log("  " + cf.row())
+            timings.append(cf)
+            if bare:
+                b = time_concurrent(bare_clients[:n_clients], bare,
+                                    f"bare anchor, same HTML, {n_clients} client(s)", path, n,
+                                    args.max_seconds)
+                log("  " + b.row())
+                timings.append(b)
+                facts["pairs"].append((n_clients, cf, b))
+    finally:
+        for c in clients + bare_clients:
+            c.close()
     headers = {"Authorization": f"Bearer {info['api_token']}"}
     with httpx.Client(base_url=base, timeout=60, headers=headers) as api_client:
         body = api_client.get(f"/api/v1/threads/{thread_id}")
@@ -481,7 +737,7 @@ def page_phase(base: str, server: Server, info: dict[str, Any], args: argparse.N
                             f"/api/v1/threads/{thread_id}", args.requests, args.max_seconds,
                             api_check)
     log("  " + api.row())
-    return [page, api], facts
+    return [*timings, api], facts
 
 
 @dataclass
@@ -753,14 +1009,29 @@ def main() -> int:
                         help="websocket handshakes in flight at once")
     parser.add_argument("--no-compression", action="store_true",
                         help="watchers do not offer permessage-deflate (browsers do)")
+    parser.add_argument("--clients", type=int, default=16,
+                        help="concurrent clients of the second thread-page measurement")
+    parser.add_argument("--no-bare", action="store_true",
+                        help="leave out the bare anchor (no ratio)")
+    parser.add_argument("--quick", action="store_true",
+                        help="at most 60 requests per measurement (make bench BENCH_ARGS=--quick)")
     parser.add_argument("--skip-page", action="store_true")
-    parser.add_argument("--skip-fanout", action="store_true")
+    parser.add_argument("--fanout", action="store_true",
+                        help="also measure live fan-out (benchmarks/fanout_bench.py is the "
+                             "fan-out benchmark; this is the older variant)")
+    parser.add_argument("--skip-fanout", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true",
                         help="attach py-spy to the server during each phase")
     args = parser.parse_args()
     if not 1 <= args.watchers <= 5000 or not 1 <= args.messages <= 1000 \
             or not 1 <= args.requests <= 10000:
         parser.error("--watchers 1..5000, --messages 1..1000, --requests 1..10000")
+    if not 1 <= args.clients <= 64:
+        parser.error("--clients 1..64")
+    if args.quick:
+        args.requests = min(args.requests, 60)
+        args.max_seconds = min(args.max_seconds, 30)
+    args.skip_fanout = args.skip_fanout or not args.fanout
 
     def log(text: str) -> None:
         print(text, flush=True)
@@ -773,12 +1044,16 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="cf-forum-bench-"))
     data_dir = workdir / "data"
     server: Server | None = None
+    bare: Server | None = None
     started = time.perf_counter()
     try:
         log(f"Building the data in {data_dir}")
-        info = build(data_dir, args.watchers, log)
+        info = build(data_dir, 0 if args.skip_fanout else args.watchers, log)
         server = Server(data_dir, workdir)
         server.wait_ready()
+        if not args.no_bare and not args.skip_page:
+            bare = Server(data_dir, workdir, bare=True)
+            bare.wait_ready()
         settle = wait_for_consumers(data_dir / "caseforum.db")
         log(f"Server: pid {server.proc.pid} on {server.url}, RSS {server.rss_mb():.0f} MB; "
             f"event consumers caught up with the build's backlog after {settle:.1f} s")
@@ -789,7 +1064,7 @@ def main() -> int:
         if not args.skip_page:
             log("Thread page and API")
             prof = Profiler(server.proc.pid, workdir / "page.txt") if args.profile else None
-            timings, facts = page_phase(server.url, server, info, args, log)
+            timings, facts = page_phase(server.url, server, info, args, log, bare)
             if prof:
                 profiles.append((prof.stop(), "thread page and thread API"))
         fan: FanoutResult | None = None
@@ -822,6 +1097,24 @@ def main() -> int:
                 f"{facts['cards_kb']:.0f} kB cards. "
                 f"API: {facts['api_posts']} posts, {facts['api_cards']} cards, "
                 f"{facts['api_kb']:.0f} kB JSON.")
+            if facts.get("pairs"):
+                log(f"Bare anchor: the same posts and cards, {facts['bare_kb']:.0f} kB HTML "
+                    f"(no page frame, no forms' CSRF, no bell).\n")
+                log("| row | CaseForum req/s | bare req/s | ratio | goal |")
+                log("|---|---|---|---|---|")
+                for n_clients, cf, b in facts["pairs"]:
+                    ratio = rate(cf) / rate(b) if rate(b) else float("nan")
+                    row = f"thread page, {n_clients} client{'s' if n_clients > 1 else ''}"
+                    log(f"| {row} | {rate(cf):.1f} | {rate(b):.1f} | {ratio:.2f} | >= 0.40 |")
+                    summary(row, rate(cf), rate(b), ">= 0.40", "req/s")
+                cf, b = facts["pairs"][0][1:]
+                if cf.cpu is not None and b.cpu is not None and cf.times and b.times:
+                    # server CPU per request: steadier than req/s on a shared machine
+                    cf_ms, b_ms = (t.cpu / (len(t.times) + t.errors) * 1000 for t in (cf, b))
+                    log(f"| thread page, server CPU ms per request | {cf_ms:.0f} | {b_ms:.0f} | "
+                        f"{b_ms / cf_ms:.2f} | >= 0.40 |")
+                    summary("thread page, server CPU ms/request (1 client)", cf_ms, b_ms,
+                            ">= 0.40", "ms", higher_is_better=False)
         if fan:
             ms = [x * 1000 for x in fan.after_response]
             ms_send = [x * 1000 for x in fan.after_send]
@@ -869,8 +1162,9 @@ def main() -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        if server is not None:
-            server.stop()
+        for running in (server, bare):
+            if running is not None:
+                running.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -266,6 +266,9 @@ class PluginHost:
     def commands(self, *, cli: Any) -> None:
         self._call_each("register_commands", cli=cli)
 
+    def prepare_references(self, *, references: list[Any], viewer: Any) -> None:
+        self._call_each("prepare_references", references=references, viewer=viewer)
+
     def render_reference(self, *, reference: Any, viewer: Any) -> str | None:
         for _, html in self._call_each("render_reference", reference=reference, viewer=viewer):
             return html

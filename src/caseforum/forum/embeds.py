@@ -1,5 +1,9 @@
 """Blocks that bots attach to their posts, rendered per viewer.
 
+The renderer renders each distinct block once per page (``Renderer.embed``)
+and has already looked up the dossiers of ``dossier`` blocks with the page's
+other mentions, so their cards come from the page's batch as well.
+
 A bot's answer is stored as short text plus *embeds* (``{"kind": ...}``), so
 that what it reveals is decided when each examiner reads it, by the same
 rules as everything else: an office that may not see a document never sees
@@ -18,10 +22,13 @@ if TYPE_CHECKING:
     from caseforum.forum.view import Renderer
 
 
-def family_citations(renderer: Renderer, app: Application) -> list[dict[str, Any]]:
-    """Every family member's visible citations, grouped by cited document."""
+def family_citations(renderer: Renderer, app: Application,
+                     members: list[Application] | None = None) -> list[dict[str, Any]]:
+    """Every family member's visible citations, grouped by cited document.
+    ``members``: the visible family, when the caller has it already."""
     access = renderer.access
-    members = access.family(app)
+    if members is None:
+        members = access.family(app)
     docs = access.documents(members)
     by_member = {m.id: m for m in members}
     grouped: dict[str, dict[str, Any]] = {}
@@ -49,8 +56,8 @@ def render_embed(renderer: Renderer, spec: dict[str, Any]) -> Markup | None:
             return None
         if kind == "dossier":
             return renderer.card("application", app.office_code, app.number, "")
-        rows = family_citations(renderer, app)
         members = renderer.access.family(app)
+        rows = family_citations(renderer, app, members)
         return Markup(env.get_template("partials/family_citations.html").render(
             app=app, rows=rows, members=members))
     if kind == "document":

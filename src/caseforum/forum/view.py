@@ -6,23 +6,27 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment
 from markupsafe import Markup
 from sqlmodel import Session, select
 
-from caseforum.authz import Viewer
+from caseforum.authz import PostTarget, ThreadTarget, Viewer, can
 from caseforum.dossiers.access import Access
-from caseforum.models import Application, Office, Post, Reaction, Reference, User
+from caseforum.forum.targets import thread_target
+from caseforum.models import Application, Office, Post, Reaction, Reference, Thread, User
+from caseforum.models.account import Role
 
 MARKER_RE = re.compile(r'<span data-ref="(\d+)">(.*?)</span>')
 
 
 @dataclass(frozen=True)
 class CardContext:
-    """What ``render_reference`` receives as ``reference``."""
+    """What ``prepare_references`` and ``render_reference`` receive as a reference."""
 
     kind: str  # application | publication
     office: str
@@ -32,23 +36,127 @@ class CardContext:
     access: Access
     env: Environment
     session: Session
+    page: dict[str, Any] = field(default_factory=dict)  # shared by the page's references
+
+
+@dataclass(frozen=True)
+class PostData:
+    """A post as the templates and the API read it: plain values, no ORM row."""
+
+    id: int
+    thread_id: int
+    author_id: int
+    reply_to_id: int | None
+    body: str
+    html: str
+    embeds: list[dict[str, Any]]
+    created_at: datetime
+    edited_at: datetime | None
+    hidden: bool
+    hidden_reason: str
+    quiet: bool
+
+    @classmethod
+    def of(cls, post: Post) -> PostData:
+        return cls(id=post.id or 0, thread_id=post.thread_id, author_id=post.author_id,
+                   reply_to_id=post.reply_to_id, body=post.body, html=post.html,
+                   embeds=list(post.embeds or []), created_at=post.created_at,
+                   edited_at=post.edited_at, hidden=post.hidden,
+                   hidden_reason=post.hidden_reason, quiet=post.quiet)
+
+
+@dataclass(frozen=True)
+class AuthorData:
+    id: int
+    username: str
+    label: str
+    office_code: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class OfficeData:
+    code: str
+    name: str
+
+
+class PagePermissions:
+    """The viewer's rights on one page, each distinct question answered once.
+
+    ``_post.html`` asks for every post whether the viewer may react, reply and
+    moderate; the answers depend on the thread (and for reactions on the post's
+    author and hidden flag), so a 200-post page asks the rules a handful of
+    times instead of about a thousand.
+    """
+
+    def __init__(self, session: Session, viewer: Viewer) -> None:
+        self.session = session
+        self.viewer = viewer
+        self._threads: dict[int, ThreadTarget | None] = {}
+        self._answers: dict[tuple[str, Any], bool] = {}
+
+    def thread(self, thread_id: int) -> ThreadTarget | None:
+        if thread_id not in self._threads:
+            thread = self.session.get(Thread, thread_id)
+            self._threads[thread_id] = (thread_target(self.session, thread)
+                                        if thread is not None else None)
+        return self._threads[thread_id]
+
+    def can(self, action: str, target: Any) -> bool:
+        key = (action, target)
+        if key not in self._answers:
+            self._answers[key] = can(self.viewer, action, target)
+        return self._answers[key]
+
+    def post(self, action: str, post: PostData) -> bool:
+        thread = self.thread(post.thread_id)
+        if thread is None:
+            return False
+        if action == "post.react":
+            return self.can(action, PostTarget(thread=thread, author_id=post.author_id,
+                                               hidden=post.hidden))
+        return self.can(action, thread)
 
 
 @dataclass
 class PostView:
-    post: Post
-    author: User
-    author_office: Office | None
+    post: PostData
+    author: AuthorData
+    author_office: OfficeData | None
     html: Markup
     cards: list[Markup] = field(default_factory=list)
     embeds: list[Markup] = field(default_factory=list)
     reactions: dict[str, int] = field(default_factory=dict)
     mine: set[str] = field(default_factory=set)
+    perms: PagePermissions | None = field(default=None, repr=False, compare=False)
+
+    def _can(self, action: str) -> bool:
+        return self.perms is not None and self.perms.post(action, self.post)
+
+    @property
+    def can_react(self) -> bool:
+        return self._can("post.react")
+
+    @property
+    def can_reply(self) -> bool:
+        return self._can("post.create")
+
+    @property
+    def can_moderate(self) -> bool:
+        return self._can("forum.moderate")
+
+
+RefKey = tuple[str, str, str]  # (kind, office, number)
 
 
 class Renderer:
-    """Renders posts for one viewer; dossier lookups and cards are cached, so a
-    thread that mentions one dossier twenty times looks it up once."""
+    """Renders posts for one viewer and one page.
+
+    Every dossier the page mentions is looked up in two queries, the cards'
+    data is loaded for all of them at once (``prepare_references``), each
+    dossier's card is rendered once however often it is mentioned, and the
+    permission questions of the post template are answered once per page.
+    """
 
     def __init__(self, session: Session, viewer: Viewer | None, host: Any,
                  env: Environment) -> None:
@@ -57,26 +165,25 @@ class Renderer:
         self.access = Access(session, self.viewer)
         self.host = host
         self.env = env
-        self._apps: dict[tuple[str, str, str], Application | None] = {}
-        self._cards: dict[tuple[str, str, str], Markup | None] = {}
+        self.perms = PagePermissions(session, self.viewer)
+        self.page: dict[str, Any] = {}  # what plugins loaded for this page's cards
+        self._apps: dict[RefKey, Application | None] = {}
+        self._cards: dict[int, Markup | None] = {}  # by application id
+        self._prepared: set[int] = set()
+        self._memo: dict[tuple[str, Any], Any] = {}  # embeds' data, per page
 
     def app_for(self, kind: str, office: str, number: str) -> Application | None:
         key = (kind, office, number)
         if key not in self._apps:
-            if kind == "application":
-                app = self.session.exec(select(Application).where(
-                    Application.office_code == office, Application.number == number)).first()
-            else:
-                app = self.session.exec(select(Application).where(
-                    Application.publication_number == office + number)).first()
-            self._apps[key] = app if self.access.can_see(app) else None
+            self._prefetch([key])
         return self._apps[key]
 
-    def _prefetch(self, refs: list[Reference]) -> None:
+    def _prefetch(self, keys: Iterable[RefKey]) -> None:
         """Look up every dossier a page mentions in two queries, not one per mention."""
-        apps_wanted = {(r.office_code, r.number) for r in refs if r.kind == "application"}
-        pubs_wanted = {r.office_code + r.number for r in refs if r.kind == "publication"}
-        found: dict[tuple[str, str, str], Application] = {}
+        keys = {k for k in keys if k not in self._apps}
+        apps_wanted = {(o, n) for kind, o, n in keys if kind == "application"}
+        pubs_wanted = {o + n for kind, o, n in keys if kind != "application"}
+        found: dict[RefKey, Application] = {}
         if apps_wanted:
             numbers = {n for _, n in apps_wanted}
             for app in self.session.exec(select(Application).where(
@@ -88,28 +195,44 @@ class Renderer:
                     Application.publication_number.in_(pubs_wanted))):  # type: ignore[attr-defined]
                 pub = app.publication_number
                 found[("publication", pub[:2], pub[2:])] = app
-        for office, number in apps_wanted:
-            key = ("application", office, number)
-            if key not in self._apps:
-                app = found.get(key)
-                self._apps[key] = app if self.access.can_see(app) else None
-        for pub in pubs_wanted:
-            key = ("publication", pub[:2], pub[2:])
-            if key not in self._apps:
-                app = found.get(key)
-                self._apps[key] = app if self.access.can_see(app) else None
+        for key in keys:
+            app = found.get(key)
+            self._apps[key] = app if self.access.can_see(app) else None
+
+    def _context(self, key: RefKey, text: str, app: Application) -> CardContext:
+        return CardContext(kind=key[0], office=key[1], number=key[2], text=text, app=app,
+                           access=self.access, env=self.env, session=self.session,
+                           page=self.page)
+
+    def prepare(self, mentions: Iterable[tuple[RefKey, str]]) -> None:
+        """Let the card plugins load what every visible dossier among ``mentions``
+        needs, in one call for all of them."""
+        contexts: list[CardContext] = []
+        for key, text in mentions:
+            app = self.app_for(*key)
+            if app is not None and app.id not in self._prepared:
+                self._prepared.add(app.id or 0)
+                contexts.append(self._context(key, text, app))
+        if contexts:
+            self.host.prepare_references(references=contexts, viewer=self.viewer)
 
     def card(self, kind: str, office: str, number: str, text: str) -> Markup | None:
-        key = (kind, office, number)
-        if key not in self._cards:
-            app = self.app_for(kind, office, number)
-            html = None
-            if app is not None:
-                ctx = CardContext(kind=kind, office=office, number=number, text=text, app=app,
-                                  access=self.access, env=self.env, session=self.session)
-                html = self.host.render_reference(reference=ctx, viewer=self.viewer)
-            self._cards[key] = Markup(html) if html else None
-        return self._cards[key]
+        app = self.app_for(kind, office, number)
+        if app is None:
+            return None
+        if app.id not in self._cards:
+            key = (kind, office, number)
+            self.prepare([(key, text)])
+            html = self.host.render_reference(reference=self._context(key, text, app),
+                                              viewer=self.viewer)
+            self._cards[app.id or 0] = Markup(html) if html else None
+        return self._cards[app.id or 0]
+
+    def memo(self, name: str, key: Any, make: Any) -> Any:
+        """``make()`` once per page for (name, key): embeds repeated across posts."""
+        if (name, key) not in self._memo:
+            self._memo[(name, key)] = make()
+        return self._memo[(name, key)]
 
     def posts(self, posts: list[Post]) -> list[PostView]:
         if not posts:
@@ -117,27 +240,44 @@ class Renderer:
         ids = [p.id for p in posts]
         users = {u.id: u for u in self.session.exec(select(User).where(
             User.id.in_({p.author_id for p in posts})))}  # type: ignore[attr-defined]
-        offices = {o.code: o for o in self.session.exec(select(Office))}
-        refs: dict[int, list[Reference]] = defaultdict(list)
-        for ref in self.session.exec(select(Reference).where(
+        offices = {o.code: OfficeData(code=o.code, name=o.name)
+                   for o in self.session.exec(select(Office))}
+        # columns, not ORM rows: 400 references load several times faster as plain rows
+        refs: dict[int, list[Any]] = defaultdict(list)
+        for ref in self.session.exec(select(  # type: ignore[call-overload]
+                Reference.post_id, Reference.position, Reference.kind, Reference.office_code,
+                Reference.number, Reference.text).where(
                 Reference.post_id.in_(ids)).order_by(Reference.position)):  # type: ignore[attr-defined]
             refs[ref.post_id].append(ref)
-        self._prefetch([r for rs in refs.values() for r in rs])
+        mentions = [((r.kind, r.office_code, r.number), r.text)
+                    for p in posts if not p.hidden for r in refs[p.id or 0]]
+        mentions += [(("application", str(spec.get("office", "")),
+                       str(spec.get("number", ""))), "")
+                     for p in posts if not p.hidden for spec in p.embeds or []
+                     if spec.get("kind") == "dossier"]
+        self._prefetch(key for key, _ in mentions)
+        self.prepare(mentions)
+        for thread_id in {p.thread_id for p in posts}:
+            self.perms.thread(thread_id)  # now, not while the template runs after the commit
         counts: dict[int, dict[str, int]] = defaultdict(dict)
         mine: dict[int, set[str]] = defaultdict(set)
-        for reaction in self.session.exec(select(Reaction).where(
+        for reaction in self.session.exec(select(  # type: ignore[call-overload]
+                Reaction.post_id, Reaction.emoji, Reaction.user_id).where(
                 Reaction.post_id.in_(ids))):  # type: ignore[attr-defined]
             counts[reaction.post_id][reaction.emoji] = \
                 counts[reaction.post_id].get(reaction.emoji, 0) + 1
             if reaction.user_id == self.viewer.user_id:
                 mine[reaction.post_id].add(reaction.emoji)
+        authors = {uid: AuthorData(id=u.id or 0, username=u.username, label=u.label,
+                                   office_code=u.office_code, role=u.role)
+                   for uid, u in users.items()}
         views = []
         for post in posts:
-            author = users[post.author_id]
-            view = PostView(post=post, author=author,
+            author = authors[post.author_id]
+            view = PostView(post=PostData.of(post), author=author,
                             author_office=offices.get(author.office_code),
                             html=Markup(""), reactions=counts[post.id or 0],
-                            mine=mine[post.id or 0])
+                            mine=mine[post.id or 0], perms=self.perms)
             if not post.hidden:
                 view.html, view.cards = self._body(post, refs[post.id or 0])
                 view.embeds = [e for e in (self.embed(spec) for spec in post.embeds) if e]
@@ -146,10 +286,13 @@ class Renderer:
             views.append(view)
         return views
 
-    def _body(self, post: Post, refs: list[Reference]) -> tuple[Markup, list[Markup]]:
+    def _body(self, post: Post, refs: list[Any]) -> tuple[Markup, list[Markup]]:
+        """The post's HTML with its number markers as links (or plain text where the
+        viewer may not see the dossier), and the cards of the dossiers it mentions.
+        ``refs``: the post's references (``Reference`` rows or rows of its columns)."""
         by_position = {r.position: r for r in refs}
         cards: list[Markup] = []
-        seen: set[tuple[str, str, str]] = set()
+        seen: set[int] = set()  # one card per dossier and post, however it is written
 
         def replace(match: re.Match[str]) -> str:
             ref = by_position.get(int(match.group(1)))
@@ -159,9 +302,8 @@ class Renderer:
             app = self.app_for(ref.kind, ref.office_code, ref.number)
             if app is None:
                 return text  # not there, or not for this viewer: plain text
-            key = (ref.kind, ref.office_code, ref.number)
-            if key not in seen:
-                seen.add(key)
+            if app.id not in seen:
+                seen.add(app.id or 0)
                 card = self.card(ref.kind, ref.office_code, ref.number, ref.text)
                 if card:
                     cards.append(card)
@@ -180,10 +322,14 @@ class Renderer:
             kind, office, number = reference_key(ref)
             refs.append(Reference(post_id=0, position=i, kind=kind, office_code=office,
                                   number=number, text=ref.text))
+        mentions = [((r.kind, r.office_code, r.number), r.text) for r in refs]
+        self._prefetch(key for key, _ in mentions)
+        self.prepare(mentions)
         return self._body(Post(thread_id=0, author_id=0, body=body, html=rendered.html), refs)
 
     def embed(self, spec: dict[str, Any]) -> Markup | None:
         """A bot's block, rendered for this viewer (nothing if they may not see it)."""
         from caseforum.forum.embeds import render_embed
 
-        return render_embed(self, spec)
+        key = tuple(sorted((str(k), str(v)) for k, v in spec.items()))
+        return self.memo("embed", key, lambda: render_embed(self, spec))

@@ -28,6 +28,7 @@ from caseforum.forum.service import REACTIONS, ForumError
 from caseforum.forum.view import Renderer
 from caseforum.models import (
     Category,
+    Event,
     Flag,
     Notification,
     Post,
@@ -122,7 +123,10 @@ def _thread_context(request: Request, session: Session, viewer: Viewer,
             "target": target, "can": can, "reactions": REACTIONS,
             "can_post": can(viewer, "post.create", target),
             "can_moderate": can(viewer, "forum.moderate", target),
-            "live_after": request.app.state.latest_event_id()}
+            # from this session's own snapshot: a second connection here (the app's
+            # latest_event_id) made 16 concurrent readers exhaust the pool and wait 30 s
+            "live_after": session.exec(select(Event.id).order_by(  # type: ignore[union-attr]
+                Event.id.desc()).limit(1)).first() or 0}
 
 
 def _show_thread(request: Request, session: Session, viewer: Viewer, thread_id: int,
