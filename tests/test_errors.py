@@ -171,6 +171,10 @@ def test_a_bug_is_a_500_with_a_logged_traceback_not_a_422(app: Any,
         response = c.get("/api/v1/broken")
     _assert_error(response, 500, "server_error")
     assert "invalid literal for int()" not in response.text
+    # the 500 answer comes from outside the middleware stack and still carries the headers
+    assert response.headers["content-security-policy"].startswith("default-src 'self'")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
     assert any(r.exc_info and r.exc_info[0] is ValueError for r in caplog.records)
 
 

@@ -51,7 +51,12 @@ from caseforum.web import (
 from caseforum.web.content import ContentHostGate
 from caseforum.web.deps import load_viewer
 from caseforum.web.limits import BodyLimitMiddleware
-from caseforum.web.security import SecurityHeadersMiddleware, verify_csrf
+from caseforum.web.security import (
+    SecurityHeadersMiddleware,
+    headers_for,
+    verify_csrf,
+    with_security_headers,
+)
 from caseforum.web.templating import make_environment, render
 
 log = logging.getLogger(__name__)
@@ -214,7 +219,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         detail = "Something went wrong on our side; the error has been logged."
+        response: Response
         if _wants_json(request):
-            return JSONResponse({"detail": detail, "code": "server_error"}, status_code=500)
-        return render(request, "error.html", {"status": 500, "detail": detail},
-                      status_code=500, block=None)
+            response = JSONResponse({"detail": detail, "code": "server_error"}, status_code=500)
+        else:
+            response = render(request, "error.html", {"status": 500, "detail": detail},
+                              status_code=500, block=None)
+        # this handler answers from outside every middleware: add the security headers here
+        settings = request.app.state.settings
+        response.raw_headers = with_security_headers(response.raw_headers,
+                                                     headers_for(settings.content_base_url))
+        return response
