@@ -59,6 +59,7 @@ from caseforum.numbers import parse_application_number, parse_publication_number
 from caseforum.plugin_host import PluginHost
 from caseforum.setup_db import DEMO_PASSWORD, init_database, load_demo
 
+API_NAME = "API GET /api/v1/dossiers/{office}/{number}"
 CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
 OFFICES = ("JP", "CN", "KR", "US", "AU", "GB")
 DOC_PLAN = (  # a typical prosecution: (code, days after filing)
@@ -306,6 +307,77 @@ class ProcessServer:
             self.proc.kill()
 
 
+# The bare anchor --------------------------------------------------------------------------
+
+BARE_APP = """
+import json, pathlib
+from typing import Any
+from fastapi import FastAPI, HTTPException
+
+BODIES = json.loads((pathlib.Path(__file__).parent / "bodies.json").read_text())
+app = FastAPI()
+
+
+@app.get("/api/v1/dossiers/{office}/{number}")
+def dossier(office: str, number: str) -> Any:
+    body = BODIES.get(f"{office}/{number}")
+    if body is None:
+        raise HTTPException(status_code=404)
+    return body
+"""
+
+
+def write_bare_app(folder: Path, bodies: dict[str, Any]) -> Path:
+    """A FastAPI app with one plain ``def`` route that answers the same JSON for the
+    same URLs, from memory: what CaseForum's API costs beyond FastAPI itself."""
+    import json
+
+    bare = folder / "bare_anchor"
+    bare.mkdir(exist_ok=True)
+    (bare / "bodies.json").write_text(json.dumps(bodies))
+    (bare / "bare_app.py").write_text(BARE_APP)
+    return bare
+
+
+class BareThreadServer(ThreadServer):
+    def __init__(self, folder: Path) -> None:  # noqa: D107 - same serving as ThreadServer
+        import importlib.util
+
+        import uvicorn
+
+        spec = importlib.util.spec_from_file_location("bare_app", folder / "bare_app.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        self.port = free_port()
+        config = uvicorn.Config(module.app, host="127.0.0.1", port=self.port,
+                                log_level="warning", workers=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+
+class BareProcessServer(ProcessServer):
+    def __init__(self, folder: Path) -> None:  # noqa: D107 - same serving as ProcessServer
+        self.port = free_port()
+        self.log = folder / "serve.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--app-dir", str(folder), "bare_app:app",
+                 "--port", str(self.port), "--log-level", "warning"],
+                stdout=subprocess.DEVNULL, stderr=log)
+
+    def start(self) -> BareProcessServer:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/api/v1/dossiers/X/0")
+                return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the bare anchor did not start")
+
+
 # Measuring -------------------------------------------------------------------------------
 
 
@@ -316,6 +388,14 @@ class Result:
     latencies: list[float]
     errors: int
     wall: float
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.wall if self.wall else 0.0
+
+    def p(self, percent: float) -> float:
+        ms = sorted(x * 1000 for x in self.latencies)
+        return ms[min(len(ms) - 1, int(round(percent / 100 * (len(ms) - 1))))] if ms else 0.0
 
     def row(self) -> str:
         ms = sorted(x * 1000 for x in self.latencies)
@@ -465,7 +545,14 @@ def main() -> None:
                         help="profile the page and API in process instead of timing")
     parser.add_argument("--keep", type=Path, default=None,
                         help="build the database here and keep it")
+    parser.add_argument("--quick", action="store_true",
+                        help="the dossier API and its bare anchor only, 1 client, "
+                             "200 requests (unless --requests is given)")
     args = parser.parse_args()
+    if args.quick:
+        args.concurrency = [1]
+        if "--requests" not in sys.argv:
+            args.requests = 200
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="cf-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -499,16 +586,39 @@ def main() -> None:
                                     headers={"Authorization": f"Bearer {token}"})
 
             results = []
+            api_results: dict[int, Result] = {}
             for concurrency in args.concurrency:
                 for name, make, paths in (
                     ("page GET /dossiers/{office}/{number}", examiner, page_paths),
-                    ("API GET /api/v1/dossiers/{office}/{number}", machine, api_paths),
+                    (API_NAME, machine, api_paths),
                     ("page, largest demo family (JP 2019-041872)", examiner, family_paths),
                 ):
-                    results.append(run(name, make, paths, concurrency=concurrency,
-                                       max_seconds=args.max_seconds))
+                    if args.quick and name != API_NAME:
+                        continue
+                    result = run(name, make, paths, concurrency=concurrency,
+                                 max_seconds=args.max_seconds)
+                    results.append(result)
+                    if name == API_NAME:
+                        api_results[concurrency] = result
+            with machine() as client:
+                bodies = {path.removeprefix("/api/v1/dossiers/"): client.get(path).json()
+                          for path in set(api_paths)}
         finally:
             server.stop()
+        bare_folder = write_bare_app(folder, bodies)
+        bare = (BareProcessServer if args.subprocess else BareThreadServer)(bare_folder).start()
+        anchors: dict[int, Result] = {}
+        try:
+            def plain() -> httpx.Client:
+                return httpx.Client(base_url=f"http://127.0.0.1:{bare.port}", timeout=30)
+
+            for concurrency in args.concurrency:
+                anchors[concurrency] = run(
+                    "bare FastAPI anchor, same JSON (plain def route)", plain, api_paths,
+                    concurrency=concurrency, max_seconds=args.max_seconds)
+                results.append(anchors[concurrency])
+        finally:
+            bare.stop()
         engine = make_engine(settings)
         with open_session(engine) as session:
             total = session.exec(select(func.count()).select_from(Application)).one()
@@ -522,6 +632,13 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|---|")
         for result in results:
             print(result.row())
+        print()
+        for concurrency, anchor in anchors.items():
+            ours = api_results[concurrency]
+            ratio = ours.rate / anchor.rate if anchor.rate else 0.0
+            print(f"dossier API, {concurrency} client(s): CaseForum {ours.rate:.1f} req/s "
+                  f"(p95 {ours.p(95):.1f} ms), bare anchor {anchor.rate:.1f} req/s "
+                  f"(p95 {anchor.p(95):.1f} ms): ratio {ratio:.3f}")
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)

@@ -8,18 +8,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import inspect
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from caseforum import __version__
 from caseforum.bots.runner import BotRunner
 from caseforum.config import Settings, load_settings
-from caseforum.db import make_engine, open_session
+from caseforum.db import ServerBusy, make_engine, open_session, request_session
 from caseforum.doccodes import DocTypeRegistry
 from caseforum.events import (
     AccountAuditConsumer,
@@ -46,7 +48,7 @@ from caseforum.web import (
     stats_pages,
     ws,
 )
-from caseforum.web.deps import load_viewer
+from caseforum.web.deps import resolve_viewer
 from caseforum.web.security import SecurityHeadersMiddleware, verify_csrf
 from caseforum.web.templating import make_environment, render
 
@@ -55,9 +57,18 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 
 def latest_event_id(engine: Any) -> int:
-    """Where a page's live socket starts: it was rendered with everything before."""
-    with open_session(engine) as session:
-        return session.exec(select(Event.id).order_by(Event.id.desc()).limit(1)).first() or 0
+    """Where a page's live socket starts: it was rendered with everything before.
+
+    Asked in the request's own session when there is one (no second connection)."""
+    session = request_session()
+    if session is not None:
+        return _latest_event_id(session)
+    with open_session(engine) as own:
+        return _latest_event_id(own)
+
+
+def _latest_event_id(session: Any) -> int:
+    return session.exec(select(Event.id).order_by(Event.id.desc()).limit(1)).first() or 0
 
 
 def disabled_plugins(engine: Any) -> set[str]:
@@ -105,6 +116,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_threads(settings)
         await broker.start()
         if settings.run_consumers:
             await runner.start()
@@ -126,7 +138,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         lifespan=lifespan,
         docs_url="/api/v1/docs",
         redoc_url=None,
-        dependencies=[Depends(load_viewer), Depends(verify_csrf)],
+        dependencies=[Depends(resolve_viewer), Depends(verify_csrf)],
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -152,7 +164,32 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         app.include_router(router, dependencies=[plugin_gate(plugins, name)])
 
     _install_error_handlers(app)
+    install_busy_handler(app)
     return app
+
+
+def limit_threads(settings: Settings) -> None:
+    """Sync routes and dependencies run in anyio's default thread pool: no more of
+    them at once than ``concurrency``, which the connection pool exceeds (db.py)."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.concurrency
+
+
+def install_busy_handler(app: FastAPI) -> None:
+    """No request slot within ``db.SLOT_WAIT`` or no free database connection within
+    ``db.POOL_TIMEOUT``: answer 503 at once with ``Retry-After`` instead of letting
+    requests pile up.  Renders nothing that
+    needs the database (there is no connection to be had)."""
+
+    @app.exception_handler(ServerBusy)
+    @app.exception_handler(PoolTimeout)
+    async def server_busy(request: Request, exc: Exception) -> Response:
+        log.warning("busy (%s) on %s %s", type(exc).__name__, request.method, request.url.path)
+        detail = "The server is busy; try again in a moment."
+        headers = {"Retry-After": "1"}
+        if _wants_json(request):
+            return JSONResponse({"detail": detail}, status_code=503, headers=headers)
+        return HTMLResponse(f"<!doctype html><title>Busy</title><p>{detail}</p>",
+                            status_code=503, headers=headers)
 
 
 def _wants_json(request: Request) -> bool:

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(default=30, ge=1)
     event_retention_days: int = Field(default=30, ge=1)
     run_consumers: bool = True
+    # requests served at once per process: sizes the thread pool and the connection pool
+    concurrency: int = Field(default=4, ge=1, le=256)
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("database_url")

@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
+from caseforum import authcache
 from caseforum.authz import DocumentTarget, DossierTarget, Viewer, can
-from caseforum.models import Application, Citation, Document, DocumentOffice, Office
+from caseforum.models import Application, Citation, Document, DocumentOffice
 
 
 class Access:
@@ -28,7 +29,9 @@ class Access:
 
     def _public_access(self, office_code: str) -> bool:
         if self._public is None:
-            self._public = {o.code: o.public_access for o in self.session.exec(select(Office))}
+            # the office table, cached per process (authcache: cleared on any change)
+            self._public = {code: o.public_access
+                            for code, o in authcache.offices(self.session).items()}
         return self._public.get(office_code, False)
 
     def dossier(self, app: Application) -> DossierTarget:
