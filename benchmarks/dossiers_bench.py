@@ -60,6 +60,7 @@ from caseforum.plugin_host import PluginHost
 from caseforum.setup_db import DEMO_PASSWORD, init_database, load_demo
 
 API_NAME = "API GET /api/v1/dossiers/{office}/{number}"
+ANCHOR_NAME = "bare FastAPI anchor, same JSON (plain def route)"
 CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
 OFFICES = ("JP", "CN", "KR", "US", "AU", "GB")
 DOC_PLAN = (  # a typical prosecution: (code, days after filing)
@@ -299,6 +300,12 @@ class ProcessServer:
         raise RuntimeError("caseforum serve did not start:\n"
                            + self.log.read_text(errors="replace")[-2000:])
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used (Linux): less noisy than wall time
+        on a shared machine."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -378,6 +385,10 @@ class BareProcessServer(ProcessServer):
         raise RuntimeError("the bare anchor did not start")
 
 
+def cpu_of(server: Any) -> float | None:
+    return server.cpu_seconds() if hasattr(server, "cpu_seconds") else None
+
+
 # Measuring -------------------------------------------------------------------------------
 
 
@@ -389,8 +400,15 @@ class Result:
     errors: int
     wall: float
 
+    paired: bool = False
+
     @property
     def rate(self) -> float:
+        """Requests per second: over the wall time, or, when timed alternately with
+        another endpoint, clients / mean latency (the wall time is shared)."""
+        if self.paired:
+            total = sum(self.latencies)
+            return self.concurrency * len(self.latencies) / total if total else 0.0
         return len(self.latencies) / self.wall if self.wall else 0.0
 
     def p(self, percent: float) -> float:
@@ -407,7 +425,7 @@ class Result:
 
         return (f"| {self.name} | {self.concurrency} | {len(ms)} | {self.errors} | "
                 f"{statistics.median(ms):.1f} | {pct(95):.1f} | {pct(99):.1f} | {ms[-1]:.1f} | "
-                f"{len(ms) / self.wall:.1f} |")
+                f"{self.rate:.1f} |")
 
 
 def login(client: httpx.Client, username: str) -> None:
@@ -473,6 +491,46 @@ def run(name: str, make_client: Callable[[], httpx.Client], paths: list[str], *,
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(worker, chunks))
     return Result(name, concurrency, latencies, errors, time.perf_counter() - started)
+
+
+def run_paired(names: tuple[str, str], makers: tuple[Callable[[], httpx.Client], ...],
+               paths: list[str], *, concurrency: int, max_seconds: float) -> tuple[Result, Result]:
+    """Like :func:`run`, but every path is requested from both servers in turn (the
+    order swapping each time), so that noise from a shared machine hits both alike."""
+    latencies: tuple[list[float], list[float]] = ([], [])
+    errors = [0, 0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + max_seconds
+    chunks = [paths[i::concurrency] for i in range(concurrency)]
+
+    def worker(chunk: list[str]) -> None:
+        clients = [make() for make in makers]
+        try:
+            for path in chunk[:5]:
+                for client in clients:
+                    client.get(path)
+            for turn, path in enumerate(chunk):
+                if time.monotonic() > deadline:
+                    return
+                for arm in ((0, 1) if turn % 2 == 0 else (1, 0)):
+                    start = time.perf_counter()
+                    response = clients[arm].get(path)
+                    elapsed = time.perf_counter() - start
+                    with lock:
+                        if response.status_code == 200:
+                            latencies[arm].append(elapsed)
+                        else:
+                            errors[arm] += 1
+        finally:
+            for client in clients:
+                client.close()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(worker, chunks))
+    wall = time.perf_counter() - started
+    return (Result(names[0], concurrency, latencies[0], errors[0], wall, paired=True),
+            Result(names[1], concurrency, latencies[1], errors[1], wall, paired=True))
 
 
 def profile_requests(settings: Settings, page_paths: list[str], api_paths: list[str],
@@ -585,40 +643,40 @@ def main() -> None:
                 return httpx.Client(base_url=base, timeout=30,
                                     headers={"Authorization": f"Bearer {token}"})
 
-            results = []
-            api_results: dict[int, Result] = {}
-            for concurrency in args.concurrency:
-                for name, make, paths in (
-                    ("page GET /dossiers/{office}/{number}", examiner, page_paths),
-                    (API_NAME, machine, api_paths),
-                    ("page, largest demo family (JP 2019-041872)", examiner, family_paths),
-                ):
-                    if args.quick and name != API_NAME:
-                        continue
-                    result = run(name, make, paths, concurrency=concurrency,
-                                 max_seconds=args.max_seconds)
-                    results.append(result)
-                    if name == API_NAME:
-                        api_results[concurrency] = result
-            with machine() as client:
+            with machine() as client:  # what the anchor will answer, URL by URL
                 bodies = {path.removeprefix("/api/v1/dossiers/"): client.get(path).json()
                           for path in set(api_paths)}
-        finally:
-            server.stop()
-        bare_folder = write_bare_app(folder, bodies)
-        bare = (BareProcessServer if args.subprocess else BareThreadServer)(bare_folder).start()
-        anchors: dict[int, Result] = {}
-        try:
+            bare = (BareProcessServer if args.subprocess else BareThreadServer)(
+                write_bare_app(folder, bodies)).start()
+
             def plain() -> httpx.Client:
                 return httpx.Client(base_url=f"http://127.0.0.1:{bare.port}", timeout=30)
 
-            for concurrency in args.concurrency:
-                anchors[concurrency] = run(
-                    "bare FastAPI anchor, same JSON (plain def route)", plain, api_paths,
-                    concurrency=concurrency, max_seconds=args.max_seconds)
-                results.append(anchors[concurrency])
+            results = []
+            pairs: dict[int, tuple[Result, Result]] = {}
+            cpu: dict[int, tuple[float, float]] = {}
+            try:
+                for concurrency in args.concurrency:
+                    if not args.quick:
+                        results.append(run("page GET /dossiers/{office}/{number}", examiner,
+                                           page_paths, concurrency=concurrency,
+                                           max_seconds=args.max_seconds))
+                    before = cpu_of(server), cpu_of(bare)
+                    pairs[concurrency] = run_paired(
+                        (API_NAME, ANCHOR_NAME), (machine, plain), api_paths,
+                        concurrency=concurrency, max_seconds=args.max_seconds)
+                    if before[0] is not None and before[1] is not None:
+                        cpu[concurrency] = (cpu_of(server) - before[0],  # type: ignore[operator]
+                                            cpu_of(bare) - before[1])  # type: ignore[operator]
+                    results.extend(pairs[concurrency])
+                    if not args.quick:
+                        results.append(run("page, largest demo family (JP 2019-041872)",
+                                           examiner, family_paths, concurrency=concurrency,
+                                           max_seconds=args.max_seconds))
+            finally:
+                bare.stop()
         finally:
-            bare.stop()
+            server.stop()
         engine = make_engine(settings)
         with open_session(engine) as session:
             total = session.exec(select(func.count()).select_from(Application)).one()
@@ -633,12 +691,18 @@ def main() -> None:
         for result in results:
             print(result.row())
         print()
-        for concurrency, anchor in anchors.items():
-            ours = api_results[concurrency]
+        print("The API and its anchor were timed alternately, request by request, so that a "
+              "busy machine slows both alike;\nreq/s for them is clients / mean latency.\n")
+        for concurrency, (ours, anchor) in pairs.items():
             ratio = ours.rate / anchor.rate if anchor.rate else 0.0
             print(f"dossier API, {concurrency} client(s): CaseForum {ours.rate:.1f} req/s "
                   f"(p95 {ours.p(95):.1f} ms), bare anchor {anchor.rate:.1f} req/s "
                   f"(p95 {anchor.p(95):.1f} ms): ratio {ratio:.3f}")
+            if concurrency in cpu:
+                ours_ms = cpu[concurrency][0] / max(1, len(ours.latencies)) * 1000
+                anchor_ms = cpu[concurrency][1] / max(1, len(anchor.latencies)) * 1000
+                print(f"  server CPU per request: CaseForum {ours_ms:.2f} ms, bare anchor "
+                      f"{anchor_ms:.2f} ms: ratio {anchor_ms / ours_ms if ours_ms else 0:.3f}")
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)
