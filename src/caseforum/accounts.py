@@ -7,6 +7,7 @@ commit together.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -23,7 +24,15 @@ from caseforum.models import ApiToken, LoginFailure, Office, User, UserSession, 
 from caseforum.models.account import Role
 
 _hasher = PasswordHasher()  # argon2id with the library's current parameters
-_DUMMY_HASH = _hasher.hash("timing-equaliser")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown users (same cost as a real check).  Made
+    on first use, not at import: argon2 takes most of a second, which every start of
+    the server and every ``caseforum`` command paid."""
+    return _hasher.hash("timing-equaliser")
+
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 10
 TOKEN_PREFIX = "cf_"
@@ -148,7 +157,7 @@ def authenticate(
         if user and user.password_hash and user.is_active:
             ok = _hasher.verify(user.password_hash, password)
         else:
-            _hasher.verify(_DUMMY_HASH, password + "x")  # same cost as a real check
+            _hasher.verify(_dummy_hash(), password + "x")  # same cost as a real check
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None:

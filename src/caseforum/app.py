@@ -13,7 +13,6 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import inspect
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,7 +20,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from caseforum import __version__
 from caseforum.bots.runner import BotRunner
 from caseforum.config import Settings, load_settings
-from caseforum.db import ServerBusy, make_engine, open_session, request_session
+from caseforum.db import (  # noqa: F401  (disabled_plugins: still importable from here)
+    ServerBusy,
+    disabled_plugins,
+    make_engine,
+    open_session,
+    request_session,
+)
 from caseforum.doccodes import DocTypeRegistry
 from caseforum.events import (
     AccountAuditConsumer,
@@ -32,7 +37,7 @@ from caseforum.events import (
 )
 from caseforum.forum.hub import Hub
 from caseforum.forum.notify import Notifier
-from caseforum.models import Event, PluginState
+from caseforum.models import Event
 from caseforum.plugin_host import PluginHost
 from caseforum.storage import FileStore
 from caseforum.web import (
@@ -69,13 +74,6 @@ def latest_event_id(engine: Any) -> int:
 
 def _latest_event_id(session: Any) -> int:
     return session.exec(select(Event.id).order_by(Event.id.desc()).limit(1)).first() or 0
-
-
-def disabled_plugins(engine: Any) -> set[str]:
-    if not inspect(engine).has_table("plugin_state"):
-        return set()
-    with open_session(engine) as session:
-        return {p.name for p in session.exec(select(PluginState)) if not p.enabled}
 
 
 def build_doc_types(plugins: PluginHost) -> DocTypeRegistry:

@@ -17,17 +17,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
-from fastapi import Depends
 from sqlalchemy import event as sa_event
+from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
-from sqlmodel import Session, create_engine
-from starlette.requests import HTTPConnection
+from sqlmodel import Session, create_engine, select
 
 from caseforum.config import Settings
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
 
 POOL_TIMEOUT = 1.0  # seconds a thread waits for a connection before the request gets 503
 SLOT_WAIT = 2.0  # seconds a request may queue for one of the `concurrency` slots
@@ -68,6 +70,17 @@ def make_engine(settings: Settings) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, **sizes)
+
+
+def disabled_plugins(engine: Engine) -> set[str]:
+    """Plugins an administrator switched off (here, not in app.py, so that the
+    ``caseforum`` command can ask without importing the whole web app)."""
+    from caseforum.models import PluginState
+
+    if not inspect(engine).has_table("plugin_state"):
+        return set()
+    with open_session(engine) as session:
+        return {p.name for p in session.exec(select(PluginState)) if not p.enabled}
 
 
 def open_session(engine: Engine, broker: Any = None) -> Session:
@@ -130,4 +143,20 @@ def _slots(conn: HTTPConnection) -> anyio.Semaphore:
     return slots
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+if TYPE_CHECKING:
+    from fastapi import Depends
+
+    SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def __getattr__(name: str) -> Any:
+    """``SessionDep`` is made on first use: the ``caseforum`` command (``init``) imports
+    this module but not the web framework (cold start)."""
+    if name == "SessionDep":
+        from fastapi import Depends
+        from starlette.requests import HTTPConnection
+
+        globals()["HTTPConnection"] = HTTPConnection  # for FastAPI's reading of get_session
+        dep = globals()["SessionDep"] = Annotated[Session, Depends(get_session)]
+        return dep
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
