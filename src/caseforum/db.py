@@ -17,19 +17,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import anyio
+from fastapi import Depends
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, create_engine, select
+from starlette.requests import HTTPConnection
 
 from caseforum.config import Settings
-
-if TYPE_CHECKING:
-    from starlette.requests import HTTPConnection
 
 POOL_TIMEOUT = 1.0  # seconds a thread waits for a connection before the request gets 503
 SLOT_WAIT = 2.0  # seconds a request may queue for one of the `concurrency` slots
@@ -143,20 +142,4 @@ def _slots(conn: HTTPConnection) -> anyio.Semaphore:
     return slots
 
 
-if TYPE_CHECKING:
-    from fastapi import Depends
-
-    SessionDep = Annotated[Session, Depends(get_session)]
-
-
-def __getattr__(name: str) -> Any:
-    """``SessionDep`` is made on first use: the ``caseforum`` command (``init``) imports
-    this module but not the web framework (cold start)."""
-    if name == "SessionDep":
-        from fastapi import Depends
-        from starlette.requests import HTTPConnection
-
-        globals()["HTTPConnection"] = HTTPConnection  # for FastAPI's reading of get_session
-        dep = globals()["SessionDep"] = Annotated[Session, Depends(get_session)]
-        return dep
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+SessionDep = Annotated[Session, Depends(get_session)]
