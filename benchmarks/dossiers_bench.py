@@ -14,6 +14,12 @@ live server does), so client and server share one GIL; ``--subprocess``
 starts ``caseforum serve`` in its own process instead, which is closer to a
 real deployment.  ``--profile`` runs the page handler under cProfile in
 process and prints where the time goes.
+
+The API is measured against a bare anchor in the same run: a FastAPI app with
+one plain ``def`` route returning the same JSON from memory, timed alternately
+with CaseForum request by request; the ratio of their rates is printed (and,
+with ``--subprocess``, the server CPU time per request of each).  ``--quick``
+measures only the API and its anchor (one client, 200 requests).
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ from caseforum.numbers import parse_application_number, parse_publication_number
 from caseforum.plugin_host import PluginHost
 from caseforum.setup_db import DEMO_PASSWORD, init_database, load_demo
 
+API_NAME = "API GET /api/v1/dossiers/{office}/{number}"
+ANCHOR_NAME = "bare FastAPI anchor, same JSON (plain def route)"
 CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
 OFFICES = ("JP", "CN", "KR", "US", "AU", "GB")
 DOC_PLAN = (  # a typical prosecution: (code, days after filing)
@@ -298,12 +306,93 @@ class ProcessServer:
         raise RuntimeError("caseforum serve did not start:\n"
                            + self.log.read_text(errors="replace")[-2000:])
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used (Linux): less noisy than wall time
+        on a shared machine."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+# The bare anchor --------------------------------------------------------------------------
+
+BARE_APP = """
+import json, pathlib
+from typing import Any
+from fastapi import FastAPI, HTTPException
+
+BODIES = json.loads((pathlib.Path(__file__).parent / "bodies.json").read_text())
+app = FastAPI()
+
+
+@app.get("/api/v1/dossiers/{office}/{number}")
+def dossier(office: str, number: str) -> Any:
+    body = BODIES.get(f"{office}/{number}")
+    if body is None:
+        raise HTTPException(status_code=404)
+    return body
+"""
+
+
+def write_bare_app(folder: Path, bodies: dict[str, Any]) -> Path:
+    """A FastAPI app with one plain ``def`` route that answers the same JSON for the
+    same URLs, from memory: what CaseForum's API costs beyond FastAPI itself."""
+    import json
+
+    bare = folder / "bare_anchor"
+    bare.mkdir(exist_ok=True)
+    (bare / "bodies.json").write_text(json.dumps(bodies))
+    (bare / "bare_app.py").write_text(BARE_APP)
+    return bare
+
+
+class BareThreadServer(ThreadServer):
+    def __init__(self, folder: Path) -> None:  # noqa: D107 - same serving as ThreadServer
+        import importlib.util
+
+        import uvicorn
+
+        spec = importlib.util.spec_from_file_location("bare_app", folder / "bare_app.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        self.port = free_port()
+        config = uvicorn.Config(module.app, host="127.0.0.1", port=self.port,
+                                log_level="warning", workers=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+
+class BareProcessServer(ProcessServer):
+    def __init__(self, folder: Path) -> None:  # noqa: D107 - same serving as ProcessServer
+        self.port = free_port()
+        self.log = folder / "serve.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--app-dir", str(folder), "bare_app:app",
+                 "--port", str(self.port), "--log-level", "warning"],
+                stdout=subprocess.DEVNULL, stderr=log)
+
+    def start(self) -> BareProcessServer:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/api/v1/dossiers/X/0")
+                return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the bare anchor did not start")
+
+
+def cpu_of(server: Any) -> float | None:
+    return server.cpu_seconds() if hasattr(server, "cpu_seconds") else None
 
 
 # Measuring -------------------------------------------------------------------------------
@@ -317,6 +406,21 @@ class Result:
     errors: int
     wall: float
 
+    paired: bool = False
+
+    @property
+    def rate(self) -> float:
+        """Requests per second: over the wall time, or, when timed alternately with
+        another endpoint, clients / mean latency (the wall time is shared)."""
+        if self.paired:
+            total = sum(self.latencies)
+            return self.concurrency * len(self.latencies) / total if total else 0.0
+        return len(self.latencies) / self.wall if self.wall else 0.0
+
+    def p(self, percent: float) -> float:
+        ms = sorted(x * 1000 for x in self.latencies)
+        return ms[min(len(ms) - 1, int(round(percent / 100 * (len(ms) - 1))))] if ms else 0.0
+
     def row(self) -> str:
         ms = sorted(x * 1000 for x in self.latencies)
         if not ms:
@@ -327,7 +431,7 @@ class Result:
 
         return (f"| {self.name} | {self.concurrency} | {len(ms)} | {self.errors} | "
                 f"{statistics.median(ms):.1f} | {pct(95):.1f} | {pct(99):.1f} | {ms[-1]:.1f} | "
-                f"{len(ms) / self.wall:.1f} |")
+                f"{self.rate:.1f} |")
 
 
 def login(client: httpx.Client, username: str) -> None:
@@ -393,6 +497,46 @@ def run(name: str, make_client: Callable[[], httpx.Client], paths: list[str], *,
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(worker, chunks))
     return Result(name, concurrency, latencies, errors, time.perf_counter() - started)
+
+
+def run_paired(names: tuple[str, str], makers: tuple[Callable[[], httpx.Client], ...],
+               paths: list[str], *, concurrency: int, max_seconds: float) -> tuple[Result, Result]:
+    """Like :func:`run`, but every path is requested from both servers in turn (the
+    order swapping each time), so that noise from a shared machine hits both alike."""
+    latencies: tuple[list[float], list[float]] = ([], [])
+    errors = [0, 0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + max_seconds
+    chunks = [paths[i::concurrency] for i in range(concurrency)]
+
+    def worker(chunk: list[str]) -> None:
+        clients = [make() for make in makers]
+        try:
+            for path in chunk[:5]:
+                for client in clients:
+                    client.get(path)
+            for turn, path in enumerate(chunk):
+                if time.monotonic() > deadline:
+                    return
+                for arm in ((0, 1) if turn % 2 == 0 else (1, 0)):
+                    start = time.perf_counter()
+                    response = clients[arm].get(path)
+                    elapsed = time.perf_counter() - start
+                    with lock:
+                        if response.status_code == 200:
+                            latencies[arm].append(elapsed)
+                        else:
+                            errors[arm] += 1
+        finally:
+            for client in clients:
+                client.close()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(worker, chunks))
+    wall = time.perf_counter() - started
+    return (Result(names[0], concurrency, latencies[0], errors[0], wall, paired=True),
+            Result(names[1], concurrency, latencies[1], errors[1], wall, paired=True))
 
 
 def profile_requests(settings: Settings, page_paths: list[str], api_paths: list[str],
@@ -465,7 +609,14 @@ def main() -> None:
                         help="profile the page and API in process instead of timing")
     parser.add_argument("--keep", type=Path, default=None,
                         help="build the database here and keep it")
+    parser.add_argument("--quick", action="store_true",
+                        help="the dossier API and its bare anchor only, 1 client, "
+                             "200 requests (unless --requests is given)")
     args = parser.parse_args()
+    if args.quick:
+        args.concurrency = [1]
+        if "--requests" not in sys.argv:
+            args.requests = 200
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="cf-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -498,15 +649,38 @@ def main() -> None:
                 return httpx.Client(base_url=base, timeout=30,
                                     headers={"Authorization": f"Bearer {token}"})
 
+            with machine() as client:  # what the anchor will answer, URL by URL
+                bodies = {path.removeprefix("/api/v1/dossiers/"): client.get(path).json()
+                          for path in set(api_paths)}
+            bare = (BareProcessServer if args.subprocess else BareThreadServer)(
+                write_bare_app(folder, bodies)).start()
+
+            def plain() -> httpx.Client:
+                return httpx.Client(base_url=f"http://127.0.0.1:{bare.port}", timeout=30)
+
             results = []
-            for concurrency in args.concurrency:
-                for name, make, paths in (
-                    ("page GET /dossiers/{office}/{number}", examiner, page_paths),
-                    ("API GET /api/v1/dossiers/{office}/{number}", machine, api_paths),
-                    ("page, largest demo family (JP 2019-041872)", examiner, family_paths),
-                ):
-                    results.append(run(name, make, paths, concurrency=concurrency,
-                                       max_seconds=args.max_seconds))
+            pairs: dict[int, tuple[Result, Result]] = {}
+            cpu: dict[int, tuple[float, float]] = {}
+            try:
+                for concurrency in args.concurrency:
+                    if not args.quick:
+                        results.append(run("page GET /dossiers/{office}/{number}", examiner,
+                                           page_paths, concurrency=concurrency,
+                                           max_seconds=args.max_seconds))
+                    before = cpu_of(server), cpu_of(bare)
+                    pairs[concurrency] = run_paired(
+                        (API_NAME, ANCHOR_NAME), (machine, plain), api_paths,
+                        concurrency=concurrency, max_seconds=args.max_seconds)
+                    if before[0] is not None and before[1] is not None:
+                        cpu[concurrency] = (cpu_of(server) - before[0],  # type: ignore[operator]
+                                            cpu_of(bare) - before[1])  # type: ignore[operator]
+                    results.extend(pairs[concurrency])
+                    if not args.quick:
+                        results.append(run("page, largest demo family (JP 2019-041872)",
+                                           examiner, family_paths, concurrency=concurrency,
+                                           max_seconds=args.max_seconds))
+            finally:
+                bare.stop()
         finally:
             server.stop()
         engine = make_engine(settings)
@@ -522,6 +696,19 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|---|")
         for result in results:
             print(result.row())
+        print()
+        print("The API and its anchor were timed alternately, request by request, so that a "
+              "busy machine slows both alike;\nreq/s for them is clients / mean latency.\n")
+        for concurrency, (ours, anchor) in pairs.items():
+            ratio = ours.rate / anchor.rate if anchor.rate else 0.0
+            print(f"dossier API, {concurrency} client(s): CaseForum {ours.rate:.1f} req/s "
+                  f"(p95 {ours.p(95):.1f} ms), bare anchor {anchor.rate:.1f} req/s "
+                  f"(p95 {anchor.p(95):.1f} ms): ratio {ratio:.3f}")
+            if concurrency in cpu:
+                ours_ms = cpu[concurrency][0] / max(1, len(ours.latencies)) * 1000
+                anchor_ms = cpu[concurrency][1] / max(1, len(anchor.latencies)) * 1000
+                print(f"  server CPU per request: CaseForum {ours_ms:.2f} ms, bare anchor "
+                      f"{anchor_ms:.2f} ms: ratio {anchor_ms / ours_ms if ours_ms else 0:.3f}")
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)

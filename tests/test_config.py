@@ -78,3 +78,22 @@ def test_malformed_toml_and_unknown_key(tmp_path: Path, monkeypatch) -> None:
     config.write_text("sesion_days = 3\n")
     with pytest.raises(SettingsError, match="sesion_days.*unknown setting|unknown setting"):
         load_settings(data_dir=tmp_path)
+
+
+def test_password_hashes_use_the_standard_cost_unless_a_test_suite_asks(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from caseforum import passwords
+
+    monkeypatch.delenv("CASEFORUM_PASSWORD_HASH_PROFILE")
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.password_hash_profile == "standard"
+    try:
+        passwords.configure(settings.password_hash_profile)
+        standard = passwords.hasher().hash("correct horse battery")
+        assert "m=65536,t=3,p=4" in standard  # RFC 9106, low-memory profile
+        passwords.configure("test")
+        # a hash keeps its own cost: it still verifies, and is due for rehashing
+        assert passwords.hasher().verify(standard, "correct horse battery")
+        assert passwords.hasher().check_needs_rehash(standard)
+    finally:
+        passwords.configure("test")

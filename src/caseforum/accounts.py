@@ -12,19 +12,16 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import delete, func, text
 from sqlmodel import Session, select
 
-from caseforum import errors
+from caseforum import errors, passwords
 from caseforum.authz import SCOPES
 from caseforum.events import emit
 from caseforum.models import ApiToken, LoginFailure, Office, User, UserSession, utcnow
 from caseforum.models.account import Role
 
-_hasher = PasswordHasher()  # argon2id with the library's current parameters
-_DUMMY_HASH = _hasher.hash("timing-equaliser")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 10
 TOKEN_PREFIX = "cf_"
@@ -45,7 +42,7 @@ class Throttled(errors.RateLimited):
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return passwords.hasher().hash(password)
 
 
 def _sha256(value: str) -> str:
@@ -213,9 +210,9 @@ def authenticate(
     ok = False
     try:
         if user and user.password_hash and user.is_active:
-            ok = _hasher.verify(user.password_hash, password)
+            ok = passwords.hasher().verify(user.password_hash, password)
         else:
-            _hasher.verify(_DUMMY_HASH, password + "x")  # same cost as a real check
+            passwords.hasher().verify(passwords.dummy_hash(), password + "x")  # same cost
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None:
@@ -227,7 +224,7 @@ def authenticate(
         return None
     session.execute(delete(LoginFailure).where(
         LoginFailure.username == username, LoginFailure.address == address))
-    if _hasher.check_needs_rehash(user.password_hash or ""):
+    if passwords.hasher().check_needs_rehash(user.password_hash or ""):
         user.password_hash = hash_password(password)
         session.add(user)
     return user

@@ -8,18 +8,25 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import inspect
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from caseforum import __version__, errors
+from caseforum import __version__, errors, passwords
 from caseforum.bots.runner import BotRunner
 from caseforum.config import Settings, load_settings
-from caseforum.db import make_engine, open_session
+from caseforum.db import (  # noqa: F401  (disabled_plugins: still importable from here)
+    ServerBusy,
+    disabled_plugins,
+    make_engine,
+    open_session,
+    request_session,
+)
 from caseforum.doccodes import DocTypeRegistry
 from caseforum.events import (
     AccountAuditConsumer,
@@ -31,7 +38,7 @@ from caseforum.events import (
 from caseforum.forum import access as forum_access
 from caseforum.forum.hub import Hub
 from caseforum.forum.notify import Notifier
-from caseforum.models import Event, PluginState
+from caseforum.models import Event
 from caseforum.plugin_host import PluginHost
 from caseforum.storage import FileStore
 from caseforum.sweeper import PeriodicSweep
@@ -49,7 +56,7 @@ from caseforum.web import (
     ws,
 )
 from caseforum.web.content import ContentHostGate
-from caseforum.web.deps import load_viewer
+from caseforum.web.deps import resolve_viewer
 from caseforum.web.limits import BodyLimitMiddleware
 from caseforum.web.security import (
     SecurityHeadersMiddleware,
@@ -64,16 +71,18 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 
 def latest_event_id(engine: Any) -> int:
-    """Where a page's live socket starts: it was rendered with everything before."""
-    with open_session(engine) as session:
-        return session.exec(select(Event.id).order_by(Event.id.desc()).limit(1)).first() or 0
+    """Where a page's live socket starts: it was rendered with everything before.
+
+    Asked in the request's own session when there is one (no second connection)."""
+    session = request_session()
+    if session is not None:
+        return _latest_event_id(session)
+    with open_session(engine) as own:
+        return _latest_event_id(own)
 
 
-def disabled_plugins(engine: Any) -> set[str]:
-    if not inspect(engine).has_table("plugin_state"):
-        return set()
-    with open_session(engine) as session:
-        return {p.name for p in session.exec(select(PluginState)) if not p.enabled}
+def _latest_event_id(session: Any) -> int:
+    return session.exec(select(Event.id).order_by(Event.id.desc()).limit(1)).first() or 0
 
 
 def build_doc_types(plugins: PluginHost) -> DocTypeRegistry:
@@ -100,6 +109,7 @@ def plugin_gate(host: PluginHost, name: str) -> Any:
 def create_app(settings: Settings | None = None, *, plugins: PluginHost | None = None) -> FastAPI:
     settings = settings or load_settings()
     forum_access.configure(settings)  # the forum rules' two settings
+    passwords.configure(settings.password_hash_profile)
     engine = make_engine(settings)
     broker = make_broker(settings.redis_url)
     if plugins is None:
@@ -115,6 +125,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_threads(settings)
         await broker.start()
         if settings.run_consumers:
             await runner.start()
@@ -139,7 +150,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         docs_url="/api/v1/docs",
         responses=errors.API_ERRORS,
         redoc_url=None,
-        dependencies=[Depends(load_viewer), Depends(verify_csrf)],
+        dependencies=[Depends(resolve_viewer), Depends(verify_csrf)],
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -169,7 +180,33 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         app.include_router(router, dependencies=[plugin_gate(plugins, name)])
 
     _install_error_handlers(app)
+    install_busy_handler(app)
     return app
+
+
+def limit_threads(settings: Settings) -> None:
+    """Sync routes and dependencies run in anyio's default thread pool: no more of
+    them at once than ``concurrency``, which the connection pool exceeds (db.py)."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.concurrency
+
+
+def install_busy_handler(app: FastAPI) -> None:
+    """No request slot within ``db.SLOT_WAIT`` or no free database connection within
+    ``db.POOL_TIMEOUT``: answer 503 at once with ``Retry-After`` instead of letting
+    requests pile up.  Renders nothing that
+    needs the database (there is no connection to be had)."""
+
+    @app.exception_handler(ServerBusy)
+    @app.exception_handler(PoolTimeout)
+    async def server_busy(request: Request, exc: Exception) -> Response:
+        log.warning("busy (%s) on %s %s", type(exc).__name__, request.method, request.url.path)
+        detail = "The server is busy; try again in a moment."
+        headers = {"Retry-After": "1"}
+        if _wants_json(request):
+            return JSONResponse({"detail": detail, "code": "unavailable"}, status_code=503,
+                                headers=headers)
+        return HTMLResponse(f"<!doctype html><title>Busy</title><p>{detail}</p>",
+                            status_code=503, headers=headers)
 
 
 def _wants_json(request: Request) -> bool:

@@ -12,7 +12,7 @@ import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import select
 
-from caseforum import __version__, accounts, errors, offices
+from caseforum import __version__, errors, offices
 from caseforum.config import SettingsError, load_settings
 from caseforum.db import make_engine, open_session
 from caseforum.models import User
@@ -30,13 +30,15 @@ def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except EXPECTED_ERRORS as exc:
-            raise click.ClickException(str(exc)) from None
         except (OperationalError, ProgrammingError) as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
             raise click.ClickException(
                 f"database error ({reason}): is it reachable, and did 'caseforum init' run?"
             ) from None
+        except Exception as exc:
+            if isinstance(exc, EXPECTED_ERRORS):
+                raise click.ClickException(str(exc)) from None
+            raise
 
     return wrapper
 
@@ -56,6 +58,9 @@ class Context:
                 self._settings = load_settings()
             except SettingsError as exc:
                 raise click.ClickException(str(exc)) from None
+            from caseforum import passwords
+
+            passwords.configure(self._settings.password_hash_profile)
         return self._settings
 
     @property
@@ -67,7 +72,7 @@ class Context:
     @property
     def host(self) -> PluginHost:
         if self._host is None:
-            from caseforum.app import disabled_plugins
+            from caseforum.db import disabled_plugins
 
             self._host = PluginHost(self.settings.plugins)
             logging.getLogger("caseforum.plugin_host").setLevel(logging.CRITICAL)
@@ -117,23 +122,35 @@ def demo(ctx: Context) -> None:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", "bind", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @pass_ctx
 @one_line_errors
-def serve(ctx: Context, host: str, port: int, workers: int) -> None:
+def serve(ctx: Context, bind: str, port: int, workers: int) -> None:
     """Serve the web application."""
     import uvicorn
 
+    from caseforum.app import disabled_plugins
     from caseforum.setup_db import init_database
 
-    init_database(ctx.engine, ctx.host)
+    host = PluginHost(ctx.settings.plugins)  # plugin failures are logged, as they should be
+    host.load(disabled=disabled_plugins(ctx.engine))
+    init_database(ctx.engine, host, stamp=ctx.settings.data_dir / "schema-stamp.json")
     if workers > 1 and ctx.settings.is_sqlite:
         click.echo("note: several workers share one SQLite file; PostgreSQL and Redis "
                    "scale better (CASEFORUM_DATABASE_URL, CASEFORUM_REDIS_URL)", err=True)
-    click.echo(f"CaseForum {__version__} on http://{host}:{port}/")
-    uvicorn.run("caseforum.app:create_app", factory=True, host=host, port=port,
+    click.echo(f"CaseForum {__version__} on http://{bind}:{port}/")
+    if workers == 1:
+        # the app is made here, from the settings and plugins already loaded for the
+        # schema check, rather than loading them all again (cold start)
+        from caseforum.app import create_app
+
+        ctx.engine.dispose()
+        uvicorn.run(create_app(ctx.settings, plugins=host), host=bind, port=port,
+                    log_level="info", proxy_headers=False)
+        return
+    uvicorn.run("caseforum.app:create_app", factory=True, host=bind, port=port,
                 workers=workers, log_level="info", proxy_headers=False)
 
 
@@ -194,6 +211,8 @@ def users() -> None:
 def users_create(ctx: Context, username: str, office_code: str, role: str,
                  password_stdin: bool, display_name: str) -> None:
     """Create a user.  Without --password-stdin the user can only use API tokens."""
+    from caseforum import accounts
+
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     if password_stdin and not password:
         raise click.ClickException("no password on standard input")
@@ -221,6 +240,8 @@ def users_list(ctx: Context) -> None:
 @one_line_errors
 def users_disable(ctx: Context, username: str) -> None:
     """Disable a user and revoke their sessions."""
+    from caseforum import accounts
+
     with open_session(ctx.engine) as session:
         user = _user(session, username)
         accounts.set_active(session, user=user, active=False, actor_id=None)
@@ -254,6 +275,8 @@ def tokens() -> None:
 def tokens_create(ctx: Context, username: str, scopes: tuple[str, ...], expires_days: int,
                   name: str) -> None:
     """Create a token; it is printed once, alone on the last line."""
+    from caseforum import accounts
+
     with open_session(ctx.engine) as session:
         user = _user(session, username)
         token, plain = accounts.create_token(session, user=user, scopes=list(scopes),
@@ -359,7 +382,7 @@ def _plugin_commands() -> None:
         settings = load_settings()
     except SettingsError:
         return
-    from caseforum.app import disabled_plugins
+    from caseforum.db import disabled_plugins
 
     host = PluginHost(settings.plugins)
     logging.getLogger("caseforum.plugin_host").setLevel(logging.CRITICAL)
@@ -372,5 +395,9 @@ def _plugin_commands() -> None:
 
 
 def main() -> None:
-    _plugin_commands()
+    first = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    if first is None or first not in cli.commands:
+        # only a plugin's own command (or the help listing them) needs the plugins'
+        # commands; `init`, `serve` ... start without loading them (cold start)
+        _plugin_commands()
     cli(prog_name="caseforum")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # forum product decisions, read by the rules in authz.py (see docs/configuration.md)
     forum_platform_admins_read_all: bool = True
     forum_office_admins_moderate_open: bool = True
+    # requests served at once per process: sizes the thread pool and the connection pool
+    concurrency: int = Field(default=4, ge=1, le=256)
+    # argon2id cost: "test" (argon2's cheapest parameters) is for test suites only
+    password_hash_profile: Literal["standard", "test"] = "standard"
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("database_url")

@@ -1,25 +1,62 @@
-"""Database engine and the per-request session dependency."""
+"""Database engine and the per-request session.
+
+The concurrency budget (docs/configuration.md, ``concurrency``): a request holds
+at most one pooled connection, taken by its one session and used for everything
+it does (the viewer, the route, the bell and live cursor of the page).  At most
+``concurrency`` requests hold a session at once; the others queue for a slot,
+holding nothing, for up to :data:`SLOT_WAIT` seconds.  The thread pool is no
+larger than ``concurrency`` and the connection pool is a few connections larger
+(the event consumers, the hub and websocket handshakes share the threads and
+take short sessions of their own), so a request never waits long for a
+connection.  If the pool is exhausted anyway, waiting gives up after
+:data:`POOL_TIMEOUT` seconds; either way the app answers 503 with
+``Retry-After`` (:func:`caseforum.app.install_busy_handler`), never a hang.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+import anyio
+from fastapi import Depends
 from sqlalchemy import event as sa_event
+from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, create_engine
+from sqlalchemy.pool import QueuePool
+from sqlmodel import Session, create_engine, select
+from starlette.requests import HTTPConnection
 
 from caseforum.config import Settings
 
+POOL_TIMEOUT = 1.0  # seconds a thread waits for a connection before the request gets 503
+SLOT_WAIT = 2.0  # seconds a request may queue for one of the `concurrency` slots
+EXTRA_CONNECTIONS = 4  # beyond `concurrency`: consumers, hub, websocket handshakes
+
+_request_session: ContextVar[Session | None] = ContextVar("caseforum_request_session",
+                                                          default=None)
+
+
+class ServerBusy(Exception):
+    """Every request slot stayed taken for :data:`SLOT_WAIT` seconds (answered 503)."""
+
+
+def pool_size(settings: Settings) -> int:
+    return settings.concurrency + EXTRA_CONNECTIONS
+
 
 def make_engine(settings: Settings) -> Engine:
-    """Create the engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    """Create the engine; SQLite gets WAL, a busy timeout and foreign keys.
+
+    No ``pool_pre_ping`` on SQLite: a local file does not drop connections, and
+    the ping cost a query per checkout."""
     url = settings.sqlalchemy_url
+    sizes: dict[str, Any] = {"poolclass": QueuePool, "pool_size": pool_size(settings),
+                             "max_overflow": 0, "pool_timeout": POOL_TIMEOUT}
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
-        )
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **sizes)
 
         @sa_event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -31,7 +68,18 @@ def make_engine(settings: Settings) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, **sizes)
+
+
+def disabled_plugins(engine: Engine) -> set[str]:
+    """Plugins an administrator switched off (here, not in app.py, so that the
+    ``caseforum`` command can ask without importing the whole web app)."""
+    from caseforum.models import PluginState
+
+    if not inspect(engine).has_table("plugin_state"):
+        return set()
+    with open_session(engine) as session:
+        return {p.name for p in session.exec(select(PluginState)) if not p.enabled}
 
 
 def open_session(engine: Engine, broker: Any = None) -> Session:
@@ -39,10 +87,59 @@ def open_session(engine: Engine, broker: Any = None) -> Session:
     return Session(engine, expire_on_commit=False, info={"broker": broker})
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    state = request.app.state
-    with open_session(state.engine, state.broker) as session:
+def request_session() -> Session | None:
+    """The session of the request being served (in its route's thread too), if any.
+
+    Helpers that are called without a session (the page's live cursor and bell,
+    ``app.state.latest_event_id()``) use it rather than taking a second connection."""
+    session = _request_session.get()
+    return None if session is None or session.info.get("done") else session
+
+
+async def get_session(conn: HTTPConnection) -> AsyncIterator[Session]:
+    """The request's one session, shared by the viewer, the route and rendering.
+
+    An ``async`` dependency on purpose: making a session does no I/O, and the
+    context variable it sets is copied into the route's thread by anyio.  The
+    connection goes back to the pool when the response is done; that rollback is
+    done here on the event loop, not queued for a thread while still holding the
+    connection (which could exhaust the pool under load)."""
+    state = conn.app.state
+    session = open_session(state.engine, state.broker)
+    if conn.scope["type"] != "http":
+        # a websocket lives for hours: it takes short sessions of its own when it needs
+        # them, never this one (unused: no connection is ever taken for it)
         yield session
+        return
+    slots = _slots(conn)
+    try:
+        with anyio.fail_after(SLOT_WAIT):
+            await slots.acquire()
+    except TimeoutError:
+        raise ServerBusy from None
+    conn.state.db = session
+    _request_session.set(session)
+    try:
+        yield session
+    finally:
+        _request_session.set(None)
+        conn.state.db = None
+        session.info["done"] = True  # error pages rendered after this take their own
+        try:
+            session.close()
+        finally:
+            slots.release()
+
+
+def _slots(conn: HTTPConnection) -> anyio.Semaphore:
+    """At most ``concurrency`` requests hold a session at once.  A thread limit alone
+    is not enough: between its thread hops (the viewer, the route, the response's
+    validation) a request holds its connection while it queues for the next thread."""
+    state = conn.app.state
+    slots = getattr(state, "request_slots", None)
+    if slots is None:
+        slots = state.request_slots = anyio.Semaphore(state.settings.concurrency)
+    return slots
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -4,19 +4,19 @@ dossiers."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from caseforum import accounts, schema
+from caseforum import schema
 from caseforum.db import open_session
-from caseforum.demo_dossiers import load_demo_dossiers
-from caseforum.demo_forum import load_demo_forum
-from caseforum.doccodes import DocTypeRegistry
 from caseforum.models import User
 from caseforum.offices import seed_reference_offices
 from caseforum.plugin_host import PluginHost
-from caseforum.storage import FileStore
+
+if TYPE_CHECKING:  # the demo's modules are imported by load_demo only (cold start of init)
+    from caseforum.doccodes import DocTypeRegistry
 
 DEMO_PASSWORD = "caseforum-demo"
 DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
@@ -33,9 +33,10 @@ DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def init_database(engine: Engine, host: PluginHost) -> int:
-    """Create or upgrade the schema and add missing reference offices."""
-    schema.upgrade(engine, host.migrations())
+def init_database(engine: Engine, host: PluginHost, *, stamp: Path | None = None) -> int:
+    """Create or upgrade the schema and add missing reference offices (``stamp``:
+    see :func:`caseforum.schema.upgrade`)."""
+    schema.upgrade(engine, host.migrations(), stamp=stamp)
     with open_session(engine) as session:
         added = seed_reference_offices(session)
         session.commit()
@@ -52,6 +53,12 @@ def load_demo(
     install shows families, citations and documents.  ``doc_types`` is the code
     list in force (the built-in one when not given).
     """
+    from caseforum import accounts
+    from caseforum.demo_dossiers import load_demo_dossiers
+    from caseforum.demo_forum import load_demo_forum
+    from caseforum.doccodes import DocTypeRegistry
+    from caseforum.storage import FileStore
+
     created = []
     with open_session(engine) as session:
         for username, office, role, name in DEMO_USERS:

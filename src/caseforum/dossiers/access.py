@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
+from caseforum import authcache
 from caseforum.authz import DocumentTarget, DossierTarget, Viewer, can
-from caseforum.models import Application, Citation, Document, DocumentOffice, Office
+from caseforum.models import Application, Citation, Document, DocumentOffice
 
 
 class Access:
@@ -25,10 +26,13 @@ class Access:
         self.session = session
         self.viewer = viewer or Viewer()
         self._public: dict[str, bool] | None = None
+        self._named: dict[int, frozenset[str]] = {}
 
     def _public_access(self, office_code: str) -> bool:
         if self._public is None:
-            self._public = {o.code: o.public_access for o in self.session.exec(select(Office))}
+            # the office table, cached per process (authcache: cleared on any change)
+            self._public = {code: o.public_access
+                            for code, o in authcache.offices(self.session).items()}
         return self._public.get(office_code, False)
 
     def dossier(self, app: Application) -> DossierTarget:
@@ -38,13 +42,19 @@ class Access:
         return app is not None and can(self.viewer, "dossier.view", self.dossier(app))
 
     def _named_offices(self, docs: list[Document]) -> dict[int, frozenset[str]]:
-        restricted = [d.id for d in docs if d.visibility == "restricted"]
-        named: dict[int, set[str]] = defaultdict(set)
+        """Named offices of the restricted documents among ``docs``; remembered for
+        the request (a page or API answer asks for the same documents twice)."""
+        restricted = [d.id for d in docs if d.visibility == "restricted"
+                      and d.id not in self._named]
         if restricted:
+            named: dict[int, set[str]] = defaultdict(set)
             for row in self.session.exec(select(DocumentOffice).where(
                     DocumentOffice.document_id.in_(restricted))):  # type: ignore[attr-defined]
                 named[row.document_id].add(row.office_code)
-        return {k: frozenset(v) for k, v in named.items()}
+            for doc_id in restricted:
+                self._named[doc_id or 0] = frozenset(named.get(doc_id or 0, ()))
+        return {d.id or 0: self._named[d.id or 0] for d in docs
+                if d.visibility == "restricted" and self._named.get(d.id or 0)}
 
     def document_targets(
         self, docs: list[Document], apps: dict[int, Application]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +10,14 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from jinja2_fragments import render_block
+from sqlalchemy import func
+from sqlmodel import Session, select
 
 from caseforum import __version__
 from caseforum.authz import can
+from caseforum.db import open_session
 from caseforum.forum.targets import post_target
+from caseforum.models import Notification
 from caseforum.web.security import csrf_token
 
 CORE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -35,18 +40,34 @@ def make_environment(extra_dirs: list[Path]) -> Environment:
 
 
 def unread_notifications(request: Request) -> int:
+    """The bell's number, asked in the request's own session (never a second
+    connection); outside a request's session (an error page rendered after the
+    session closed) in a short one of its own."""
     user = getattr(request.state, "user", None)
     if user is None:
         return 0
-    from sqlalchemy import func
-    from sqlmodel import select
+    session = getattr(request.state, "db", None)
+    if session is not None:
+        return _unread(session, user.id)
+    with open_session(request.app.state.engine) as own:
+        return _unread(own, user.id)
 
-    from caseforum.db import open_session
-    from caseforum.models import Notification
 
-    with open_session(request.app.state.engine) as session:
-        return session.exec(select(func.count()).select_from(Notification).where(
-            Notification.user_id == user.id, Notification.read_at.is_(None))).one()
+def _unread(session: Session, user_id: int | None) -> int:
+    return session.exec(select(func.count()).select_from(Notification).where(
+        Notification.user_id == user_id, Notification.read_at.is_(None))).one()
+
+
+def _once(compute: Callable[[], int]) -> Callable[[], int]:
+    """A template helper that asks the database at most once per page."""
+    box: list[int] = []
+
+    def value() -> int:
+        if not box:
+            box.append(compute())
+        return box[0]
+
+    return value
 
 
 def is_htmx(request: Request) -> bool:
@@ -80,8 +101,8 @@ def render(
         "csrf_token": csrf_token(request),
         "nav_items": state.plugins.nav_items(user=viewer),
         "path": request.url.path,
-        "live_after": state.latest_event_id,
-        "bell_count": lambda: unread_notifications(request),
+        "live_after": _once(state.latest_event_id),
+        "bell_count": _once(lambda: unread_notifications(request)),
     }
     ctx.update(context or {})
     env: Environment = state.templates
