@@ -1,17 +1,36 @@
-"""HTML fragments pushed to live viewers, one per event, as each viewer may see it."""
+"""HTML fragments pushed to live viewers, one per event, as each viewer may see it.
+
+One :class:`LiveEvent` per event, in one database session, answers for every
+viewer watching: the event's thread, post and their authorization facts are
+loaded once, and a fragment is rendered once per distinct *output*, keyed by
+what actually changes it (:meth:`LiveEvent.post_key`), not once per socket or
+per office.  With seven offices watching a post that mentions one dossier this
+is two or three renders instead of seven.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from jinja2 import Environment
-from sqlmodel import Session, select
+from sqlmodel import Session, func, or_, select
 
-from caseforum.authz import Viewer, can
+from caseforum.authz import ThreadTarget, Viewer, can
 from caseforum.forum import service
 from caseforum.forum.targets import thread_target
 from caseforum.forum.view import Renderer
-from caseforum.models import Event, Notification, Post, Thread
+from caseforum.models import (
+    Application,
+    Document,
+    DocumentOffice,
+    Event,
+    Notification,
+    Post,
+    ReadState,
+    Reference,
+    Thread,
+)
 
 THREAD_KINDS = {"post.created", "post.edited", "post.hidden", "post.shown", "post.reacted",
                 "thread.changed"}
@@ -31,45 +50,188 @@ def topics_of(event: Event) -> set[str]:
     return set()
 
 
-def thread_fragment(session: Session, env: Environment, host: Any, viewer: Viewer,
-                    event: Event) -> str | None:
-    """The change to one thread page, or None when this viewer sees nothing of it."""
-    thread = session.get(Thread, event.payload.get("thread_id"))
-    if thread is None or not can(viewer, "thread.view", thread_target(session, thread)):
-        return None
-    target = thread_target(session, thread)
-    if event.kind == "thread.changed":
-        return env.get_template("forum/_thread_status.html").render(
-            thread=thread, oob=True, event_id=event.id)
-    post = session.get(Post, event.payload.get("post_id"))
-    if post is None:
-        return None
-    views = Renderer(session, viewer, host, env).posts([post])
-    if not views:
-        return None  # a bot note this viewer may not see
-    view = views[0]
-    view.mine = set()  # shared by every socket of the profile: no one user's pressed state
-    # rendered once for many sockets: no per-session CSRF token in the forms;
-    # htmx sends each user's own token in a header (static/js/app.js)
-    return env.get_template("forum/_post.html").render(
-        p=view, viewer=viewer, thread=thread, target=target, event_id=event.id,
-        reactions=service.REACTIONS, csrf_token="",
-        oob="new" if event.kind == "post.created" else "replace")
+class LiveEvent:
+    """Everything one event looks like to the viewers watching it (sync: runs in a
+    worker thread, with one session for all of them)."""
 
+    def __init__(self, session: Session, env: Environment, host: Any, event: Event) -> None:
+        self.session = session
+        self.env = env
+        self.host = host
+        self.event = event
+        self.renders = 0
+        self._thread: Thread | None = None
+        self._target: ThreadTarget | None = None
+        self._post: Post | None = None
+        self._loaded = False
+        self._offices: frozenset[str] | None = None  # offices that change the post's cards
+        self._fragments: dict[Any, str | None] = {}
 
-def bell_fragment(session: Session, env: Environment, user_id: int, event_id: int | None) -> str:
-    unread = session.exec(select(Notification).where(
-        Notification.user_id == user_id, Notification.read_at.is_(None))).all()  # type: ignore[union-attr]
-    return env.get_template("partials/bell.html").render(count=len(unread), oob=True,
-                                                         event_id=event_id)
+    # what the event is about ---------------------------------------------------
 
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        self._thread = self.session.get(Thread, self.event.payload.get("thread_id"))
+        if self._thread is not None:
+            self._target = thread_target(self.session, self._thread)
+        post_id = self.event.payload.get("post_id")
+        if post_id is not None and self.event.kind != "thread.changed":
+            self._post = self.session.get(Post, post_id)
 
-def forum_row_fragment(session: Session, env: Environment, viewer: Viewer,
-                       event: Event) -> str | None:
-    thread = session.get(Thread, event.payload.get("thread_id"))
-    if thread is None or not can(viewer, "thread.view", thread_target(session, thread)):
-        return None
-    unread = service.unread_counts(session, user_id=viewer.user_id or 0,
-                                   thread_ids=[thread.id or 0])
-    return env.get_template("forum/_thread_row.html").render(
-        t=thread, unread=unread.get(thread.id or 0, 0), oob=True, event_id=event.id)
+    def may_see_thread(self, viewer: Viewer) -> bool:
+        """Checked for every viewer on every event, against the thread as it is now."""
+        self._load()
+        return self._target is not None and can(viewer, "thread.view", self._target)
+
+    def _card_offices(self) -> frozenset[str]:
+        """The offices whose own-office rights can change this post's cards: those of
+        the dossiers it mentions and of their family members, and those named on
+        their restricted documents.  For any other office only the office's roles
+        matter, so all such offices share one rendering."""
+        if self._offices is not None:
+            return self._offices
+        post = self._post
+        assert post is not None
+        refs = list(self.session.exec(select(Reference).where(Reference.post_id == post.id)))
+        offices = {r.office_code for r in refs}
+        apps = [(r.office_code, r.number) for r in refs if r.kind == "application"]
+        pubs = [r.office_code + r.number for r in refs if r.kind == "publication"]
+        found: list[tuple[int | None, str, int | None]] = []
+        if apps or pubs:
+            conditions = []
+            if apps:
+                conditions.append(Application.number.in_({n for _, n in apps}))  # type: ignore[attr-defined]
+            if pubs:
+                conditions.append(Application.publication_number.in_(pubs))  # type: ignore[attr-defined]
+            found = list(self.session.exec(select(Application.id, Application.office_code,
+                                                  Application.family_id).where(or_(*conditions))))
+        families = {f for _, _, f in found if f is not None}
+        members = {i for i, _, _ in found}
+        offices |= {o for _, o, _ in found}
+        if families:
+            for member_id, office in self.session.exec(
+                    select(Application.id, Application.office_code).where(
+                        Application.family_id.in_(families))):  # type: ignore[union-attr]
+                members.add(member_id)
+                offices.add(office)
+        if members:
+            offices |= set(self.session.exec(
+                select(DocumentOffice.office_code).join(
+                    Document, Document.id == DocumentOffice.document_id)  # type: ignore[arg-type]
+                .where(Document.application_id.in_(members))  # type: ignore[attr-defined]
+                .distinct()))
+        self._offices = frozenset(offices)
+        return self._offices
+
+    def post_key(self, viewer: Viewer) -> tuple[Any, ...]:
+        """What decides a post fragment for a viewer who may see the thread: the
+        role (moderation, replies, reactions) and the token's scopes always; for a
+        post with dossier references, whether the office is accessing and, only
+        when it is one of :meth:`_card_offices`, which office it is.  Bot blocks
+        (embeds) look at more, so such posts are keyed by the whole profile."""
+        post = self._post
+        assert post is not None
+        scopes = tuple(sorted(viewer.scopes)) if viewer.scopes is not None else None
+        if post.hidden:
+            return (viewer.role, scopes)
+        if post.embeds:
+            return ("profile", viewer.profile)
+        if "<span data-ref=" not in post.html:
+            return (viewer.role, scopes)
+        office = viewer.office_code if viewer.office_code in self._card_offices() else None
+        return (viewer.role, scopes, viewer.accessing, office)
+
+    # fragments ------------------------------------------------------------------
+
+    def thread_html(self, viewer: Viewer) -> str | None:
+        """The change to one thread page, or None when this viewer sees nothing of it."""
+        if not self.may_see_thread(viewer):
+            return None
+        thread = self._thread
+        assert thread is not None
+        if self.event.kind == "thread.changed":
+            key: Any = ("status",)
+        elif self._post is None:
+            return None
+        else:
+            key = self.post_key(viewer)
+        if key not in self._fragments:
+            self.renders += 1
+            self._fragments[key] = self._render_thread(viewer)
+        return self._fragments[key]
+
+    def _render_thread(self, viewer: Viewer) -> str | None:
+        thread, event = self._thread, self.event
+        if event.kind == "thread.changed":
+            return self.env.get_template("forum/_thread_status.html").render(
+                thread=thread, oob=True, event_id=event.id)
+        post = self._post
+        assert post is not None
+        views = Renderer(self.session, viewer, self.host, self.env).posts([post])
+        if not views:
+            return None  # a bot note this viewer may not see
+        view = views[0]
+        view.mine = set()  # shared by every socket of the key: no one user's pressed state
+        # rendered once for many sockets: no per-session CSRF token in the forms;
+        # htmx sends each user's own token in a header (static/js/app.js)
+        return self.env.get_template("forum/_post.html").render(
+            p=view, viewer=viewer, thread=thread, target=self._target, event_id=event.id,
+            reactions=service.REACTIONS, csrf_token="",
+            oob="new" if event.kind == "post.created" else "replace")
+
+    def forum_rows(self, viewers: Iterable[Viewer]) -> dict[Viewer, str]:
+        """The thread's row in the forum list for each viewer who may see it.  The
+        row carries the user's unread count: counted for all users in two queries,
+        and rendered once per distinct count."""
+        allowed = [v for v in set(viewers) if self.may_see_thread(v)]
+        thread = self._thread
+        if not allowed or thread is None:
+            return {}
+        user_ids = {v.user_id or 0 for v in allowed}
+        marks = {user_id: mark for user_id, mark in self.session.exec(
+            select(ReadState.user_id, ReadState.last_read_post_id).where(
+                ReadState.thread_id == thread.id,
+                ReadState.user_id.in_(user_ids)))}  # type: ignore[attr-defined]
+        posts = list(self.session.exec(select(Post.id, Post.author_id).where(
+            Post.thread_id == thread.id, Post.hidden.is_(False),  # type: ignore[attr-defined]
+            Post.quiet.is_(False))))  # type: ignore[attr-defined]
+        out: dict[Viewer, str] = {}
+        rows: dict[int, str] = {}
+        for viewer in allowed:
+            uid = viewer.user_id or 0
+            mark = marks.get(uid) or 0
+            unread = sum(1 for pid, author in posts if (pid or 0) > mark and author != uid)
+            if unread not in rows:
+                self.renders += 1
+                rows[unread] = self.env.get_template("forum/_thread_row.html").render(
+                    t=thread, unread=unread, oob=True, event_id=self.event.id)
+            out[viewer] = rows[unread]
+        return out
+
+    def bell_html(self, user_id: int) -> str:
+        self.renders += 1
+        unread = self.session.exec(select(func.count()).select_from(Notification).where(
+            Notification.user_id == user_id,
+            Notification.read_at.is_(None))).one()  # type: ignore[union-attr]
+        return self.env.get_template("partials/bell.html").render(count=unread, oob=True,
+                                                                  event_id=self.event.id)
+
+    def fragments(self, wanted: dict[str, set[Viewer]]) -> dict[tuple[str, Viewer], str]:
+        """Every fragment the watchers of this event get, by (topic, viewer)."""
+        out: dict[tuple[str, Viewer], str] = {}
+        for topic, viewers in wanted.items():
+            if topic.startswith("thread:"):
+                for viewer in viewers:
+                    html = self.thread_html(viewer)
+                    if html:
+                        out[(topic, viewer)] = html
+            elif topic == "forum":
+                for viewer, html in self.forum_rows(viewers).items():
+                    out[(topic, viewer)] = html
+            elif topic.startswith("user:"):
+                html = self.bell_html(int(topic[5:]))
+                for viewer in viewers:
+                    out[(topic, viewer)] = html
+        return out
