@@ -19,6 +19,7 @@ import asyncio
 import anyio
 from fastapi import APIRouter, WebSocket
 from itsdangerous import BadSignature
+from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocketDisconnect
 
 from caseforum.authz import Viewer, can
@@ -95,12 +96,6 @@ async def _serve(ws: WebSocket, topics: set[str], after: int | None,
     if not _origin_ok(ws):
         await ws.close(code=CLOSE_FORBIDDEN, reason="origin not allowed")
         return
-    for name, value in (("after", after), ("thread id", thread_id)):
-        if value is not None and not 0 <= value <= _MAX_ID:
-            await ws.accept()
-            await ws.close(code=CLOSE_BAD_REQUEST, reason=f"{name} must be between 0 and "
-                                                          f"{_MAX_ID}")
-            return
     app = ws.app
     hub = app.state.hub
     checked_after = hub.now_id  # revocations after this may postdate the check below
@@ -157,16 +152,37 @@ async def _drain(ws: WebSocket) -> None:
         return
 
 
-@router.websocket("/ws/threads/{thread_id}")
-async def thread_socket(ws: WebSocket, thread_id: int, after: int | None = None) -> None:
-    await _serve(ws, {f"thread:{thread_id}"}, after, thread_id)
+def _number(ws: WebSocket, name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) > _MAX_ID:
+        raise ValueError(f"{name} must be a whole number between 0 and {_MAX_ID}")
+    return int(value)
 
 
-@router.websocket("/ws/forum")
-async def forum_socket(ws: WebSocket, after: int | None = None) -> None:
-    await _serve(ws, {"forum"}, after, None)
+async def _endpoint(ws: WebSocket) -> None:
+    """One endpoint for the three paths.  Plain Starlette routes on purpose: the
+    app-wide request dependencies (``load_viewer``, CSRF) would cost three queries
+    and answer a bad token with an HTTP error page; the handshake does its own,
+    cheaper checks above and answers with close codes."""
+    try:
+        thread_id = _number(ws, "thread id", ws.path_params.get("thread_id"))
+        after = _number(ws, "after", ws.query_params.get("after"))
+    except ValueError as exc:
+        await ws.accept()
+        await ws.close(code=CLOSE_BAD_REQUEST, reason=str(exc))
+        return
+    if thread_id is not None:
+        topics = {f"thread:{thread_id}"}
+    elif ws.url.path.endswith("/forum"):
+        topics = {"forum"}
+    else:
+        topics = set()
+    await _serve(ws, topics, after, thread_id)
 
 
-@router.websocket("/ws/me")
-async def me_socket(ws: WebSocket, after: int | None = None) -> None:
-    await _serve(ws, set(), after, None)
+router.routes.extend([
+    WebSocketRoute("/ws/threads/{thread_id}", _endpoint, name="thread_socket"),
+    WebSocketRoute("/ws/forum", _endpoint, name="forum_socket"),
+    WebSocketRoute("/ws/me", _endpoint, name="me_socket"),
+])
