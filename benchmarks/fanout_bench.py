@@ -24,6 +24,7 @@ order); the exit status is 1 otherwise.
 
     .venv/bin/python benchmarks/fanout_bench.py            # 500 watchers, 30 posts
     .venv/bin/python benchmarks/fanout_bench.py --quick    # 100 watchers, 10 posts
+    .venv/bin/python benchmarks/fanout_bench.py --src ../main/src   # another checkout's server
 
 Only loopback traffic; the data folder is temporary and removed at the end, and
 both server processes are stopped at the end, also on errors and Ctrl-C.
@@ -380,6 +381,14 @@ async def measure(name: str, url: str, headers: list[dict[str, str]], poster: Po
     await poster.start()
     await poster.send(-1 + 10**6, f"fan-{run_id}-warm")  # warm-up: templates, caches
     await asyncio.sleep(1.0)
+    spy = None
+    if args.profile and isinstance(poster, FormPoster):
+        spy = subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+             str(server.proc.pid), "--format", "raw", "--rate", "200", "--gil",
+             "--nonblocking", "-o", str(args.profile)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await asyncio.sleep(1.0)
     cpu0 = server.cpu_seconds()
     start = time.perf_counter()
     for k in range(args.messages):
@@ -393,6 +402,9 @@ async def measure(name: str, url: str, headers: list[dict[str, str]], poster: Po
     res.wall = time.perf_counter() - start
     cpu1 = server.cpu_seconds()
     res.server_cpu = (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=30)
     await asyncio.sleep(0.5)  # late duplicates would show up here
     await poster.close()
     for i in range(len(headers)):
@@ -451,9 +463,10 @@ async def run(args: argparse.Namespace, workdir: Path, log: Any,
     data_dir = workdir / "data"
     log(f"Building the data in {data_dir}")
     info = build(data_dir, args.watchers, log)
-    cf = Server("caseforum.app:create_app", workdir, "caseforum",
-                {"CASEFORUM_DATA_DIR": str(data_dir), "CASEFORUM_SECRET_KEY": SECRET},
-                "/healthz")
+    env = {"CASEFORUM_DATA_DIR": str(data_dir), "CASEFORUM_SECRET_KEY": SECRET}
+    if args.src:  # before/after comparisons: the server runs another checkout's code
+        env["PYTHONPATH"] = str(Path(args.src).resolve())
+    cf = Server("caseforum.app:create_app", workdir, "caseforum", env, "/healthz")
     servers.append(cf)
     cf.wait_ready()
     wait_for_consumers(data_dir / "caseforum.db")
@@ -483,6 +496,11 @@ def main() -> int:
     parser.add_argument("--connect-timeout", type=float, default=180)
     parser.add_argument("--connect-concurrency", type=int, default=25,
                         help="websocket handshakes in flight at once")
+    parser.add_argument("--src", default=None,
+                        help="run the CaseForum server from this src folder (e.g. of main)")
+    parser.add_argument("--profile", default=None, metavar="FILE",
+                        help="py-spy (pip install py-spy) on the CaseForum server while "
+                             "posting; raw collapsed stacks to FILE")
     parser.add_argument("--no-compression", action="store_true",
                         help="watchers do not offer permessage-deflate (browsers do)")
     args = parser.parse_args()

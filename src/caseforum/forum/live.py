@@ -3,22 +3,24 @@
 One :class:`LiveEvent` per event, in one database session, answers for every
 viewer watching: the event's thread, post and their authorization facts are
 loaded once, and a fragment is rendered once per distinct *output*, keyed by
-what actually changes it (:meth:`LiveEvent.post_key`), not once per socket or
-per office.  With seven offices watching a post that mentions one dossier this
-is two or three renders instead of seven.
+what actually changes it (:meth:`LiveEvent.post_key`: the role, and what the
+authorization rules let the viewer see of the dossiers the post mentions), not
+once per socket or per office.  With seven offices watching a post that mentions
+one dossier this is two or three renders instead of seven.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
 from jinja2 import Environment
 from sqlmodel import Session, func, or_, select
 
-from caseforum.authz import ThreadTarget, Viewer, can
+from caseforum.authz import DocumentTarget, DossierTarget, ThreadTarget, Viewer, can
 from caseforum.forum import service
-from caseforum.forum.targets import thread_target
+from caseforum.forum.targets import post_target, thread_target
 from caseforum.forum.view import Renderer
 from caseforum.models import (
     Application,
@@ -26,6 +28,7 @@ from caseforum.models import (
     DocumentOffice,
     Event,
     Notification,
+    Office,
     Post,
     ReadState,
     Reference,
@@ -64,7 +67,7 @@ class LiveEvent:
         self._target: ThreadTarget | None = None
         self._post: Post | None = None
         self._loaded = False
-        self._offices: frozenset[str] | None = None  # offices that change the post's cards
+        self._facts: list[tuple[Any, list[Any], list[Any]]] | None = None
         self._fragments: dict[Any, str | None] = {}
 
     # what the event is about ---------------------------------------------------
@@ -85,63 +88,83 @@ class LiveEvent:
         self._load()
         return self._target is not None and can(viewer, "thread.view", self._target)
 
-    def _card_offices(self) -> frozenset[str]:
-        """The offices whose own-office rights can change this post's cards: those of
-        the dossiers it mentions and of their family members, and those named on
-        their restricted documents.  For any other office only the office's roles
-        matter, so all such offices share one rendering."""
-        if self._offices is not None:
-            return self._offices
+    def _card_facts(self) -> list[tuple[Any, list[Any], list[Any]]]:
+        """For each dossier the post mentions: its target, its family members'
+        targets and its documents' targets: everything the authorization rules look
+        at when a card is drawn (the card shows the visible family size, the latest
+        visible documents and the citations of visible documents).  Loaded once per
+        event, in five queries, looked up the way :class:`Renderer` looks them up."""
+        if self._facts is not None:
+            return self._facts
         post = self._post
         assert post is not None
-        refs = list(self.session.exec(select(Reference).where(Reference.post_id == post.id)))
-        offices = {r.office_code for r in refs}
-        apps = [(r.office_code, r.number) for r in refs if r.kind == "application"]
-        pubs = [r.office_code + r.number for r in refs if r.kind == "publication"]
-        found: list[tuple[int | None, str, int | None]] = []
-        if apps or pubs:
-            conditions = []
-            if apps:
-                conditions.append(Application.number.in_({n for _, n in apps}))  # type: ignore[attr-defined]
-            if pubs:
-                conditions.append(Application.publication_number.in_(pubs))  # type: ignore[attr-defined]
-            found = list(self.session.exec(select(Application.id, Application.office_code,
-                                                  Application.family_id).where(or_(*conditions))))
-        families = {f for _, _, f in found if f is not None}
-        members = {i for i, _, _ in found}
-        offices |= {o for _, o, _ in found}
+        refs = list(self.session.exec(select(Reference).where(Reference.post_id == post.id)
+                                      .order_by(Reference.position)))  # type: ignore[arg-type]
+        conditions = []
+        for ref in refs:
+            if ref.kind == "application":
+                conditions.append((Application.office_code == ref.office_code)
+                                  & (Application.number == ref.number))
+            else:
+                conditions.append(Application.publication_number == ref.office_code + ref.number)
+        apps = list(self.session.exec(select(Application).where(or_(*conditions)))) \
+            if conditions else []
+        public = {code: flag for code, flag in self.session.exec(
+            select(Office.code, Office.public_access))}
+        families = {a.family_id for a in apps if a.family_id is not None}
+        members: dict[int, list[DossierTarget]] = defaultdict(list)
         if families:
-            for member_id, office in self.session.exec(
-                    select(Application.id, Application.office_code).where(
+            for family_id, office in self.session.exec(
+                    select(Application.family_id, Application.office_code).where(
                         Application.family_id.in_(families))):  # type: ignore[union-attr]
-                members.add(member_id)
-                offices.add(office)
-        if members:
-            offices |= set(self.session.exec(
-                select(DocumentOffice.office_code).join(
-                    Document, Document.id == DocumentOffice.document_id)  # type: ignore[arg-type]
-                .where(Document.application_id.in_(members))  # type: ignore[attr-defined]
-                .distinct()))
-        self._offices = frozenset(offices)
-        return self._offices
+                members[family_id].append(DossierTarget(office, public.get(office, False)))
+        docs: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        named: dict[int, set[str]] = defaultdict(set)
+        if apps:
+            for doc_id, app_id, visibility in self.session.exec(
+                    select(Document.id, Document.application_id, Document.visibility).where(
+                        Document.application_id.in_([a.id for a in apps]))):  # type: ignore[attr-defined]
+                docs[app_id].append((doc_id, str(visibility)))
+            restricted = [d for rows in docs.values() for d, v in rows if v == "restricted"]
+            if restricted:
+                for doc_id, office in self.session.exec(
+                        select(DocumentOffice.document_id, DocumentOffice.office_code).where(
+                            DocumentOffice.document_id.in_(restricted))):  # type: ignore[attr-defined]
+                    named[doc_id].add(office)
+        facts = []
+        for app in sorted(apps, key=lambda a: a.id or 0):
+            target = DossierTarget(app.office_code, public.get(app.office_code, False))
+            family = members[app.family_id] if app.family_id is not None else [target]
+            documents = [DocumentTarget(app.office_code, target.public_access, visibility,
+                                        frozenset(named.get(doc_id, ())))
+                         for doc_id, visibility in docs[app.id or 0]]
+            facts.append((target, family, documents))
+        self._facts = facts
+        return facts
 
     def post_key(self, viewer: Viewer) -> tuple[Any, ...]:
         """What decides a post fragment for a viewer who may see the thread: the
-        role (moderation, replies, reactions) and the token's scopes always; for a
-        post with dossier references, whether the office is accessing and, only
-        when it is one of :meth:`_card_offices`, which office it is.  Bot blocks
-        (embeds) look at more, so such posts are keyed by the whole profile."""
+        answers to the permission questions the template asks (react, reply,
+        moderate) and, for a post that mentions dossiers, what the rules let this
+        viewer see of each of them, its family and its documents.  Seven offices
+        watching a post about one dossier thus share two or three renders.  Bot
+        blocks (embeds) look at more, so such posts are keyed by the whole profile."""
         post = self._post
-        assert post is not None
-        scopes = tuple(sorted(viewer.scopes)) if viewer.scopes is not None else None
-        if post.hidden:
-            return (viewer.role, scopes)
+        assert post is not None and self._target is not None
+        # the questions forum/_post.html asks about the viewer
+        rights = (can(viewer, "post.react", post_target(self._target, post)),
+                  can(viewer, "post.create", self._target),
+                  can(viewer, "forum.moderate", self._target))
+        if post.hidden or "<span data-ref=" not in post.html and not post.embeds:
+            return rights
         if post.embeds:
             return ("profile", viewer.profile)
-        if "<span data-ref=" not in post.html:
-            return (viewer.role, scopes)
-        office = viewer.office_code if viewer.office_code in self._card_offices() else None
-        return (viewer.role, scopes, viewer.accessing, office)
+        seen = tuple(
+            (can(viewer, "dossier.view", target),
+             tuple(can(viewer, "dossier.view", m) for m in family),
+             tuple(can(viewer, "document.view", d) for d in documents))
+            for target, family, documents in self._card_facts())
+        return (rights, seen)
 
     # fragments ------------------------------------------------------------------
 
