@@ -69,6 +69,7 @@ class LiveEvent:
         self._loaded = False
         self._facts: list[tuple[Any, list[Any], list[Any]]] | None = None
         self._fragments: dict[Any, str | None] = {}
+        self._keys: dict[Any, Any] = {}
 
     # what the event is about ---------------------------------------------------
 
@@ -179,7 +180,12 @@ class LiveEvent:
         elif self._post is None:
             return None
         else:
-            key = self.post_key(viewer)
+            # the rules look at who the user is only for a private thread's members;
+            # otherwise equal profiles get equal answers, so ask once per profile
+            who = (viewer.profile, viewer.user_id if thread.is_private else None)
+            if who not in self._keys:
+                self._keys[who] = self.post_key(viewer)
+            key = self._keys[who]
         if key not in self._fragments:
             self.renders += 1
             self._fragments[key] = self._render_thread(viewer)
