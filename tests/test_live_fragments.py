@@ -86,3 +86,45 @@ def test_a_post_without_references_is_rendered_once_per_set_of_rights(app, as_us
     # examiners (and the token) may react and reply; admins may also hide posts
     assert live.renders == 2
     assert len(out) == len(WATCHERS) + 1
+
+
+def test_a_websocket_handshake_costs_two_queries(app, db) -> None:
+    """500 browsers reconnecting after a restart must not cost 500 x 9 queries."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import event as sa_event
+
+    from caseforum import accounts
+    from caseforum.web.deps import cookie_signer
+    from caseforum.web.ws import _credential
+
+    kr = db.exec(select(User).where(User.username == "kr.examiner")).one()
+    secret = accounts.start_session(db, user=kr, days=1)
+    db.commit()
+    thread = start_thread_as(db, "jp.examiner", "Counted")
+    fake = SimpleNamespace(app=app, headers={}, cookies={})
+    fake.cookies["cf_session"] = cookie_signer(fake).dumps(secret)  # type: ignore[arg-type]
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa_event.listen(app.state.engine, "before_cursor_execute", count)
+    try:
+        credential, viewer, allowed = _credential(fake, thread)  # type: ignore[arg-type]
+    finally:
+        sa_event.remove(app.state.engine, "before_cursor_execute", count)
+    assert viewer.username == "kr.examiner" and allowed and credential.kind == "session"
+    assert len(statements) == 2, statements
+
+
+def start_thread_as(db: Any, username: str, title: str) -> int:
+    from caseforum.forum import service
+    from caseforum.models import Category
+
+    author = db.exec(select(User).where(User.username == username)).one()
+    category = db.get(Category, make_category(db, title))
+    thread, _ = service.create_thread(db, author=author, category=category, title=title,
+                                      body="x")
+    db.commit()
+    return thread.id
