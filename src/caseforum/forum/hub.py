@@ -74,6 +74,7 @@ class Subscriber:
     #: the hub's position when the credential was read: later revocations may
     #: not be reflected in ``viewer`` yet
     checked_after: int = 0
+    viewer_mark: int = 0  # which check set ``viewer`` (see :meth:`Hub._apply`)
     last_sent: int = 0
     live: bool = False
     pending: list[tuple[int, str]] = field(default_factory=list)
@@ -129,6 +130,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self.renders = 0  # fragments rendered (for the fan-out benchmark)
         self.rechecks = 0  # sockets re-checked
+        self._marks = 0  # numbers the checks in the order they start
 
     async def start(self) -> None:
         def newest() -> int:
@@ -220,10 +222,16 @@ class Hub:
                 out.append(viewer)
         return out
 
-    def _apply(self, subs: list[Subscriber], verdicts: list[Viewer | tuple[int, str]]) -> None:
+    def _apply(self, subs: list[Subscriber], verdicts: list[Viewer | tuple[int, str]],
+               mark: int) -> None:
+        """Closing is always safe; a new viewer is taken only from a check that
+        started after the one that set the current viewer (the periodic check and
+        a revocation's check may overlap, and the older answer must not win)."""
         for sub, verdict in zip(subs, verdicts, strict=True):
             if isinstance(verdict, Viewer):
-                sub.viewer = verdict  # an office's new roles count from now on
+                if mark > sub.viewer_mark:
+                    sub.viewer = verdict  # an office's new roles count from now on
+                    sub.viewer_mark = mark
             else:
                 self.subscribers.discard(sub)
                 sub.end(*verdict)
@@ -234,8 +242,10 @@ class Hub:
         if not subs:
             return
         self.rechecks += len(subs)
+        self._marks += 1
+        mark = self._marks
         verdicts = await anyio.to_thread.run_sync(self._verdicts, subs)
-        self._apply(subs, verdicts)
+        self._apply(subs, verdicts, mark)
 
     # fan-out ---------------------------------------------------------------------
 
@@ -297,9 +307,11 @@ class Hub:
             await self.recheck([sub])
         missed: list[tuple[int, str]] = []
         if after < self.now_id and sub.close_code is None:
+            self._marks += 1
+            mark = self._marks
             missed, verdict = await anyio.to_thread.run_sync(self._missed, sub, after)
             if verdict is not None:
-                self._apply([sub], [verdict])
+                self._apply([sub], [verdict], mark)
         for event_id, html in missed:
             if sub.close_code is not None:
                 return
