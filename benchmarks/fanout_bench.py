@@ -2,7 +2,7 @@
 
 Both servers run in their own process (uvicorn, one worker, the same websocket
 implementation and permessage-deflate), and one client process drives both the
-same way, one after the other in the same run:
+same way in the same run:
 
 1. ``--watchers`` websocket clients connect (``--connect-concurrency`` handshakes
    in flight); the time to connect them all and the handshake p50 are recorded.
@@ -16,8 +16,10 @@ same way, one after the other in the same run:
    and a unique marker.  Bare: ``POST /broadcast`` with a text of the size of
    CaseForum's fragments, which the app sends to every socket in turn.
 
-Printed for each: deliveries per second (watchers x posts / wall time of the
-posting loop), latency from sending the POST to the *last* watcher having it
+The two servers' posts alternate (CaseForum, bare, bare, CaseForum, ...), so that
+both meet the same load on a shared machine.  Printed for each: deliveries per
+second (watchers x posts / the time from sending each post until the last watcher
+had it, summed over the posts), latency from sending the POST to the *last* watcher having it
 (p50, p99, max), connect time, server CPU per post, and CaseForum / bare ratios.
 Every watcher must get every post exactly once (and, for CaseForum, in event
 order); the exit status is 1 otherwise.
@@ -319,108 +321,130 @@ class BarePoster(Poster):
         await self.client.aclose()
 
 
-async def measure(name: str, url: str, headers: list[dict[str, str]], poster: Poster,
-                  server: Server, args: argparse.Namespace, log: Any) -> Result:
-    from websockets.asyncio.client import connect
+class Run:
+    """One server's watchers and posts; :func:`run` interleaves two of them post by
+    post, so that both see the same load on a shared machine."""
 
-    res = Result(name, watchers=len(headers))
-    run_id = hashlib.sha1(f"{name}{time.time()}".encode()).hexdigest()[:8]
-    marker_re = re.compile(rf"fan-{run_id}-(\d+)")
-    received: list[dict[int, int]] = [{} for _ in headers]
-    event_ids: list[list[int]] = [[] for _ in headers]
-    arrivals: dict[int, list[float]] = defaultdict(list)
-    fragments: dict[int, set[str]] = defaultdict(set)
-    done: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
-    ready = asyncio.Event()
-    sockets: list[Any] = []
-    limit = asyncio.Semaphore(args.connect_concurrency)
-    compression = None if args.no_compression else "deflate"
+    def __init__(self, name: str, url: str, headers: list[dict[str, str]], poster: Poster,
+                 server: Server, args: argparse.Namespace) -> None:
+        self.name, self.url, self.headers = name, url, headers
+        self.poster, self.server, self.args = poster, server, args
+        self.res = Result(name, watchers=len(headers))
+        self.run_id = hashlib.sha1(f"{name}{time.time()}".encode()).hexdigest()[:8]
+        self.marker_re = re.compile(rf"fan-{self.run_id}-(\d+)")
+        self.received: list[dict[int, int]] = [{} for _ in headers]
+        self.event_ids: list[list[int]] = [[] for _ in headers]
+        self.arrivals: dict[int, list[float]] = defaultdict(list)
+        self.fragments: dict[int, set[str]] = defaultdict(set)
+        self.done: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
+        self.sockets: list[Any] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.spy: subprocess.Popen[bytes] | None = None
+        self.cpu0: float | None = None
+        self.warm_sizes: list[int] = []
 
-    async def watch(i: int) -> None:
+    async def _watch(self, i: int, limit: asyncio.Semaphore, ready: asyncio.Event) -> None:
+        from websockets.asyncio.client import connect
+
+        res = self.res
         async with limit:
             t = time.perf_counter()
-            ws = await connect(url, additional_headers=headers[i], open_timeout=120,
-                               ping_interval=None, close_timeout=2, compression=compression,
+            ws = await connect(self.url, additional_headers=self.headers[i], open_timeout=120,
+                               ping_interval=None, close_timeout=2,
+                               compression=None if self.args.no_compression else "deflate",
                                max_queue=None)
             res.handshakes.append(time.perf_counter() - t)
-        sockets.append(ws)
-        if len(sockets) == len(headers):
+        self.sockets.append(ws)
+        if len(self.sockets) == len(self.headers):
             ready.set()
         with contextlib.suppress(Exception):
             async for message in ws:
                 now = time.perf_counter()
-                found = marker_re.search(message)
+                found = self.marker_re.search(message)
                 if not found or 'id="post-' not in message:
+                    if 'id="post-' in message:
+                        self.warm_sizes.append(len(message))  # the warm-up post
                     continue
                 k = int(found.group(1))
-                received[i][k] = received[i].get(k, 0) + 1
+                self.received[i][k] = self.received[i].get(k, 0) + 1
                 ev = EVENT_RE.search(message)
                 if ev:
-                    event_ids[i].append(int(ev.group(1)))
-                if received[i][k] == 1:
-                    arrivals[k].append(now)
-                    fragments[k].add(hashlib.sha1(message.encode()).hexdigest())
+                    self.event_ids[i].append(int(ev.group(1)))
+                if self.received[i][k] == 1:
+                    self.arrivals[k].append(now)
+                    self.fragments[k].add(hashlib.sha1(message.encode()).hexdigest())
                     res.sizes.append(len(message))
-                    if len(arrivals[k]) == len(headers):
-                        done[k].set()
+                    if len(self.arrivals[k]) == len(self.headers):
+                        self.done[k].set()
 
-    t0 = time.perf_counter()
-    tasks = [asyncio.create_task(watch(i)) for i in range(len(headers))]
-    try:
-        await asyncio.wait_for(ready.wait(), timeout=args.connect_timeout)
-    except TimeoutError:
-        failed = [t for t in tasks if t.done() and t.exception()]
-        detail = repr(failed[0].exception()) if failed else "timeout"
-        raise RuntimeError(f"{name}: only {len(sockets)}/{len(headers)} watchers connected: "
-                           f"{detail}") from None
-    res.connect_seconds = time.perf_counter() - t0
-    await asyncio.sleep(1.0)  # let the last subscriptions go live on the server
-    log(f"  {name}: {len(sockets)} watchers connected in {res.connect_seconds:.2f} s "
-        f"(handshake p50 {pct(res.handshakes, 50) * 1000:.0f} ms)")
+    async def connect(self, log: Any) -> None:
+        ready = asyncio.Event()
+        limit = asyncio.Semaphore(self.args.connect_concurrency)
+        t0 = time.perf_counter()
+        self.tasks = [asyncio.create_task(self._watch(i, limit, ready))
+                      for i in range(len(self.headers))]
+        try:
+            await asyncio.wait_for(ready.wait(), timeout=self.args.connect_timeout)
+        except TimeoutError:
+            failed = [t for t in self.tasks if t.done() and t.exception()]
+            detail = repr(failed[0].exception()) if failed else "timeout"
+            raise RuntimeError(f"{self.name}: only {len(self.sockets)}/{len(self.headers)} "
+                               f"watchers connected: {detail}") from None
+        self.res.connect_seconds = time.perf_counter() - t0
+        await asyncio.sleep(1.0)  # let the last subscriptions go live on the server
+        log(f"  {self.name}: {len(self.sockets)} watchers connected in "
+            f"{self.res.connect_seconds:.2f} s "
+            f"(handshake p50 {pct(self.res.handshakes, 50) * 1000:.0f} ms)")
 
-    await poster.start()
-    await poster.send(-1 + 10**6, f"fan-{run_id}-warm")  # warm-up: templates, caches
-    await asyncio.sleep(1.0)
-    spy = None
-    if args.profile and isinstance(poster, FormPoster):
-        spy = subprocess.Popen(
-            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
-             str(server.proc.pid), "--format", "raw", "--rate", "200", "--gil",
-             "--nonblocking", "-o", str(args.profile)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    async def start(self) -> None:
+        await self.poster.start()
+        await self.poster.send(10**6, f"fan-{self.run_id}-warm")  # templates, caches
         await asyncio.sleep(1.0)
-    cpu0 = server.cpu_seconds()
-    start = time.perf_counter()
-    for k in range(args.messages):
+        if self.args.profile and isinstance(self.poster, FormPoster):
+            self.spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                 str(self.server.proc.pid), "--format", "raw", "--rate", "200", "--gil",
+                 "--nonblocking", "-o", str(self.args.profile)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await asyncio.sleep(1.0)
+        self.cpu0 = self.server.cpu_seconds()
+
+    async def post(self, k: int) -> None:
+        """Send post ``k`` and wait until every watcher has it."""
         t_send = time.perf_counter()
-        await poster.send(k, f"fan-{run_id}-{k:04d}")
+        await self.poster.send(k, f"fan-{self.run_id}-{k:04d}")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done[k].wait(), timeout=args.message_timeout)
-        if arrivals[k]:
-            res.latencies.append(max(arrivals[k]) - t_send)
-        res.distinct.append(len(fragments[k]))
-    res.wall = time.perf_counter() - start
-    cpu1 = server.cpu_seconds()
-    res.server_cpu = (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None
-    if spy is not None:
-        spy.send_signal(signal.SIGINT)
-        spy.wait(timeout=30)
-    await asyncio.sleep(0.5)  # late duplicates would show up here
-    await poster.close()
-    for i in range(len(headers)):
-        res.delivered += sum(1 for k in received[i] if k < args.messages)
-        res.duplicates += sum(c - 1 for c in received[i].values() if c > 1)
-        res.missing += sum(1 for k in range(args.messages) if k not in received[i])
-        res.out_of_order += sum(1 for a, b in zip(event_ids[i], event_ids[i][1:], strict=False)
-                                if b <= a)
-    res.expected = len(headers) * args.messages
-    for ws in sockets:
-        with contextlib.suppress(Exception):
-            await ws.close()
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return res
+            await asyncio.wait_for(self.done[k].wait(), timeout=self.args.message_timeout)
+        self.res.wall += time.perf_counter() - t_send
+        if self.arrivals[k]:
+            self.res.latencies.append(max(self.arrivals[k]) - t_send)
+        self.res.distinct.append(len(self.fragments[k]))
+
+    async def finish(self) -> Result:
+        res, args = self.res, self.args
+        cpu1 = self.server.cpu_seconds()
+        if self.cpu0 is not None and cpu1 is not None:
+            res.server_cpu = cpu1 - self.cpu0
+        if self.spy is not None:
+            self.spy.send_signal(signal.SIGINT)
+            self.spy.wait(timeout=30)
+        await asyncio.sleep(0.5)  # late duplicates would show up here
+        await self.poster.close()
+        for i in range(len(self.headers)):
+            got = self.received[i]
+            res.delivered += sum(1 for k in got if k < args.messages)
+            res.duplicates += sum(c - 1 for c in got.values() if c > 1)
+            res.missing += sum(1 for k in range(args.messages) if k not in got)
+            ids = self.event_ids[i]
+            res.out_of_order += sum(1 for a, b in zip(ids, ids[1:], strict=False) if b <= a)
+        res.expected = len(self.headers) * args.messages
+        for ws in self.sockets:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        return res
 
 
 def report(results: list[Result], args: argparse.Namespace, log: Any) -> None:
@@ -467,23 +491,31 @@ async def run(args: argparse.Namespace, workdir: Path, log: Any,
     if args.src:  # before/after comparisons: the server runs another checkout's code
         env["PYTHONPATH"] = str(Path(args.src).resolve())
     cf = Server("caseforum.app:create_app", workdir, "caseforum", env, "/healthz")
-    servers.append(cf)
-    cf.wait_ready()
-    wait_for_consumers(data_dir / "caseforum.db")
-    ws_url = cf.url.replace("http://", "ws://") + f"/ws/threads/{info['thread_id']}"
-    headers = [{"Authorization": f"Bearer {token}"} for _, token in info["tokens"]]
-    log(f"Fan-out to {args.watchers} watchers, {args.messages} posts each")
-    results = [await measure("CaseForum", ws_url, headers,
-                             FormPoster(cf.url, info["thread_id"]), cf, args, log)]
-    cf.stop()
-    size = int(pct([float(s) for s in results[0].sizes], 50)) if results[0].sizes else 2000
     bare = Server("fanout_bench:bare_app", workdir, "bare", {}, "/broadcast")
-    servers.append(bare)
+    servers += [cf, bare]
+    cf.wait_ready()
     bare.wait_ready()
-    results.append(await measure("bare", bare.url.replace("http://", "ws://") + "/ws",
-                                 [{} for _ in headers], BarePoster(bare.url, size), bare,
-                                 args, log))
-    return results
+    wait_for_consumers(data_dir / "caseforum.db")
+    headers = [{"Authorization": f"Bearer {token}"} for _, token in info["tokens"]]
+    log(f"Fan-out to {args.watchers} watchers, {args.messages} posts each, the two servers' "
+        f"posts interleaved")
+    caseforum = Run("CaseForum",
+                    cf.url.replace("http://", "ws://") + f"/ws/threads/{info['thread_id']}",
+                    headers, FormPoster(cf.url, info["thread_id"]), cf, args)
+    await caseforum.connect(log)
+    await caseforum.start()
+    # the bare app sends a text as long as CaseForum's fragments
+    sizes = caseforum.warm_sizes or [2000]
+    size = sorted(sizes)[len(sizes) // 2]
+    plain = Run("bare", bare.url.replace("http://", "ws://") + "/ws", [{} for _ in headers],
+                BarePoster(bare.url, size), bare, args)
+    await plain.connect(log)
+    await plain.start()
+    for k in range(args.messages):
+        first, second = (caseforum, plain) if k % 2 == 0 else (plain, caseforum)
+        await first.post(k)
+        await second.post(k)
+    return [await caseforum.finish(), await plain.finish()]
 
 
 def main() -> int:
