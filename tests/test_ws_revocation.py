@@ -212,3 +212,23 @@ def test_out_of_range_ids_get_a_close_code_not_a_server_error(server, db) -> Non
         with kr.socket(path) as ws:
             code, reason, _ = wait_closed(ws)
         assert code == 4400 and "whole number between 0 and" in reason
+
+
+def test_cli_commands_write_the_events_live_sockets_react_to(data_dir, db, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from caseforum.cli import cli
+    from caseforum.models import Event
+
+    monkeypatch.setenv("CASEFORUM_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("CASEFORUM_SECRET_KEY", "c" * 32)
+    make_category(db, "Bilateral", ["JP", "KR"])
+    runner = CliRunner()
+    done = runner.invoke(cli, ["offices", "category", "Bilateral", "--office", "jp"])
+    assert done.exit_code == 0 and done.output.strip() == "Bilateral: JP"
+    done = runner.invoke(cli, ["offices", "set-roles", "KR", "--role", "providing"])
+    assert done.exit_code == 0
+    kinds = [e.kind for e in db.exec(select(Event).order_by(Event.id.desc()).limit(2))]
+    assert kinds == ["office.changed", "category.changed"]
+    refused = runner.invoke(cli, ["offices", "category", "Nope"])
+    assert refused.exit_code == 1 and "unknown category 'Nope'" in refused.output
