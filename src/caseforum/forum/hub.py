@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -55,9 +56,11 @@ class TooOld(Exception):
 
 QUEUE_LIMIT = 500  # fragments waiting for one slow client before it is told to reload
 RECHECK_SECONDS = 2.0  # the safety net: every open socket's credential, this often
+TOUCH_SECONDS = 60.0  # how often open sockets mark their sessions and tokens as in use
 #: events after which the sockets they concern are checked again at once
 REVOKING = frozenset({"account.disabled", "account.logout", "account.token_revoked",
                       "office.changed", "category.changed"})
+_BATCH = 500  # events read from the log at a time
 _REMEMBERED = 1000  # recent revocations kept for sockets that are still connecting
 
 
@@ -161,20 +164,25 @@ class Hub:
             self.broker.unsubscribe(flag)
 
     async def _sweep(self) -> None:
-        """The safety net: re-check every open socket, all in one query."""
+        """The safety net: re-check every open socket, all in one query; about once
+        a minute also mark their sessions and tokens as in use."""
+        touched = time.monotonic()
         while True:
             await asyncio.sleep(RECHECK_SECONDS)
             subs = [s for s in self.subscribers if s.credential is not None]
             if subs:
+                touch = time.monotonic() - touched > TOUCH_SECONDS
                 try:
-                    await self.recheck(subs)
+                    await self.recheck(subs, touch=touch)
+                    if touch:
+                        touched = time.monotonic()
                 except Exception:
                     log.exception("re-checking live sockets failed; retrying")
 
     def _fetch(self, after: int) -> list[Event]:
         with open_session(self.engine) as session:
             return list(session.exec(select(Event).where(Event.id > after)
-                                     .order_by(Event.id).limit(500)))
+                                     .order_by(Event.id).limit(_BATCH)))
 
     async def _pump(self) -> None:
         while True:
@@ -192,17 +200,22 @@ class Hub:
                 if topics and self.subscribers:
                     await self._dispatch(event, topics)
                 self.last_id = event.id or self.last_id
+            if len(events) < _BATCH:
+                return  # that was all: no second trip to the database to learn it
 
     # re-checking access ---------------------------------------------------------
 
-    def _verdicts(self, subs: list[Subscriber]) -> list[Viewer | tuple[int, str]]:
+    def _verdicts(self, subs: list[Subscriber], touch: bool = False
+                  ) -> list[Viewer | tuple[int, str]]:
         """For each socket its viewer as of now, or why it must close (sync)."""
         with open_session(self.engine) as session:
-            return self._verdicts_in(session, subs)
+            return self._verdicts_in(session, subs, touch)
 
     @staticmethod
-    def _verdicts_in(session: Session, subs: list[Subscriber]) -> list[Viewer | tuple[int, str]]:
-        viewers = revalidate(session, [s.credential for s in subs if s.credential])
+    def _verdicts_in(session: Session, subs: list[Subscriber], touch: bool = False
+                     ) -> list[Viewer | tuple[int, str]]:
+        viewers = revalidate(session, [s.credential for s in subs if s.credential],
+                             touch=touch)
         targets = thread_targets(session, [s.thread_id for s in subs if s.thread_id])
         out: list[Viewer | tuple[int, str]] = []
         for sub in subs:
@@ -236,7 +249,7 @@ class Hub:
                 self.subscribers.discard(sub)
                 sub.end(*verdict)
 
-    async def recheck(self, subs: list[Subscriber]) -> None:
+    async def recheck(self, subs: list[Subscriber], *, touch: bool = False) -> None:
         """Check ``subs`` against the database now; close those that lost access."""
         subs = [s for s in subs if s.close_code is None]
         if not subs:
@@ -244,7 +257,7 @@ class Hub:
         self.rechecks += len(subs)
         self._marks += 1
         mark = self._marks
-        verdicts = await anyio.to_thread.run_sync(self._verdicts, subs)
+        verdicts = await anyio.to_thread.run_sync(self._verdicts, subs, touch)
         self._apply(subs, verdicts, mark)
 
     # fan-out ---------------------------------------------------------------------

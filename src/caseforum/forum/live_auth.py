@@ -120,35 +120,33 @@ def _chunks(keys: list[str]) -> Iterable[list[str]]:
         yield keys[i:i + _CHUNK]
 
 
-def revalidate(session: Session, credentials: Iterable[Credential]) -> dict[Credential, Viewer]:
+def revalidate(session: Session, credentials: Iterable[Credential], *,
+               touch: bool = False) -> dict[Credential, Viewer]:
     """The current viewer of every credential that is still good (the others are
-    missing from the answer).  One query per kind and 500 credentials; "last
-    seen" / "last used" marks older than :data:`TOUCH_AFTER` are refreshed in one
-    update each, so a client that only keeps a socket open still shows as active."""
+    missing from the answer): one query per kind and 500 credentials, reading
+    only the columns a viewer is made of.  ``touch``: also refresh "last seen" /
+    "last used" marks older than :data:`TOUCH_AFTER` (one update per kind), so a
+    client that only keeps a socket open still shows as active; the caller asks
+    for it now and then, not on every check, since it writes."""
     wanted = set(credentials)
     now = utcnow()
-    stale_before = now - TOUCH_AFTER
     out: dict[Credential, Viewer] = {}
     sessions = sorted(c.key for c in wanted if c.kind == "session")
     tokens = sorted(int(c.key) for c in wanted if c.kind == "token")
-    touch_sessions: list[str] = []
-    touch_tokens: list[int] = []
     for chunk in _chunks(sessions):
         rows = session.exec(
-            select(UserSession.id, UserSession.last_seen_at, *_VIEWER_COLUMNS)
+            select(UserSession.id, *_VIEWER_COLUMNS)
             .join(User, User.id == UserSession.user_id)  # type: ignore[arg-type]
             .outerjoin(Office, Office.code == User.office_code)  # type: ignore[arg-type]
             .where(UserSession.id.in_(chunk),  # type: ignore[attr-defined]
                    UserSession.revoked_at.is_(None),  # type: ignore[union-attr]
                    UserSession.expires_at > now, User.is_active.is_(True))  # type: ignore[attr-defined]
         )
-        for key, seen, *facts in rows:
+        for key, *facts in rows:
             out[Credential("session", key)] = _viewer_of_row(facts, None)
-            if seen < stale_before:
-                touch_sessions.append(key)
     for ids in _chunks(tokens):  # type: ignore[arg-type]
         rows = session.exec(
-            select(ApiToken.id, ApiToken.scopes, ApiToken.last_used_at, *_VIEWER_COLUMNS)
+            select(ApiToken.id, ApiToken.scopes, *_VIEWER_COLUMNS)
             .join(User, User.id == ApiToken.user_id)  # type: ignore[arg-type]
             .outerjoin(Office, Office.code == User.office_code)  # type: ignore[arg-type]
             .where(ApiToken.id.in_(ids),  # type: ignore[union-attr]
@@ -156,18 +154,22 @@ def revalidate(session: Session, credentials: Iterable[Credential]) -> dict[Cred
                    (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),  # type: ignore[union-attr]
                    User.is_active.is_(True))  # type: ignore[attr-defined]
         )
-        for token_id, scopes, used, *facts in rows:
+        for token_id, scopes, *facts in rows:
             out[Credential("token", str(token_id))] = _viewer_of_row(
-                facts, frozenset(s for s in scopes.split() if s))
-            if used is None or used < stale_before:
-                touch_tokens.append(token_id)
-    if touch_sessions or touch_tokens:
-        for chunk in _chunks(touch_sessions):
+                facts, frozenset(scopes.split()))
+    if touch and out:
+        stale = now - TOUCH_AFTER
+        good_sessions = [c.key for c in out if c.kind == "session"]
+        good_tokens = [int(c.key) for c in out if c.kind == "token"]
+        for chunk in _chunks(good_sessions):
             session.exec(update(UserSession).where(  # type: ignore[call-overload]
-                UserSession.id.in_(chunk)).values(last_seen_at=now))  # type: ignore[attr-defined]
-        for ids in _chunks(touch_tokens):  # type: ignore[arg-type]
+                UserSession.id.in_(chunk),  # type: ignore[attr-defined]
+                UserSession.last_seen_at < stale).values(last_seen_at=now))
+        for ids in _chunks(good_tokens):  # type: ignore[arg-type]
             session.exec(update(ApiToken).where(  # type: ignore[call-overload]
-                ApiToken.id.in_(ids)).values(last_used_at=now))  # type: ignore[union-attr]
+                ApiToken.id.in_(ids),  # type: ignore[union-attr]
+                ApiToken.last_used_at.is_(None)  # type: ignore[union-attr]
+                | (ApiToken.last_used_at < stale)).values(last_used_at=now))  # type: ignore[operator]
         session.commit()
     return out
 
