@@ -232,3 +232,21 @@ def test_cli_commands_write_the_events_live_sockets_react_to(data_dir, db, monke
     assert kinds == ["office.changed", "category.changed"]
     refused = runner.invoke(cli, ["offices", "category", "Nope"])
     assert refused.exit_code == 1 and "unknown category 'Nope'" in refused.output
+
+
+def test_a_token_that_expires_while_connected_is_caught_by_the_periodic_check(server,
+                                                                            db) -> None:
+    from datetime import timedelta
+
+    jp, thread = watched_thread(server, db)
+    headers = token_for(db, "kr.examiner", "forum")
+    with connect(server.url.replace("http", "ws") + f"/ws/threads/{thread}",
+                 additional_headers=headers, open_timeout=5) as ws:
+        assert_live(ws, jp, thread)
+        token = db.exec(select(ApiToken).where(
+            ApiToken.user_id == user_id(db, "kr.examiner"))).one()
+        token.expires_at = utcnow() - timedelta(seconds=1)
+        db.add(token)
+        db.commit()
+        code, _, _ = wait_closed(ws)
+    assert code == 4401
