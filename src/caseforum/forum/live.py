@@ -212,8 +212,9 @@ class LiveEvent:
 
     def forum_rows(self, viewers: Iterable[Viewer]) -> dict[Viewer, str]:
         """The thread's row in the forum list for each viewer who may see it.  The
-        row carries the user's unread count: counted for all users in two queries,
-        and rendered once per distinct count."""
+        row carries the user's unread count (as :func:`service.unread_counts` counts
+        it): counted for all users in two queries, and rendered once per distinct
+        count."""
         allowed = [v for v in set(viewers) if self.may_see_thread(v)]
         thread = self._thread
         if not allowed or thread is None:
