@@ -20,7 +20,8 @@ The two servers' posts alternate (CaseForum, bare, bare, CaseForum, ...), so tha
 both meet the same load on a shared machine.  Printed for each: deliveries per
 second (watchers x posts / the time from sending each post until the last watcher
 had it, summed over the posts), latency from sending the POST to the *last* watcher having it
-(p50, p99, max), connect time, server CPU per post, and CaseForum / bare ratios.
+(p50, p99, max; and p50 of the POST's answer and of the first watcher), connect
+time, server CPU per post, and CaseForum / bare ratios.
 Every watcher must get every post exactly once (and, for CaseForum, in event
 order); the exit status is 1 otherwise.
 
@@ -245,6 +246,8 @@ class Result:
     connect_seconds: float = 0.0
     handshakes: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)  # POST sent -> last watcher
+    firsts: list[float] = field(default_factory=list)  # POST sent -> first watcher
+    answers: list[float] = field(default_factory=list)  # POST sent -> its answer
     wall: float = 0.0
     delivered: int = 0
     expected: int = 0
@@ -413,11 +416,13 @@ class Run:
         """Send post ``k`` and wait until every watcher has it."""
         t_send = time.perf_counter()
         await self.poster.send(k, f"fan-{self.run_id}-{k:04d}")
+        self.res.answers.append(time.perf_counter() - t_send)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.done[k].wait(), timeout=self.args.message_timeout)
         self.res.wall += time.perf_counter() - t_send
         if self.arrivals[k]:
             self.res.latencies.append(max(self.arrivals[k]) - t_send)
+            self.res.firsts.append(min(self.arrivals[k]) - t_send)
         self.res.distinct.append(len(self.fragments[k]))
 
     async def finish(self) -> Result:
@@ -450,9 +455,10 @@ class Run:
 def report(results: list[Result], args: argparse.Namespace, log: Any) -> None:
     log("")
     log(f"| {'server':<10} | watchers | posts | deliveries/s | p50 ms | p99 ms | max ms "
+        f"| POST answer p50 ms | first watcher p50 ms "
         f"| connect s | handshake p50 ms | server CPU ms/post | distinct fragments/post "
         f"| delivered |")
-    log("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         ms = [x * 1000 for x in r.latencies]
         cpu = (f"{r.server_cpu / args.messages * 1000:.0f}" if r.server_cpu is not None
@@ -460,6 +466,7 @@ def report(results: list[Result], args: argparse.Namespace, log: Any) -> None:
         distinct = f"{min(r.distinct)}-{max(r.distinct)}" if r.distinct else "n/a"
         log(f"| {r.name:<10} | {r.watchers} | {args.messages} | {r.rate:,.0f} "
             f"| {pct(ms, 50):.1f} | {pct(ms, 99):.1f} | {max(ms) if ms else float('nan'):.1f} "
+            f"| {pct(r.answers, 50) * 1000:.1f} | {pct(r.firsts, 50) * 1000:.1f} "
             f"| {r.connect_seconds:.2f} | {pct(r.handshakes, 50) * 1000:.0f} | {cpu} "
             f"| {distinct} | {r.delivered}/{r.expected} |")
     if len(results) == 2:
