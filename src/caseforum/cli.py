@@ -355,6 +355,28 @@ def offices_group_add(ctx: Context, name: str, codes: tuple[str, ...]) -> None:
         click.echo(f"group {group.name}: {' '.join(group.offices)}")
 
 
+@offices_group.command("category")
+@click.argument("category")
+@click.option("--office", "codes", multiple=True,
+              help="an office that may read it (repeatable); none: every office")
+@pass_ctx
+@one_line_errors
+def offices_category(ctx: Context, category: str, codes: tuple[str, ...]) -> None:
+    """Set which offices may read a forum category."""
+    from sqlmodel import select
+
+    from caseforum.forum.service import ForumError, set_category_offices
+    from caseforum.models import Category
+
+    with open_session(ctx.engine) as session:
+        found = session.exec(select(Category).where(Category.name == category)).first()
+        if found is None:
+            raise ForumError(f"unknown category {category!r}")
+        set_category_offices(session, category=found, offices=list(codes))
+        session.commit()
+        click.echo(f"{found.name}: {' '.join(found.offices) or 'every office'}")
+
+
 # plugins -------------------------------------------------------------------------
 
 

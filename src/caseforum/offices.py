@@ -7,6 +7,7 @@ import re
 from sqlmodel import Session, select
 
 from caseforum import errors
+from caseforum.events import emit
 from caseforum.models import Office
 from caseforum.models.office import IceRole
 
@@ -104,4 +105,8 @@ def set_roles(
                 f"unknown ICE role {ice_role!r}: use none, donor, recipient or both"
             ) from None
     session.add(office)
+    # in the same transaction: live sockets of the office's users are re-checked
+    emit(session, kind="office.changed", office_code=office.code, subject_type="office",
+         subject_id=office.code, payload={"office_code": office.code,
+                                          "detail": ",".join(office.roles) or "no role"})
     return office

@@ -15,9 +15,8 @@ the only way pages, the API and live updates reach a category, thread or post:
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, or_
 from sqlmodel import Session, select
@@ -48,6 +47,16 @@ def configure(settings: Any) -> None:
     set_forum_policy(ForumPolicy(
         platform_admins_read_all=settings.forum_platform_admins_read_all,
         office_admins_moderate_open=settings.forum_office_admins_moderate_open))
+
+
+T = TypeVar("T")
+CHUNK = 500  # ids per IN list (SQLite allows far more; keeps statements small)
+
+
+def in_chunks(keys: list[T], size: int = CHUNK) -> Iterator[list[T]]:
+    """``keys`` in slices small enough for one ``IN`` list each."""
+    for i in range(0, len(keys), size):
+        yield keys[i:i + size]
 
 
 # Facts for the rules ---------------------------------------------------------------
@@ -82,28 +91,41 @@ def category_targets(session: Session,
     return out
 
 
-def thread_targets(session: Session, threads: Iterable[Thread]) -> dict[int, ThreadTarget]:
-    """Targets for many threads in at most three statements (categories, their
-    groups, the participants of private conversations)."""
-    threads = list(threads)
-    categories = _by_id(session, Category, (t.category_id for t in threads if not t.is_private))
-    cat_targets = category_targets(session, categories.values())
-    private = [t.id for t in threads if t.is_private]
-    participants: dict[int, set[int]] = defaultdict(set)
+def thread_targets(session: Session,
+                   threads: Iterable[Thread | int]) -> dict[int, ThreadTarget]:
+    """Authorization facts of many threads: one query (thread, category and its
+    office group joined), plus one for the participants of private ones."""
+    ids = sorted({t if isinstance(t, int) else t.id or 0 for t in threads})
+    out: dict[int, ThreadTarget] = {}
+    private: list[Thread] = []
+    for chunk in in_chunks(ids):
+        rows = session.exec(
+            select(Thread, Category, OfficeGroup)
+            .outerjoin(Category, Category.id == Thread.category_id)  # type: ignore[arg-type]
+            .outerjoin(OfficeGroup, OfficeGroup.id == Category.group_id)  # type: ignore[arg-type]
+            .where(Thread.id.in_(chunk))  # type: ignore[union-attr]
+        )
+        for thread, category, group in rows:
+            if thread.is_private:
+                private.append(thread)
+                continue
+            target = None
+            if category is not None:
+                offices = set(category.offices) | set(group.offices if group else ())
+                target = CategoryTarget(frozenset(offices))
+            out[thread.id or 0] = ThreadTarget(category=target, locked=thread.locked,
+                                               author_id=thread.author_id)
     if private:
-        for thread_id, user_id in session.exec(
-                select(ThreadParticipant.thread_id, ThreadParticipant.user_id).where(
-                    ThreadParticipant.thread_id.in_(private))):  # type: ignore[attr-defined]
-            participants[thread_id].add(user_id)
-    out = {}
-    for t in threads:
-        category = None
-        if not t.is_private and t.category_id is not None:
-            category = cat_targets.get(t.category_id)
-        out[t.id or 0] = ThreadTarget(
-            category=category, is_private=t.is_private,
-            participants=frozenset(participants.get(t.id or 0, ())),
-            locked=t.locked, author_id=t.author_id)
+        members: dict[int, set[int]] = {t.id or 0: set() for t in private}
+        for chunk in in_chunks(sorted(members)):
+            for thread_id, user_id in session.exec(
+                    select(ThreadParticipant.thread_id, ThreadParticipant.user_id)
+                    .where(ThreadParticipant.thread_id.in_(chunk))):  # type: ignore[attr-defined]
+                members[thread_id].add(user_id)
+        for thread in private:
+            out[thread.id or 0] = ThreadTarget(
+                category=None, is_private=True, participants=frozenset(members[thread.id or 0]),
+                locked=thread.locked, author_id=thread.author_id)
     return out
 
 

@@ -2,8 +2,18 @@
 
 Each connection keeps its own cursor (the last event id it was sent).  On
 connect it first gets every event it missed since ``after``, then live ones,
-in order and without duplicates.  A fragment is rendered once per distinct
-viewer profile (office, role…) and per topic, not once per socket.
+in order and without duplicates.  Each event costs one hop to a worker thread
+and one database session, whatever the number of sockets: a fragment is
+rendered once per distinct output (see :mod:`caseforum.forum.live`).
+
+Access ends when it is revoked.  A socket keeps the credential it came with;
+the events that can take access away (a user disabled, a log-out, a token
+revoked, an office's roles or a category's offices changed) make the hub
+re-check the sockets they may concern *before* it handles any later event, so
+no fragment of a later post reaches them.  Every host's hub reads the same log,
+so this holds across hosts.  As a safety net (an expiry, a change made without
+an event) every open socket is re-checked every :data:`RECHECK_SECONDS`, all of
+them in one query.
 """
 
 from __future__ import annotations
@@ -11,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +30,21 @@ from typing import Any
 import anyio
 from jinja2 import Environment
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from caseforum.authz import Viewer
+from caseforum.authz import Viewer, can
 from caseforum.db import open_session
 from caseforum.events import LocalBroker, cancel_tasks, oldest_event_id
-from caseforum.forum.live import bell_fragment, forum_row_fragment, thread_fragment, topics_of
+from caseforum.forum.access import thread_targets
+from caseforum.forum.live import LiveEvent, topics_of
+from caseforum.forum.live_auth import (
+    CLOSE_FORBIDDEN,
+    CLOSE_RELOAD,
+    CLOSE_UNAUTHENTICATED,
+    Credential,
+    may_watch,
+    revalidate,
+)
 from caseforum.models import Event
 
 log = logging.getLogger(__name__)
@@ -35,6 +55,13 @@ class TooOld(Exception):
 
 
 QUEUE_LIMIT = 500  # fragments waiting for one slow client before it is told to reload
+RECHECK_SECONDS = 2.0  # the safety net: every open socket's credential, this often
+TOUCH_SECONDS = 60.0  # how often open sockets mark their sessions and tokens as in use
+#: events after which the sockets they concern are checked again at once
+REVOKING = frozenset({"account.disabled", "account.logout", "account.token_revoked",
+                      "office.changed", "category.changed"})
+_BATCH = 500  # events read from the log at a time
+_REMEMBERED = 1000  # recent revocations kept for sockets that are still connecting
 
 
 @dataclass(eq=False)
@@ -45,17 +72,50 @@ class Subscriber:
     viewer: Viewer
     topics: set[str]
     send: Callable[[str], Awaitable[None]]
+    credential: Credential | None = None
+    thread_id: int | None = None  # the thread a thread socket watches
+    #: the hub's position when the credential was read: later revocations may
+    #: not be reflected in ``viewer`` yet
+    checked_after: int = 0
+    viewer_mark: int = 0  # which check set ``viewer`` (see :meth:`Hub._apply`)
     last_sent: int = 0
     live: bool = False
     pending: list[tuple[int, str]] = field(default_factory=list)
     queue: asyncio.Queue[str | None] = field(
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT))
-    overflowed: bool = False
+    close_code: int | None = None
+    close_reason: str = ""
+
+    @property
+    def overflowed(self) -> bool:
+        return self.close_code == CLOSE_RELOAD
+
+    def end(self, code: int, reason: str) -> None:
+        """Stop at once: what is still queued is dropped, the socket closes with ``code``."""
+        if self.close_code is not None:
+            return
+        self.close_code, self.close_reason = code, reason
+        self.pending.clear()
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
     async def writer(self) -> None:
         """Send queued fragments until the queue says stop (``None``)."""
         while (html := await self.queue.get()) is not None:
+            if self.close_code is not None:
+                return
             await self.send(html)
+
+
+def _concerns(revocation: Event, sub: Subscriber) -> bool:
+    """Whether a revoking event may change what ``sub`` is allowed."""
+    payload = revocation.payload
+    if revocation.kind.startswith("account."):
+        return payload.get("user_id") == sub.viewer.user_id
+    if revocation.kind == "office.changed":
+        return payload.get("office_code") == sub.viewer.office_code
+    return sub.thread_id is not None  # category.changed: thread sockets; lists check per event
 
 
 class Hub:
@@ -65,9 +125,15 @@ class Hub:
         self.host = host
         self.env = env
         self.subscribers: set[Subscriber] = set()
-        self.last_id = 0
+        self.last_id = 0  # every event up to here is handled
+        #: the newest event whose watchers have been chosen: a socket that joins now
+        #: gets every later event live ("from now" for a new page)
+        self.now_id = 0
+        self._revocations: deque[Event] = deque(maxlen=_REMEMBERED)
         self._tasks: list[asyncio.Task[None]] = []
         self.renders = 0  # fragments rendered (for the fan-out benchmark)
+        self.rechecks = 0  # sockets re-checked
+        self._marks = 0  # numbers the checks in the order they start
 
     async def start(self) -> None:
         def newest() -> int:
@@ -75,8 +141,9 @@ class Hub:
                 return session.exec(select(Event.id).order_by(Event.id.desc()).limit(1)
                                     ).first() or 0
 
-        self.last_id = await anyio.to_thread.run_sync(newest)
+        self.last_id = self.now_id = await anyio.to_thread.run_sync(newest)
         self._tasks.append(asyncio.create_task(self._run(), name="realtime-hub"))
+        self._tasks.append(asyncio.create_task(self._sweep(), name="realtime-recheck"))
 
     async def stop(self) -> None:
         await cancel_tasks(self._tasks)
@@ -96,10 +163,26 @@ class Hub:
         finally:
             self.broker.unsubscribe(flag)
 
+    async def _sweep(self) -> None:
+        """The safety net: re-check every open socket, all in one query; about once
+        a minute also mark their sessions and tokens as in use."""
+        touched = time.monotonic()
+        while True:
+            await asyncio.sleep(RECHECK_SECONDS)
+            subs = [s for s in self.subscribers if s.credential is not None]
+            if subs:
+                touch = time.monotonic() - touched > TOUCH_SECONDS
+                try:
+                    await self.recheck(subs, touch=touch)
+                    if touch:
+                        touched = time.monotonic()
+                except Exception:
+                    log.exception("re-checking live sockets failed; retrying")
+
     def _fetch(self, after: int) -> list[Event]:
         with open_session(self.engine) as session:
             return list(session.exec(select(Event).where(Event.id > after)
-                                     .order_by(Event.id).limit(500)))
+                                     .order_by(Event.id).limit(_BATCH)))
 
     async def _pump(self) -> None:
         while True:
@@ -107,38 +190,105 @@ class Hub:
             if not events:
                 return
             for event in events:
+                if event.kind in REVOKING:
+                    self._revocations.append(event)
+                    concerned = [s for s in self.subscribers if _concerns(event, s)]
+                    if concerned:
+                        await self.recheck(concerned)
+                self.now_id = max(self.now_id, event.id or 0)
                 topics = topics_of(event)
                 if topics and self.subscribers:
                     await self._dispatch(event, topics)
                 self.last_id = event.id or self.last_id
+            if len(events) < _BATCH:
+                return  # that was all: no second trip to the database to learn it
 
-    def render(self, event: Event, topic: str, viewer: Viewer) -> str | None:
-        """One fragment (sync: runs in a worker thread)."""
-        self.renders += 1
+    # re-checking access ---------------------------------------------------------
+
+    def _verdicts(self, subs: list[Subscriber], touch: bool = False
+                  ) -> list[Viewer | tuple[int, str]]:
+        """For each socket its viewer as of now, or why it must close (sync)."""
         with open_session(self.engine) as session:
-            if topic.startswith("thread:"):
-                return thread_fragment(session, self.env, self.host, viewer, event)
-            if topic.startswith("user:"):
-                return bell_fragment(session, self.env, int(topic[5:]), event.id)
-            if topic == "forum":
-                return forum_row_fragment(session, self.env, viewer, event)
-        return None
+            return self._verdicts_in(session, subs, touch)
+
+    @staticmethod
+    def _verdicts_in(session: Session, subs: list[Subscriber], touch: bool = False
+                     ) -> list[Viewer | tuple[int, str]]:
+        viewers = revalidate(session, [s.credential for s in subs if s.credential],
+                             touch=touch)
+        targets = thread_targets(session, [s.thread_id for s in subs if s.thread_id])
+        out: list[Viewer | tuple[int, str]] = []
+        for sub in subs:
+            if sub.credential is None:
+                out.append(sub.viewer)
+                continue
+            viewer = viewers.get(sub.credential)
+            if viewer is None:
+                out.append((CLOSE_UNAUTHENTICATED,
+                            "signed out: the session or token is no longer valid"))
+            elif not can(viewer, "forum.view"):
+                out.append((CLOSE_FORBIDDEN, "the forum is no longer open to you"))
+            elif sub.thread_id is not None and not may_watch(viewer,
+                                                             targets.get(sub.thread_id)):
+                out.append((CLOSE_FORBIDDEN, "this thread is no longer open to you"))
+            else:
+                out.append(viewer)
+        return out
+
+    def _apply(self, subs: list[Subscriber], verdicts: list[Viewer | tuple[int, str]],
+               mark: int) -> None:
+        """Closing is always safe; a new viewer is taken only from a check that
+        started after the one that set the current viewer (the periodic check and
+        a revocation's check may overlap, and the older answer must not win)."""
+        for sub, verdict in zip(subs, verdicts, strict=True):
+            if isinstance(verdict, Viewer):
+                if mark > sub.viewer_mark:
+                    sub.viewer = verdict  # an office's new roles count from now on
+                    sub.viewer_mark = mark
+            else:
+                self.subscribers.discard(sub)
+                sub.end(*verdict)
+
+    async def recheck(self, subs: list[Subscriber], *, touch: bool = False) -> None:
+        """Check ``subs`` against the database now; close those that lost access."""
+        subs = [s for s in subs if s.close_code is None]
+        if not subs:
+            return
+        self.rechecks += len(subs)
+        self._marks += 1
+        mark = self._marks
+        verdicts = await anyio.to_thread.run_sync(self._verdicts, subs, touch)
+        self._apply(subs, verdicts, mark)
+
+    # fan-out ---------------------------------------------------------------------
+
+    def _render(self, event: Event, wanted: dict[str, set[Viewer]]
+                ) -> dict[tuple[str, Viewer], str]:
+        """Every fragment of one event, in one session (sync: a worker thread)."""
+        with open_session(self.engine) as session:
+            live = LiveEvent(session, self.env, self.host, event)
+            out = live.fragments(wanted)
+            self.renders += live.renders
+            return out
 
     async def _dispatch(self, event: Event, topics: set[str]) -> None:
-        groups: dict[tuple[str, Any], list[Subscriber]] = defaultdict(list)
-        for sub in list(self.subscribers):
+        subs = [s for s in self.subscribers if s.topics & topics]
+        wanted: dict[str, set[Viewer]] = defaultdict(set)
+        for sub in subs:
             for topic in topics & sub.topics:
-                # the forum list carries per-user unread counts; the rest per profile
-                key = sub.viewer.user_id if topic in ("forum",) else sub.viewer.profile
-                groups[(topic, key)].append(sub)
-        for (topic, _), subs in groups.items():
-            html = await anyio.to_thread.run_sync(self.render, event, topic, subs[0].viewer)
-            if not html:
-                continue
-            for sub in subs:
-                await self._deliver(sub, event.id or 0, html)
+                wanted[topic].add(sub.viewer)
+        if not wanted:
+            return
+        fragments = await anyio.to_thread.run_sync(self._render, event, dict(wanted))
+        for sub in subs:
+            for topic in sorted(topics & sub.topics):
+                html = fragments.get((topic, sub.viewer))
+                if html:
+                    self._deliver(sub, event.id or 0, html)
 
-    async def _deliver(self, sub: Subscriber, event_id: int, html: str) -> None:
+    def _deliver(self, sub: Subscriber, event_id: int, html: str) -> None:
+        if sub.close_code is not None:
+            return
         if not sub.live:
             sub.pending.append((event_id, html))
             return
@@ -148,43 +298,79 @@ class Hub:
         try:
             sub.queue.put_nowait(html)
         except asyncio.QueueFull:
-            sub.overflowed = True  # the socket closes with "reload"; it resumes with ?after=
+            # the socket closes with "reload"; it resumes with ?after=
             self.subscribers.discard(sub)
-            sub.queue = asyncio.Queue(maxsize=1)
-            sub.queue.put_nowait(None)
+            sub.end(CLOSE_RELOAD, "too far behind: reload")
+
+    # joining -----------------------------------------------------------------------
+
+    def _revoked_since(self, sub: Subscriber) -> bool:
+        """Whether a revocation the hub has seen may postdate ``sub``'s credential check."""
+        recent = self._revocations
+        if len(recent) == recent.maxlen and (recent[0].id or 0) > sub.checked_after:
+            return True  # more than we remember: check to be sure
+        return any((r.id or 0) > sub.checked_after and _concerns(r, sub) for r in recent)
 
     async def subscribe(self, sub: Subscriber, after: int) -> None:
-        """Register, send what was missed since ``after``, then go live."""
+        """Register, send what was missed since ``after``, then go live.  When this
+        returns with ``sub.close_code`` set, the socket must close with it."""
         self.subscribers.add(sub)
         sub.last_sent = after
-        missed = await anyio.to_thread.run_sync(self._missed, sub, after)
+        if self._revoked_since(sub):
+            await self.recheck([sub])
+        missed: list[tuple[int, str]] = []
+        if after < self.now_id and sub.close_code is None:
+            self._marks += 1
+            mark = self._marks
+            missed, verdict = await anyio.to_thread.run_sync(self._missed, sub, after)
+            if verdict is not None:
+                self._apply([sub], [verdict], mark)
         for event_id, html in missed:
+            if sub.close_code is not None:
+                return
             if event_id > sub.last_sent:
                 sub.last_sent = event_id
                 await sub.send(html)
         for event_id, html in sorted(sub.pending):
+            if sub.close_code is not None:
+                return
             if event_id > sub.last_sent:
                 sub.last_sent = event_id
                 await sub.send(html)
         sub.pending.clear()
         sub.live = True
 
-    def _missed(self, sub: Subscriber, after: int) -> list[tuple[int, str]]:
+    def _missed(self, sub: Subscriber, after: int
+                ) -> tuple[list[tuple[int, str]], Viewer | tuple[int, str] | None]:
+        """The fragments ``sub`` missed since ``after``, in one session.  A revocation
+        met on the way is checked there and then: nothing after it is sent unless
+        access still holds."""
         out: list[tuple[int, str]] = []
+        viewer = sub.viewer
+        verdict: Viewer | tuple[int, str] | None = None
         with open_session(self.engine) as session:
             if after and after < oldest_event_id(session) - 1:
                 raise TooOld
-        start = after
-        while True:
-            events = self._fetch(start)
-            if not events:
-                return out
-            for event in events:
-                start = event.id or start
-                for topic in topics_of(event) & sub.topics:
-                    html = self.render(event, topic, sub.viewer)
-                    if html:
+            start = after
+            while True:
+                events = list(session.exec(select(Event).where(Event.id > start)
+                                           .order_by(Event.id).limit(500)))
+                if not events:
+                    return out, verdict
+                for event in events:
+                    start = event.id or start
+                    if event.kind in REVOKING and _concerns(event, sub):
+                        verdict = self._verdicts_in(session, [sub])[0]
+                        if not isinstance(verdict, Viewer):
+                            return out, verdict
+                        viewer = verdict
+                    wanted = {t: {viewer} for t in topics_of(event) & sub.topics}
+                    if not wanted:
+                        continue
+                    live = LiveEvent(session, self.env, self.host, event)
+                    for html in live.fragments(wanted).values():
                         out.append((event.id or 0, html))
+                    self.renders += live.renders
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)

@@ -1,17 +1,39 @@
-"""HTML fragments pushed to live viewers, one per event, as each viewer may see it."""
+"""HTML fragments pushed to live viewers, one per event, as each viewer may see it.
+
+One :class:`LiveEvent` per event, in one database session, answers for every
+viewer watching: the event's thread, post and their authorization facts are
+loaded once, and a fragment is rendered once per distinct *output*, keyed by
+what actually changes it (:meth:`LiveEvent.post_key`: the role, and what the
+authorization rules let the viewer see of the dossiers the post mentions), not
+once per socket or per office.  With seven offices watching a post that mentions
+one dossier this is two or three renders instead of seven.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from jinja2 import Environment
-from sqlmodel import Session, select
+from sqlmodel import Session, func, or_, select
 
-from caseforum.authz import Viewer, can
+from caseforum.authz import DocumentTarget, DossierTarget, ThreadTarget, Viewer, can
 from caseforum.forum import service
-from caseforum.forum.targets import thread_target
+from caseforum.forum.access import post_target, thread_target
 from caseforum.forum.view import Renderer
-from caseforum.models import Event, Notification, Post, Thread
+from caseforum.models import (
+    Application,
+    Document,
+    DocumentOffice,
+    Event,
+    Notification,
+    Office,
+    Post,
+    ReadState,
+    Reference,
+    Thread,
+)
 
 THREAD_KINDS = {"post.created", "post.edited", "post.hidden", "post.shown", "post.reacted",
                 "thread.changed"}
@@ -31,45 +53,215 @@ def topics_of(event: Event) -> set[str]:
     return set()
 
 
-def thread_fragment(session: Session, env: Environment, host: Any, viewer: Viewer,
-                    event: Event) -> str | None:
-    """The change to one thread page, or None when this viewer sees nothing of it."""
-    thread = session.get(Thread, event.payload.get("thread_id"))
-    if thread is None or not can(viewer, "thread.view", thread_target(session, thread)):
-        return None
-    target = thread_target(session, thread)
-    if event.kind == "thread.changed":
-        return env.get_template("forum/_thread_status.html").render(
-            thread=thread, oob=True, event_id=event.id)
-    post = session.get(Post, event.payload.get("post_id"))
-    if post is None:
-        return None
-    views = Renderer(session, viewer, host, env).posts([post])
-    if not views:
-        return None  # a bot note this viewer may not see
-    view = views[0]
-    view.mine = set()  # shared by every socket of the profile: no one user's pressed state
-    # rendered once for many sockets: no per-session CSRF token in the forms;
-    # htmx sends each user's own token in a header (static/js/app.js)
-    return env.get_template("forum/_post.html").render(
-        p=view, viewer=viewer, thread=thread, target=target, event_id=event.id,
-        reactions=service.REACTIONS, csrf_token="",
-        oob="new" if event.kind == "post.created" else "replace")
+class LiveEvent:
+    """Everything one event looks like to the viewers watching it (sync: runs in a
+    worker thread, with one session for all of them)."""
 
+    def __init__(self, session: Session, env: Environment, host: Any, event: Event) -> None:
+        self.session = session
+        self.env = env
+        self.host = host
+        self.event = event
+        self.renders = 0
+        self._thread: Thread | None = None
+        self._target: ThreadTarget | None = None
+        self._post: Post | None = None
+        self._loaded = False
+        self._facts: list[tuple[Any, list[Any], list[Any]]] | None = None
+        self._fragments: dict[Any, str | None] = {}
+        self._keys: dict[Any, Any] = {}
 
-def bell_fragment(session: Session, env: Environment, user_id: int, event_id: int | None) -> str:
-    unread = session.exec(select(Notification).where(
-        Notification.user_id == user_id, Notification.read_at.is_(None))).all()  # type: ignore[union-attr]
-    return env.get_template("partials/bell.html").render(count=len(unread), oob=True,
-                                                         event_id=event_id)
+    # what the event is about ---------------------------------------------------
 
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        self._thread = self.session.get(Thread, self.event.payload.get("thread_id"))
+        if self._thread is not None:
+            self._target = thread_target(self.session, self._thread)
+        post_id = self.event.payload.get("post_id")
+        if post_id is not None and self.event.kind != "thread.changed":
+            self._post = self.session.get(Post, post_id)
 
-def forum_row_fragment(session: Session, env: Environment, viewer: Viewer,
-                       event: Event) -> str | None:
-    thread = session.get(Thread, event.payload.get("thread_id"))
-    if thread is None or not can(viewer, "thread.view", thread_target(session, thread)):
-        return None
-    unread = service.unread_counts(session, user_id=viewer.user_id or 0,
-                                   thread_ids=[thread.id or 0])
-    return env.get_template("forum/_thread_row.html").render(
-        t=thread, unread=unread.get(thread.id or 0, 0), oob=True, event_id=event.id)
+    def may_see_thread(self, viewer: Viewer) -> bool:
+        """Checked for every viewer on every event, against the thread as it is now."""
+        self._load()
+        return self._target is not None and can(viewer, "thread.view", self._target)
+
+    def _card_facts(self) -> list[tuple[Any, list[Any], list[Any]]]:
+        """For each dossier the post mentions: its target, its family members'
+        targets and its documents' targets: everything the authorization rules look
+        at when a card is drawn (the card shows the visible family size, the latest
+        visible documents and the citations of visible documents).  Loaded once per
+        event, in five queries, looked up the way :class:`Renderer` looks them up."""
+        if self._facts is not None:
+            return self._facts
+        post = self._post
+        assert post is not None
+        refs = list(self.session.exec(select(Reference).where(Reference.post_id == post.id)
+                                      .order_by(Reference.position)))  # type: ignore[arg-type]
+        conditions = []
+        for ref in refs:
+            if ref.kind == "application":
+                conditions.append((Application.office_code == ref.office_code)
+                                  & (Application.number == ref.number))
+            else:
+                conditions.append(Application.publication_number == ref.office_code + ref.number)
+        apps = list(self.session.exec(select(Application).where(or_(*conditions)))) \
+            if conditions else []
+        public = {code: flag for code, flag in self.session.exec(
+            select(Office.code, Office.public_access))}
+        families = {a.family_id for a in apps if a.family_id is not None}
+        members: dict[int, list[DossierTarget]] = defaultdict(list)
+        if families:
+            for family_id, office in self.session.exec(
+                    select(Application.family_id, Application.office_code).where(
+                        Application.family_id.in_(families))):  # type: ignore[union-attr]
+                members[family_id].append(DossierTarget(office, public.get(office, False)))
+        docs: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        named: dict[int, set[str]] = defaultdict(set)
+        if apps:
+            for doc_id, app_id, visibility in self.session.exec(
+                    select(Document.id, Document.application_id, Document.visibility).where(
+                        Document.application_id.in_([a.id for a in apps]))):  # type: ignore[attr-defined]
+                docs[app_id].append((doc_id, str(visibility)))
+            restricted = [d for rows in docs.values() for d, v in rows if v == "restricted"]
+            if restricted:
+                for doc_id, office in self.session.exec(
+                        select(DocumentOffice.document_id, DocumentOffice.office_code).where(
+                            DocumentOffice.document_id.in_(restricted))):  # type: ignore[attr-defined]
+                    named[doc_id].add(office)
+        facts = []
+        for app in sorted(apps, key=lambda a: a.id or 0):
+            target = DossierTarget(app.office_code, public.get(app.office_code, False))
+            family = members[app.family_id] if app.family_id is not None else [target]
+            documents = [DocumentTarget(app.office_code, target.public_access, visibility,
+                                        frozenset(named.get(doc_id, ())))
+                         for doc_id, visibility in docs[app.id or 0]]
+            facts.append((target, family, documents))
+        self._facts = facts
+        return facts
+
+    def post_key(self, viewer: Viewer) -> tuple[Any, ...]:
+        """What decides a post fragment for a viewer who may see the thread: the
+        answers to the permission questions the template asks (react, reply,
+        moderate) and, for a post that mentions dossiers, what the rules let this
+        viewer see of each of them, its family and its documents.  Seven offices
+        watching a post about one dossier thus share two or three renders.  Bot
+        blocks (embeds) look at more, so such posts are keyed by the whole profile."""
+        post = self._post
+        assert post is not None and self._target is not None
+        # the questions forum/_post.html asks about the viewer
+        rights = (can(viewer, "post.react", post_target(self._target, post)),
+                  can(viewer, "post.create", self._target),
+                  can(viewer, "forum.moderate", self._target))
+        if post.hidden or "<span data-ref=" not in post.html and not post.embeds:
+            return rights
+        if post.embeds:
+            return ("profile", viewer.profile)
+        seen = tuple(
+            (can(viewer, "dossier.view", target),
+             tuple(can(viewer, "dossier.view", m) for m in family),
+             tuple(can(viewer, "document.view", d) for d in documents))
+            for target, family, documents in self._card_facts())
+        return (rights, seen)
+
+    # fragments ------------------------------------------------------------------
+
+    def thread_html(self, viewer: Viewer) -> str | None:
+        """The change to one thread page, or None when this viewer sees nothing of it."""
+        if not self.may_see_thread(viewer):
+            return None
+        thread = self._thread
+        assert thread is not None
+        if self.event.kind == "thread.changed":
+            key: Any = ("status",)
+        elif self._post is None:
+            return None
+        else:
+            # the rules look at who the user is only for a private thread's members;
+            # otherwise equal profiles get equal answers, so ask once per profile
+            who = (viewer.profile, viewer.user_id if thread.is_private else None)
+            if who not in self._keys:
+                self._keys[who] = self.post_key(viewer)
+            key = self._keys[who]
+        if key not in self._fragments:
+            self.renders += 1
+            self._fragments[key] = self._render_thread(viewer)
+        return self._fragments[key]
+
+    def _render_thread(self, viewer: Viewer) -> str | None:
+        thread, event = self._thread, self.event
+        if event.kind == "thread.changed":
+            return self.env.get_template("forum/_thread_status.html").render(
+                thread=thread, oob=True, event_id=event.id)
+        post = self._post
+        assert post is not None
+        views = Renderer(self.session, viewer, self.host, self.env).posts([post])
+        if not views:
+            return None  # a bot note this viewer may not see
+        view = views[0]
+        view.mine = set()  # shared by every socket of the key: no one user's pressed state
+        # rendered once for many sockets: no per-session CSRF token in the forms;
+        # htmx sends each user's own token in a header (static/js/app.js)
+        return self.env.get_template("forum/_post.html").render(
+            p=view, viewer=viewer, thread=thread, target=self._target, event_id=event.id,
+            reactions=service.REACTIONS, csrf_token="",
+            oob="new" if event.kind == "post.created" else "replace")
+
+    def forum_rows(self, viewers: Iterable[Viewer]) -> dict[Viewer, str]:
+        """The thread's row in the forum list for each viewer who may see it.  The
+        row carries the user's unread count (as :func:`service.unread_counts` counts
+        it): counted for all users in two queries, and rendered once per distinct
+        count."""
+        allowed = [v for v in set(viewers) if self.may_see_thread(v)]
+        thread = self._thread
+        if not allowed or thread is None:
+            return {}
+        user_ids = {v.user_id or 0 for v in allowed}
+        marks = {user_id: mark for user_id, mark in self.session.exec(
+            select(ReadState.user_id, ReadState.last_read_post_id).where(
+                ReadState.thread_id == thread.id,
+                ReadState.user_id.in_(user_ids)))}  # type: ignore[attr-defined]
+        posts = list(self.session.exec(select(Post.id, Post.author_id).where(
+            Post.thread_id == thread.id, Post.hidden.is_(False),  # type: ignore[attr-defined]
+            Post.quiet.is_(False))))  # type: ignore[attr-defined]
+        out: dict[Viewer, str] = {}
+        rows: dict[int, str] = {}
+        for viewer in allowed:
+            uid = viewer.user_id or 0
+            mark = marks.get(uid) or 0
+            unread = sum(1 for pid, author in posts if (pid or 0) > mark and author != uid)
+            if unread not in rows:
+                self.renders += 1
+                rows[unread] = self.env.get_template("forum/_thread_row.html").render(
+                    t=thread, unread=unread, oob=True, event_id=self.event.id)
+            out[viewer] = rows[unread]
+        return out
+
+    def bell_html(self, user_id: int) -> str:
+        self.renders += 1
+        unread = self.session.exec(select(func.count()).select_from(Notification).where(
+            Notification.user_id == user_id,
+            Notification.read_at.is_(None))).one()  # type: ignore[union-attr]
+        return self.env.get_template("partials/bell.html").render(count=unread, oob=True,
+                                                                  event_id=self.event.id)
+
+    def fragments(self, wanted: dict[str, set[Viewer]]) -> dict[tuple[str, Viewer], str]:
+        """Every fragment the watchers of this event get, by (topic, viewer)."""
+        out: dict[tuple[str, Viewer], str] = {}
+        for topic, viewers in wanted.items():
+            if topic.startswith("thread:"):
+                for viewer in viewers:
+                    html = self.thread_html(viewer)
+                    if html:
+                        out[(topic, viewer)] = html
+            elif topic == "forum":
+                for viewer, html in self.forum_rows(viewers).items():
+                    out[(topic, viewer)] = html
+            elif topic.startswith("user:"):
+                html = self.bell_html(int(topic[5:]))
+                for viewer in viewers:
+                    out[(topic, viewer)] = html
+        return out

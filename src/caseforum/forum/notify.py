@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from caseforum.authz import Viewer, can
 from caseforum.db import open_session
 from caseforum.events import Consumer, emit
-from caseforum.forum.targets import thread_target
+from caseforum.forum.access import thread_target
 from caseforum.models import Event, Notification, Office, Post, Thread, ThreadParticipant, User
 
 log = logging.getLogger(__name__)

@@ -82,6 +82,23 @@ def create_category(session: Session, *, name: str, description: str = "",
     return category
 
 
+def set_category_offices(session: Session, *, category: Category, offices: list[str],
+                         actor_id: int | None = None) -> Category:
+    """Change who may read a category (no offices: every participating office).
+    The event makes live sockets on its threads check their access again."""
+    codes = sorted({o.strip().upper() for o in offices if o.strip()})
+    known = set(session.exec(select(Office.code)))
+    unknown = [c for c in codes if c not in known]
+    if unknown:
+        raise ForumError(f"unknown office {unknown[0]!r}")
+    category.offices = codes
+    session.add(category)
+    emit(session, kind="category.changed", actor_id=actor_id, subject_type="category",
+         subject_id=category.id or "",
+         payload={"category_id": category.id, "offices": codes})
+    return category
+
+
 def create_office_group(session: Session, *, name: str, offices: list[str]) -> OfficeGroup:
     codes = sorted({o.strip().upper() for o in offices if o.strip()})
     if not name.strip() or not codes:

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from caseforum.authz import PostTarget, ThreadTarget, Viewer, can
 from caseforum.dossiers.access import Access
-from caseforum.forum.targets import thread_target
+from caseforum.forum.access import thread_target
 from caseforum.models import Application, Office, Post, Reaction, Reference, Thread, User
 from caseforum.models.account import Role
 

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from caseforum import __version__
 from caseforum.authz import can
 from caseforum.db import open_session
-from caseforum.forum.targets import post_target
+from caseforum.forum.access import post_target
 from caseforum.models import Notification
 from caseforum.web.security import csrf_token
 

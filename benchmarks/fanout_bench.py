@@ -1,0 +1,580 @@
+"""Fan-out benchmark: CaseForum's live thread against a bare Starlette broadcast.
+
+Both servers run in their own process (uvicorn, one worker, the same websocket
+implementation and permessage-deflate), and one client process drives both the
+same way in the same run:
+
+1. ``--watchers`` websocket clients connect (``--connect-concurrency`` handshakes
+   in flight); the time to connect them all and the handshake p50 are recorded.
+   CaseForum's watchers are examiners of seven offices (JP KR CN US AU GB SG:
+   providing and accessing, providing only, accessing only) with ``forum
+   dossiers:read`` bearer tokens on ``/ws/threads/{id}``; the bare app's are
+   anonymous on ``/ws``.
+2. ``--messages`` posts, one at a time: each is sent as soon as every watcher has
+   the previous one.  CaseForum: ``jp.examiner`` posts through the HTML form, each
+   post mentioning a demo dossier (so accessing offices get a card, US does not)
+   and a unique marker.  Bare: ``POST /broadcast`` with a text of the size of
+   CaseForum's fragments, which the app sends to every socket in turn.
+
+The two servers' posts alternate (CaseForum, bare, bare, CaseForum, ...), so that
+both meet the same load on a shared machine.  Printed for each: deliveries per
+second (watchers x posts / the time from sending each post until the last watcher
+had it, summed over the posts), latency from sending the POST to the *last* watcher having it
+(p50, p99, max; and p50 of the POST's answer and of the first watcher), connect
+time, server CPU per post, and CaseForum / bare ratios.
+Every watcher must get every post exactly once (and, for CaseForum, in event
+order); the exit status is 1 otherwise.
+
+    .venv/bin/python benchmarks/fanout_bench.py            # 500 watchers, 30 posts
+    .venv/bin/python benchmarks/fanout_bench.py --quick    # 100 watchers, 10 posts
+    .venv/bin/python benchmarks/fanout_bench.py --src ../main/src   # another checkout's server
+
+Only loopback traffic; the data folder is temporary and removed at the end, and
+both server processes are stopped at the end, also on errors and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SECRET = "fanout-bench-secret-key-0123456789"
+DEMO_PASSWORD = "caseforum-demo"
+CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
+EVENT_RE = re.compile(r'data-event-id="(\d+)"')
+WATCHER_OFFICES = ("JP", "KR", "CN", "US", "AU", "GB", "SG")
+MENTIONS = ("JP 2019-041872", "US 17/436,205")  # demo dossiers: cards for some offices
+POSTER = "jp.examiner"
+HERE = Path(__file__).resolve().parent
+
+
+# The bare broadcast app (served by uvicorn from this file) -------------------------------
+
+
+def _bare_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route, WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    clients: set[WebSocket] = set()
+
+    async def watch(ws: WebSocket) -> None:
+        await ws.accept()
+        clients.add(ws)
+        try:
+            while True:
+                await ws.receive_text()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            clients.discard(ws)
+
+    async def broadcast(request: Request) -> Response:
+        text = (await request.body()).decode()
+        for ws in list(clients):
+            with contextlib.suppress(Exception):
+                await ws.send_text(text)
+        return Response(status_code=204)
+
+    return Starlette(routes=[WebSocketRoute("/ws", watch),
+                             Route("/broadcast", broadcast, methods=["POST"])])
+
+
+def bare_app() -> Any:
+    """Factory for ``uvicorn --factory fanout_bench:bare_app``."""
+    return _bare_app()
+
+
+# Data -------------------------------------------------------------------------------------
+
+
+def build(data_dir: Path, watchers: int, log: Any) -> dict[str, Any]:
+    """Demo data, an open category with one thread, and one token per watcher."""
+    from sqlmodel import select
+
+    from caseforum import accounts
+    from caseforum.app import build_doc_types
+    from caseforum.config import load_settings
+    from caseforum.db import make_engine, open_session
+    from caseforum.forum import service as forum
+    from caseforum.models import User
+    from caseforum.plugin_host import PluginHost
+    from caseforum.setup_db import init_database, load_demo
+
+    t0 = time.perf_counter()
+    settings = load_settings(data_dir=data_dir, secret_key=SECRET)
+    engine = make_engine(settings)
+    host = PluginHost(settings.plugins)
+    host.load()
+    init_database(engine, host)
+    load_demo(engine, storage_dir=settings.storage_dir, doc_types=build_doc_types(host))
+    tokens: list[tuple[str, str]] = []
+    with open_session(engine) as session:
+        author = session.exec(select(User).where(User.username == POSTER)).one()
+        category = forum.create_category(session, name="Fan-out benchmark", offices=[])
+        thread, _ = forum.create_thread(session, author=author, category=category,
+                                        title="Live fan-out", body="Watch this thread.",
+                                        patterns=host.reference_patterns())
+        for i in range(watchers):
+            office = WATCHER_OFFICES[i % len(WATCHER_OFFICES)]
+            user = accounts.create_user(
+                session, username=f"fan-{office.lower()}-{i:04d}", office_code=office,
+                role="examiner", password=None)
+            _, plain = accounts.create_token(session, user=user,
+                                             scopes=["forum", "dossiers:read"])
+            tokens.append((office, plain))
+        session.commit()
+        thread_id = thread.id
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+    engine.dispose()
+    log(f"  demo data, a thread and {watchers} watcher tokens: "
+        f"{time.perf_counter() - t0:.1f} s")
+    return {"thread_id": thread_id, "tokens": tokens}
+
+
+# Servers ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One uvicorn process (``target`` is a factory), stopped by :meth:`stop`."""
+
+    def __init__(self, target: str, workdir: Path, name: str, env: dict[str, str],
+                 ready_path: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ready_path = ready_path
+        full = {k: v for k, v in os.environ.items() if not k.startswith("CASEFORUM_")}
+        full.update(env, PYTHONUNBUFFERED="1")
+        self.log_path = workdir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", target, "--app-dir", str(HERE),
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+             "--no-access-log", "--ws", "websockets-sansio"],
+            env=full, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL)
+
+    def wait_ready(self, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited ({self.proc.returncode}): {self.tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + self.ready_path, timeout=2).status_code < 500:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not answer: {self.tail()}")
+
+    def cpu_seconds(self) -> float | None:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return None
+
+    def tail(self, n: int = 2000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-n:]
+        return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+
+def wait_for_consumers(db: Path, consumers: int = 3, seconds: float = 90) -> None:
+    """Let CaseForum's event consumers work through the build's backlog first."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            newest = conn.execute("SELECT max(id) FROM event").fetchone()[0] or 0
+            cursors = [r[0] for r in conn.execute("SELECT last_event_id FROM consumer_cursor")]
+        if len(cursors) >= consumers and min(cursors) >= newest:
+            return
+        time.sleep(0.2)
+    print("warning: the event consumers had not caught up; measuring anyway", file=sys.stderr)
+
+
+# Measuring --------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+@dataclass
+class Result:
+    name: str
+    watchers: int = 0
+    connect_seconds: float = 0.0
+    handshakes: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)  # POST sent -> last watcher
+    firsts: list[float] = field(default_factory=list)  # POST sent -> first watcher
+    answers: list[float] = field(default_factory=list)  # POST sent -> its answer
+    wall: float = 0.0
+    delivered: int = 0
+    expected: int = 0
+    missing: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    distinct: list[int] = field(default_factory=list)  # distinct fragments per post
+    sizes: list[int] = field(default_factory=list)
+    server_cpu: float | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.delivered / self.wall if self.wall else float("nan")
+
+    def ok(self) -> bool:
+        return not (self.missing or self.duplicates or self.out_of_order)
+
+
+class Poster:
+    """Sends post ``k`` carrying ``marker``; CaseForum through the form, bare directly."""
+
+    async def start(self) -> None: ...
+
+    async def send(self, k: int, marker: str) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None: ...
+
+
+class FormPoster(Poster):
+    def __init__(self, base: str, thread_id: int) -> None:
+        self.base, self.thread_id = base, thread_id
+        self.client = httpx.AsyncClient(base_url=base, timeout=60, follow_redirects=False)
+        self.csrf = ""
+
+    async def start(self) -> None:
+        form = await self.client.get("/login")
+        token = CSRF_RE.search(form.text)
+        assert token, "no CSRF token on the login page"
+        r = await self.client.post("/login", data={"username": POSTER,
+                                                   "password": DEMO_PASSWORD,
+                                                   "csrf_token": token.group(1)})
+        if r.status_code != 303:
+            raise RuntimeError(f"log-in failed: {r.status_code}")
+        found = CSRF_RE.search((await self.client.get("/")).text)
+        assert found, "no CSRF token after log-in"
+        self.csrf = found.group(1)
+
+    async def send(self, k: int, marker: str) -> None:
+        body = (f"Live check {marker}: the family of {MENTIONS[k % len(MENTIONS)]} has a "
+                f"new search report; claims 1-{3 + k % 5} are affected.")
+        r = await self.client.post(f"/threads/{self.thread_id}/posts",
+                                   data={"csrf_token": self.csrf, "body": body})
+        if r.status_code != 303:
+            raise RuntimeError(f"posting failed: {r.status_code} {r.text[:300]}")
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class BarePoster(Poster):
+    def __init__(self, base: str, size: int) -> None:
+        self.client = httpx.AsyncClient(base_url=base, timeout=60)
+        self.size = size
+
+    async def send(self, k: int, marker: str) -> None:
+        text = f'<div id="post-{k}">{marker}</div>'
+        text += "x" * max(0, self.size - len(text))
+        r = await self.client.post("/broadcast", content=text.encode())
+        if r.status_code != 204:
+            raise RuntimeError(f"broadcast failed: {r.status_code}")
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class Run:
+    """One server's watchers and posts; :func:`run` interleaves two of them post by
+    post, so that both see the same load on a shared machine."""
+
+    def __init__(self, name: str, url: str, headers: list[dict[str, str]], poster: Poster,
+                 server: Server, args: argparse.Namespace) -> None:
+        self.name, self.url, self.headers = name, url, headers
+        self.poster, self.server, self.args = poster, server, args
+        self.res = Result(name, watchers=len(headers))
+        self.run_id = hashlib.sha1(f"{name}{time.time()}".encode()).hexdigest()[:8]
+        self.marker_re = re.compile(rf"fan-{self.run_id}-(\d+)")
+        self.received: list[dict[int, int]] = [{} for _ in headers]
+        self.event_ids: list[list[int]] = [[] for _ in headers]
+        self.arrivals: dict[int, list[float]] = defaultdict(list)
+        self.fragments: dict[int, set[str]] = defaultdict(set)
+        self.done: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
+        self.sockets: list[Any] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.spy: subprocess.Popen[bytes] | None = None
+        self.cpu0: float | None = None
+        self.warm_sizes: list[int] = []
+
+    async def _watch(self, i: int, limit: asyncio.Semaphore, ready: asyncio.Event) -> None:
+        from websockets.asyncio.client import connect
+
+        res = self.res
+        async with limit:
+            t = time.perf_counter()
+            ws = await connect(self.url, additional_headers=self.headers[i], open_timeout=120,
+                               ping_interval=None, close_timeout=2,
+                               compression=None if self.args.no_compression else "deflate",
+                               max_queue=None)
+            res.handshakes.append(time.perf_counter() - t)
+        self.sockets.append(ws)
+        if len(self.sockets) == len(self.headers):
+            ready.set()
+        with contextlib.suppress(Exception):
+            async for message in ws:
+                now = time.perf_counter()
+                found = self.marker_re.search(message)
+                if not found or 'id="post-' not in message:
+                    if 'id="post-' in message:
+                        self.warm_sizes.append(len(message))  # the warm-up post
+                    continue
+                k = int(found.group(1))
+                self.received[i][k] = self.received[i].get(k, 0) + 1
+                ev = EVENT_RE.search(message)
+                if ev:
+                    self.event_ids[i].append(int(ev.group(1)))
+                if self.received[i][k] == 1:
+                    self.arrivals[k].append(now)
+                    self.fragments[k].add(hashlib.sha1(message.encode()).hexdigest())
+                    res.sizes.append(len(message))
+                    if len(self.arrivals[k]) == len(self.headers):
+                        self.done[k].set()
+
+    async def connect(self, log: Any) -> None:
+        ready = asyncio.Event()
+        limit = asyncio.Semaphore(self.args.connect_concurrency)
+        t0 = time.perf_counter()
+        self.tasks = [asyncio.create_task(self._watch(i, limit, ready))
+                      for i in range(len(self.headers))]
+        try:
+            await asyncio.wait_for(ready.wait(), timeout=self.args.connect_timeout)
+        except TimeoutError:
+            failed = [t for t in self.tasks if t.done() and t.exception()]
+            detail = repr(failed[0].exception()) if failed else "timeout"
+            raise RuntimeError(f"{self.name}: only {len(self.sockets)}/{len(self.headers)} "
+                               f"watchers connected: {detail}") from None
+        self.res.connect_seconds = time.perf_counter() - t0
+        await asyncio.sleep(1.0)  # let the last subscriptions go live on the server
+        log(f"  {self.name}: {len(self.sockets)} watchers connected in "
+            f"{self.res.connect_seconds:.2f} s "
+            f"(handshake p50 {pct(self.res.handshakes, 50) * 1000:.0f} ms)")
+
+    async def start(self) -> None:
+        await self.poster.start()
+        await self.poster.send(10**6, f"fan-{self.run_id}-warm")  # templates, caches
+        await asyncio.sleep(1.0)
+        if self.args.profile and isinstance(self.poster, FormPoster):
+            self.spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                 str(self.server.proc.pid), "--format", "raw", "--rate", "200", "--gil",
+                 "--nonblocking", "-o", str(self.args.profile)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await asyncio.sleep(1.0)
+        self.cpu0 = self.server.cpu_seconds()
+
+    async def post(self, k: int) -> None:
+        """Send post ``k`` and wait until every watcher has it."""
+        t_send = time.perf_counter()
+        await self.poster.send(k, f"fan-{self.run_id}-{k:04d}")
+        self.res.answers.append(time.perf_counter() - t_send)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.done[k].wait(), timeout=self.args.message_timeout)
+        self.res.wall += time.perf_counter() - t_send
+        if self.arrivals[k]:
+            self.res.latencies.append(max(self.arrivals[k]) - t_send)
+            self.res.firsts.append(min(self.arrivals[k]) - t_send)
+        self.res.distinct.append(len(self.fragments[k]))
+
+    async def finish(self) -> Result:
+        res, args = self.res, self.args
+        cpu1 = self.server.cpu_seconds()
+        if self.cpu0 is not None and cpu1 is not None:
+            res.server_cpu = cpu1 - self.cpu0
+        if self.spy is not None:
+            self.spy.send_signal(signal.SIGINT)
+            self.spy.wait(timeout=30)
+        await asyncio.sleep(0.5)  # late duplicates would show up here
+        await self.poster.close()
+        for i in range(len(self.headers)):
+            got = self.received[i]
+            res.delivered += sum(1 for k in got if k < args.messages)
+            res.duplicates += sum(c - 1 for c in got.values() if c > 1)
+            res.missing += sum(1 for k in range(args.messages) if k not in got)
+            ids = self.event_ids[i]
+            res.out_of_order += sum(1 for a, b in zip(ids, ids[1:], strict=False) if b <= a)
+        res.expected = len(self.headers) * args.messages
+        for ws in self.sockets:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        return res
+
+
+def report(results: list[Result], args: argparse.Namespace, log: Any) -> None:
+    log("")
+    log(f"| {'server':<10} | watchers | posts | deliveries/s | p50 ms | p99 ms | max ms "
+        f"| POST answer p50 ms | first watcher p50 ms "
+        f"| connect s | handshake p50 ms | server CPU ms/post | distinct fragments/post "
+        f"| delivered |")
+    log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        ms = [x * 1000 for x in r.latencies]
+        cpu = (f"{r.server_cpu / args.messages * 1000:.0f}" if r.server_cpu is not None
+               else "n/a")
+        distinct = f"{min(r.distinct)}-{max(r.distinct)}" if r.distinct else "n/a"
+        log(f"| {r.name:<10} | {r.watchers} | {args.messages} | {r.rate:,.0f} "
+            f"| {pct(ms, 50):.1f} | {pct(ms, 99):.1f} | {max(ms) if ms else float('nan'):.1f} "
+            f"| {pct(r.answers, 50) * 1000:.1f} | {pct(r.firsts, 50) * 1000:.1f} "
+            f"| {r.connect_seconds:.2f} | {pct(r.handshakes, 50) * 1000:.0f} | {cpu} "
+            f"| {distinct} | {r.delivered}/{r.expected} |")
+    if len(results) == 2:
+        cf, bare = results
+        log("")
+        log(f"CaseForum / bare: deliveries/s {cf.rate / bare.rate:.2f} "
+            f"(goal >= 0.60); connecting {cf.connect_seconds / bare.connect_seconds:.1f}x "
+            f"the bare time; p99 {pct(cf.latencies, 99) * 1000:.0f} ms vs "
+            f"{pct(bare.latencies, 99) * 1000:.0f} ms (goal < 100 ms)")
+    for r in results:
+        if not r.ok():
+            log(f"{r.name}: {r.missing} missing, {r.duplicates} twice, "
+                f"{r.out_of_order} out of order")
+
+
+def raise_fd_limit(need: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = need if hard == resource.RLIM_INFINITY else min(hard, max(need, soft))
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+async def run(args: argparse.Namespace, workdir: Path, log: Any,
+              servers: list[Server]) -> list[Result]:
+    data_dir = workdir / "data"
+    log(f"Building the data in {data_dir}")
+    info = build(data_dir, args.watchers, log)
+    env = {"CASEFORUM_DATA_DIR": str(data_dir), "CASEFORUM_SECRET_KEY": SECRET}
+    if args.src:  # before/after comparisons: the server runs another checkout's code
+        env["PYTHONPATH"] = str(Path(args.src).resolve())
+    cf = Server("caseforum.app:create_app", workdir, "caseforum", env, "/healthz")
+    bare = Server("fanout_bench:bare_app", workdir, "bare", {}, "/broadcast")
+    servers += [cf, bare]
+    cf.wait_ready()
+    bare.wait_ready()
+    wait_for_consumers(data_dir / "caseforum.db")
+    headers = [{"Authorization": f"Bearer {token}"} for _, token in info["tokens"]]
+    log(f"Fan-out to {args.watchers} watchers, {args.messages} posts each, the two servers' "
+        f"posts interleaved")
+    caseforum = Run("CaseForum",
+                    cf.url.replace("http://", "ws://") + f"/ws/threads/{info['thread_id']}",
+                    headers, FormPoster(cf.url, info["thread_id"]), cf, args)
+    await caseforum.connect(log)
+    await caseforum.start()
+    # the bare app sends a text as long as CaseForum's fragments
+    sizes = caseforum.warm_sizes or [2000]
+    size = sorted(sizes)[len(sizes) // 2]
+    plain = Run("bare", bare.url.replace("http://", "ws://") + "/ws", [{} for _ in headers],
+                BarePoster(bare.url, size), bare, args)
+    await plain.connect(log)
+    await plain.start()
+    for k in range(args.messages):
+        first, second = (caseforum, plain) if k % 2 == 0 else (plain, caseforum)
+        await first.post(k)
+        await second.post(k)
+    return [await caseforum.finish(), await plain.finish()]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--watchers", type=int, default=500)
+    parser.add_argument("--messages", type=int, default=30)
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run: 100 watchers, 10 posts")
+    parser.add_argument("--message-timeout", type=float, default=30)
+    parser.add_argument("--connect-timeout", type=float, default=180)
+    parser.add_argument("--connect-concurrency", type=int, default=25,
+                        help="websocket handshakes in flight at once")
+    parser.add_argument("--src", default=None,
+                        help="run the CaseForum server from this src folder (e.g. of main)")
+    parser.add_argument("--profile", default=None, metavar="FILE",
+                        help="py-spy (pip install py-spy) on the CaseForum server while "
+                             "posting; raw collapsed stacks to FILE")
+    parser.add_argument("--no-compression", action="store_true",
+                        help="watchers do not offer permessage-deflate (browsers do)")
+    args = parser.parse_args()
+    if args.quick:
+        args.watchers, args.messages = 100, 10
+    if not 1 <= args.watchers <= 5000 or not 1 <= args.messages <= 1000:
+        parser.error("--watchers 1..5000, --messages 1..1000")
+
+    def log(text: str) -> None:
+        print(text, flush=True)
+
+    def terminated(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)  # runs the clean-up below
+
+    signal.signal(signal.SIGTERM, terminated)
+    raise_fd_limit(2 * args.watchers + 256)
+    workdir = Path(tempfile.mkdtemp(prefix="cf-fanout-bench-"))
+    servers: list[Server] = []
+    try:
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        log(f"Machine: {os.cpu_count()} CPUs, load average "
+            f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; Python "
+            f"{sys.version.split()[0]}; compression "
+            f"{'off' if args.no_compression else 'deflate'}")
+        results = asyncio.run(run(args, workdir, log, servers))
+        report(results, args, log)
+        return 0 if all(r.ok() for r in results) else 1
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
