@@ -21,8 +21,9 @@ POSTS = 200
 
 
 def _post_concurrently(engine: Any, usernames: list[str]) -> tuple[int, int]:
-    """Start a thread, then ``POSTS`` replies from 16 threads at once; returns
-    the thread id and the id of the newest post."""
+    """Start a thread, then ``POSTS`` replies from as many threads at once as the
+    engine has connections (8 by default); returns the thread id and the id of the
+    newest post."""
     with open_session(engine) as session:
         author = session.exec(select(User).where(User.username == usernames[0])).one()
         category = service.create_category(session, name="Race")
@@ -41,7 +42,7 @@ def _post_concurrently(engine: Any, usernames: list[str]) -> tuple[int, int]:
             session.commit()
             return post.id or 0
 
-    with ThreadPoolExecutor(max_workers=16) as pool:
+    with ThreadPoolExecutor(max_workers=engine.pool.size()) as pool:
         newest = max(pool.map(one, range(POSTS)))
     return thread_id, newest
 
