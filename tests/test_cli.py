@@ -113,6 +113,7 @@ def test_bad_setting_stops_the_cli_with_one_line(run, monkeypatch) -> None:
     _one_line_error(run("users", "list"), "bad setting CASEFORUM_SESSION_DAYS")
 
 
+@pytest.mark.slow  # a fresh interpreter imports the whole app
 def test_python_dash_m_runs_the_same_cli(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "caseforum", "offices", "list"],

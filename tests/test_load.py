@@ -163,10 +163,12 @@ def check_under_load(settings: Settings) -> None:
     assert health.status_code == 200 and recovered_in < 1.0
 
 
+@pytest.mark.slow
 def test_64_clients_on_sqlite_get_answers_within_5_seconds(settings: Settings) -> None:
     check_under_load(settings)
 
 
+@pytest.mark.slow
 @pytest.mark.services
 def test_64_clients_on_postgresql_get_answers_within_5_seconds(postgres_url: str,
                                                                 tmp_path: Any) -> None:
