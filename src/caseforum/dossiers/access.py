@@ -12,7 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Row, bindparam
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
@@ -20,10 +21,17 @@ from caseforum import authcache
 from caseforum.authz import DocumentTarget, DossierTarget, Viewer, can
 from caseforum.models import Application, Citation, Document, DocumentOffice
 
-#: what a document's metadata answer needs: everything but the (large) extracted text
-DOCUMENT_COLUMNS = (Document.id, Document.code, Document.date, Document.language,
-                    Document.is_translation, Document.visibility, Document.media_type,
-                    Document.size, Document.sha256, Document.pages, Document.filename)
+_DOC = Document.__table__  # type: ignore[attr-defined]
+_NAMED = DocumentOffice.__table__  # type: ignore[attr-defined]
+#: one dossier's documents, all but the (large) extracted text, with the named offices
+#: of each joined in; built once, so a request only binds ``app_id``
+DOCUMENT_ROWS = (
+    sa_select(*(_DOC.c[name] for name in (
+        "id", "code", "date", "language", "is_translation", "visibility", "media_type",
+        "size", "sha256", "pages", "filename")), _NAMED.c.office_code.label("named"))
+    .select_from(_DOC.outerjoin(_NAMED, _NAMED.c.document_id == _DOC.c.id))
+    .where(_DOC.c.application_id == bindparam("app_id"))
+    .order_by(_DOC.c.date, _DOC.c.id, _NAMED.c.office_code))
 
 
 class Access:
@@ -98,24 +106,18 @@ class Access:
         """The documents of one dossier this viewer may see, oldest first, as column
         rows (no file text) each with its named offices (empty unless restricted).
 
-        One query: the named offices come joined in, a row per office.  The same
-        rule as :meth:`documents`; the caller has already checked the dossier."""
-        if not can(self.viewer, "dossier.view", DossierTarget(
-                office_code, self._public_access(office_code))):
+        One prebuilt query on the session's connection (no ORM objects): the named
+        offices come joined in, a row per office.  The same rules as
+        :meth:`documents`; the dossier's own visibility is checked here too."""
+        public = self._public_access(office_code)
+        if not can(self.viewer, "dossier.view", DossierTarget(office_code, public)):
             return []
-        rows = self.session.execute(
-            select(*DOCUMENT_COLUMNS, DocumentOffice.office_code.label("named"))  # type: ignore[call-overload]
-            .outerjoin(DocumentOffice,
-                       DocumentOffice.document_id == Document.id)  # type: ignore[arg-type]
-            .where(Document.application_id == app_id)
-            .order_by(Document.date, Document.id, DocumentOffice.office_code))
         docs: dict[int, Row[Any]] = {}
         named: dict[int, set[str]] = defaultdict(set)
-        for row in rows:
+        for row in self.session.connection().execute(DOCUMENT_ROWS, {"app_id": app_id}):
             docs.setdefault(row.id, row)
             if row.named is not None:
                 named[row.id].add(row.named)
-        public = self._public_access(office_code)
         out = []
         for doc_id, row in docs.items():
             offices = (frozenset(named.get(doc_id, ())) if row.visibility == "restricted"

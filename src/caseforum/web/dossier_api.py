@@ -6,6 +6,7 @@ Field names are those of the upload, so what an office sends is what it
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from datetime import date
@@ -13,7 +14,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, bindparam, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from caseforum import errors
@@ -51,6 +53,7 @@ def _visible_app(session: Session, access: Access, office: str, number: str) -> 
     return app
 
 
+@functools.lru_cache(maxsize=2048)  # dossiers share prior art; a pure function of the text
 def _link(cited: str) -> str | None:
     try:
         return search_link(parse_publication_number(cited))
@@ -85,12 +88,27 @@ def family_out(members: list[Application]) -> list[FamilyMemberOut]:
             for m in members]
 
 
-#: the dossier columns the answer needs (and ``id``, ``family_id`` to find the rest)
-APP_COLUMNS = (Application.id, Application.office_code, Application.number,
-               Application.display_number, Application.kind, Application.filing_date,
-               Application.publication_number, Application.publication_date, Application.title,
-               Application.applicants, Application.ipc, Application.cpc, Application.pct_number,
-               Application.family_id, Application.source)
+_APP = Application.__table__  # type: ignore[attr-defined]
+_EXACT = and_(_APP.c.office_code == bindparam("office"), _APP.c.number == bindparam("number"))
+#: the dossier (stored office and number) and every member of its family, the columns the
+#: answer needs; built once, so a request only binds the office and number
+DOSSIER_AND_FAMILY = (
+    sa_select(*(_APP.c[name] for name in (
+        "id", "office_code", "number", "display_number", "kind", "filing_date",
+        "publication_number", "publication_date", "title", "applicants", "ipc", "cpc",
+        "pct_number", "family_id", "source")))
+    .where(or_(_EXACT, _APP.c.family_id == sa_select(_APP.c.family_id).where(_EXACT)
+               .scalar_subquery()))
+    .order_by(_APP.c.filing_date, _APP.c.office_code))
+_PRIORITY = Priority.__table__  # type: ignore[attr-defined]
+PRIORITIES = (sa_select(_PRIORITY.c.office_code, _PRIORITY.c.number, _PRIORITY.c.date)
+              .where(_PRIORITY.c.application_id == bindparam("app_id"))
+              .order_by(_PRIORITY.c.date))
+_CITATION = Citation.__table__  # type: ignore[attr-defined]
+CITATIONS = (sa_select(*(_CITATION.c[name] for name in (
+    "id", "cited", "category", "claims", "phase", "document_id", "citing_office")))
+             .where(_CITATION.c.application_id == bindparam("app_id"))
+             .order_by(_CITATION.c.id))
 
 
 def _dossier_and_family(session: Session, access: Access, office: str,
@@ -101,12 +119,8 @@ def _dossier_and_family(session: Session, access: Access, office: str,
     clients send them): the dossier and every member of its family come together.
     Another spelling of the number falls back to the parsing lookup."""
     office = office.upper()
-    exact = and_(Application.office_code == office, Application.number == number)
-    family_of = (select(Application.family_id).where(exact)  # type: ignore[call-overload]
-                 .scalar_subquery())
-    rows = session.execute(
-        select(*APP_COLUMNS).where(or_(exact, Application.family_id == family_of))  # type: ignore[call-overload]
-        .order_by(Application.filing_date, Application.office_code)).all()
+    rows = session.connection().execute(
+        DOSSIER_AND_FAMILY, {"office": office, "number": number}).all()
     app = next((r for r in rows if r.office_code == office and r.number == number), None)
     if app is None:  # another form of the number: found through the parser
         found = _visible_app(session, access, office, number)
@@ -127,17 +141,15 @@ def dossier_body(request: Request, session: Session, access: Access, app: Any,
     """The :class:`DossierOut` answer as plain JSON values, built from rows.
 
     Built directly rather than through the model: validating our own data again
-    cost more than all the queries (the schema test checks the shape)."""
+    cost more than all the queries (tests check the shape).  The queries run on the
+    session's connection, which does not flush: a caller with pending changes
+    flushes first."""
     registry = request.app.state.doc_types
     docs = access.document_rows(app.id, app.office_code)
     doc_ids = {row.id for row, _ in docs}
-    priorities = session.execute(
-        select(Priority.office_code, Priority.number, Priority.date)  # type: ignore[call-overload]
-        .where(Priority.application_id == app.id).order_by(Priority.date)).all()
-    citations = session.execute(
-        select(Citation.id, Citation.cited, Citation.category,  # type: ignore[call-overload]
-               Citation.claims, Citation.phase, Citation.document_id, Citation.citing_office)
-        .where(Citation.application_id == app.id).order_by(Citation.id)).all()
+    connection = session.connection()
+    priorities = connection.execute(PRIORITIES, {"app_id": app.id}).all()
+    citations = connection.execute(CITATIONS, {"app_id": app.id}).all()
     return {
         "office": app.office_code, "application_number": app.number,
         "display_number": app.display_number, "kind": app.kind,
@@ -212,6 +224,7 @@ def put_dossier(request: Request, session: SessionDep, viewer: CurrentViewer, da
         return replay
     app, created = service.upsert_dossier(session, data=data, actor_id=viewer.user_id)
     access = Access(session, viewer)
+    session.flush()  # the body is read with column queries, which do not flush
     body = dossier_body(request, session, access, app, access.family(app))
     status = 201 if created else 200
     _remember(session, viewer, idempotency_key, fingerprint, status, body)
