@@ -9,12 +9,18 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlmodel import select
 
+from caseforum.app import create_app
+from caseforum.config import load_settings
+from caseforum.db import make_engine, open_session
 from caseforum.dossiers.schemas import DossierOut
 from caseforum.models import Application, Citation, Document, DocumentOffice, Priority
+from caseforum.plugin_host import PluginHost
+from caseforum.setup_db import init_database, load_demo
 from tests.dossier_helpers import dossier_json, token_for
 
 NUMBER = "2018-123456"
@@ -67,6 +73,28 @@ def _grow(db: Any, app: Application) -> None:
 
 
 def test_dossier_api_statements_do_not_grow_with_the_dossier(app, db) -> None:
+    _check_cost_and_answer(app, db)
+
+
+@pytest.mark.services
+def test_dossier_api_statements_and_answer_on_postgres(postgres_url: str, tmp_path) -> None:
+    settings = load_settings(data_dir=tmp_path, database_url=postgres_url,
+                             secret_key="p" * 32, run_consumers=False)
+    engine = make_engine(settings)
+    host = PluginHost()
+    host.load()
+    init_database(engine, host)
+    load_demo(engine)
+    engine.dispose()
+    app = create_app(settings)
+    try:
+        with open_session(app.state.engine) as db:
+            _check_cost_and_answer(app, db)
+    finally:
+        app.state.engine.dispose()
+
+
+def _check_cost_and_answer(app: Any, db: Any) -> None:
     provider = token_for(db, "jp.examiner")
     reader = token_for(db, "kr.examiner", "dossiers:read")
     with TestClient(app) as client:
