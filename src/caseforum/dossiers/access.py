@@ -10,13 +10,28 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
+from sqlalchemy import Row, bindparam
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from caseforum import authcache
 from caseforum.authz import DocumentTarget, DossierTarget, Viewer, can
 from caseforum.models import Application, Citation, Document, DocumentOffice
+
+_DOC = Document.__table__  # type: ignore[attr-defined]
+_NAMED = DocumentOffice.__table__  # type: ignore[attr-defined]
+#: one dossier's documents, all but the (large) extracted text, with the named offices
+#: of each joined in; built once, so a request only binds ``app_id``
+DOCUMENT_ROWS = (
+    sa_select(*(_DOC.c[name] for name in (
+        "id", "code", "date", "language", "is_translation", "visibility", "media_type",
+        "size", "sha256", "pages", "filename")), _NAMED.c.office_code.label("named"))
+    .select_from(_DOC.outerjoin(_NAMED, _NAMED.c.document_id == _DOC.c.id))
+    .where(_DOC.c.application_id == bindparam("app_id"))
+    .order_by(_DOC.c.date, _DOC.c.id, _NAMED.c.office_code))
 
 
 class Access:
@@ -38,8 +53,11 @@ class Access:
     def dossier(self, app: Application) -> DossierTarget:
         return DossierTarget(app.office_code, self._public_access(app.office_code))
 
-    def can_see(self, app: Application | None) -> bool:
-        return app is not None and can(self.viewer, "dossier.view", self.dossier(app))
+    def can_see(self, app: Application | Row[Any] | None) -> bool:
+        """Whether the dossier is visible; ``app`` may be a column row with an
+        ``office_code`` (the API reads columns, not ORM objects)."""
+        return app is not None and can(self.viewer, "dossier.view", DossierTarget(
+            app.office_code, self._public_access(app.office_code)))
 
     def _named_offices(self, docs: list[Document]) -> dict[int, frozenset[str]]:
         """Named offices of the restricted documents among ``docs``; remembered for
@@ -82,6 +100,33 @@ class Access:
             .order_by(Document.date, Document.id)))
         targets = self.document_targets(docs, by_id)  # type: ignore[arg-type]
         return [d for d in docs if can(self.viewer, "document.view", targets[d.id or 0])]
+
+    def document_rows(self, app_id: int,
+                      office_code: str) -> list[tuple[Row[Any], frozenset[str]]]:
+        """The documents of one dossier this viewer may see, oldest first, as column
+        rows (no file text) each with its named offices (empty unless restricted).
+
+        One prebuilt query on the session's connection (no ORM objects): the named
+        offices come joined in, a row per office.  The same rules as
+        :meth:`documents`; the dossier's own visibility is checked here too."""
+        public = self._public_access(office_code)
+        if not can(self.viewer, "dossier.view", DossierTarget(office_code, public)):
+            return []
+        docs: dict[int, Row[Any]] = {}
+        named: dict[int, set[str]] = defaultdict(set)
+        for row in self.session.connection().execute(DOCUMENT_ROWS, {"app_id": app_id}):
+            docs.setdefault(row.id, row)
+            if row.named is not None:
+                named[row.id].add(row.named)
+        out = []
+        for doc_id, row in docs.items():
+            offices = (frozenset(named.get(doc_id, ())) if row.visibility == "restricted"
+                       else frozenset())
+            target = DocumentTarget(office_code=office_code, public_access=public,
+                                    visibility=str(row.visibility), offices=offices)
+            if can(self.viewer, "document.view", target):
+                out.append((row, offices))
+        return out
 
     def document(self, document_id: int) -> tuple[Document, Application] | None:
         """One document and its dossier, or ``None`` when absent *or* not visible
