@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from benchlib import summary
 from sqlalchemy import func, insert
 from sqlmodel import select
 
@@ -704,6 +705,10 @@ def main() -> None:
             print(f"dossier API, {concurrency} client(s): CaseForum {ours.rate:.1f} req/s "
                   f"(p95 {ours.p(95):.1f} ms), bare anchor {anchor.rate:.1f} req/s "
                   f"(p95 {anchor.p(95):.1f} ms): ratio {ratio:.3f}")
+            summary(f"dossier API at {total:,} dossiers, {concurrency} client(s)", ours.rate,
+                    anchor.rate, ">= 0.30", "req/s")
+            summary(f"dossier API p95, {concurrency} client(s)", ours.p(95), 20.0, "< 20 ms",
+                    "ms", higher_is_better=False)
             if concurrency in cpu:
                 ours_ms = cpu[concurrency][0] / max(1, len(ours.latencies)) * 1000
                 anchor_ms = cpu[concurrency][1] / max(1, len(anchor.latencies)) * 1000

@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from benchlib import summary
 
 SECRET = "forum-bench-secret-key-0123456789"
 DEMO_PASSWORD = "caseforum-demo"
@@ -518,18 +519,6 @@ def pct(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
-def summary(row: str, caseforum: float, bare: float, goal: str, unit: str,
-            higher_is_better: bool = True) -> None:
-    """One machine-readable line for ``benchmarks/run_all.py``'s summary table."""
-    import json
-
-    ratio = (caseforum / bare if higher_is_better else bare / caseforum) \
-        if caseforum and bare else None
-    print("SUMMARY " + json.dumps({"row": row, "caseforum": round(caseforum, 2),
-                                   "bare": round(bare, 2), "ratio": ratio and round(ratio, 3),
-                                   "goal": goal, "unit": unit}), flush=True)
 
 
 def login(client: httpx.Client, username: str) -> str:
