@@ -193,7 +193,8 @@ def test_importing_the_app_leaves_the_heavy_libraries_alone(tmp_path: Path) -> N
     """Each of these is needed on a few paths only (PDFs, ICE signatures, search,
     Redis, PostgreSQL, migrations, outbound HTTP); imported eagerly, every start
     pays for them."""
-    heavy = ["pypdf", "fpdf", "nacl", "whoosh", "redis", "psycopg", "alembic", "httpx"]
+    heavy = ["pypdf", "fpdf", "nacl", "whoosh", "redis", "psycopg", "alembic", "httpx",
+             "markdown_it", "nh3"]
     assert _imported("import caseforum.app", heavy, tmp_path) == []
 
 
