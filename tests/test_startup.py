@@ -1,12 +1,18 @@
-"""Cold start: ``caseforum serve`` skips the schema check only when nothing changed."""
+"""Cold start: ``caseforum serve`` skips the schema check only when nothing changed;
+``caseforum init`` makes a new database from the models, as the migrations would;
+the heavy libraries are imported only on the paths that use them."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect, text
 
 from caseforum import schema
 from caseforum.plugin_host import PluginHost
@@ -78,3 +84,121 @@ def test_a_new_database_with_an_old_stamp_is_created(engine: Any, locations: lis
         assert inspect(fresh).has_table("plugin_state")
     finally:
         fresh.dispose()
+
+
+def _command_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEFORUM_")}
+    env["CASEFORUM_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def _caseforum(*args: str, data_dir: Path) -> str:
+    done = subprocess.run([sys.executable, "-m", "caseforum", *args], env=_command_env(data_dir),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def _snapshot(url: str) -> dict[str, Any]:
+    """What a migration or a query could notice of a schema, and the rows the
+    migrations insert (the offices are compared separately)."""
+    engine = create_engine(url)
+    try:
+        insp = inspect(engine)
+        tables: dict[str, Any] = {}
+        for table in sorted(insp.get_table_names()):
+            tables[table] = {
+                "columns": [(c["name"], str(c["type"]), c["nullable"], c["primary_key"],
+                             c["default"]) for c in insp.get_columns(table)],
+                "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                                  for i in insp.get_indexes(table)),
+                "unique": sorted(tuple(u["column_names"])
+                                 for u in insp.get_unique_constraints(table)),
+                "foreign_keys": sorted((tuple(f["constrained_columns"]), f["referred_table"],
+                                        tuple(f["referred_columns"]))
+                                       for f in insp.get_foreign_keys(table)),
+            }
+        with engine.connect() as connection:
+            versions = sorted(r[0] for r in connection.execute(
+                text("SELECT version_num FROM alembic_version")))
+            audit = [tuple(r) for r in connection.execute(text("SELECT * FROM ice_audit_head"))]
+        return {"tables": tables, "versions": versions, "audit": audit}
+    finally:
+        engine.dispose()
+
+
+def test_init_on_an_empty_folder_makes_the_schema_the_migrations_make(tmp_path: Path) -> None:
+    from caseforum.config import Settings
+    from caseforum.db import make_engine
+    from caseforum.setup_db import init_database
+
+    quick = tmp_path / "quick"
+    assert "(20 offices added)" in _caseforum("init", data_dir=quick)
+    # a second init runs Alembic on it: the stamped heads are accepted, nothing is redone
+    assert "(0 offices added)" in _caseforum("init", data_dir=quick)
+
+    migrated = tmp_path / "migrated"
+    migrated.mkdir()
+    engine = make_engine(Settings(data_dir=migrated, secret_key="m" * 32))
+    host = PluginHost()
+    host.load()
+    try:
+        init_database(engine, host)  # the migrations, one by one
+    finally:
+        engine.dispose()
+    made, expected = (_snapshot(f"sqlite:///{folder / 'caseforum.db'}")
+                      for folder in (quick, migrated))
+    assert made["versions"] == expected["versions"] and len(made["versions"]) >= 2
+    assert made["audit"] == expected["audit"] and made["audit"]
+    assert made["tables"].keys() == expected["tables"].keys()
+    for table, shape in expected["tables"].items():
+        assert made["tables"][table] == shape, table
+
+
+def test_an_unusual_migration_makes_init_run_alembic(engine: Any, locations: list[Any],
+                                                     tmp_path: Path) -> None:
+    """A migration creating a table the models do not describe: the database cannot
+    be made from the models, so the migrations run as before."""
+    plugin = tmp_path / "plugin_migrations"
+    plugin.mkdir()
+    (plugin / "probe0001.py").write_text(MIGRATION)
+    fresh_dir = tmp_path / "fresh"
+    fresh_dir.mkdir()
+    fresh = create_engine(f"sqlite:///{fresh_dir / 'caseforum.db'}")
+    try:
+        assert not schema.create_empty(fresh, [*map(str, locations), str(plugin)])
+        schema.upgrade(fresh, [*locations, plugin], create_if_empty=True)
+        assert inspect(fresh).has_table("probe_table")
+        assert inspect(fresh).has_table("post")
+    finally:
+        fresh.dispose()
+
+
+HEAVY_PROBE = """
+import json, sys
+{setup}
+print(json.dumps(sorted(m for m in {modules} if m in sys.modules)))
+"""
+
+
+def _imported(setup: str, modules: list[str], data_dir: Path) -> list[str]:
+    code = HEAVY_PROBE.format(setup=setup, modules=modules)
+    done = subprocess.run([sys.executable, "-c", code], env=_command_env(data_dir),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_importing_the_app_leaves_the_heavy_libraries_alone(tmp_path: Path) -> None:
+    """Each of these is needed on a few paths only (PDFs, ICE signatures, search,
+    Redis, PostgreSQL, migrations, outbound HTTP); imported eagerly, every start
+    pays for them."""
+    heavy = ["pypdf", "fpdf", "nacl", "whoosh", "redis", "psycopg", "alembic", "httpx",
+             "markdown_it", "nh3"]
+    assert _imported("import caseforum.app", heavy, tmp_path) == []
+
+
+def test_init_on_an_empty_folder_loads_neither_fastapi_nor_alembic(tmp_path: Path) -> None:
+    setup = ("from caseforum.cli import cli\n"
+             "cli.main(['init'], prog_name='caseforum', standalone_mode=False)")
+    assert _imported(setup, ["fastapi", "alembic", "uvicorn"], tmp_path / "new") == []

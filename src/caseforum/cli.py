@@ -96,7 +96,7 @@ def init(ctx: Context) -> None:
     """Create or upgrade the database and load the reference offices."""
     from caseforum.setup_db import init_database
 
-    added = init_database(ctx.engine, ctx.host)
+    added = init_database(ctx.engine, ctx.host, create_if_empty=True)
     click.echo(f"database ready at {ctx.settings.sqlalchemy_url.split('@')[-1]}"
                f" ({added} offices added)")
 
@@ -110,7 +110,7 @@ def demo(ctx: Context) -> None:
     from caseforum.demo_dossiers import DEMO_START
     from caseforum.setup_db import DEMO_PASSWORD, DEMO_USERS, init_database, load_demo
 
-    init_database(ctx.engine, ctx.host)
+    init_database(ctx.engine, ctx.host, create_if_empty=True)
     created = load_demo(ctx.engine, storage_dir=ctx.settings.storage_dir,
                         doc_types=build_doc_types(ctx.host))
     click.echo(f"demo data ready ({len(created)} accounts added)")
@@ -136,7 +136,8 @@ def serve(ctx: Context, bind: str, port: int, workers: int) -> None:
 
     host = PluginHost(ctx.settings.plugins)  # plugin failures are logged, as they should be
     host.load(disabled=disabled_plugins(ctx.engine))
-    init_database(ctx.engine, host, stamp=ctx.settings.data_dir / "schema-stamp.json")
+    init_database(ctx.engine, host, stamp=ctx.settings.data_dir / "schema-stamp.json",
+                  create_if_empty=True)
     if workers > 1 and ctx.settings.is_sqlite:
         click.echo("note: several workers share one SQLite file; PostgreSQL and Redis "
                    "scale better (CASEFORUM_DATABASE_URL, CASEFORUM_REDIS_URL)", err=True)

@@ -17,18 +17,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
-from fastapi import Depends
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, create_engine, select
-from starlette.requests import HTTPConnection
 
 from caseforum.config import Settings
+
+if TYPE_CHECKING:
+    from fastapi import Depends
+    from starlette.requests import HTTPConnection
 
 POOL_TIMEOUT = 1.0  # seconds a thread waits for a connection before the request gets 503
 SLOT_WAIT = 2.0  # seconds a request may queue for one of the `concurrency` slots
@@ -142,4 +144,20 @@ def _slots(conn: HTTPConnection) -> anyio.Semaphore:
     return slots
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+if TYPE_CHECKING:
+    SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def __getattr__(name: str) -> Any:
+    """``SessionDep``, made when a route module first imports it: FastAPI is imported
+    here and not at the top so that ``caseforum init`` and the other commands, which
+    use this module without serving anything, do not pay for it (cold start)."""
+    if name != "SessionDep":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from fastapi import Depends
+    from starlette.requests import HTTPConnection
+
+    # FastAPI reads get_session's annotations from this module's globals
+    globals()["HTTPConnection"] = HTTPConnection
+    value = globals()["SessionDep"] = Annotated[Session, Depends(get_session)]
+    return value

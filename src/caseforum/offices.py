@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from caseforum import errors
 from caseforum.events import emit
@@ -46,9 +46,12 @@ class OfficeError(errors.InvalidInput):
 
 def seed_reference_offices(session: Session) -> int:
     """Add the reference offices that are missing; never overwrite an admin's edits."""
+    # one query for all of them, not one lookup per office (run at every start)
+    codes = [code for code, *_ in REFERENCE_OFFICES]
+    present = set(session.exec(select(Office.code).where(col(Office.code).in_(codes))))
     added = 0
     for code, name, providing, accessing in REFERENCE_OFFICES:
-        if session.get(Office, code) is None:
+        if code not in present:
             session.add(Office(code=code, name=name, providing=providing, accessing=accessing))
             added += 1
     return added

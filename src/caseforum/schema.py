@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import json
@@ -31,14 +32,23 @@ def alembic_config(extra_locations: Iterable[Path | str] = ()) -> Config:
 
 
 def upgrade(engine: Engine, extra_locations: Iterable[Path | str] = (), *,
-            stamp: Path | None = None) -> None:
+            stamp: Path | None = None, create_if_empty: bool = False) -> None:
     """Bring the schema to the newest revision of every branch; safe to repeat.
 
     With ``stamp`` (a file in the data folder; ``caseforum serve`` passes one) the
     check is skipped when neither the migration files nor the database's revisions
     changed since the last upgrade recorded there: loading Alembic and every
-    migration script to learn "nothing to do" was a good part of each start-up."""
+    migration script to learn "nothing to do" was a good part of each start-up.
+
+    With ``create_if_empty`` (``caseforum init``, ``demo`` and ``serve``) an empty
+    database is made from the models and stamped at the heads instead
+    (:func:`create_empty`), when the migrations allow it."""
     extra = [str(p) for p in extra_locations]
+    if create_if_empty and create_empty(engine, extra):
+        if stamp is not None:
+            with contextlib.suppress(OSError):
+                stamp.write_text(json.dumps(_state(engine, extra)))
+        return
     seen = _state(engine, extra) if stamp is not None else None
     if stamp is not None and seen is not None:
         try:
@@ -55,6 +65,138 @@ def upgrade(engine: Engine, extra_locations: Iterable[Path | str] = (), *,
     if stamp is not None:
         with contextlib.suppress(OSError):  # a read-only data folder: check every time
             stamp.write_text(json.dumps(_state(engine, extra)))
+
+
+#: migration operations whose effect the models describe (anything else: run Alembic)
+_DDL_OPS = frozenset({"create_table", "create_index", "batch_alter_table", "add_column",
+                      "f", "alter_column", "create_foreign_key", "create_unique_constraint"})
+
+
+class _NotPlain(Exception):
+    """A migration does something the models cannot reproduce."""
+
+
+def create_empty(engine: Engine, extra: Iterable[str] = ()) -> bool:
+    """Make an empty database from the models and stamp every branch's head, in one
+    transaction; ``False`` (nothing done) when the database has tables already or a
+    migration is not plain.
+
+    Running the migrations one by one (Alembic and every script loaded, SQLite's
+    batch mode copying tables) was most of ``caseforum init`` on a new folder.  It
+    is equivalent only when the migrations create exactly the tables of the models
+    and do nothing else but add columns and indexes to them (which
+    tests/test_schema.py holds to the models) and insert constant rows, which are
+    run here as they are; anything else falls back to Alembic."""
+    if inspect(engine).get_table_names():
+        return False
+    try:
+        scripts = _in_order([_read_script(path) for path in _scripts(
+            [str(MIGRATIONS / "versions"), *extra])])
+    except (OSError, SyntaxError, ValueError, _NotPlain):
+        return False
+    revisions = {rev for rev, *_ in scripts}
+    below = {down for _, downs, _, _ in scripts for down in downs}
+    heads = sorted(revisions - below)
+    created = {name for *_, tables, _ in scripts for name in tables}
+    from sqlmodel import SQLModel
+
+    import caseforum.models  # noqa: F401  (registers the core tables)
+
+    if not scripts or len(revisions) != len(scripts) or created != set(SQLModel.metadata.tables):
+        return False
+    with engine.begin() as connection:
+        SQLModel.metadata.create_all(connection)
+        for *_, statements in scripts:
+            for statement in statements:
+                connection.exec_driver_sql(statement)
+        connection.exec_driver_sql(
+            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
+        for head in heads:
+            connection.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                               {"v": head})
+    return True
+
+
+Script = tuple[str, tuple[str, ...], set[str], list[str]]
+
+
+def _scripts(folders: list[str]) -> list[str]:
+    return sorted(os.path.join(folder, name) for folder in folders
+                  for name in os.listdir(folder)
+                  if name.endswith(".py") and not name.startswith("_"))
+
+
+def _read_script(path: str) -> Script:
+    """(revision, down revisions, tables created, constant SQL run) of one script."""
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    names: dict[str, object] = {}
+    upgrade_fn = None
+    for node in tree.body:
+        target, value = None, None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+            names[target.id] = ast.literal_eval(value)  # type: ignore[arg-type]
+        if isinstance(node, ast.FunctionDef) and node.name == "upgrade":
+            upgrade_fn = node
+    revision, down = names.get("revision"), names.get("down_revision")
+    if not isinstance(revision, str) or upgrade_fn is None:
+        raise _NotPlain(path)
+    downs = (down,) if isinstance(down, str) else tuple(down or ())  # type: ignore[arg-type]
+    tables: set[str] = set()
+    statements: list[str] = []
+    for call in ast.walk(upgrade_fn):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+            continue
+        op = call.func.attr
+        if op == "execute" and len(call.args) == 1 and not call.keywords:
+            statements.append(_constant(call.args[0]))
+        elif op == "create_table" and call.args:
+            tables.add(_constant(call.args[0]))
+        elif op not in _DDL_OPS and not _is_sa(call.func):
+            raise _NotPlain(f"{path}: {op}")
+    return revision, downs, tables, statements
+
+
+def _is_sa(func: ast.Attribute) -> bool:
+    """``sa.Column(...)``, ``sqlmodel.sql.sqltypes.AutoString()``: building blocks,
+    not operations."""
+    root: ast.expr = func
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    return isinstance(root, ast.Name) and root.id in ("sa", "sqlmodel", "postgresql")
+
+
+def _constant(node: ast.expr) -> str:
+    """A string literal, or literals joined with ``+`` and repeated with ``*``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _constant(node.left) + _constant(node.right)
+    if (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)
+            and isinstance(node.right, ast.Constant) and isinstance(node.right.value, int)
+            and 0 <= node.right.value <= 1000):
+        return _constant(node.left) * node.right.value
+    raise _NotPlain(ast.dump(node)[:80])
+
+
+def _in_order(scripts: list[Script]) -> list[Script]:
+    """The scripts, each after the ones it revises (their constant SQL in that order)."""
+    done: set[str] = set()
+    ordered: list[Script] = []
+    pending = list(scripts)
+    while pending:
+        ready = [s for s in pending if set(s[1]) <= done]
+        if not ready:
+            raise _NotPlain("a revision revises one that is not there")
+        for script in ready:
+            ordered.append(script)
+            done.add(script[0])
+            pending.remove(script)
+    return ordered
 
 
 def _state(engine: Engine, extra: list[str]) -> dict[str, object]:

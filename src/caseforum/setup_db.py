@@ -33,10 +33,12 @@ DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def init_database(engine: Engine, host: PluginHost, *, stamp: Path | None = None) -> int:
-    """Create or upgrade the schema and add missing reference offices (``stamp``:
-    see :func:`caseforum.schema.upgrade`)."""
-    schema.upgrade(engine, host.migrations(), stamp=stamp)
+def init_database(engine: Engine, host: PluginHost, *, stamp: Path | None = None,
+                  create_if_empty: bool = False) -> int:
+    """Create or upgrade the schema and add missing reference offices (``stamp`` and
+    ``create_if_empty``: see :func:`caseforum.schema.upgrade`; the commands pass
+    ``create_if_empty``, tests/test_schema.py leaves it off to run the migrations)."""
+    schema.upgrade(engine, host.migrations(), stamp=stamp, create_if_empty=create_if_empty)
     with open_session(engine) as session:
         added = seed_reference_offices(session)
         session.commit()

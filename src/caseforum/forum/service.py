@@ -13,7 +13,6 @@ from caseforum.authz import Viewer, can
 from caseforum.events import emit
 from caseforum.forum.access import filter_threads, thread_target
 from caseforum.forum.text import reference_key, render_post
-from caseforum.markdown import MarkdownTooLong
 from caseforum.models import (
     Category,
     Flag,
@@ -50,6 +49,9 @@ def _clean_body(body: str) -> str:
 
 
 def _render(body: str, patterns: list | None) -> tuple[str, list, list[str]]:
+    # imported here: markdown-it and nh3 load when a post is first written (cold start)
+    from caseforum.markdown import MarkdownTooLong
+
     try:
         rendered = render_post(body, patterns)
     except MarkdownTooLong as exc:

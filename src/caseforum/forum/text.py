@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from caseforum.markdown import render_markdown
 from caseforum.numbers import AppNumber, Reference, find_references
 
 TAG_RE = re.compile(r"(<[^>]+>)")
@@ -35,6 +34,10 @@ def _open_or_close(tag: str) -> tuple[str, bool] | None:
 
 
 def render_post(source: str, patterns: list | None = None) -> Rendered:
+    # imported here: the bots import this module for MENTION_RE at every start, and
+    # markdown-it and nh3 are needed only once a post is written (cold start)
+    from caseforum.markdown import render_markdown
+
     html = render_markdown(source)
     refs: list[Reference] = []
     mentions: list[str] = []

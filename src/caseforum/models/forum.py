@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from caseforum.models.base import utcnow
@@ -68,7 +68,9 @@ class Post(SQLModel, table=True):
     hidden_reason: str = ""
     # a bot's note about a new document: shown only to readers who may see the
     # document, so it must not move counts, unread marks, order or notifications
-    quiet: bool = False
+    # (the server default is migration 0004's, so that a database made from the
+    # models, as `caseforum init` makes a new one, is the migrated one)
+    quiet: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class PostRevision(SQLModel, table=True):

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 from contextlib import ExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlmodel import Session
 
 from . import __version__, inbox, keys
@@ -22,6 +21,9 @@ from .config import IceRuntime
 from .errors import DeliveryError, Refused
 from .inbox import Envelope, SignedReceipt
 from .models import IcePeer
+
+if TYPE_CHECKING:
+    import httpx
 
 INBOX_PATH = "/api/v1/ice/inbox"
 MAX_ANSWER_BYTES = 1024 * 1024
@@ -81,6 +83,8 @@ class WebserviceRoute:
             "X-Ice-Sender": str(envelope.manifest.get("sender")),
             "X-Ice-Recipient": recipient,
         }
+        import httpx  # here: the plugin's start-up imports this module (cold start)
+
         timeout = httpx.Timeout(rt.config.delivery_timeout_seconds, connect=10.0)
         with ExitStack() as stack:
             files = [(part, (f"{part}.bin", stack.enter_context(opener()),
