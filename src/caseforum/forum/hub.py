@@ -175,9 +175,12 @@ class Hub:
         a client that does not read is not waited for)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SEND_FIRST_SECONDS
+        await asyncio.sleep(0)  # every writer woken by this round sends once
         waiting = [s for s in self.subscribers if not s.queue.empty()]
         while waiting and loop.time() < deadline:
-            await asyncio.sleep(0)
+            # a writer waits for a slow client: poll, do not spin (a spinning loop
+            # would hold the interpreter against the next request's thread)
+            await asyncio.sleep(0.002)
             waiting = [s for s in waiting if not s.queue.empty()]
 
     async def _sweep(self) -> None:
