@@ -215,3 +215,40 @@ def test_prune_drops_only_events_older_than_the_window(engine) -> None:
         assert session.get(Event, old.id) is None
         assert session.get(Event, new.id) is not None
         assert oldest_event_id(session) == new.id
+
+
+def test_consumers_let_the_realtime_hub_push_a_new_event_first() -> None:
+    """A woken consumer starts only once the hub has handled the wake-up, so the
+    watchers' render and sends do not share the interpreter with it."""
+
+    async def scenario() -> tuple[bool, bool]:
+        broker = LocalBroker()
+        broker.hub_started()
+        mark = broker.hub_reading()
+        broker.wake()  # a post committed: the hub has not read it yet
+        waiting = asyncio.create_task(broker.after_hub(limit=5))
+        await asyncio.sleep(0.05)
+        held = not waiting.done()
+        broker.hub_caught_up(mark + 1)
+        await asyncio.wait_for(waiting, timeout=1)
+        return held, waiting.done()
+
+    assert asyncio.run(scenario()) == (True, True)
+
+
+def test_consumers_wait_for_a_stuck_hub_only_a_bounded_time() -> None:
+    async def scenario() -> tuple[float, float]:
+        broker = LocalBroker()
+        t0 = time.perf_counter()
+        broker.wake()
+        await broker.after_hub(limit=5)  # no hub in this process: no waiting at all
+        alone = time.perf_counter() - t0
+        broker.hub_started()  # a hub that never catches up (stuck on a slow query)
+        broker.wake()
+        t0 = time.perf_counter()
+        await broker.after_hub(limit=0.1)
+        return alone, time.perf_counter() - t0
+
+    alone, stuck = asyncio.run(scenario())
+    assert alone < 0.05
+    assert 0.09 <= stuck < 1.0

@@ -56,6 +56,8 @@ class TooOld(Exception):
 
 QUEUE_LIMIT = 500  # fragments waiting for one slow client before it is told to reload
 RECHECK_SECONDS = 2.0  # the safety net: every open socket's credential, this often
+#: the longest the consumers wait for the writers after the hub queued an event's fragments
+SEND_FIRST_SECONDS = 0.05
 TOUCH_SECONDS = 60.0  # how often open sockets mark their sessions and tokens as in use
 #: events after which the sockets they concern are checked again at once
 REVOKING = frozenset({"account.disabled", "account.logout", "account.token_revoked",
@@ -151,17 +153,35 @@ class Hub:
 
     async def _run(self) -> None:
         flag = self.broker.subscribe()
+        self.broker.hub_started()  # the consumers wait for us (LocalBroker.after_hub)
         try:
             while True:
                 flag.clear()
+                mark = self.broker.hub_reading()
                 try:
                     await self._pump()
                 except Exception:
                     log.exception("realtime hub failed; retrying")
+                await self._sent()  # what was queued goes out before the consumers run
+                self.broker.hub_caught_up(mark)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(flag.wait(), timeout=2.0)
         finally:
+            self.broker.hub_stopped()
             self.broker.unsubscribe(flag)
+
+    async def _sent(self) -> None:
+        """Let the writers send what this round queued (bounded by :data:`SEND_FIRST_SECONDS`:
+        a client that does not read is not waited for)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SEND_FIRST_SECONDS
+        await asyncio.sleep(0)  # every writer woken by this round sends once
+        waiting = [s for s in self.subscribers if not s.queue.empty()]
+        while waiting and loop.time() < deadline:
+            # a writer waits for a slow client: poll, do not spin (a spinning loop
+            # would hold the interpreter against the next request's thread)
+            await asyncio.sleep(0.002)
+            waiting = [s for s in waiting if not s.queue.empty()]
 
     async def _sweep(self) -> None:
         """The safety net: re-check every open socket, all in one query; about once

@@ -193,12 +193,17 @@ class LiveEvent:
 
     def _render_thread(self, viewer: Viewer) -> str | None:
         thread, event = self._thread, self.event
+        assert thread is not None
         if event.kind == "thread.changed":
             return self.env.get_template("forum/_thread_status.html").render(
                 thread=thread, oob=True, event_id=event.id)
         post = self._post
         assert post is not None
-        views = Renderer(self.session, viewer, self.host, self.env).posts([post])
+        renderer = Renderer(self.session, viewer, self.host, self.env)
+        # the thread's authorization facts are loaded already (_load): not once more
+        # per render (PagePermissions would otherwise query them for the template)
+        renderer.perms._threads[thread.id or 0] = self._target
+        views = renderer.posts([post])
         if not views:
             return None  # a bot note this viewer may not see
         view = views[0]
