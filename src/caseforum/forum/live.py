@@ -202,7 +202,7 @@ class LiveEvent:
         renderer = Renderer(self.session, viewer, self.host, self.env)
         # the thread's authorization facts are loaded already (_load): not once more
         # per render (PagePermissions would otherwise query them for the template)
-        renderer.perms._threads[thread.id or 0] = self._target
+        renderer.perms.know_thread(thread.id or 0, self._target)
         views = renderer.posts([post])
         if not views:
             return None  # a bot note this viewer may not see

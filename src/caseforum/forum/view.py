@@ -102,6 +102,10 @@ class PagePermissions:
                                         if thread is not None else None)
         return self._threads[thread_id]
 
+    def know_thread(self, thread_id: int, target: ThreadTarget | None) -> None:
+        """Facts the caller loaded already (the live hub has them for its event)."""
+        self._threads[thread_id] = target
+
     def can(self, action: str, target: Any) -> bool:
         key = (action, target)
         if key not in self._answers:
