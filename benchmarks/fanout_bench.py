@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from benchlib import summary
 
 SECRET = "fanout-bench-secret-key-0123456789"
 DEMO_PASSWORD = "caseforum-demo"
@@ -476,6 +477,10 @@ def report(results: list[Result], args: argparse.Namespace, log: Any) -> None:
             f"(goal >= 0.60); connecting {cf.connect_seconds / bare.connect_seconds:.1f}x "
             f"the bare time; p99 {pct(cf.latencies, 99) * 1000:.0f} ms vs "
             f"{pct(bare.latencies, 99) * 1000:.0f} ms (goal < 100 ms)")
+        summary(f"live fan-out, {cf.watchers} watchers", cf.rate, bare.rate, ">= 0.60",
+                "deliveries/s")
+        summary(f"live fan-out p99, POST to last of {cf.watchers} watchers",
+                pct(cf.latencies, 99) * 1000, 100.0, "< 100 ms", "ms", higher_is_better=False)
     for r in results:
         if not r.ok():
             log(f"{r.name}: {r.missing} missing, {r.duplicates} twice, "
