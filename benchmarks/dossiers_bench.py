@@ -707,8 +707,8 @@ def main() -> None:
                   f"(p95 {anchor.p(95):.1f} ms): ratio {ratio:.3f}")
             summary(f"dossier API at {total:,} dossiers, {concurrency} client(s)", ours.rate,
                     anchor.rate, ">= 0.30", "req/s")
-            summary(f"dossier API p95, {concurrency} client(s)", ours.p(95), 20.0, "< 20 ms",
-                    "ms", higher_is_better=False)
+            summary(f"dossier API p95, {concurrency} client(s)", ours.p(95), anchor.p(95),
+                    "< 20 ms", "ms", higher_is_better=False)
             if concurrency in cpu:
                 ours_ms = cpu[concurrency][0] / max(1, len(ours.latencies)) * 1000
                 anchor_ms = cpu[concurrency][1] / max(1, len(anchor.latencies)) * 1000

@@ -480,7 +480,8 @@ def report(results: list[Result], args: argparse.Namespace, log: Any) -> None:
         summary(f"live fan-out, {cf.watchers} watchers", cf.rate, bare.rate, ">= 0.60",
                 "deliveries/s")
         summary(f"live fan-out p99, POST to last of {cf.watchers} watchers",
-                pct(cf.latencies, 99) * 1000, 100.0, "< 100 ms", "ms", higher_is_better=False)
+                pct(cf.latencies, 99) * 1000, pct(bare.latencies, 99) * 1000, "< 100 ms", "ms",
+                higher_is_better=False)
     for r in results:
         if not r.ok():
             log(f"{r.name}: {r.missing} missing, {r.duplicates} twice, "

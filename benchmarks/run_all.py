@@ -25,8 +25,8 @@ the exit status 1.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -35,6 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PREFIX = "SUMMARY "
+GOAL_RE = re.compile(r"\s*(>=|<)\s*([0-9]+(?:\.[0-9]+)?)")
 
 
 @dataclass
@@ -84,10 +85,22 @@ def parse(script: str, line: str) -> Row | None:
     if row.ratio is None and row.caseforum and row.bare:
         higher = data.get("higher_is_better", True)
         row.ratio = row.caseforum / row.bare if higher else row.bare / row.caseforum
-    if row.ratio is not None and row.goal.startswith(">="):
-        with contextlib.suppress(ValueError):
-            row.note = "ok" if row.ratio >= float(row.goal[2:]) else "below goal"
+    row.note = judge(row)
     return row
+
+
+def judge(row: Row) -> str:
+    """``>= R`` goals judge the ratio; ``< N`` goals (a time limit) judge CaseForum's own
+    number."""
+    found = GOAL_RE.match(row.goal)
+    if not found:
+        return ""
+    limit = float(found.group(2))
+    if found.group(1) == ">=" and row.ratio is not None:
+        return "ok" if row.ratio >= limit else "below goal"
+    if found.group(1) == "<" and row.caseforum is not None:
+        return "ok" if row.caseforum < limit else "over the limit"
+    return ""
 
 
 def run(script: Path, extra: list[str], timeout: float) -> tuple[list[Row], int, float]:
