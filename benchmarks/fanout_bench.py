@@ -13,8 +13,9 @@ same way in the same run:
 2. ``--messages`` posts, one at a time: each is sent as soon as every watcher has
    the previous one.  CaseForum: ``jp.examiner`` posts through the HTML form, each
    post mentioning a demo dossier (so accessing offices get a card, US does not)
-   and a unique marker.  Bare: ``POST /broadcast`` with a text of the size of
-   CaseForum's fragments, which the app sends to every socket in turn.
+   and a unique marker.  Bare: ``POST /broadcast`` with a copy of a real CaseForum
+   fragment (the warm-up post's, as a watcher received it) behind the marker, which
+   the app sends to every socket in turn: the same bytes to frame and compress.
 
 The two servers' posts alternate (CaseForum, bare, bare, CaseForum, ...), so that
 both meet the same load on a shared machine.  Printed for each: deliveries per
@@ -310,13 +311,14 @@ class FormPoster(Poster):
 
 
 class BarePoster(Poster):
-    def __init__(self, base: str, size: int) -> None:
+    def __init__(self, base: str, fragment: str) -> None:
         self.client = httpx.AsyncClient(base_url=base, timeout=60)
-        self.size = size
+        # a real CaseForum fragment (HTML, compressed like it), without its event id: the
+        # order check reads event ids, and the bare app has none
+        self.fragment = EVENT_RE.sub("", fragment)
 
     async def send(self, k: int, marker: str) -> None:
-        text = f'<div id="post-{k}">{marker}</div>'
-        text += "x" * max(0, self.size - len(text))
+        text = f'<div id="post-{k}">{marker}</div>{self.fragment}'
         r = await self.client.post("/broadcast", content=text.encode())
         if r.status_code != 204:
             raise RuntimeError(f"broadcast failed: {r.status_code}")
@@ -345,7 +347,7 @@ class Run:
         self.tasks: list[asyncio.Task[None]] = []
         self.spy: subprocess.Popen[bytes] | None = None
         self.cpu0: float | None = None
-        self.warm_sizes: list[int] = []
+        self.warm_texts: list[str] = []
 
     async def _watch(self, i: int, limit: asyncio.Semaphore, ready: asyncio.Event) -> None:
         from websockets.asyncio.client import connect
@@ -367,7 +369,7 @@ class Run:
                 found = self.marker_re.search(message)
                 if not found or 'id="post-' not in message:
                     if 'id="post-' in message:
-                        self.warm_sizes.append(len(message))  # the warm-up post
+                        self.warm_texts.append(message)  # the warm-up post
                     continue
                 k = int(found.group(1))
                 self.received[i][k] = self.received[i].get(k, 0) + 1
@@ -517,11 +519,11 @@ async def run(args: argparse.Namespace, workdir: Path, log: Any,
                     headers, FormPoster(cf.url, info["thread_id"]), cf, args)
     await caseforum.connect(log)
     await caseforum.start()
-    # the bare app sends a text as long as CaseForum's fragments
-    sizes = caseforum.warm_sizes or [2000]
-    size = sorted(sizes)[len(sizes) // 2]
+    # the bare app sends what CaseForum sent: a real fragment (the median-sized one)
+    texts = sorted(caseforum.warm_texts, key=len) or ["<p>" + "x" * 2000 + "</p>"]
+    fragment = texts[len(texts) // 2]
     plain = Run("bare", bare.url.replace("http://", "ws://") + "/ws", [{} for _ in headers],
-                BarePoster(bare.url, size), bare, args)
+                BarePoster(bare.url, fragment), bare, args)
     await plain.connect(log)
     await plain.start()
     for k in range(args.messages):
