@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         await app.state.hub.start()
         plugins.startup(app=app)
         sweeping = await app.state.sweeper.start()  # files left by crashed uploads
+        freeze_startup_objects()
         try:
             yield
         finally:
@@ -182,6 +184,22 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     _install_error_handlers(app)
     install_busy_handler(app)
     return app
+
+
+_frozen = False
+
+
+def freeze_startup_objects() -> None:
+    """Keep what start-up loaded (modules, routes, templates, plugins: it lives as long
+    as the process) out of the garbage collector's full passes, which otherwise stall a
+    live fan-out to hundreds of sockets for tens of milliseconds now and then.  Once per
+    process, after collecting what is garbage already (an app started again, as tests
+    do, must not pin its predecessor's garbage)."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 def limit_threads(settings: Settings) -> None:
