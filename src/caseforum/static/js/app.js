@@ -200,11 +200,12 @@
     region.replaceChildren(errorBox(xhr));
     region.hidden = false;
   });
-  // a new attempt clears the last message
+  // a new attempt with the form clears its last message (a field's own request, such
+  // as the live preview, does not: the message would vanish while still true)
   document.addEventListener("htmx:beforeRequest", function (event) {
-    var elt = event.target;
-    var form = elt && elt.closest ? elt.closest("form") : null;
-    var region = form && form.querySelector("[data-error]");
+    var form = event.target;
+    if (!form || form.tagName !== "FORM") { return; }
+    var region = form.querySelector("[data-error]");
     if (region) { region.replaceChildren(); region.hidden = true; }
   });
 })();
