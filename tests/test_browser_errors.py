@@ -149,3 +149,22 @@ def test_dead_link_shows_the_error_page(page, live_server) -> None:
     assert page.get_by_role("link", name="Back to the home page").is_visible()
     screenshot(page, "error-dead-link")
     assert _script_errors(page) == []
+
+
+def test_hx_get_outside_a_form_that_fails_shows_the_error_page_in_main(page, live_server) -> None:
+    _log_in(page, live_server, "jp.examiner")
+    page.evaluate("""() => {
+        const button = document.createElement("button");
+        button.setAttribute("hx-get", "/threads/999999");
+        button.setAttribute("hx-target", "#nowhere-in-particular");
+        button.textContent = "load a gone thread";
+        const holder = document.createElement("div");
+        holder.id = "nowhere-in-particular";
+        document.getElementById("main").prepend(button, holder);
+        htmx.process(button);
+    }""")
+    page.get_by_role("button", name="load a gone thread").click()
+    main = page.locator("#main")
+    expect(main.get_by_role("alert")).to_contain_text("Error 404")
+    assert main.get_by_role("heading", name="Not found").is_visible()
+    assert _script_errors(page) == []
