@@ -32,13 +32,18 @@ $(BIN)/.installed: pyproject.toml plugins/opd_link/pyproject.toml plugins/ice_ex
 	$(BIN)/python -m pip install --quiet -e '.[test]' -e plugins/opd_link -e plugins/ice_exchange
 	touch $@
 
-assets: $(VENDOR)/htmx.min.js $(VENDOR)/ws.js
+ASSETS := $(VENDOR)/htmx.min.js $(VENDOR)/ws.js $(VENDOR)/swagger-ui-bundle.js $(VENDOR)/swagger-ui.css
 
-$(VENDOR)/htmx.min.js $(VENDOR)/ws.js: package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+assets: $(ASSETS)
+
+# --ignore-scripts: the assets are plain files; no package's install script runs here
+$(ASSETS): package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	mkdir -p $(VENDOR)
 	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js
 	cp node_modules/htmx-ext-ws/dist/ws.js $(VENDOR)/ws.js
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js $(VENDOR)/swagger-ui-bundle.js
+	cp node_modules/swagger-ui-dist/swagger-ui.css $(VENDOR)/swagger-ui.css
 
 db: setup
 	$(BIN)/caseforum init

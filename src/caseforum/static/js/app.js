@@ -110,7 +110,8 @@
   });
   document.addEventListener("htmx:afterRequest", function (event) {
     var form = event.detail.elt;
-    if (form && form.hasAttribute && form.hasAttribute("data-reset-on-success") && event.detail.successful) {
+    if (form && form.hasAttribute && form.hasAttribute("data-reset-on-success") && event.detail.successful &&
+        event.detail.xhr && event.detail.xhr.status < 400) {
       form.reset();
       var reply = form.querySelector('input[name="reply_to"]');
       if (reply) { reply.value = ""; }
@@ -121,5 +122,90 @@
   document.addEventListener("click", function (event) {
     var banner = event.target.closest && event.target.closest("#new-posts-banner");
     if (banner) { banner.hidden = true; }
+  });
+})();
+
+// Errors reach the screen.  htmx drops 4xx/5xx answers by default, so nothing would
+// happen where the user acted.  A form's error goes into its error region (the
+// form's [data-error] element, made on first use) and the typed input stays; a
+// navigation (boosted link, hx-get outside a form) shows the error page instead.
+(function () {
+  "use strict";
+  function errorRegion(form) {
+    var region = form.querySelector("[data-error]");
+    if (!region) {
+      region = document.createElement("div");
+      region.setAttribute("data-error", "");
+      region.setAttribute("role", "alert");
+      region.className = "form-error";
+      form.insertBefore(region, form.firstChild);
+    }
+    return region;
+  }
+  function pageRegion() {
+    var main = document.getElementById("main") || document.body;
+    var region = main.querySelector(":scope > [data-error]");
+    if (!region) {
+      region = document.createElement("div");
+      region.setAttribute("data-error", "");
+      region.setAttribute("role", "alert");
+      region.className = "form-error";
+      main.insertBefore(region, main.firstChild);
+    }
+    return region;
+  }
+  // the server's error box (templates/error.html), or a plain one for other answers
+  function errorBox(xhr) {
+    var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+    var box = doc.querySelector(".error-box");
+    if (box) {
+      box = document.importNode(box, true);
+      box.removeAttribute("role");  // the region around it is the alert
+      return box;
+    }
+    box = document.createElement("div");
+    box.className = "error-box";
+    var strong = document.createElement("strong");
+    strong.textContent = "Error " + xhr.status + (xhr.statusText ? " · " + xhr.statusText : "");
+    box.appendChild(strong);
+    // a page's own message (its alert), else the text of a bare answer (not a whole page)
+    var alert = doc.querySelector("#main [role=alert]");
+    var text = alert ? alert.textContent : doc.querySelector("#main") ? "" :
+      (doc.body && doc.body.textContent || "");
+    text = text.trim().slice(0, 300);
+    if (text) { box.appendChild(document.createTextNode(" " + text)); }
+    return box;
+  }
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var detail = event.detail;
+    var xhr = detail.xhr;
+    if (!xhr || xhr.status < 400) { return; }
+    // detail.elt is the swap target here; the element that asked is in requestConfig
+    var elt = detail.requestConfig ? detail.requestConfig.elt : null;
+    var form = elt && elt.closest ? elt.closest("form") : null;
+    var verb = detail.requestConfig ? detail.requestConfig.verb : "get";
+    detail.isError = false;  // shown on screen: no console error from htmx
+    if (!form && verb === "get") {
+      // navigation: the error page in place of the page (boosted: the whole page)
+      detail.shouldSwap = true;
+      if (!detail.boosted && !(detail.requestConfig && detail.requestConfig.boosted)) {
+        var main = document.getElementById("main");
+        if (main) { detail.target = main; detail.swapOverride = "innerHTML"; }
+      }
+      return;
+    }
+    // a form (or a button outside one): the message next to it, the input untouched
+    detail.shouldSwap = false;
+    var region = form ? errorRegion(form) : pageRegion();
+    region.replaceChildren(errorBox(xhr));
+    region.hidden = false;
+  });
+  // a new attempt with the form clears its last message (a field's own request, such
+  // as the live preview, does not: the message would vanish while still true)
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.target;
+    if (!form || form.tagName !== "FORM") { return; }
+    var region = form.querySelector("[data-error]");
+    if (region) { region.replaceChildren(); region.hidden = true; }
   });
 })();

@@ -1,0 +1,10 @@
+// The API docs page (/api/v1/docs): Swagger UI from /static/vendor, started from this
+// file because the CSP allows no inline script.
+window.addEventListener("DOMContentLoaded", function () {
+  "use strict";
+  window.ui = window.SwaggerUIBundle({
+    url: document.body.getAttribute("data-openapi-url"),
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+  });
+});
