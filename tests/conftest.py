@@ -222,3 +222,16 @@ def live_server(app: Any) -> Iterator[LiveServer]:
 
 
 from tests.browser import browser, page  # noqa: E402, F401  (browser fixtures)
+
+
+@pytest.fixture
+def steady_identity_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests that count SQL statements: the caller's identity stays cached for the
+    whole test.  Otherwise the 5 s lifetime, or a commit to users, tokens or sessions
+    by anything else running in the process (which clears the process-wide cache), may
+    add one look-up to one measurement and not to another."""
+    from caseforum import authcache
+
+    for cache in (authcache.identities, authcache._offices):
+        monkeypatch.setattr(cache, "ttl", 3600.0)
+    monkeypatch.setattr(authcache, "clear", lambda: None)

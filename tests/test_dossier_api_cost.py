@@ -72,11 +72,13 @@ def _grow(db: Any, app: Application) -> None:
     db.commit()
 
 
+@pytest.mark.usefixtures("steady_identity_cache")
 def test_dossier_api_statements_do_not_grow_with_the_dossier(app, db) -> None:
     _check_cost_and_answer(app, db)
 
 
 @pytest.mark.services
+@pytest.mark.usefixtures("steady_identity_cache")
 def test_dossier_api_statements_and_answer_on_postgres(postgres_url: str, tmp_path) -> None:
     settings = load_settings(data_dir=tmp_path, database_url=postgres_url,
                              secret_key="p" * 32, run_consumers=False)

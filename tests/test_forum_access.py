@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlmodel import Session, select
 
-from caseforum import authcache
 from caseforum.app import create_app
 from caseforum.authz import Viewer, forum_policy, set_forum_policy
 from caseforum.config import load_settings
@@ -178,16 +177,13 @@ def test_lists_cost_the_same_statements_for_one_row_and_thirty(db, engine) -> No
     assert thirty_count == one_count
 
 
+@pytest.mark.usefixtures("steady_identity_cache")
 def test_api_and_pages_lists_cost_the_same_statements(data_dir, monkeypatch, db) -> None:
     cat = make_category(db, "Busy")
     _add_threads(db, cat, 1)
     token = token_for(db, "kr.examiner", "forum")
     # no consumers; the live hub's polling of the event log is not counted
     app = _app_with(data_dir, monkeypatch, run_consumers="false")
-    # the caller's identity stays cached for the whole test (by default 5 s, which a slow
-    # machine may pass between two measurements: one more lookup is not a list cost)
-    for cache in (authcache.identities, authcache._offices):
-        monkeypatch.setattr(cache, "ttl", 3600.0)
     engine = app.state.engine
     pages = ("/", "/forum", f"/forum/c/{cat}", "/forum/unread", "/notifications")
     api = ("/api/v1/threads", f"/api/v1/threads?category={cat}", "/api/v1/categories")

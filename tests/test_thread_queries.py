@@ -130,6 +130,7 @@ def cases(app: Any, db: Session) -> Iterator[dict[tuple[int, int], int]]:
            for posts in (20, 200) for distinct in (2, 20)}
 
 
+@pytest.mark.usefixtures("steady_identity_cache")
 def test_thread_page_statements_do_not_grow_with_posts_or_cards(app, as_user, cases) -> None:
     kr, _ = as_user("kr.examiner")
     counted: dict[tuple[int, int], int] = {}
