@@ -30,6 +30,9 @@ def _log_in(page, live_server, username: str) -> None:
     page.get_by_label("Password").fill("caseforum-demo")
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{live_server.url}/")
+    # the live socket (bell) is open: navigating away while it is still connecting makes
+    # htmx's ws extension log the aborted handshake as a console error
+    page.wait_for_load_state("networkidle")
 
 
 def _alert_in(form):
