@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -134,7 +135,8 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         await app.state.hub.start()
         plugins.startup(app=app)
         sweeping = await app.state.sweeper.start()  # files left by crashed uploads
-        freeze_startup_objects()
+        # a second after start-up, so that readiness does not wait for a full collection
+        asyncio.get_running_loop().call_later(1.0, freeze_startup_objects)
         try:
             yield
         finally:
