@@ -4,14 +4,11 @@ documents, citations, priorities and family members a dossier has, and the answe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 from sqlmodel import select
 
 from caseforum.app import create_app
@@ -22,24 +19,10 @@ from caseforum.models import Application, Citation, Document, DocumentOffice, Pr
 from caseforum.plugin_host import PluginHost
 from caseforum.setup_db import init_database, load_demo
 from tests.dossier_helpers import dossier_json, token_for
+from tests.sql_helpers import counted
 
 NUMBER = "2018-123456"
 MOST_STATEMENTS = 4  # dossier with family, documents with named offices, priorities, citations
-
-
-@contextmanager
-def counted(engine: Any) -> Iterator[list[str]]:
-    """The SQL statements sent through ``engine`` inside the block."""
-    statements: list[str] = []
-
-    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 def _grow(db: Any, app: Application) -> None:

@@ -5,12 +5,10 @@ forum settings change who reads and who moderates."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 from sqlmodel import Session, select
 
 from caseforum.app import create_app
@@ -22,6 +20,7 @@ from caseforum.models import Category, Notification, Office, User
 from tests.conftest import login
 from tests.dossier_helpers import token_for
 from tests.forum_helpers import make_category, reply, start_thread
+from tests.sql_helpers import counted
 
 MISSING = 987654
 
@@ -32,21 +31,6 @@ def keep_policy() -> Iterator[None]:
     previous = forum_policy()
     yield
     set_forum_policy(previous)
-
-
-@contextmanager
-def counted(engine: Any) -> Iterator[list[str]]:
-    """The SQL statements sent through ``engine`` inside the block."""
-    statements: list[str] = []
-
-    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 def user(db: Session, username: str) -> User:

@@ -21,6 +21,7 @@ from caseforum.dossiers.access import Access
 from caseforum.dossiers.schemas import CitationIn, DossierIn, PriorityIn
 from caseforum.forum import service as forum
 from caseforum.models import Application, Document, DocumentOffice, Office, User
+from tests.sql_helpers import counted
 
 CARD_RE = re.compile(r'<aside class="dossier-card" aria-label="Dossier ([^"]+)">.*?</aside>',
                      re.S)
@@ -105,22 +106,6 @@ def make_thread(session: Session, app: Any, category: Any, posts: int,
     return thread.id or 0
 
 
-class StatementCounter:
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        self.statements: list[str] = []
-
-    def __enter__(self) -> StatementCounter:
-        event.listen(self.engine, "before_cursor_execute", self._count)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._count)
-
-    def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.statements.append(statement)
-
-
 @pytest.fixture
 def cases(app: Any, db: Session) -> Iterator[dict[tuple[int, int], int]]:
     mentions = build_dossiers(db)
@@ -133,18 +118,18 @@ def cases(app: Any, db: Session) -> Iterator[dict[tuple[int, int], int]]:
 @pytest.mark.usefixtures("steady_identity_cache")
 def test_thread_page_statements_do_not_grow_with_posts_or_cards(app, as_user, cases) -> None:
     kr, _ = as_user("kr.examiner")
-    counted: dict[tuple[int, int], int] = {}
+    sizes: dict[tuple[int, int], int] = {}
     for (posts, distinct), thread_id in cases.items():
         assert kr.get(f"/threads/{thread_id}").status_code == 200  # first visit marks it read
-        with StatementCounter(app.state.engine) as counter:
+        with counted(app.state.engine) as statements:
             page = kr.get(f"/threads/{thread_id}")
         assert page.status_code == 200
         cards = CARD_RE.findall(page.text)
         assert page.text.count('<article id="post-') == posts
         assert len(cards) == 2 * posts and len(set(cards)) == distinct
-        counted[(posts, distinct)] = len(counter.statements)
-    assert len(set(counted.values())) == 1, counted  # no statement per post or per card
-    assert counted[(200, 20)] <= 30, counted  # was 78 with one round of queries per card
+        sizes[(posts, distinct)] = len(statements)
+    assert len(set(sizes.values())) == 1, sizes  # no statement per post or per card
+    assert sizes[(200, 20)] <= 30, sizes  # was 78 with one round of queries per card
 
 
 def test_thread_page_holds_one_database_connection_at_a_time(app, as_user, cases) -> None:
