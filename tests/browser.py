@@ -47,3 +47,15 @@ def screenshot(page: Any, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def log_in(page: Any, live_server: Any, username: str) -> None:
+    """Log in through the form and wait until the home page's live socket is open:
+    leaving a page while its socket is still connecting makes htmx's ws extension log
+    the aborted handshake as a console error."""
+    page.goto(f"{live_server.url}/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill("caseforum-demo")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_load_state("networkidle")

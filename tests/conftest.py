@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+import caseforum.app as app_module
 from caseforum import passwords
 from caseforum.app import build_doc_types, create_app
 from caseforum.config import Settings, load_settings
@@ -31,6 +32,9 @@ REQUIRE_SERVICES = os.environ.get("CASEFORUM_REQUIRE_SERVICES") == "1"
 HASH_PROFILE = "CASEFORUM_PASSWORD_HASH_PROFILE"
 os.environ[HASH_PROFILE] = "test"
 passwords.configure("test")
+# no start-up freeze in the test process: its one full collection of the suite's heap,
+# a second after some app started, stalls whichever test's server is running then
+app_module._frozen = True
 CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
 
 

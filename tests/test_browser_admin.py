@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import screenshot
+from tests.browser import log_in, screenshot
 
 pytestmark = pytest.mark.browser
 
 
-def _log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill("caseforum-demo")
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{live_server.url}/")
-
-
 def test_admin_logs_in_and_manages_plugins(page, live_server) -> None:
-    _log_in(page, live_server, "admin")
+    log_in(page, live_server, "admin")
     assert page.get_by_role("heading", name="Welcome, Platform administrator").is_visible()
     page.get_by_role("link", name="Admin").click()
     page.get_by_role("link", name="Plugins").click()

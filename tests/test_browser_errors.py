@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import screenshot
+from tests.browser import log_in, screenshot
 from tests.dossier_helpers import dossier_json, pdf_bytes, token_for, upload
 from tests.forum_helpers import make_category, start_thread
 
@@ -22,17 +22,6 @@ NETWORK_LOG = re.compile(r"^Failed to load resource: the server responded with a
 
 def _script_errors(page) -> list[str]:
     return [text for text in page.console_errors if not NETWORK_LOG.match(text)]
-
-
-def _log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill("caseforum-demo")
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{live_server.url}/")
-    # the live socket (bell) is open: navigating away while it is still connecting makes
-    # htmx's ws extension log the aborted handshake as a console error
-    page.wait_for_load_state("networkidle")
 
 
 def _alert_in(form):
@@ -54,7 +43,7 @@ def dossier(client, db) -> None:
 
 
 def test_number_box_errors_show_under_the_box_with_the_number_kept(page, live_server) -> None:
-    _log_in(page, live_server, "jp.examiner")
+    log_in(page, live_server, "jp.examiner")
     box = page.get_by_label("Go to application or publication number")
     form = page.locator("form.numberbox")
     for typed, message in (("JP 2099-999999", "No dossier matches"), ("xyz", "")):
@@ -72,7 +61,7 @@ def test_number_box_errors_show_under_the_box_with_the_number_kept(page, live_se
 
 def test_compare_with_one_document_ticked_says_so_on_the_dossier(page, live_server,
                                                                  dossier) -> None:
-    _log_in(page, live_server, "jp.examiner")
+    log_in(page, live_server, "jp.examiner")
     page.goto(f"{live_server.url}/dossiers/JP/2017187096")
     first = page.locator("input[name=doc]").first
     first.check()
@@ -90,7 +79,7 @@ def test_blank_post_and_blank_thread_title_show_the_message_and_keep_the_text(
     cat = make_category(db)
     author, csrf = as_user("jp.examiner")
     thread = start_thread(author, csrf, cat, "Fin stacks", "Opening the discussion.")
-    _log_in(page, live_server, "jp.examiner")
+    log_in(page, live_server, "jp.examiner")
 
     page.goto(f"{live_server.url}/forum/c/{cat}")
     page.get_by_label("Title").fill("   ")
@@ -113,7 +102,7 @@ def test_blank_post_and_blank_thread_title_show_the_message_and_keep_the_text(
 
 
 def test_admin_forms_show_duplicate_username_and_missing_scope(page, live_server) -> None:
-    _log_in(page, live_server, "admin")
+    log_in(page, live_server, "admin")
     page.goto(f"{live_server.url}/admin/users")
     form = page.locator("form", has=page.get_by_role("button", name="Create user"))
     form.get_by_label("Username").fill("jp.examiner")
@@ -138,7 +127,7 @@ def test_admin_forms_show_duplicate_username_and_missing_scope(page, live_server
 
 
 def test_dead_link_shows_the_error_page(page, live_server) -> None:
-    _log_in(page, live_server, "jp.examiner")
+    log_in(page, live_server, "jp.examiner")
     page.evaluate("""() => {
         const a = document.createElement("a");
         a.href = "/dossiers/JP/2099999999";
@@ -155,7 +144,7 @@ def test_dead_link_shows_the_error_page(page, live_server) -> None:
 
 
 def test_hx_get_outside_a_form_that_fails_shows_the_error_page_in_main(page, live_server) -> None:
-    _log_in(page, live_server, "jp.examiner")
+    log_in(page, live_server, "jp.examiner")
     page.evaluate("""() => {
         const button = document.createElement("button");
         button.setAttribute("hx-get", "/threads/999999");
