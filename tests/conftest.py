@@ -239,3 +239,14 @@ def steady_identity_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     for cache in (authcache.identities, authcache._offices):
         monkeypatch.setattr(cache, "ttl", 3600.0)
     monkeypatch.setattr(authcache, "clear", lambda: None)
+
+
+def demo_engine(settings: Settings) -> Any:
+    """A migrated database with the demo data, on whatever ``settings`` name (the
+    PostgreSQL tests make their own; SQLite tests copy the template instead)."""
+    engine = make_engine(settings)
+    host = PluginHost()
+    host.load()
+    init_database(engine, host)
+    load_demo(engine)
+    return engine

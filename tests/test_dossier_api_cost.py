@@ -13,11 +13,10 @@ from sqlmodel import select
 
 from caseforum.app import create_app
 from caseforum.config import Settings, load_settings
-from caseforum.db import make_engine, open_session
+from caseforum.db import open_session
 from caseforum.dossiers.schemas import DossierOut
 from caseforum.models import Application, Citation, Document, DocumentOffice, Priority
-from caseforum.plugin_host import PluginHost
-from caseforum.setup_db import init_database, load_demo
+from tests.conftest import demo_engine
 from tests.dossier_helpers import dossier_json, token_for
 from tests.sql_helpers import counted
 
@@ -71,11 +70,7 @@ def test_dossier_api_statements_do_not_grow_with_the_dossier(app, db) -> None:
 def test_dossier_api_statements_and_answer_on_postgres(postgres_url: str, tmp_path) -> None:
     settings = load_settings(data_dir=tmp_path, database_url=postgres_url,
                              secret_key="p" * 32, run_consumers=False)
-    engine = make_engine(settings)
-    host = PluginHost()
-    host.load()
-    init_database(engine, host)
-    load_demo(engine)
+    engine = demo_engine(settings)
     engine.dispose()
     app = create_app(settings)
     try:

@@ -17,7 +17,7 @@ from caseforum.config import load_settings
 from caseforum.db import open_session
 from caseforum.forum import access, service
 from caseforum.models import Category, Notification, Office, User
-from tests.conftest import login
+from tests.conftest import demo_engine, login
 from tests.dossier_helpers import token_for
 from tests.forum_helpers import make_category, reply, start_thread
 from tests.sql_helpers import counted
@@ -244,17 +244,9 @@ def test_office_admins_moderate_open_categories_only_when_set(data_dir, monkeypa
 def test_forum_lists_and_hidden_threads_on_postgres(postgres_url: str, tmp_path: Any) -> None:
     """The list queries (a sub-select of one's conversations, an empty IN for a
     viewer with no categories) and the 404s behave the same on PostgreSQL."""
-    from caseforum.db import make_engine
-    from caseforum.plugin_host import PluginHost
-    from caseforum.setup_db import init_database, load_demo
-
     settings = load_settings(data_dir=tmp_path, database_url=postgres_url,
                              secret_key="p" * 32, run_consumers=False)
-    engine = make_engine(settings)
-    host = PluginHost()
-    host.load()
-    init_database(engine, host)
-    load_demo(engine)
+    engine = demo_engine(settings)
     with open_session(engine) as db:
         seoul = make_category(db, "Seoul only", ["KR"])
         kr_user = user(db, "kr.examiner")

@@ -8,13 +8,11 @@ from sqlmodel import select
 
 from caseforum.app import create_app
 from caseforum.config import load_settings
-from caseforum.db import make_engine, open_session
+from caseforum.db import open_session
 from caseforum.forum import hub as hub_module
 from caseforum.forum import service
 from caseforum.models import User
-from caseforum.plugin_host import PluginHost
-from caseforum.setup_db import init_database, load_demo
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, demo_engine
 from tests.test_forum_live import Browserless, receive_posts
 from tests.test_ws_revocation import wait_closed
 
@@ -26,11 +24,7 @@ def test_disabling_on_one_host_closes_the_socket_on_another(postgres_url: str, r
     monkeypatch.setattr(hub_module, "RECHECK_SECONDS", 60.0)  # only the event can be in time
     settings = load_settings(data_dir=tmp_path, database_url=postgres_url, secret_key="p" * 32,
                              redis_url=redis_url)
-    engine = make_engine(settings)
-    host = PluginHost()
-    host.load()
-    init_database(engine, host)
-    load_demo(engine)
+    engine = demo_engine(settings)
     with open_session(engine) as session:
         category = service.create_category(session, name="Shared", offices=[])
         session.commit()

@@ -131,28 +131,23 @@
 // navigation (boosted link, hx-get outside a form) shows the error page instead.
 (function () {
   "use strict";
-  function errorRegion(form) {
-    var region = form.querySelector("[data-error]");
+  // the container's own error region, made (first in the container) on first use
+  function regionIn(container, selector) {
+    var region = container.querySelector(selector);
     if (!region) {
       region = document.createElement("div");
       region.setAttribute("data-error", "");
       region.setAttribute("role", "alert");
       region.className = "form-error";
-      form.insertBefore(region, form.firstChild);
+      container.insertBefore(region, container.firstChild);
     }
     return region;
   }
+  function errorRegion(form) {
+    return regionIn(form, "[data-error]");
+  }
   function pageRegion() {
-    var main = document.getElementById("main") || document.body;
-    var region = main.querySelector(":scope > [data-error]");
-    if (!region) {
-      region = document.createElement("div");
-      region.setAttribute("data-error", "");
-      region.setAttribute("role", "alert");
-      region.className = "form-error";
-      main.insertBefore(region, main.firstChild);
-    }
-    return region;
+    return regionIn(document.getElementById("main") || document.body, ":scope > [data-error]");
   }
   // the server's error box (templates/error.html), or a plain one for other answers
   function errorBox(xhr) {
