@@ -25,6 +25,10 @@ test-fast: setup
 	$(BIN)/python -m pytest -x -q -m "not slow and not browser" $(PYTEST_ARGS)
 
 setup: $(BIN)/.installed assets
+	@# byte-compile the project's own modules as pip does for every installed package:
+	@# without it each start compiles ~50 modules again (a tenth of `serve`'s start-up
+	@# where PYTHONDONTWRITEBYTECODE is set); only changed files are compiled again
+	@$(BIN)/python -m compileall -q src plugins/*/src >/dev/null
 
 $(BIN)/.installed: pyproject.toml plugins/opd_link/pyproject.toml plugins/ice_exchange/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -46,7 +46,6 @@ from caseforum.models import (
 from caseforum.plugin_host import PluginHost
 from caseforum.plugins import builtin_bots
 from caseforum.storage import FileStore
-from caseforum.web import bots_admin
 from tests.dossier_helpers import pdf_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,10 +59,6 @@ JP_APP = "JP 2019-041872"  # demo family 1; its JP search report is restricted t
 def app(settings: Any) -> Any:
     """The app without its background consumers: each test drives the runner itself."""
     app = create_app(settings.model_copy(update={"run_consumers": False}))
-    if not any(getattr(route, "path", "") == "/admin/bots" for route in app.routes):
-        app.include_router(bots_admin.router)  # until app.py mounts it
-    if "builtin_bots" not in app.state.plugins.records:
-        app.state.plugins.add(builtin_bots, name="builtin_bots")  # until it is a default
     return app
 
 

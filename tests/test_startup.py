@@ -1,6 +1,7 @@
 """Cold start: ``caseforum serve`` skips the schema check only when nothing changed;
 ``caseforum init`` makes a new database from the models, as the migrations would;
-the heavy libraries are imported only on the paths that use them."""
+the heavy libraries are imported only on the paths that use them; most routes are built
+on first use."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, text
+from starlette.websockets import WebSocketDisconnect
 
 from caseforum import schema
 from caseforum.plugin_host import PluginHost
@@ -202,3 +206,39 @@ def test_init_on_an_empty_folder_loads_neither_fastapi_nor_alembic(tmp_path: Pat
     setup = ("from caseforum.cli import cli\n"
              "cli.main(['init'], prog_name='caseforum', standalone_mode=False)")
     assert _imported(setup, ["fastapi", "alembic", "uvicorn"], tmp_path / "new") == []
+
+
+# Routes built on first use (web/deferred.py) -----------------------------------------
+
+
+def test_the_health_check_answers_before_the_other_routes_are_built(app: Any) -> None:
+    client = TestClient(app)  # no lifespan: no warm-up, so only requests build them
+    assert client.get("/healthz").status_code == 200
+    assert not app.state.deferred_routes.loaded
+    page = client.get("/login")  # the first request for a deferred route is answered
+    assert page.status_code == 200 and 'name="password"' in page.text
+    assert app.state.deferred_routes.loaded
+    missing = client.get("/no/such/page", headers={"accept": "application/json"})
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+
+
+def test_the_api_description_lists_routes_not_built_yet(app: Any) -> None:
+    paths = TestClient(app).get("/openapi.json").json()["paths"]
+    assert "/api/v1/dossiers/{office}/{number}" in paths and "/api/v1/me" in paths
+
+
+def test_a_websocket_can_be_the_first_request(app: Any) -> None:
+    client = TestClient(app)
+    origin = {"origin": "http://testserver"}
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(
+            "/ws/forum", headers=origin):
+        pass  # the live endpoint's own answer, not the router's "no such route"
+    assert (closed.value.code, closed.value.reason) == (4403, "log in first")
+
+
+def test_start_up_builds_the_routes_without_waiting_for_a_request(app: Any) -> None:
+    with TestClient(app):
+        deadline = time.monotonic() + 5
+        while not app.state.deferred_routes.loaded and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert app.state.deferred_routes.loaded

@@ -1,5 +1,5 @@
 """``python -m caseforum`` runs the same CLI as the ``caseforum`` command."""
 
-from caseforum.cli import main
+from caseforum.entry import main
 
 main()

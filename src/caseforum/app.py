@@ -45,20 +45,9 @@ from caseforum.models import Event
 from caseforum.plugin_host import PluginHost
 from caseforum.storage import FileStore
 from caseforum.sweeper import PeriodicSweep
-from caseforum.web import (
-    admin,
-    api,
-    auth_pages,
-    bots_admin,
-    dossier_api,
-    dossier_pages,
-    forum_api,
-    forum_pages,
-    pages,
-    stats_pages,
-    ws,
-)
+from caseforum.web import pages
 from caseforum.web.content import ContentHostGate
+from caseforum.web.deferred import DeferredRoutes
 from caseforum.web.deps import resolve_viewer
 from caseforum.web.limits import BodyLimitMiddleware
 from caseforum.web.security import (
@@ -135,8 +124,11 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         await app.state.hub.start()
         plugins.startup(app=app)
         sweeping = await app.state.sweeper.start()  # files left by crashed uploads
+        loop = asyncio.get_running_loop()
+        # the routes not needed at once, right after the first answers can go out
+        loop.call_later(0.05, app.state.deferred_routes.load)
         # a second after start-up, so that readiness does not wait for a full collection
-        asyncio.get_running_loop().call_later(1.0, freeze_startup_objects)
+        loop.call_later(1.0, freeze_startup_objects)
         try:
             yield
         finally:
@@ -177,17 +169,45 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     for name, folder in plugins.static_dirs().items():
         app.mount(f"/plugins/{name}/static", StaticFiles(directory=folder), name=f"{name}-static")
 
-    for router in (auth_pages.router, pages.router, admin.router, api.router,
-                   dossier_pages.router, dossier_api.router, stats_pages.router,
-                   forum_pages.router, forum_api.router, ws.router, bots_admin.router):
-        app.include_router(router)
-    for name, router in plugins.routes():
-        app.include_router(router, dependencies=[plugin_gate(plugins, name)])
+    app.include_router(pages.router)  # the health check and the home page: at once
+    app.state.deferred_routes = deferred = DeferredRoutes(app, build_routes)
+    app.router.routes.append(deferred)  # the rest on first use (web/deferred.py)
+    openapi = app.openapi
 
+    def complete_openapi() -> dict[str, Any]:
+        deferred.load()
+        return openapi()
+
+    app.openapi = complete_openapi  # type: ignore[method-assign]
     _install_error_handlers(app)
     install_busy_handler(app)
     install_api_docs(app)
     return app
+
+
+def build_routes(app: FastAPI) -> None:
+    """Every route but the few made at start-up, in this order; then the plugins'
+    (each behind its on/off switch)."""
+    from caseforum.web import (
+        admin,
+        api,
+        auth_pages,
+        bots_admin,
+        dossier_api,
+        dossier_pages,
+        forum_api,
+        forum_pages,
+        stats_pages,
+        ws,
+    )
+
+    for router in (auth_pages.router, admin.router, api.router,
+                   dossier_pages.router, dossier_api.router, stats_pages.router,
+                   forum_pages.router, forum_api.router, ws.router, bots_admin.router):
+        app.include_router(router)
+    plugins: PluginHost = app.state.plugins
+    for name, router in plugins.routes():
+        app.include_router(router, dependencies=[plugin_gate(plugins, name)])
 
 
 _frozen = False
@@ -198,12 +218,14 @@ def freeze_startup_objects() -> None:
     as the process) out of the garbage collector's full passes, which otherwise stall a
     live fan-out to hundreds of sockets for tens of milliseconds now and then.  Once per
     process, after collecting what is garbage already (an app started again, as tests
-    do, must not pin its predecessor's garbage)."""
+    do, must not pin its predecessor's garbage).  The ``caseforum`` command starts
+    with the collector off (``caseforum.entry``); it is switched on here."""
     global _frozen
     if not _frozen:
         _frozen = True
         gc.collect()
         gc.freeze()
+    gc.enable()
 
 
 API_DOCS_PATH = "/api/v1/docs"

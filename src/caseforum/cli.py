@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import sys
 from collections.abc import Callable
@@ -151,6 +152,7 @@ def serve(ctx: Context, bind: str, port: int, workers: int) -> None:
         uvicorn.run(create_app(ctx.settings, plugins=host), host=bind, port=port,
                     log_level="info", proxy_headers=False)
         return
+    gc.enable()  # this process only supervises the workers, each of which starts afresh
     uvicorn.run("caseforum.app:create_app", factory=True, host=bind, port=port,
                 workers=workers, log_level="info", proxy_headers=False)
 
@@ -423,4 +425,6 @@ def main() -> None:
         # only a plugin's own command (or the help listing them) needs the plugins'
         # commands; `init`, `serve` ... start without loading them (cold start)
         _plugin_commands()
+    if first != "serve":
+        gc.enable()  # off for start-up (caseforum.entry); serve turns it on once it is up
     cli(prog_name="caseforum")

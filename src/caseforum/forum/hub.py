@@ -2,9 +2,11 @@
 
 Each connection keeps its own cursor (the last event id it was sent).  On
 connect it first gets every event it missed since ``after``, then live ones,
-in order and without duplicates.  Each event costs one hop to a worker thread
-and one database session, whatever the number of sockets: a fragment is
-rendered once per distinct output (see :mod:`caseforum.forum.live`).
+in order and without duplicates.  Each round of new events costs one hop to a
+worker thread and one database session, whatever the number of sockets and
+events: the events are read and their fragments rendered together, once per
+distinct output (see :mod:`caseforum.forum.live`), the renders sharing what they
+read (:mod:`caseforum.readmemo`).
 
 Access ends when it is revoked.  A socket keeps the credential it came with;
 the events that can take access away (a user disabled, a log-out, a token
@@ -46,8 +48,11 @@ from caseforum.forum.live_auth import (
     revalidate,
 )
 from caseforum.models import Event
+from caseforum.readmemo import memoized_reads
 
 log = logging.getLogger(__name__)
+
+Fragments = dict[tuple[str, Viewer], str]  # by (topic, viewer)
 
 
 class TooOld(Exception):
@@ -199,17 +204,42 @@ class Hub:
                 except Exception:
                     log.exception("re-checking live sockets failed; retrying")
 
-    def _fetch(self, after: int) -> list[Event]:
-        with open_session(self.engine) as session:
-            return list(session.exec(select(Event).where(Event.id > after)
-                                     .order_by(Event.id).limit(_BATCH)))
+    def _wanted(self) -> dict[str, set[Viewer]]:
+        """Every topic watched now, with the viewers watching it."""
+        wanted: dict[str, set[Viewer]] = defaultdict(set)
+        for sub in self.subscribers:
+            for topic in sub.topics:
+                wanted[topic].add(sub.viewer)
+        return wanted
+
+    def _read(self, after: int, wanted: dict[str, set[Viewer]]
+              ) -> tuple[list[tuple[Event, dict[str, set[Viewer]], Fragments]], bool]:
+        """The events after ``after``, each with the viewers it was rendered for and
+        its fragments, in one session: one thread hop per round, not one to read and
+        one per event to render (sync: a worker thread).  The round stops after an
+        event that may revoke access, so that the sockets it concerns are checked
+        before anything later is rendered for them.  Also says whether more may follow."""
+        out: list[tuple[Event, dict[str, set[Viewer]], Fragments]] = []
+        with open_session(self.engine) as session, memoized_reads(session):
+            events = list(session.exec(select(Event).where(Event.id > after)
+                                       .order_by(Event.id).limit(_BATCH)))
+            for event in events:
+                chosen = {t: wanted[t] for t in topics_of(event) if t in wanted}
+                fragments: Fragments = {}
+                if chosen:
+                    live = LiveEvent(session, self.env, self.host, event)
+                    fragments = live.fragments(chosen)
+                    self.renders += live.renders
+                out.append((event, chosen, fragments))
+                if event.kind in REVOKING:
+                    return out, True
+        return out, len(events) == _BATCH
 
     async def _pump(self) -> None:
         while True:
-            events = await anyio.to_thread.run_sync(self._fetch, self.last_id)
-            if not events:
-                return
-            for event in events:
+            batch, more = await anyio.to_thread.run_sync(self._read, self.last_id,
+                                                         self._wanted())
+            for event, rendered_for, fragments in batch:
                 if event.kind in REVOKING:
                     self._revocations.append(event)
                     concerned = [s for s in self.subscribers if _concerns(event, s)]
@@ -218,9 +248,9 @@ class Hub:
                 self.now_id = max(self.now_id, event.id or 0)
                 topics = topics_of(event)
                 if topics and self.subscribers:
-                    await self._dispatch(event, topics)
+                    await self._dispatch(event, topics, rendered_for, fragments)
                 self.last_id = event.id or self.last_id
-            if len(events) < _BATCH:
+            if not more:
                 return  # that was all: no second trip to the database to learn it
 
     # re-checking access ---------------------------------------------------------
@@ -282,24 +312,27 @@ class Hub:
 
     # fan-out ---------------------------------------------------------------------
 
-    def _render(self, event: Event, wanted: dict[str, set[Viewer]]
-                ) -> dict[tuple[str, Viewer], str]:
+    def _render(self, event: Event, wanted: dict[str, set[Viewer]]) -> Fragments:
         """Every fragment of one event, in one session (sync: a worker thread)."""
-        with open_session(self.engine) as session:
+        with open_session(self.engine) as session, memoized_reads(session):
             live = LiveEvent(session, self.env, self.host, event)
             out = live.fragments(wanted)
             self.renders += live.renders
             return out
 
-    async def _dispatch(self, event: Event, topics: set[str]) -> None:
+    async def _dispatch(self, event: Event, topics: set[str],
+                        rendered_for: dict[str, set[Viewer]], fragments: Fragments) -> None:
         subs = [s for s in self.subscribers if s.topics & topics]
-        wanted: dict[str, set[Viewer]] = defaultdict(set)
+        # a socket that joined, or a viewer that changed, while the round was read
+        # gets its fragment rendered now (rare: one more hop)
+        missing: dict[str, set[Viewer]] = defaultdict(set)
         for sub in subs:
             for topic in topics & sub.topics:
-                wanted[topic].add(sub.viewer)
-        if not wanted:
-            return
-        fragments = await anyio.to_thread.run_sync(self._render, event, dict(wanted))
+                if sub.viewer not in rendered_for.get(topic, ()):
+                    missing[topic].add(sub.viewer)
+        if missing:
+            more = await anyio.to_thread.run_sync(self._render, event, dict(missing))
+            fragments = {**fragments, **more}
         for sub in subs:
             for topic in sorted(topics & sub.topics):
                 html = fragments.get((topic, sub.viewer))

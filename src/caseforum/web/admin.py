@@ -1,7 +1,5 @@
 """Administration pages: plugins, offices, users and tokens, account history."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request

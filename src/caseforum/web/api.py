@@ -1,7 +1,5 @@
 """JSON API, version 1 (OpenAPI at ``/openapi.json``)."""
 
-from __future__ import annotations
-
 from fastapi import APIRouter
 from pydantic import BaseModel
 

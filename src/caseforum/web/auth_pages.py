@@ -1,7 +1,5 @@
 """Log-in and log-out."""
 
-from __future__ import annotations
-
 from typing import Annotated
 from urllib.parse import urlsplit
 

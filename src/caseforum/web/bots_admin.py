@@ -4,8 +4,6 @@ Platform administrators only: the runs list threads and errors across every
 office and category, which an office administrator may not see.
 """
 
-from __future__ import annotations
-
 from datetime import timedelta
 from typing import Any
 

@@ -19,8 +19,6 @@ reached only through short-lived links signed for one document and one user
 cookie or token is looked at (:class:`ContentHostGate`).
 """
 
-from __future__ import annotations
-
 import base64
 import hashlib
 import hmac

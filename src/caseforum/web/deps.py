@@ -7,8 +7,6 @@ needed, and a change to the user, token, session or office in this process empti
 the cache at once.
 """
 
-from __future__ import annotations
-
 import hashlib
 from datetime import timedelta
 from typing import Annotated

@@ -4,8 +4,6 @@ Field names are those of the upload, so what an office sends is what it
 (and every accessing office) gets back.
 """
 
-from __future__ import annotations
-
 import functools
 import hashlib
 import json

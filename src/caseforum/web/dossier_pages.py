@@ -1,7 +1,5 @@
 """Examiner pages: find, dossier, family timeline, documents, comparison."""
 
-from __future__ import annotations
-
 from collections import defaultdict
 from datetime import date
 from typing import Annotated, Any

@@ -1,7 +1,5 @@
 """Forum API: the same permissions as the pages, for bearer-token clients."""
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from fastapi import APIRouter, Request

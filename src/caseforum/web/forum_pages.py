@@ -1,7 +1,5 @@
 """Forum pages: categories, threads, posts, private conversations, notifications."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request

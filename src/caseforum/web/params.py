@@ -5,8 +5,6 @@ SQLite; a negative one is never a row. Declaring the bounds once, on the paramet
 makes every such request a 422 that says what to send, before any query runs.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from fastapi import Path, Query

@@ -1,7 +1,5 @@
 """Security headers and CSRF protection applied to every request."""
 
-from __future__ import annotations
-
 import functools
 import hashlib
 import hmac

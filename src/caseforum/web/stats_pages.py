@@ -1,7 +1,5 @@
 """Usage statistics: documents accessed per month, by office, with CSV export."""
 
-from __future__ import annotations
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup

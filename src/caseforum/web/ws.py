@@ -12,8 +12,6 @@ a socket whose access is taken away later is closed by the hub with 4401
 (signed out) or 4403 (no longer allowed), see :mod:`caseforum.forum.hub`.
 """
 
-from __future__ import annotations
-
 import asyncio
 
 import anyio

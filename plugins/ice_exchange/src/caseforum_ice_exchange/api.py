@@ -5,8 +5,6 @@ handlers are ``async`` only to read the multipart body under a size limit; all
 database and crypto work runs in the thread pool.
 """
 
-from __future__ import annotations
-
 import functools
 import json
 import logging
@@ -418,7 +416,7 @@ class _NoClose:
     def read(self, n: int = -1) -> bytes:
         return self.f.read(n)  # type: ignore[no-any-return]
 
-    def __enter__(self) -> _NoClose:
+    def __enter__(self) -> "_NoClose":
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -5,8 +5,6 @@ error must come back as a page that keeps what was typed, which htmx would not
 swap in for a 4xx answer.
 """
 
-from __future__ import annotations
-
 from typing import Any
 from urllib.parse import quote
 
