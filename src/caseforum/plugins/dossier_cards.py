@@ -57,20 +57,16 @@ def load_facts(access: Any, apps: list[Application]) -> dict[int, CardFacts]:
     family_ids = {a.family_id for a in apps if a.family_id is not None}
     family_size: dict[int, int] = defaultdict(int)
     if family_ids:
-        for member in access.session.exec(select(Application).where(
+        for member in access.session.exec(select(Application.family_id,
+                                                 Application.office_code).where(
                 Application.family_id.in_(family_ids))):  # type: ignore[union-attr]
             if access.can_see(member):
                 family_size[member.family_id] += 1
     docs_of: dict[int, list[Any]] = defaultdict(list)
-    for doc in access.documents(apps):  # visible ones only, oldest first
+    for doc in access.document_briefs(apps):  # visible ones only, oldest first
         docs_of[doc.application_id].append(doc)
-    citations: dict[int, int] = defaultdict(int)
-    visible_docs = [d for docs in docs_of.values() for d in docs]
-    doc_ids = {app_id: {d.id for d in docs} for app_id, docs in docs_of.items()}
-    for c in access.citations(apps, visible_docs):
-        # a citation taken from a document counts only with that dossier's own document
-        if c.document_id is None or c.document_id in doc_ids.get(c.application_id, ()):
-            citations[c.application_id] += 1
+    citations = access.citation_count(
+        apps, {app_id: {d.id for d in docs} for app_id, docs in docs_of.items()})
     facts = {}
     for app in apps:
         latest = sorted(docs_of[app.id or 0], key=lambda d: (d.date, d.id), reverse=True)
