@@ -5,6 +5,7 @@ import re
 import pytest
 
 from caseforum.doccodes import (
+    BUILTIN_DOC_TYPES,
     DEFAULT_DOC_TYPES,
     DOC_GROUPS,
     ST14_CATEGORIES,
@@ -39,7 +40,7 @@ from caseforum.doccodes import (
         ("AMND", "applicant"),
         ("REM", "applicant"),
         ("IDS", "applicant"),
-        ("PPH", "pph"),
+        ("PPH", "applicant"),
         ("OTHER", "other"),
     ],
 )
@@ -80,7 +81,7 @@ def test_all_keeps_registration_order() -> None:
     registry = DocTypeRegistry.with_defaults()
     extra = DocType("OPD-NOTE", "One Portal Dossier note", "other")
     registry.register(extra)
-    assert registry.all() == [*DEFAULT_DOC_TYPES, extra]
+    assert registry.all() == [*BUILTIN_DOC_TYPES, extra]
     assert registry.codes()[-1] == "OPD-NOTE"
 
 
@@ -152,9 +153,11 @@ def test_unknown_code_in_an_empty_registry() -> None:
 @pytest.mark.parametrize(
     ("code", "label", "group", "message"),
     [
-        ("ctnf", "Lower case", "other", "upper-case letters"),
-        ("", "Empty", "other", "upper-case letters"),
-        ("WAY-TOO-LONG-CODE-X", "Long", "other", "1 to 16"),
+        ("ctnf", "Lower case", "other", "in upper case"),
+        ("", "Empty", "other", "1 to 20 characters"),
+        ("WAY-TOO-LONG-CODE-X-Y", "Long", "other", "1 to 20 characters"),
+        ("A_B", "Underscore", "other", "A-Z, 0-9, '.' or '-'"),
+        ("NEW", "New", "other", "direction 'sideways'"),
         ("NEW", "   ", "other", "needs a label"),
         ("NEW", "New", "misc", "group 'misc' is not one of search, examination"),
     ],
@@ -162,8 +165,9 @@ def test_unknown_code_in_an_empty_registry() -> None:
 def test_bad_doc_type_definitions_are_refused(
     code: str, label: str, group: str, message: str
 ) -> None:
+    direction = "sideways" if "sideways" in message else None
     with pytest.raises(ValueError, match=re.escape(message)):
-        DocType(code, label, group)  # type: ignore[arg-type]
+        DocType(code, label, group, direction)  # type: ignore[arg-type]
 
 
 def test_in_group_rejects_unknown_groups() -> None:

@@ -67,7 +67,9 @@ class Priority(SQLModel, table=True):
 class Document(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     application_id: int = Field(foreign_key="application.id", index=True)
-    code: str = Field(index=True, max_length=16)
+    code: str = Field(index=True, max_length=20)  # as the office wrote it: CTNF, A131-JP
+    #: the office's own label, when a source or an upload gave one (else the code tables')
+    label: str = Field(default="", max_length=300)
     date: date
     language: str = Field(default="en", max_length=8)
     is_translation: bool = False
