@@ -88,7 +88,8 @@ def test_us_cannot_provide_for_jp(client, us) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "status", "fragment"),
     [
-        ({"code": "NOPE"}, 422, "unknown document type code 'NOPE'"),
+        ({"code": "NO PE"}, 422, "document code 'NO PE' must be 1 to 20 characters"),
+        ({"code": "A" * 21}, 422, "at most 20 characters"),
         ({"visibility": "secret"}, 422, "use public, offices or restricted"),
         ({"visibility": "restricted"}, 422, "needs the offices"),
         ({"visibility": "restricted", "offices": "QQ"}, 422, "unknown office 'QQ'"),
@@ -255,7 +256,7 @@ def _broken(name: str) -> bytes:
     if name == "bad code in second document":
         manifest = {**MANIFEST, "dossiers": [{**MANIFEST["dossiers"][0], "documents": [
             MANIFEST["dossiers"][0]["documents"][0],
-            {**MANIFEST["dossiers"][0]["documents"][1], "code": "WHAT"}]}]}
+            {**MANIFEST["dossiers"][0]["documents"][1], "code": "WHAT?"}]}]}
         return package_bytes(manifest, FILES)
     if name == "bad category":
         manifest = {**MANIFEST, "dossiers": [{**MANIFEST["dossiers"][0], "citations": [

@@ -1,13 +1,33 @@
-"""Dossier document types and WIPO ST.14 citation categories.
+"""Dossier document codes from any office, and WIPO ST.14 citation categories.
 
-Offices label the documents of a dossier with short codes (mostly the USPTO
-file-wrapper codes that WIPO CASE also uses).  The codes are kept here, apart
-from any storage, so plugins can add their own through
-``register_document_types()`` and every page shows the same label for a code.
+Every office names its documents with its own codes: the USPTO file wrapper says
+``CTNF``, ``892`` or ``DRW.NONBW``, the JPO ``A131`` (with ``A131-JP`` for the
+Japanese original of a translated document), the EPO ``1503`` or ``DREX``.  A
+code is kept exactly as the office wrote it; nothing is refused for being
+unknown.  This module only *describes* codes, so that every page, card and API
+answer files a document the same way:
 
-A :class:`DocTypeRegistry` starts empty: the host fills it from the plugin
-hook, and the built-in plugin contributes :data:`DEFAULT_DOC_TYPES`.  Use
-:meth:`DocTypeRegistry.with_defaults` when no plugins are involved.
+>>> info = describe("US", "CTNF")
+>>> (info.label, info.group, info.direction)
+('Non-final rejection', 'examination', 'outgoing')
+>>> describe("JP", "A131-JP").label
+'Notice of reasons for refusal (original language)'
+>>> unknown = describe("KR", "X.99", label="Note to file")
+>>> (unknown.label, unknown.group, unknown.direction, unknown.known)
+('Note to file', 'other', None, False)
+
+``group`` is where pages file the document (see :data:`DOC_GROUPS`);
+``direction`` is seen from the office: ``outgoing`` left the office (an office
+action, a search report sent to the applicant), ``incoming`` reached it (claims
+as filed, the applicant's response), ``internal`` stayed inside (a search
+strategy, an index of claims).  ``None`` means no table knows the code.
+
+The tables: :data:`COMMON_DOC_TYPES` (the short codes offices exchange through
+CASE, usable by any office) and one table per office in
+:data:`OFFICE_DOC_TYPES`; an office's own entry wins over the common one.
+Plugins add types through ``register_document_types()``; the host collects
+them in a :class:`DocTypeRegistry` (``app.state.doc_types``).  The module-level
+:func:`describe` uses the built-in tables only, for code that has no app at hand.
 """
 
 from __future__ import annotations
@@ -18,39 +38,59 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-DocGroup = Literal["search", "examination", "application", "applicant", "grant", "pph", "other"]
+DocGroup = Literal["search", "examination", "grant", "application", "applicant", "other"]
+Direction = Literal["incoming", "outgoing", "internal"]
 
-#: The groups in the order pages list them.
+#: The groups in the order pages list them: what examiners look for first.
 DOC_GROUPS: tuple[str, ...] = (
-    "search", "examination", "application", "applicant", "grant", "pph", "other",
+    "search", "examination", "grant", "application", "applicant", "other",
 )  # fmt: skip
+#: Seen from the office that holds the dossier.
+DIRECTIONS: tuple[str, ...] = ("incoming", "outgoing", "internal")
 
-_CODE_RE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,15}", re.ASCII)
+#: A document code as offices write them: ``CTNF``, ``892``, ``LET.``, ``A...``,
+#: ``DRW.NONBW``, ``A131-JP``.
+CODE_RE = re.compile(r"[A-Z0-9.-]{1,20}", re.ASCII)
+CODE_RULE = "1 to 20 characters A-Z, 0-9, '.' or '-' (as the office writes it: CTNF, " \
+            "DRW.NONBW, A131-JP)"
+#: the suffix an office adds to the original-language twin of a translated document
+_ORIGINAL_SUFFIX = re.compile(r"^(?P<base>.+)-(?P<office>[A-Z]{2})$")
 
 
 class DuplicateDocType(ValueError):
-    """A plugin tried to register a code that is already taken."""
+    """A plugin tried to register a code that is already taken for that office."""
 
 
 class UnknownDocType(LookupError):
     """A code that no registered document type has."""
 
 
+def normalise_code(code: str) -> str:
+    """``code`` in canonical form (upper case, no surrounding spaces), or a
+    ``ValueError`` that says what a code may look like."""
+    key = code.strip().upper() if isinstance(code, str) else ""
+    if not CODE_RE.fullmatch(key):
+        raise ValueError(f"document code {code!r} must be {CODE_RULE}")
+    return key
+
+
 @dataclass(frozen=True)
 class DocType:
-    """One kind of dossier document: ``code`` is what offices exchange,
-    ``label`` what readers see, ``group`` where pages file it."""
+    """One kind of dossier document: ``code`` is what the office writes,
+    ``label`` what readers see, ``group`` where pages file it, ``direction``
+    which way it went (``None``: not known), ``office`` the office whose code it
+    is (empty: a code any office may use)."""
 
     code: str
     label: str
     group: DocGroup
+    direction: Direction | None = None
+    office: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.code, str) or not _CODE_RE.fullmatch(self.code):
-            raise ValueError(
-                f"document type code {self.code!r} must be 1 to 16 upper-case letters, "
-                "digits, '-' or '_', as in CTNF"
-            )
+        if not isinstance(self.code, str) or not CODE_RE.fullmatch(self.code):
+            raise ValueError(f"document type code {self.code!r} must be {CODE_RULE}, "
+                             "in upper case")
         if not self.label.strip():
             raise ValueError(f"document type {self.code} needs a label")
         if self.group not in DOC_GROUPS:
@@ -58,100 +98,298 @@ class DocType:
                 f"document type {self.code}: group {self.group!r} is not one of "
                 + ", ".join(DOC_GROUPS)
             )
+        if self.direction is not None and self.direction not in DIRECTIONS:
+            raise ValueError(
+                f"document type {self.code}: direction {self.direction!r} is not one of "
+                + ", ".join(DIRECTIONS)
+            )
+        if self.office and not re.fullmatch(r"[A-Z]{2}", self.office):
+            raise ValueError(f"document type {self.code}: office {self.office!r} must be "
+                             "a two-letter ST.3 code such as JP, or empty for any office")
 
 
-DEFAULT_DOC_TYPES: tuple[DocType, ...] = (
-    # search
-    DocType("ISR", "International search report", "search"),
-    DocType("WOISA", "Written opinion of the International Searching Authority", "search"),
-    DocType("WOSA", "Written opinion accompanying a national or regional search", "search"),
-    DocType("SRPT", "Search report", "search"),
-    DocType("SRNT", "Search strategy", "search"),
-    DocType("892", "List of references cited by the examiner (PTO-892)", "search"),
-    # examination
-    DocType("IPRP", "International preliminary report on patentability", "examination"),
-    DocType("IPER", "International preliminary examination report", "examination"),
-    DocType("EXRP", "Examination report", "examination"),
-    DocType("CTNF", "Non-final office action", "examination"),
-    DocType("CTFR", "Final office action", "examination"),
-    # grant
-    DocType("NOA", "Notice of allowance", "grant"),
-    # application as filed
-    DocType("CLM", "Claims", "application"),
-    DocType("SPEC", "Description", "application"),
-    DocType("ABST", "Abstract", "application"),
-    DocType("DRW", "Drawings", "application"),
-    # from the applicant
-    DocType("AMND", "Amendments", "applicant"),
-    DocType("REM", "Applicant's arguments", "applicant"),
-    DocType("IDS", "Information disclosure statement", "applicant"),
-    # Patent Prosecution Highway
-    DocType("PPH", "PPH request", "pph"),
-    # everything else
-    DocType("OTHER", "Other document", "other"),
-)
+@dataclass(frozen=True)
+class CodeInfo:
+    """What :func:`describe` tells about one office's code."""
+
+    office: str
+    code: str
+    label: str
+    group: str
+    direction: str | None
+    known: bool  # a table (or plugin) has the code: group and direction are not guesses
 
 
-def _normalise_code(code: str) -> str:
-    return code.strip().upper() if isinstance(code, str) else code
+def _types(office: str, rows: Iterable[tuple[str, str, DocGroup, Direction | None]]
+           ) -> tuple[DocType, ...]:
+    return tuple(DocType(code, label, group, direction, office)
+                 for code, label, group, direction in rows)
+
+
+#: Codes any office may use: the short list offices exchange through WIPO CASE.
+COMMON_DOC_TYPES: tuple[DocType, ...] = _types("", (
+    ("ISR", "International search report", "search", "outgoing"),
+    ("WOISA", "Written opinion of the International Searching Authority", "search",
+     "outgoing"),
+    ("WOSA", "Written opinion accompanying a national or regional search", "search",
+     "outgoing"),
+    ("SRPT", "Search report", "search", "outgoing"),
+    ("SRNT", "Search strategy", "search", "internal"),
+    ("892", "List of references cited by the examiner (PTO-892)", "search", "outgoing"),
+    ("IPRP", "International preliminary report on patentability", "examination", "outgoing"),
+    ("IPER", "International preliminary examination report", "examination", "outgoing"),
+    ("EXRP", "Examination report", "examination", "outgoing"),
+    ("CTNF", "Non-final office action", "examination", "outgoing"),
+    ("CTFR", "Final office action", "examination", "outgoing"),
+    ("NOA", "Notice of allowance", "grant", "outgoing"),
+    ("CLM", "Claims", "application", "incoming"),
+    ("SPEC", "Description", "application", "incoming"),
+    ("ABST", "Abstract", "application", "incoming"),
+    ("DRW", "Drawings", "application", "incoming"),
+    ("AMND", "Amendments", "applicant", "incoming"),
+    ("REM", "Applicant's arguments", "applicant", "incoming"),
+    ("IDS", "Information disclosure statement", "applicant", "incoming"),
+    ("PPH", "PPH request", "applicant", "incoming"),
+    ("OTHER", "Other document", "other", None),
+))
+
+# The USPTO's file-wrapper codes, as Global Dossier lists them (recorded answers in
+# tests/fixtures/global-dossier).  FOR and NPL copies come mostly with the applicant's
+# information disclosure statement, hence incoming; the office's own 892 is outgoing.
+_US = _types("US", (
+    ("CTNF", "Non-final rejection", "examination", "outgoing"),
+    ("CTFR", "Final rejection", "examination", "outgoing"),
+    ("CTRS", "Restriction requirement", "examination", "outgoing"),
+    ("CTAV", "Advisory action", "examination", "outgoing"),
+    ("INTV.SUM.APP", "Applicant-initiated interview summary (PTOL-413)", "examination",
+     "outgoing"),
+    ("FWCLM", "Index of claims", "examination", "internal"),
+    ("892", "List of references cited by the examiner (PTO-892)", "search", "outgoing"),
+    ("1449", "List of references cited by the applicant and considered by the examiner",
+     "search", "outgoing"),
+    ("SRNT", "Examiner's search strategy and results", "search", "internal"),
+    ("SRFW", "Search information: classification, databases, search notes", "search",
+     "internal"),
+    ("FOR", "Foreign reference", "search", "incoming"),
+    ("NPL", "Non-patent literature", "search", "incoming"),
+    ("NOA", "Notice of allowance and fees due (PTOL-85)", "grant", "outgoing"),
+    ("IIFW", "Issue information (classification, examiner, claims)", "grant", "internal"),
+    ("IFEE", "Issue fee payment (PTO-85B)", "grant", "incoming"),
+    ("ISSUE.NTF", "Issue notification", "grant", "outgoing"),
+    ("N427", "Post-allowance communication from the applicant", "grant", "incoming"),
+    ("SPEC", "Specification", "application", "incoming"),
+    ("CLM", "Claims", "application", "incoming"),
+    ("ABST", "Abstract", "application", "incoming"),
+    ("DRW", "Drawings (black and white line drawings)", "application", "incoming"),
+    ("DRW.NONBW", "Drawings other than black and white line drawings", "application",
+     "incoming"),
+    ("TRNA", "Transmittal of new application", "application", "incoming"),
+    ("BIB", "Bibliographic data sheet", "application", "internal"),
+    ("PD.FILED.E", "Priority documents retrieved electronically from another office",
+     "application", "incoming"),
+    ("IDS", "Information disclosure statement (SB08)", "applicant", "incoming"),
+    ("REM", "Applicant arguments/remarks made in an amendment", "applicant", "incoming"),
+    ("A...", "Amendment after non-final rejection", "applicant", "incoming"),
+    ("A.NE", "Response after final action", "applicant", "incoming"),
+    ("A.PE", "Preliminary amendment", "applicant", "incoming"),
+    ("RCEX", "Request for continued examination", "applicant", "incoming"),
+    ("LET.", "Miscellaneous incoming letter", "applicant", "incoming"),
+    ("TRAN.LET", "Transmittal letter", "applicant", "incoming"),
+    ("DIST", "Terminal disclaimer filed", "applicant", "incoming"),
+    ("DISQ", "Terminal disclaimer review decision", "other", "internal"),
+    ("PA..", "Power of attorney", "other", "incoming"),
+    ("R3.73", "Assignee's showing of ownership (37 CFR 3.73)", "other", "incoming"),
+    ("R46C.REQ", "Request to correct or change the applicant (37 CFR 1.46(c))", "other",
+     "incoming"),
+    ("N570", "Communication about the power of attorney (PTOL-308)", "other", "outgoing"),
+    ("N417", "Electronic filing acknowledgement receipt", "other", "outgoing"),
+    ("N417.PYMT", "Electronic fee payment", "other", "incoming"),
+    ("M327", "Miscellaneous communication to the applicant (no action count)", "other",
+     "outgoing"),
+    ("WFEE", "Fee worksheet (SB06)", "other", "internal"),
+    ("APP.FILE.REC", "Filing receipt", "other", "outgoing"),
+    ("NTC.PUB", "Notice of publication", "other", "outgoing"),
+    ("SCORE", "Placeholder for supplemental content held in SCORE", "other", "internal"),
+))
+
+# The JPO's codes as the One Portal Dossier gives them; the Japanese original of a
+# translated document carries "-JP" (handled by ``describe``).  Applicant filings drop
+# the law digit of the JPO's e-filing codes (A1523 amendment -> A523).
+_JP = _types("JP", (
+    ("A131", "Notice of reasons for refusal", "examination", "outgoing"),
+    ("A02", "Decision of refusal", "examination", "outgoing"),
+    ("A102", "Examiner's decision (JPO code A102)", "examination", "outgoing"),
+    ("A971015", "Record of communication with the applicant", "examination", "internal"),
+    ("A971007", "Search report by a registered search organization", "search", "internal"),
+    ("A01", "Decision to grant a patent", "grant", "outgoing"),
+    ("A63", "Application as filed (abstract)", "application", "incoming"),
+    ("A621", "Request for examination", "applicant", "incoming"),
+    ("A53", "Written opinion (applicant's arguments)", "applicant", "incoming"),
+    ("A523", "Written amendment", "applicant", "incoming"),
+))
+
+# KIPO and CNIPA exchange their dossiers here with the common codes; these entries give
+# those codes the office's own terms.  (The recorded answers hold no KR or CN member.)
+_KR = _types("KR", (
+    ("CTNF", "Notice of preliminary rejection", "examination", "outgoing"),
+    ("CTFR", "Decision of rejection", "examination", "outgoing"),
+    ("NOA", "Decision to grant a patent", "grant", "outgoing"),
+    ("REM", "Written opinion (applicant's response)", "applicant", "incoming"),
+    ("AMND", "Written amendment", "applicant", "incoming"),
+))
+_CN = _types("CN", (
+    ("CTNF", "Notification of the examiner's opinion (office action)", "examination",
+     "outgoing"),
+    ("CTFR", "Decision of rejection", "examination", "outgoing"),
+    ("SRPT", "Search report", "search", "outgoing"),
+    ("NOA", "Notification to grant the patent right", "grant", "outgoing"),
+    ("REM", "Observations in reply to an office action", "applicant", "incoming"),
+    ("AMND", "Amendments", "applicant", "incoming"),
+))
+
+# The EPO's codes as the One Portal Dossier gives them (numbers are EPO form numbers).
+_EP = _types("EP", (
+    ("1503", "European search report", "search", "outgoing"),
+    ("P0459", "Annex to the European search report", "search", "outgoing"),
+    ("1507", "Transmittal of the European search report", "search", "outgoing"),
+    ("SRCH", "Letter concerning search matters", "search", "incoming"),
+    ("2004", "Communication about the intention to grant", "grant", "outgoing"),
+    ("DREX", "Text intended for grant", "grant", "outgoing"),
+    ("AGRA31", "Approval of the text intended for grant", "grant", "incoming"),
+    ("2005", "Invitation to pay the fees for the intended grant", "grant", "outgoing"),
+    ("IGRA7", "Translations of the claims filed", "grant", "incoming"),
+    ("2006", "Decision to grant a European patent", "grant", "outgoing"),
+    ("2057", "Communication about the expiry of the opposition period", "grant",
+     "outgoing"),
+    ("1001", "Request for grant of a European patent", "application", "incoming"),
+    ("SPEC", "Specification filed by fax or in a non-official language", "application",
+     "incoming"),
+    ("DESC", "Description", "application", "incoming"),
+    ("CLMS", "Claims", "application", "incoming"),
+    ("ABST", "Abstract", "application", "incoming"),
+    ("DRAW", "Drawings", "application", "incoming"),
+    ("PRIODOC", "Priority document", "application", "incoming"),
+    ("PRIOTRAN", "Translation of the priority document", "application", "incoming"),
+    ("1002", "Designation of inventor", "other", "incoming"),
+    ("APPL", "Matter concerning the application", "other", "incoming"),
+    ("FREP", "Submission concerning representation", "other", "incoming"),
+    ("1048", "Communication to the designated inventor", "other", "outgoing"),
+    ("1133", "Notification of forthcoming publication", "other", "outgoing"),
+    ("1081", "Reminder: fees due and deficiencies to correct", "other", "outgoing"),
+    ("2056", "Bibliographic data of the application", "other", "outgoing"),
+))
+
+#: Office-specific codes, by office.
+OFFICE_DOC_TYPES: dict[str, tuple[DocType, ...]] = {
+    "US": _US, "JP": _JP, "KR": _KR, "CN": _CN, "EP": _EP,
+}
+#: Everything built in: the common list, then each office's table.
+BUILTIN_DOC_TYPES: tuple[DocType, ...] = COMMON_DOC_TYPES + tuple(
+    t for table in OFFICE_DOC_TYPES.values() for t in table)
+#: Kept for plugins written against the first code list.
+DEFAULT_DOC_TYPES = COMMON_DOC_TYPES
+
+
+def _clean_label(label: str | None) -> str:
+    """A source's label on one line (recorded answers hold line breaks)."""
+    return " ".join(label.split()) if isinstance(label, str) else ""
 
 
 class DocTypeRegistry:
-    """The code list in force: the defaults plus whatever plugins registered."""
+    """The code list in force: the built-in tables plus whatever plugins registered."""
 
     def __init__(self, types: Iterable[DocType] = ()) -> None:
-        self._types: dict[str, DocType] = {}
+        self._types: dict[tuple[str, str], DocType] = {}
         self.register_many(types)
 
     @classmethod
     def with_defaults(cls) -> DocTypeRegistry:
-        """A registry holding :data:`DEFAULT_DOC_TYPES` only."""
-        return cls(DEFAULT_DOC_TYPES)
+        """A registry holding :data:`BUILTIN_DOC_TYPES` only."""
+        return cls(BUILTIN_DOC_TYPES)
 
     def register(self, doc_type: DocType) -> None:
-        """Add a type; a code may be registered once only, so two plugins can't
+        """Add a type; a code may be registered once per office, so two plugins can't
         silently give the same code different meanings."""
         if not isinstance(doc_type, DocType):
             raise TypeError(f"expected a DocType, got {type(doc_type).__name__}")
-        existing = self._types.get(doc_type.code)
+        key = (doc_type.office, doc_type.code)
+        existing = self._types.get(key)
         if existing is not None:
+            whose = f" of {doc_type.office}" if doc_type.office else ""
             raise DuplicateDocType(
-                f"document type code {doc_type.code!r} is already registered "
+                f"document type code {doc_type.code!r}{whose} is already registered "
                 f"({existing.label!r}): choose another code"
             )
-        self._types[doc_type.code] = doc_type
+        self._types[key] = doc_type
 
     def register_many(self, types: Iterable[DocType]) -> None:
         for doc_type in types:
             self.register(doc_type)
 
-    def get(self, code: str) -> DocType:
-        """The type for ``code`` (case and surrounding spaces ignored)."""
-        key = _normalise_code(code)
-        try:
-            return self._types[key]
-        except (KeyError, TypeError):
-            pass
+    def find(self, office: str | None, code: str) -> DocType | None:
+        """The office's own type for ``code``, else the common one, else ``None``."""
+        if not isinstance(code, str):
+            return None
+        key = code.strip().upper()
+        office = (office or "").strip().upper()
+        return self._types.get((office, key)) or self._types.get(("", key))
+
+    def describe(self, office: str | None, code: str, label: str | None = None) -> CodeInfo:
+        """Label, group and direction of one office's document code.
+
+        ``label`` is the office's own label when a source or an upload gave one: it
+        is what readers see.  Otherwise the table's label, otherwise the code itself.
+        An ``-XX`` suffix naming an office marks the original-language twin of a
+        translated document (``A131-JP``): filed like its translation."""
+        office = (office or "").strip().upper()
+        key = code.strip().upper() if isinstance(code, str) else ""
+        given = _clean_label(label)
+        found = self.find(office, key)
+        suffix = ""
+        if found is None and (twin := _ORIGINAL_SUFFIX.match(key)):
+            found = self.find(office, twin["base"])
+            suffix = " (original language)"
+        if found is None:
+            return CodeInfo(office, key, given or key, "other", None, False)
+        return CodeInfo(office, key, given or found.label + suffix, found.group,
+                        found.direction, True)
+
+    def get(self, code: str, office: str = "") -> DocType:
+        """The type for ``code`` (case and surrounding spaces ignored), or
+        :class:`UnknownDocType` with the nearest codes."""
+        found = self.find(office, code)
+        if found is not None:
+            return found
+        key = code.strip().upper() if isinstance(code, str) else code
         hint = ""
         if isinstance(key, str):
-            close = difflib.get_close_matches(key, self._types, n=3, cutoff=0.6)
+            close = difflib.get_close_matches(key, self.codes(), n=3, cutoff=0.6)
             if close:
                 hint = f" (did you mean {' or '.join(close)}?)"
         raise UnknownDocType(
-            f"unknown document type code {code!r}{hint}: the valid codes are "
+            f"unknown document type code {code!r}{hint}: the known codes are "
             f"{', '.join(self.codes()) or 'none yet'} (DocTypeRegistry.all() lists them "
-            "with labels)"
+            "with labels); any other code is kept as given, filed under 'other'"
         )
 
-    def label(self, code: str) -> str:
-        return self.get(code).label
+    def label(self, code: str, office: str = "") -> str:
+        return self.get(code, office).label
 
     def all(self) -> list[DocType]:
         """Every type, in registration order."""
         return list(self._types.values())
 
     def codes(self) -> list[str]:
-        return list(self._types)
+        """Every known code once, in registration order."""
+        return list(dict.fromkeys(code for _, code in self._types))
+
+    def for_office(self, office: str) -> list[DocType]:
+        """The codes an office's upload form offers: its own, then the common ones
+        it has no own entry for."""
+        office = office.strip().upper()
+        own = [t for t in self._types.values() if t.office == office]
+        mine = {t.code for t in own}
+        return own + [t for t in self._types.values() if not t.office and t.code not in mine]
 
     def in_group(self, group: str) -> list[DocType]:
         if group not in DOC_GROUPS:
@@ -159,10 +397,24 @@ class DocTypeRegistry:
         return [t for t in self._types.values() if t.group == group]
 
     def __contains__(self, code: object) -> bool:
-        return isinstance(code, str) and _normalise_code(code) in self._types
+        """Whether any office (or the common list) knows ``code``."""
+        if not isinstance(code, str):
+            return False
+        key = code.strip().upper()
+        return any(c == key for _, c in self._types)
 
     def __len__(self) -> int:
         return len(self._types)
+
+
+BUILTIN = DocTypeRegistry.with_defaults()
+
+
+def describe(office: str | None, code: str, label: str | None = None) -> CodeInfo:
+    """Label, group and direction of ``code`` as ``office`` uses it, from the
+    built-in tables (see :meth:`DocTypeRegistry.describe`).  Never raises for an
+    unknown code: it comes back filed under ``other``, direction ``None``."""
+    return BUILTIN.describe(office, code, label)
 
 
 #: WIPO ST.14 categories of cited documents, as printed in search reports.

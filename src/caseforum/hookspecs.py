@@ -101,5 +101,6 @@ def register_migrations() -> list[Any]:
 
 @hookspec
 def register_document_types() -> list[Any]:
-    """Return extra dossier document types (``DocType`` objects) to add to the
-    code list."""
+    """Return extra dossier document types (``DocType`` objects: code, label,
+    group, direction, office) to add to the code tables; unknown codes are kept
+    anyway, a type only says how to show one."""

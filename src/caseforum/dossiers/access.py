@@ -18,8 +18,9 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from caseforum import authcache
-from caseforum.authz import DocumentTarget, DossierTarget, Viewer, can
+from caseforum.authz import DocumentTarget, DossierTarget, Viewer, can, rule
 from caseforum.models import Application, Citation, Document, DocumentOffice
+from caseforum.models.account import Role
 
 _DOC = Document.__table__  # type: ignore[attr-defined]
 _NAMED = DocumentOffice.__table__  # type: ignore[attr-defined]
@@ -27,11 +28,23 @@ _NAMED = DocumentOffice.__table__  # type: ignore[attr-defined]
 #: of each joined in; built once, so a request only binds ``app_id``
 DOCUMENT_ROWS = (
     sa_select(*(_DOC.c[name] for name in (
-        "id", "code", "date", "language", "is_translation", "visibility", "media_type",
+        "id", "code", "label", "date", "language", "is_translation", "visibility", "media_type",
         "size", "sha256", "pages", "filename")), _NAMED.c.office_code.label("named"))
     .select_from(_DOC.outerjoin(_NAMED, _NAMED.c.document_id == _DOC.c.id))
     .where(_DOC.c.application_id == bindparam("app_id"))
     .order_by(_DOC.c.date, _DOC.c.id, _NAMED.c.office_code))
+
+
+@rule("document.named_offices", scope="dossiers:read")
+def _may_know_named_offices(viewer: Viewer, doc: DocumentTarget) -> bool:
+    """Which offices a restricted document is limited to is itself confidential:
+    told to the providing office, to the named offices and to platform admins;
+    anyone else who sees the document reads only "restricted"."""
+    if not viewer.is_authenticated or doc.visibility != "restricted":
+        return False
+    if viewer.role == Role.platform_admin.value:
+        return True
+    return viewer.office_code == doc.office_code or viewer.office_code in doc.offices
 
 
 class Access:
@@ -89,6 +102,14 @@ class Access:
             )
         return targets
 
+    def named_offices(self, target: DocumentTarget) -> list[str]:
+        """The offices a restricted document is limited to, sorted, for a viewer
+        who may know them; an empty list for everyone else (and for documents
+        that are not restricted)."""
+        if can(self.viewer, "document.named_offices", target):
+            return sorted(target.offices)
+        return []
+
     def documents(self, apps: Iterable[Application]) -> list[Document]:
         """The documents of ``apps`` this viewer may see, oldest first."""
         by_id = {a.id: a for a in apps if self.can_see(a)}
@@ -132,9 +153,10 @@ class Access:
         return counts
 
     def document_rows(self, app_id: int,
-                      office_code: str) -> list[tuple[Row[Any], frozenset[str]]]:
+                      office_code: str) -> list[tuple[Row[Any], list[str]]]:
         """The documents of one dossier this viewer may see, oldest first, as column
-        rows (no file text) each with its named offices (empty unless restricted).
+        rows (no file text) each with the named offices this viewer may be told
+        (:meth:`named_offices`: empty unless restricted and the viewer may know).
 
         One prebuilt query on the session's connection (no ORM objects): the named
         offices come joined in, a row per office.  The same rules as
@@ -155,7 +177,7 @@ class Access:
             target = DocumentTarget(office_code=office_code, public_access=public,
                                     visibility=str(row.visibility), offices=offices)
             if can(self.viewer, "document.view", target):
-                out.append((row, offices))
+                out.append((row, self.named_offices(target)))
         return out
 
     def document(self, document_id: int) -> tuple[Document, Application] | None:

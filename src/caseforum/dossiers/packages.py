@@ -98,6 +98,7 @@ class PackageDocument(BaseModel):
 
     file: str = Field(min_length=1, max_length=500)
     code: str
+    label: str = ""  # the office's own label for its code
     date: date
     language: str = "en"
     visibility: str = "offices"
@@ -374,4 +375,4 @@ def _discard(session: Session, store: FileStore, files: Any) -> None:
 def _meta(doc: PackageDocument) -> service.DocumentMeta:
     return service.DocumentMeta(code=doc.code, date=doc.date, language=doc.language,
                                 is_translation=doc.is_translation, visibility=doc.visibility,
-                                offices=tuple(doc.offices))
+                                offices=tuple(doc.offices), label=doc.label)

@@ -93,13 +93,15 @@ class CitationIn(BaseModel):
 
 class DocumentOut(BaseModel):
     id: int
-    code: str
-    label: str
+    code: str  # exactly as the office (or source) gave it
+    label: str  # the office's own label, else the code tables' (caseforum.doccodes)
+    group: str = "other"  # search | examination | grant | application | applicant | other
+    direction: str | None = None  # incoming | outgoing | internal; None: not known
     date: date
     language: str
     is_translation: bool
     visibility: str
-    offices: list[str] = []
+    offices: list[str] = []  # restricted: the named offices, for readers who may know
     media_type: str
     size: int
     sha256: str

@@ -14,7 +14,7 @@ from typing import BinaryIO
 from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
-from caseforum.doccodes import DocTypeRegistry, UnknownDocType
+from caseforum.doccodes import DocTypeRegistry, normalise_code
 from caseforum.dossiers.pdftext import pdf_text, plain_text
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
 from caseforum.events import emit
@@ -196,16 +196,28 @@ class DocumentMeta:
     is_translation: bool = False
     visibility: str = "offices"
     offices: tuple[str, ...] = ()
+    label: str = ""  # the office's own label; empty: the code tables' label
+
+
+#: longest label kept (the column's size); a recorded USPTO label runs to about 120
+MAX_LABEL = 300
 
 
 def check_document_meta(
     session: Session, meta: DocumentMeta, registry: DocTypeRegistry
 ) -> DocumentMeta:
-    """Validate before any byte is stored."""
+    """Validate before any byte is stored.
+
+    Any well-formed code is accepted, known or not (offices have their own code
+    lists, see :mod:`caseforum.doccodes`), so ``registry`` no longer decides; pages
+    describe the code when they show it."""
     try:
-        code = registry.get(meta.code).code
-    except UnknownDocType as exc:
+        code = normalise_code(meta.code)
+    except ValueError as exc:
         raise DossierError(str(exc), "code") from None
+    label = " ".join(meta.label.split())
+    if len(label) > MAX_LABEL:
+        raise DossierError(f"at most {MAX_LABEL} characters", "label")
     _not_future(meta.date, "date")
     language = meta.language.strip().lower()
     if not LANGUAGE_RE.match(language):
@@ -228,7 +240,7 @@ def check_document_meta(
         raise DossierError("offices are named only with visibility=restricted", "offices")
     return DocumentMeta(code=code, date=meta.date, language=language,
                         is_translation=meta.is_translation, visibility=visibility.value,
-                        offices=offices)
+                        offices=offices, label=label)
 
 
 def add_document(
@@ -280,7 +292,8 @@ def add_stored_document(
 ) -> Document:
     """The rows and event for a file already in the store (``meta`` checked)."""
     document = Document(
-        application_id=app.id or 0, code=meta.code, date=meta.date, language=meta.language,
+        application_id=app.id or 0, code=meta.code, label=meta.label, date=meta.date,
+        language=meta.language,
         is_translation=meta.is_translation, media_type=stored.media_type, size=stored.size,
         sha256=stored.sha256, filename=safe_filename(filename, stored.media_type), pages=pages,
         visibility=Visibility(meta.visibility), text_content=text,

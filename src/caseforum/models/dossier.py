@@ -67,7 +67,7 @@ class Priority(SQLModel, table=True):
 class Document(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     application_id: int = Field(foreign_key="application.id", index=True)
-    code: str = Field(index=True, max_length=16)
+    code: str = Field(index=True, max_length=20)  # as the office wrote it: CTNF, A131-JP
     date: date
     language: str = Field(default="en", max_length=8)
     is_translation: bool = False
@@ -79,6 +79,9 @@ class Document(SQLModel, table=True):
     visibility: Visibility = Visibility.offices
     text_content: str = ""
     created_at: datetime = Field(default_factory=utcnow)
+    #: the office's own label, when a source or an upload gave one (else the code tables');
+    #: last, where migration 0005 added it, so a new database matches a migrated one
+    label: str = Field(default="", max_length=300, sa_column_kwargs={"server_default": ""})
 
 
 class DocumentOffice(SQLModel, table=True):

@@ -1,11 +1,12 @@
-"""The standard code list of dossier document types."""
+"""The built-in code lists of dossier document types: the common codes and the
+US, JP, KR, CN and EP tables (see ``caseforum.doccodes``)."""
 
 from typing import Any
 
 from caseforum import hookimpl
-from caseforum.doccodes import DEFAULT_DOC_TYPES
+from caseforum.doccodes import BUILTIN_DOC_TYPES
 
 
 @hookimpl
 def register_document_types() -> list[Any]:
-    return list(DEFAULT_DOC_TYPES)
+    return list(BUILTIN_DOC_TYPES)

@@ -61,14 +61,14 @@ def _link(cited: str) -> str | None:
 
 def document_out(request: Request, access: Access, doc: Document, app: Application,
                  target: Any = None) -> DocumentOut:
-    registry = request.app.state.doc_types
+    info = request.app.state.doc_types.describe(app.office_code, doc.code, doc.label)
     if target is None:
         target = access.document_targets([doc], {app.id: app})[doc.id or 0]  # type: ignore[dict-item]
     return DocumentOut(
-        id=doc.id or 0, code=doc.code,
-        label=registry.label(doc.code) if doc.code in registry else doc.code,
+        id=doc.id or 0, code=doc.code, label=info.label, group=info.group,
+        direction=info.direction,
         date=doc.date, language=doc.language, is_translation=doc.is_translation,
-        visibility=str(doc.visibility), offices=sorted(target.offices),
+        visibility=str(doc.visibility), offices=access.named_offices(target),
         media_type=doc.media_type, size=doc.size, sha256=doc.sha256, pages=doc.pages,
         filename=doc.filename)
 
@@ -142,7 +142,7 @@ def dossier_body(request: Request, session: Session, access: Access, app: Any,
     cost more than all the queries (tests check the shape).  The queries run on the
     session's connection, which does not flush: a caller with pending changes
     flushes first."""
-    registry = request.app.state.doc_types
+    describe = request.app.state.doc_types.describe
     docs = access.document_rows(app.id, app.office_code)
     doc_ids = {row.id for row, _ in docs}
     connection = session.connection()
@@ -158,12 +158,13 @@ def dossier_body(request: Request, session: Session, access: Access, app: Any,
                        for p in priorities],
         "pct_application_number": app.pct_number, "source": app.source,
         "documents": [{
-            "id": d.id, "code": d.code,
-            "label": registry.label(d.code) if d.code in registry else d.code,
+            "id": d.id, "code": d.code, "label": info.label, "group": info.group,
+            "direction": info.direction,
             "date": _iso(d.date), "language": d.language, "is_translation": d.is_translation,
-            "visibility": str(d.visibility), "offices": sorted(offices),
+            "visibility": str(d.visibility), "offices": offices,
             "media_type": d.media_type, "size": d.size, "sha256": d.sha256, "pages": d.pages,
-            "filename": d.filename} for d, offices in docs],
+            "filename": d.filename}
+            for d, offices in docs for info in (describe(app.office_code, d.code, d.label),)],
         "citations": [{
             "id": c.id, "cited": c.cited, "category": c.category, "claims": c.claims,
             "phase": c.phase, "document_id": c.document_id, "citing_office": c.citing_office,
@@ -281,18 +282,23 @@ def post_citation(session: SessionDep, viewer: CurrentViewer, office: str, numbe
 def post_document(
     request: Request, session: SessionDep, viewer: CurrentViewer, office: str, number: str,
     file: Annotated[UploadFile, File(description="PDF, TIFF, PNG, JPEG, XML or UTF-8 text")],
-    code: Annotated[str, Form(description="document type code, e.g. SRPT, CTNF")],
+    code: Annotated[str, Form(max_length=20, description=(
+        "the office's document code as it writes it, e.g. SRPT, CTNF, DRW.NONBW, A131; "
+        "any code of 1-20 characters A-Z 0-9 . - is kept"))],
     doc_date: Annotated[date, Form(alias="date", description="ISO 8601 date")],
     language: Annotated[str, Form()] = "en",
     visibility: Annotated[str, Form(description="public | offices | restricted")] = "offices",
     offices: Annotated[str, Form(description="for restricted: office codes, e.g. 'JP KR'")] = "",
     is_translation: Annotated[bool, Form()] = False,
+    label: Annotated[str, Form(max_length=300, description=(
+        "the office's own label for the code; empty: the label of the code tables"))] = "",
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     require(viewer, "dossier.provide", office.upper())
     app = _visible_app(session, Access(session, viewer), office, number)
     fingerprint = _fingerprint("document", office, number, code, doc_date, language,
-                               visibility, offices, is_translation, file.filename)
+                               visibility, offices, is_translation, file.filename,
+                               *([label] if label else []))  # old keys stay valid
     if (replay := _replay(session, viewer, idempotency_key, fingerprint)) is not None:
         return replay
     store = request.app.state.store
@@ -302,7 +308,8 @@ def post_document(
             session, store, app=app,
             meta=service.DocumentMeta(code=code, date=doc_date, language=language,
                                       is_translation=is_translation, visibility=visibility,
-                                      offices=tuple(offices.replace(",", " ").split())),
+                                      offices=tuple(offices.replace(",", " ").split()),
+                                      label=label),
             stream=file.file, filename=file.filename or "document",
             registry=request.app.state.doc_types,
             max_bytes=request.app.state.settings.max_upload_mb * 1024 * 1024,
@@ -369,7 +376,9 @@ def post_package(request: Request, session: SessionDep, viewer: CurrentViewer,
     return JSONResponse(summary, status_code=200 if summary["already_imported"] else 201)
 
 
-@router.get("/document-types", summary="The code list of document types")
-def document_types(request: Request) -> list[dict[str, str]]:
-    return [{"code": t.code, "label": t.label, "group": t.group}
-            for t in request.app.state.doc_types.all()]
+@router.get("/document-types", summary="The code lists of document types")
+def document_types(request: Request) -> list[dict[str, str | None]]:
+    """Every known code with its label, group and direction; ``office`` is empty for
+    the common codes any office may use.  Codes not listed are accepted too."""
+    return [{"office": t.office, "code": t.code, "label": t.label, "group": t.group,
+             "direction": t.direction} for t in request.app.state.doc_types.all()]

@@ -1,6 +1,8 @@
 """Examiner pages: find, dossier, family timeline, documents, comparison."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -13,6 +15,7 @@ from sqlmodel import or_, select
 from caseforum import errors
 from caseforum.authz import can, require
 from caseforum.db import SessionDep
+from caseforum.doccodes import DOC_GROUPS, CodeInfo
 from caseforum.dossiers import service
 from caseforum.dossiers.access import Access
 from caseforum.dossiers.compare import compare_texts, similarity
@@ -113,9 +116,53 @@ def source_for(request: Request, app: Application) -> Any:
     raise errors.Unavailable(f"the {app.source} dossier source is switched off")
 
 
-def _doc_label(request: Request, code: str) -> str:
+#: how pages name the document groups and directions
+GROUP_NAMES = {"search": "Search", "examination": "Examination", "grant": "Grant",
+               "application": "Application", "applicant": "Applicant", "other": "Other"}
+DIRECTION_NAMES = {"incoming": "incoming", "outgoing": "outgoing", "internal": "internal"}
+
+
+#: the languages dossiers of the participating offices come in (ISO 639-1)
+LANGUAGE_NAMES = {"en": "English", "ja": "Japanese", "zh": "Chinese", "ko": "Korean",
+                  "de": "German", "fr": "French", "es": "Spanish", "ru": "Russian",
+                  "pt": "Portuguese"}
+
+
+def language_name(code: str) -> str:
+    """``ja`` -> ``Japanese``; a code not listed is shown as it is."""
+    return LANGUAGE_NAMES.get(code, code)
+
+
+def _describer(request: Request) -> Callable[[Document, Application], CodeInfo]:
+    """``describe(doc, app)``: the document's label, group and direction as its
+    office uses the code, the office's own label first (``caseforum.doccodes``)."""
     registry = request.app.state.doc_types
-    return registry.label(code) if code in registry else code
+    return lambda doc, app: registry.describe(app.office_code, doc.code, doc.label)
+
+
+def _code_label(request: Request) -> Callable[[str], str]:
+    """A label for a bare code (filters list codes of several offices at once)."""
+    registry = request.app.state.doc_types
+    return lambda code: registry.describe(None, code).label
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    """One line of a dossier's document list."""
+
+    doc: Document
+    info: CodeInfo
+    named_offices: list[str]  # restricted: the offices, for a reader who may know them
+
+
+def _chosen_groups(group: list[str] | None) -> set[str]:
+    chosen = {g.strip().lower() for g in group or [] if g.strip()}
+    unknown = sorted(chosen - set(DOC_GROUPS))
+    if unknown:
+        raise errors.InvalidInput(
+            f"group {unknown[0]!r} is not a document group: use "
+            + ", ".join(DOC_GROUPS) + " (or none, for every document)")
+    return chosen
 
 
 def _citation_link(cited: str) -> str | None:
@@ -127,36 +174,49 @@ def _citation_link(cited: str) -> str | None:
 
 @router.get("/dossiers/{office}/{number}")
 def dossier_page(request: Request, session: SessionDep, viewer: CurrentViewer,
-                 office: str, number: str) -> Response:
+                 office: str, number: str,
+                 group: Annotated[list[str] | None, Query(max_length=len(DOC_GROUPS))] = None,
+                 ) -> Response:
+    """The dossier; its documents in one list by date, oldest first, filtered by
+    ``group`` (any of :data:`DOC_GROUPS`; none: every document)."""
+    chosen = _chosen_groups(group)
     access = Access(session, viewer)
     app = _visible_app(session, access, office, number)
     family = access.family(app)
-    documents = access.documents([app])
+    documents = access.documents([app])  # oldest first
     family_docs = access.documents(family)
     citations = access.citations([app], documents)
-    groups: dict[str, list[Document]] = defaultdict(list)
-    registry = request.app.state.doc_types
-    for doc in sorted(documents, key=lambda d: (d.date, d.id), reverse=True):
-        group = registry.get(doc.code).group if doc.code in registry else "other"
-        groups[group].append(doc)
+    describe = _describer(request)
+    targets = access.document_targets(documents, {app.id: app})  # type: ignore[dict-item]
+    rows = []
+    counts: Counter[str] = Counter()
+    for doc in documents:
+        info = describe(doc, app)
+        counts[info.group] += 1
+        if not chosen or info.group in chosen:
+            rows.append(DocumentRow(doc, info, access.named_offices(targets[doc.id or 0])))
+    members = {m.id: m for m in family}
     reports = defaultdict(list)
     for doc in family_docs:
-        group = registry.get(doc.code).group if doc.code in registry else "other"
-        if group in ("search", "examination"):
-            reports[doc.application_id].append(doc.code)
+        info = describe(doc, members[doc.application_id])
+        if info.group in ("search", "examination") and info.direction != "incoming":
+            reports[doc.application_id].append((doc.code, info.label))
     priorities = session.exec(select(Priority).where(Priority.application_id == app.id)
                               .order_by(Priority.date)).all()
     provider = session.get(Office, app.office_code)
     discussions = discussions_of(session, viewer, app)
+    partial = request.headers.get("hx-target") == "documents-list"
     return render(request, "dossiers/dossier.html", {
         "discussions": discussions,
-        "app": app, "provider": provider, "family": family, "groups": groups,
+        "app": app, "provider": provider, "family": family, "rows": rows,
+        "total": len(documents), "counts": counts, "chosen": chosen, "groups": DOC_GROUPS,
+        "group_names": GROUP_NAMES, "direction_names": DIRECTION_NAMES,
         "citations": citations, "priorities": priorities, "reports": reports,
-        "label": lambda code: _doc_label(request, code), "link_for": _citation_link,
-        "dossier_url": dossier_url,
+        "link_for": _citation_link, "dossier_url": dossier_url,
         "can_provide": can(viewer, "dossier.provide", app.office_code),
-        "doc_types": registry.all(), "today": date.today().isoformat(),
-    })
+        "doc_types": request.app.state.doc_types.for_office(app.office_code),
+        "today": date.today().isoformat(),
+    }, block="documents" if partial else "content")
 
 
 @router.get("/dossiers/{office}/{number}/timeline")
@@ -189,13 +249,14 @@ def timeline_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     return render(request, "dossiers/timeline.html", {
         "app": app, "family": family, "rows": rows, "all_offices": all_offices,
         "all_codes": all_codes, "chosen_offices": chosen_offices, "chosen_codes": chosen_codes,
-        "label": lambda code: _doc_label(request, code), "dossier_url": dossier_url,
+        "label": _code_label(request), "describe": _describer(request),
+        "dossier_url": dossier_url,
     }, block="timeline")
 
 
-def _visible_doc(session: SessionDep, viewer: CurrentViewer,
-                 document_id: int) -> tuple[Document, Application]:
-    found = Access(session, viewer).document(document_id)
+def _visible_doc(session: SessionDep, viewer: CurrentViewer, document_id: int,
+                 access: Access | None = None) -> tuple[Document, Application]:
+    found = (access or Access(session, viewer)).document(document_id)
     if found is None:
         raise errors.NotFound("No such document")
     return found
@@ -204,12 +265,17 @@ def _visible_doc(session: SessionDep, viewer: CurrentViewer,
 @router.get("/documents/{document_id}")
 def document_page(request: Request, session: SessionDep, viewer: CurrentViewer,
                   document_id: PathId) -> Response:
-    doc, app = _visible_doc(session, viewer, document_id)
+    access = Access(session, viewer)
+    doc, app = _visible_doc(session, viewer, document_id, access)
+    target = access.document_targets([doc], {app.id: app})[doc.id or 0]  # type: ignore[dict-item]
+    named_offices = access.named_offices(target)
     log_access(session, viewer=viewer, doc=doc, app=app, action="view")
     session.commit()
     return render(request, "dossiers/document.html", {
-        "doc": doc, "app": app, "label": _doc_label(request, doc.code),
-        "dossier_url": dossier_url, "content_src": content_src(request, viewer, doc),
+        "doc": doc, "app": app, "info": _describer(request)(doc, app),
+        "named_offices": named_offices,
+        "group_names": GROUP_NAMES, "dossier_url": dossier_url,
+        "content_src": content_src(request, viewer, doc),
     })
 
 
@@ -282,7 +348,7 @@ def document_print(request: Request, session: SessionDep, viewer: CurrentViewer,
     log_access(session, viewer=viewer, doc=doc, app=app, action="print")
     session.commit()
     return render(request, "dossiers/print.html", {
-        "doc": doc, "app": app, "label": _doc_label(request, doc.code),
+        "doc": doc, "app": app, "label": _describer(request)(doc, app).label,
         "content_src": content_src(request, viewer, doc)}, block=None)
 
 
@@ -303,7 +369,8 @@ def compare_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     return render(request, "dossiers/compare.html", {
         "left": (da, aa), "right": (db_, ab), "rows": rows, "has_text": has_text,
         "similarity": similarity(da.text_content, db_.text_content) if has_text else None,
-        "label": lambda code: _doc_label(request, code), "dossier_url": dossier_url,
+        "describe": _describer(request), "dossier_url": dossier_url,
+        "language_name": language_name,
         "content_src": lambda d: content_src(request, viewer, d),
     })
 
@@ -366,19 +433,21 @@ def new_dossier(
 def upload_document_form(
     request: Request, session: SessionDep, viewer: CurrentViewer, office: str, number: str,
     file: Annotated[UploadFile, File()],
-    code: Annotated[str, Form(max_length=16)],
+    code: Annotated[str, Form(max_length=20)],
     doc_date: Annotated[date, Form(alias="date")],
     language: Annotated[str, Form(max_length=8)] = "en",
     visibility: Annotated[str, Form(max_length=16)] = "offices",
     offices: Annotated[str, Form(max_length=200)] = "",
     is_translation: Annotated[bool, Form()] = False,
+    label: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
     access = Access(session, viewer)
     app = _visible_app(session, access, office, number)
     require(viewer, "dossier.provide", app.office_code)
     meta = service.DocumentMeta(code=code, date=doc_date, language=language,
                                 is_translation=is_translation, visibility=visibility,
-                                offices=tuple(offices.replace(",", " ").split()))
+                                offices=tuple(offices.replace(",", " ").split()),
+                                label=label)
     store = request.app.state.store
     stored = None
     try:
