@@ -227,29 +227,38 @@ def test_dossier_command_answers_with_a_card_for_readers_who_may_see_it(
     assert (bot_user.username, bot_user.office_code, str(bot_user.role)) == ("dossier", "IB", "bot")
     assert bot_user.password_hash is None
     assert answer.reply_to_id == post_id
-    assert answer.embeds == [dossier_embed("JP", "2019041872")]
-    assert "`JP 2019-041872`" in answer.body
+    assert answer.embeds == [dossier_embed("JP", "2019041872", asked=JP_APP)]
+    assert answer.body == "`JP 2019-041872`"  # the number understood; the card says the rest
     [run] = runs(engine)
     assert (run.status, run.answer_post_id, run.thread_id) == ("answered", answer.id, thread_id)
 
     jp = api_html(client, reader("jp.examiner"), thread_id, answer.id or 0)
     # the US office does not access other offices' dossiers
     us = api_html(client, reader("us.admin"), thread_id, answer.id or 0)
-    assert "Sulfide solid electrolyte" in jp
+    assert "Sulfide solid electrolyte" in jp and "No dossier you may see" not in jp
     assert "Sulfide solid electrolyte" not in us and "JP 2019-041872" in us
+    assert "No dossier you may see for <code>JP 2019-041872</code>" in us
 
 
-def test_the_dossier_answer_does_not_tell_missing_from_hidden(engine: Any) -> None:
+def test_the_dossier_answer_does_not_tell_missing_from_hidden(engine: Any, client: Any,
+                                                             reader: Any) -> None:
     """Same words for a dossier the asker may not see and one that does not exist."""
     thread_id, _ = new_thread(engine, f"/dossier {JP_APP}", author="us.admin")
     say(engine, thread_id, "/dossier JP 2099-999999", author="us.admin")
     say(engine, thread_id, "/dossier not-a-number", author="us.admin")
     process_pending(BotRunner(engine, bots_of(DossierBot())), engine)
 
-    hidden, missing, unreadable = (p.body for p, _ in answers(engine, thread_id))
+    posts = [p for p, _ in answers(engine, thread_id)]
+    hidden, missing, unreadable = (p.body for p in posts)
     assert hidden.replace("2019-041872", "N") == missing.replace("2099-999999", "N")
-    assert "I can't show a dossier for that number" in hidden
+    assert hidden == "`JP 2019-041872`"
     assert "I can't read `not-a-number`" in unreadable
+    # and what the asker reads under each: the same line, only the number differs
+    headers = reader("us.admin")
+    hidden_html, missing_html = (api_html(client, headers, thread_id, p.id or 0)
+                                 for p in posts[:2])
+    assert hidden_html.replace("2019-041872", "N") == missing_html.replace("2099-999999", "N")
+    assert "No dossier you may see for" in hidden_html
 
 
 def test_mention_trigger_and_citations_rendered_per_reader(engine: Any, client: Any,
@@ -268,7 +277,8 @@ def test_mention_trigger_and_citations_rendered_per_reader(engine: Any, client: 
 
     [(answer, bot_user)] = answers(engine, thread_id)
     assert bot_user.username == "citations"
-    assert answer.embeds == [{"kind": "citations", "office": "JP", "number": "2019041872"}]
+    assert answer.embeds == [{"kind": "citations", "office": "JP", "number": "2019041872",
+                              "asked": JP_APP}]
     # CN is named in the restricted search report; AU accesses dossiers but is not named
     cn_html = api_html(client, reader("cn.examiner"), thread_id, answer.id or 0)
     au_html = api_html(client, reader("au.examiner"), thread_id, answer.id or 0)
