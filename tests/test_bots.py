@@ -457,7 +457,10 @@ def test_new_content_bot_notes_a_new_document_where_the_dossier_is_discussed(
     by_app, _ = new_thread(engine, f"Who examined {JP_APP}?")
     by_publication, _ = new_thread(engine, "Same family: JP 2020-149862 A", title="Pub")
     unrelated, _ = new_thread(engine, "Nothing to do with it.", title="Other")
-    runner = BotRunner(engine, bots_of(NewContentBot(), DossierBot()))
+    # only asked about: the command's number is no reference, the bot's block names it
+    asked, _ = new_thread(engine, f"/dossier {JP_APP}", title="Asked")
+    asked_by_pub, _ = new_thread(engine, "/citations JP 2020-149862 A", title="By pub")
+    runner = BotRunner(engine, bots_of(NewContentBot(), DossierBot(), CitationBot()))
     process_pending(runner, engine)
     document_id = _add_document(engine, settings, offices=("KR",))
     # started after the document arrived: it is not news there
@@ -470,6 +473,9 @@ def test_new_content_bot_notes_a_new_document_where_the_dossier_is_discussed(
         assert note.body == "New content in a dossier discussed here."
         assert note.embeds == [{"kind": "document", "document_id": document_id}]
     assert answers(engine, unrelated) == [] and answers(engine, late) == []
+    for thread_id in (asked, asked_by_pub):
+        notes = [a for a, u in answers(engine, thread_id) if u.username == "new-content"]
+        assert [n.embeds for n in notes] == [[{"kind": "document", "document_id": document_id}]]
     [run] = runs(engine, bot="new-content")
     assert run.status == "answered" and run.post_id < 0
 

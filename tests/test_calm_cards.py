@@ -13,8 +13,8 @@ from sqlmodel import Session, select
 
 from caseforum import accounts
 from caseforum.authz import Viewer
-from caseforum.bots.base import find_invocations
 from caseforum.bots import dossier_embed
+from caseforum.bots.base import find_invocations
 from caseforum.bots.builtin import DossierBot
 from caseforum.forum import service as forum
 from caseforum.forum.live import LiveEvent

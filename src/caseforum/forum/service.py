@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import case, func, or_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from caseforum import errors
 from caseforum.authz import Viewer, can
@@ -364,8 +364,7 @@ def mention_candidates(session: Session, prefix: str) -> list[User]:
     prefix = prefix.strip().lstrip("@").lower()
     if not prefix:
         return []
-    starts = or_(User.username.startswith(prefix, autoescape=True),  # type: ignore[attr-defined]
+    starts = or_(col(User.username).startswith(prefix, autoescape=True),
                  func.lower(User.display_name).startswith(prefix, autoescape=True))
-    return list(session.exec(select(User).where(
-        User.is_active.is_(True), starts)  # type: ignore[attr-defined]
-        .order_by(User.username).limit(MENTION_CHOICES)))
+    return list(session.exec(select(User).where(col(User.is_active).is_(True), starts)
+                             .order_by(col(User.username)).limit(MENTION_CHOICES)))
