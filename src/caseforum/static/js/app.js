@@ -210,7 +210,7 @@
 // Enter or Tab takes the highlighted name, Escape closes the list.
 (function () {
   "use strict";
-  var TYPED = /(^|[^\w@\/.])@([a-z0-9][a-z0-9._-]{0,63})$/;  // an @name left of the caret
+  var TYPED = /(^|[^\w@\/.])@([a-z0-9][a-z0-9._-]{0,63})$/i;  // an @name left of the caret
   var open = null;  // {box, list, items, active, start}
   var timer = null;
   var asked = 0;  // answers to older questions are dropped
