@@ -202,19 +202,22 @@ def test_a_live_post_costs_the_same_statements_in_a_long_thread(app, db) -> None
     db.commit()
     viewer = _viewer(db, "kr.examiner")
     costs = []
-    for size in (5, 120):
+    for size in (30, 120):  # either way the last post's dossiers were carded before it
         thread_id = make_thread(db, app, category, size, mentions[:20])
         last = db.exec(select(Post.id).where(Post.thread_id == thread_id)
                        .order_by(Post.id.desc())).first()  # type: ignore[union-attr]
         event = next(e for e in db.exec(select(Event).where(Event.kind == "post.created"))
                      if e.payload.get("post_id") == last)
+        topic = f"thread:{thread_id}"
+        LiveEvent(db, app.state.hub.env, app.state.hub.host, event).fragments(
+            {topic: {viewer}})  # warm the process's caches (offices' roles)
         db.expire_all()
-        with counted(app.state.engine) as statements:
+        with counted(db.get_bind()) as statements:
             live = LiveEvent(db, app.state.hub.env, app.state.hub.host, event)
-            html = live.fragments({f"thread:{thread_id}": {viewer}})
-        assert html
+            html = live.fragments({topic: {viewer}})
+        assert 'class="dossier-ref"' in html[(topic, viewer)]
         costs.append(len(statements))
-    assert costs[0] == costs[1], costs
+    assert costs[0] == costs[1] > 0, costs
 
 
 # Mentions ---------------------------------------------------------------------------------
