@@ -222,29 +222,38 @@ def test_dossier_command_answers_with_a_card_for_readers_who_may_see_it(
     assert (bot_user.username, bot_user.office_code, str(bot_user.role)) == ("dossier", "IB", "bot")
     assert bot_user.password_hash is None
     assert answer.reply_to_id == post_id
-    assert answer.embeds == [dossier_embed("JP", "2019041872")]
-    assert "`JP 2019-041872`" in answer.body
+    assert answer.embeds == [dossier_embed("JP", "2019041872", asked=JP_APP)]
+    assert answer.body == "`JP 2019-041872`"  # the number understood; the card says the rest
     [run] = runs(engine)
     assert (run.status, run.answer_post_id, run.thread_id) == ("answered", answer.id, thread_id)
 
     jp = api_html(client, reader("jp.examiner"), thread_id, answer.id or 0)
     # the US office does not access other offices' dossiers
     us = api_html(client, reader("us.admin"), thread_id, answer.id or 0)
-    assert "Sulfide solid electrolyte" in jp
+    assert "Sulfide solid electrolyte" in jp and "No dossier you may see" not in jp
     assert "Sulfide solid electrolyte" not in us and "JP 2019-041872" in us
+    assert "No dossier you may see for <code>JP 2019-041872</code>" in us
 
 
-def test_the_dossier_answer_does_not_tell_missing_from_hidden(engine: Any) -> None:
+def test_the_dossier_answer_does_not_tell_missing_from_hidden(engine: Any, client: Any,
+                                                             reader: Any) -> None:
     """Same words for a dossier the asker may not see and one that does not exist."""
     thread_id, _ = new_thread(engine, f"/dossier {JP_APP}", author="us.admin")
     say(engine, thread_id, "/dossier JP 2099-999999", author="us.admin")
     say(engine, thread_id, "/dossier not-a-number", author="us.admin")
     process_pending(BotRunner(engine, bots_of(DossierBot())), engine)
 
-    hidden, missing, unreadable = (p.body for p, _ in answers(engine, thread_id))
+    posts = [p for p, _ in answers(engine, thread_id)]
+    hidden, missing, unreadable = (p.body for p in posts)
     assert hidden.replace("2019-041872", "N") == missing.replace("2099-999999", "N")
-    assert "I can't show a dossier for that number" in hidden
+    assert hidden == "`JP 2019-041872`"
     assert "I can't read `not-a-number`" in unreadable
+    # and what the asker reads under each: the same line, only the number differs
+    headers = reader("us.admin")
+    hidden_html, missing_html = (api_html(client, headers, thread_id, p.id or 0)
+                                 for p in posts[:2])
+    assert hidden_html.replace("2019-041872", "N") == missing_html.replace("2099-999999", "N")
+    assert "No dossier you may see for" in hidden_html
 
 
 def test_mention_trigger_and_citations_rendered_per_reader(engine: Any, client: Any,
@@ -263,7 +272,8 @@ def test_mention_trigger_and_citations_rendered_per_reader(engine: Any, client: 
 
     [(answer, bot_user)] = answers(engine, thread_id)
     assert bot_user.username == "citations"
-    assert answer.embeds == [{"kind": "citations", "office": "JP", "number": "2019041872"}]
+    assert answer.embeds == [{"kind": "citations", "office": "JP", "number": "2019041872",
+                              "asked": JP_APP}]
     # CN is named in the restricted search report; AU accesses dossiers but is not named
     cn_html = api_html(client, reader("cn.examiner"), thread_id, answer.id or 0)
     au_html = api_html(client, reader("au.examiner"), thread_id, answer.id or 0)
@@ -442,7 +452,10 @@ def test_new_content_bot_notes_a_new_document_where_the_dossier_is_discussed(
     by_app, _ = new_thread(engine, f"Who examined {JP_APP}?")
     by_publication, _ = new_thread(engine, "Same family: JP 2020-149862 A", title="Pub")
     unrelated, _ = new_thread(engine, "Nothing to do with it.", title="Other")
-    runner = BotRunner(engine, bots_of(NewContentBot(), DossierBot()))
+    # only asked about: the command's number is no reference, the bot's block names it
+    asked, _ = new_thread(engine, f"/dossier {JP_APP}", title="Asked")
+    asked_by_pub, _ = new_thread(engine, "/citations JP 2020-149862 A", title="By pub")
+    runner = BotRunner(engine, bots_of(NewContentBot(), DossierBot(), CitationBot()))
     process_pending(runner, engine)
     document_id = _add_document(engine, settings, offices=("KR",))
     # started after the document arrived: it is not news there
@@ -455,6 +468,9 @@ def test_new_content_bot_notes_a_new_document_where_the_dossier_is_discussed(
         assert note.body == "New content in a dossier discussed here."
         assert note.embeds == [{"kind": "document", "document_id": document_id}]
     assert answers(engine, unrelated) == [] and answers(engine, late) == []
+    for thread_id in (asked, asked_by_pub):
+        notes = [a for a, u in answers(engine, thread_id) if u.username == "new-content"]
+        assert [n.embeds for n in notes] == [[{"kind": "document", "document_id": document_id}]]
     [run] = runs(engine, bot="new-content")
     assert run.status == "answered" and run.post_id < 0
 

@@ -126,7 +126,10 @@ def test_thread_page_statements_do_not_grow_with_posts_or_cards(app, as_user, ca
         assert page.status_code == 200
         cards = CARD_RE.findall(page.text)
         assert page.text.count('<article id="post-') == posts
-        assert len(cards) == 2 * posts and len(set(cards)) == distinct
+        # each dossier's card once, in the first post that names it; later posts
+        # get the compact reference (forum/view.py)
+        assert len(cards) == len(set(cards)) == distinct
+        assert page.text.count('<p class="dossier-ref">') == 2 * posts - distinct
         sizes[(posts, distinct)] = len(statements)
     assert len(set(sizes.values())) == 1, sizes  # no statement per post or per card
     assert sizes[(200, 20)] <= 30, sizes  # was 78 with one round of queries per card
@@ -212,7 +215,7 @@ class RecordingCards:
 
     @hookimpl
     def prepare_references(self, references, viewer):
-        self.prepared.append([r.app.display_number for r in references])
+        self.prepared.append([(r.app.display_number, r.compact) for r in references])
         for r in references:
             r.page.setdefault("recording", {})[r.app.id] = r.app.title.upper()
 
@@ -231,7 +234,10 @@ def test_hook_prepare_references_is_called_once_per_page_with_every_card(
         page = kr.get(f"/threads/{cases[(200, 20)]}").text
     finally:
         app.state.plugins.remove("recording_cards")
-    assert len(plugin.prepared) == 1 and len(plugin.prepared[0]) == 20
+    # one call, with each dossier once as a card and once as a compact reference
+    assert len(plugin.prepared) == 1 and len(plugin.prepared[0]) == 40
+    assert {compact for _, compact in plugin.prepared[0]} == {False, True}
+    assert len({number for number, _ in plugin.prepared[0]}) == 20
     assert "LAYERED FIN JP 0" in page  # the plugin registered last answers first
     assert page.count('aria-label="Dossier X LAYERED FIN') == 400
 
@@ -250,5 +256,7 @@ def test_hook_prepare_references_failing_plugin_leaves_the_page_up(app, as_user,
     finally:
         app.state.plugins.remove("broken_cards")
     assert page.status_code == 200
-    assert len(CARD_RE.findall(page.text)) == 40  # the built-in cards are still drawn
+    # the built-in cards (and compact references) are still drawn
+    assert len(CARD_RE.findall(page.text)) == 2
+    assert page.text.count('<p class="dossier-ref">') == 38
     assert error and "card service down" in error  # and the admin page says why

@@ -48,14 +48,18 @@ def prepare_references(references: list[Any], viewer: Any) -> None:
     """Called once per page, before ``render_reference``, with every reference
     the page will card for ``viewer``: load what the cards need in a few batched
     queries (not one per card) and keep it in ``reference.page``, a dict shared
-    by all references of the page (use a key of your own)."""
+    by all references of the page (use a key of your own).  A reference with
+    ``reference.compact`` set is a dossier carded earlier in the thread, which
+    gets a one-line reference rather than the card."""
 
 
 @hookspec(firstresult=True)
 def render_reference(reference: Any, viewer: Any) -> str | None:
     """Return the HTML card for ``reference`` as ``viewer`` may see it, or
     ``None`` to leave it to the next plugin (the first non-None answer wins).
-    Called at most once per dossier and page, after ``prepare_references``."""
+    With ``reference.compact`` set (the dossier was carded earlier in the
+    thread), return a one-line reference instead.  Called at most once per
+    dossier, form (card or compact) and page, after ``prepare_references``."""
 
 
 @hookspec

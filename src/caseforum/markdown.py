@@ -27,9 +27,16 @@ Decisions worth knowing about:
   ``style`` attributes are not allowed at all.
 * ``linkify`` (bare URLs becoming links) is off: it needs the extra
   ``linkify-it-py`` package, which the project does not depend on.
+* A caller may ask for some source lines to be *marked* (``mark_line``): their
+  text comes out between :data:`LINE_START` and :data:`LINE_END`, two
+  private-use characters, so that a later pass over the HTML knows which text
+  came from those lines (the forum leaves numbers on bot command lines alone).
+  Both characters are taken out of the source first, so only this module puts
+  them in the output.
 """
 
 import re
+from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Final
 
@@ -43,6 +50,8 @@ __all__ = [
     "ALLOWED_ATTRIBUTES",
     "ALLOWED_TAGS",
     "ALLOWED_URL_SCHEMES",
+    "LINE_END",
+    "LINE_START",
     "LINK_REL",
     "MAX_SOURCE_LENGTH",
     "MarkdownTooLong",
@@ -79,6 +88,13 @@ ALLOWED_URL_SCHEMES: Final = frozenset({"http", "https", "mailto"})
 """Schemes kept in ``href``; relative URLs are kept as well."""
 
 LINK_REL: Final = "noopener noreferrer nofollow"
+
+LINE_START: Final = "\ue000"
+"""Opens the text of a source line the caller asked to mark (see ``mark_line``)."""
+LINE_END: Final = "\ue001"
+"""Closes it."""
+_SENTINELS_RE: Final = re.compile(f"[{LINE_START}{LINE_END}]")
+_NEWLINE_RE: Final = re.compile(r"\r\n?|\n")
 
 # Tags whose *content* is dropped along with the tag when they show up in HTML
 # handed to ``sanitize_html``: their text is code or markup, never prose.
@@ -182,6 +198,48 @@ def _rewrite_inline(children: list[Token]) -> list[Token]:
     return result
 
 
+def _text(content: str) -> Token:
+    token = Token("text", "", 0)
+    token.content = content
+    return token
+
+
+def _mark_lines(inline: Token, lines: list[str], mark_line: Callable[[str], bool]) -> None:
+    """Put the sentinels around each line of ``inline`` whose source line
+    ``mark_line`` accepts.  An inline run's lines are its source lines in order
+    (``map``), separated by soft and hard breaks; the check is made on the raw
+    source line, so "- /dossier ..." in a list or "> ..." in a quote is judged
+    as written, prefix included."""
+    if inline.map is None or not inline.children:
+        return
+    first = inline.map[0]
+    out: list[Token] = []
+    line = 0
+    open_ = False
+
+    def start() -> None:
+        nonlocal open_
+        number = first + line
+        if number < len(lines) and mark_line(lines[number]):
+            out.append(_text(LINE_START))
+            open_ = True
+
+    start()
+    for child in inline.children:
+        if child.type in ("softbreak", "hardbreak"):
+            if open_:
+                out.append(_text(LINE_END))
+                open_ = False
+            out.append(child)
+            line += 1
+            start()
+        else:
+            out.append(child)
+    if open_:
+        out.append(_text(LINE_END))
+    inline.children = out
+
+
 def _rewrite_tokens(tokens: list[Token]) -> None:
     """Apply the policy above to the token stream before it becomes HTML."""
     for token in tokens:
@@ -217,16 +275,26 @@ def _check_length(source: str) -> None:
         raise MarkdownTooLong(len(source))
 
 
-def render_markdown(source: str) -> str:
+def render_markdown(source: str, mark_line: Callable[[str], bool] | None = None) -> str:
     """Render a post's Markdown to sanitised HTML safe to embed in a page.
+
+    ``mark_line``: called with each source line that holds running text (not
+    code); the text of the lines it accepts is put between :data:`LINE_START`
+    and :data:`LINE_END`.
 
     Raises :class:`MarkdownTooLong` if ``source`` exceeds
     :data:`MAX_SOURCE_LENGTH` characters.
     """
     _check_length(source)
+    source = _SENTINELS_RE.sub("\ufffd", source)
     env: dict[str, object] = {}
     tokens = _MD.parse(source, env)
     _rewrite_tokens(tokens)
+    if mark_line is not None:
+        lines = _NEWLINE_RE.split(source)  # as markdown-it counts lines (not splitlines)
+        for token in tokens:
+            if token.type == "inline":
+                _mark_lines(token, lines, mark_line)
     return sanitize_html(_MD.renderer.render(tokens, _MD.options, env))
 
 

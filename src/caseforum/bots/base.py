@@ -16,12 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from caseforum.forum.text import MENTION_RE
+from caseforum.forum.text import COMMAND_RE, MENTION_RE
 
 #: a bot's name is also the username of its user, so it follows the username rules
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
-#: a command starts a line: "/dossier US 16/123,456"
-COMMAND_RE = re.compile(r"^[ \t]{0,3}(/[A-Za-z][A-Za-z0-9_-]*)(?:[ \t]+(.*))?$")
 #: code spans and fenced blocks: a command written there is being talked about, not used
 _CODE_RE = re.compile(r"^(```|~~~).*?^\1[ \t]*$|`[^`\n]*`", re.DOTALL | re.MULTILINE)
 #: embed kinds the forum knows how to render per reader
@@ -155,14 +153,34 @@ class BotAnswer:
         return self
 
 
-def dossier_embed(office: str, number: str) -> dict[str, Any]:
-    """A dossier card, for readers who may see the dossier."""
-    return {"kind": "dossier", "office": office, "number": number}
+def _dossier_block(kind: str, office: str, number: str, number_kind: str,
+                   asked: str | None) -> dict[str, Any]:
+    embed: dict[str, Any] = {"kind": kind, "office": office, "number": number}
+    if number_kind == "publication":
+        embed["number_kind"] = "publication"
+    elif number_kind != "application":
+        raise ValueError("number_kind is application or publication")
+    if asked:
+        embed["asked"] = asked
+    return embed
 
 
-def citations_embed(office: str, number: str) -> dict[str, Any]:
-    """The family's citations grouped by cited document, as each reader may see them."""
-    return {"kind": "citations", "office": office, "number": number}
+def dossier_embed(office: str, number: str, *, number_kind: str = "application",
+                  asked: str | None = None) -> dict[str, Any]:
+    """A dossier card, for readers who may see the dossier.
+
+    ``number_kind="publication"``: ``number`` is a publication number (the forum
+    finds its dossier for each reader).  ``asked``: the number as the question
+    wrote it; a reader who may not see the dossier gets one line saying so,
+    naming only that (already public) text.  Without it they get nothing."""
+    return _dossier_block("dossier", office, number, number_kind, asked)
+
+
+def citations_embed(office: str, number: str, *, number_kind: str = "application",
+                    asked: str | None = None) -> dict[str, Any]:
+    """The family's citations grouped by cited document, as each reader may see them
+    (``number_kind`` and ``asked`` as for :func:`dossier_embed`)."""
+    return _dossier_block("citations", office, number, number_kind, asked)
 
 
 def document_embed(document_id: int, label: str | None = None) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """The built-in bots: dossier cards, family citations, new-content notes.
 
-Their texts never depend on whether a dossier exists or whom it is visible
-to: every reader of the thread sees the same text, but the embeds under it
-are rendered for each reader.  A reader who may not see the dossier sees no
-card, and the text tells them what that means, without saying whether the
-dossier exists.
+Their answers are short: the number the bot understood, then the block the
+forum draws for each reader (the card or the citations table says the rest).
+The text never depends on whether a dossier exists or whom it is visible to:
+every reader of the thread sees the same text.  A reader who may not see the
+dossier gets, instead of the block, one line saying there is no dossier they
+may see for that number: the same words for a missing dossier and a hidden one.
 """
 
 from __future__ import annotations
@@ -22,12 +23,10 @@ from caseforum.bots.base import (
     dossier_embed,
 )
 from caseforum.bots.context import BotContext
-from caseforum.numbers import NumberError, find_references
+from caseforum.numbers import AppNumber, NumberError, find_references
 
 #: how many numbers one post may ask about at once
 MAX_NUMBERS = 5
-NO_CARD = ("Each reader sees this as they may see it; where nothing shows, "
-           "I can't show a dossier for that number.")
 
 
 def _code(text: str) -> str:
@@ -57,26 +56,24 @@ def _requests(post: BotPost, ctx: BotContext, example: str) -> tuple[list[str], 
     return asked, None
 
 
-def _answer(ctx: BotContext, asked: list[str], headline: str,
-            make: Any) -> BotAnswer:
+def _answer(ctx: BotContext, asked: list[str], make: Any) -> BotAnswer:
+    """One line per number: the number as understood (the reader's block follows),
+    or why it could not be read.  No look-up here: the forum finds each dossier
+    with each reader's rights, publication numbers included."""
     lines: list[str] = []
     embeds: list[dict[str, Any]] = []
-    readable = False
     for text in asked:
         try:
             number = ctx.parse_number(text)
-            key = ctx.dossier_key(text)
         except NumberError as exc:
-            lines.append(f"- I can't read {_code(text)} as a number: "
+            lines.append(f"I can't read {_code(text)} as a number: "
                          f"{_numbers_as_code(str(exc))}")
             continue
-        readable = True
-        lines.append(f"- {_code(str(number))}")
-        if key is not None:  # None only for a publication the asker cannot see
-            embeds.append(make(*key))
-    if readable:
-        lines += ["", NO_CARD]
-    return BotAnswer("\n".join([headline, "", *lines]), embeds)
+        lines.append(_code(str(number)))
+        kind = "application" if isinstance(number, AppNumber) else "publication"
+        embeds.append(make(number.office, number.number, number_kind=kind,
+                           asked=str(number)))
+    return BotAnswer("\n\n".join(lines), embeds)
 
 
 class DossierBot(Bot):
@@ -90,7 +87,7 @@ class DossierBot(Bot):
         asked, hint = _requests(post, ctx, "/dossier US 16/123,456")
         if hint:
             return BotAnswer(hint)
-        return _answer(ctx, asked, "Dossier card:", dossier_embed)
+        return _answer(ctx, asked, dossier_embed)
 
 
 class CitationBot(Bot):
@@ -105,8 +102,7 @@ class CitationBot(Bot):
         asked, hint = _requests(post, ctx, "@citations US 16/123,456")
         if hint:
             return BotAnswer(hint)
-        return _answer(ctx, asked, "Citations across the family, grouped by cited document:",
-                       citations_embed)
+        return _answer(ctx, asked, citations_embed)
 
 
 class NewContentBot(Bot):

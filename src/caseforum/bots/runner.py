@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import String, cast, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -62,6 +62,7 @@ from caseforum.events import Consumer
 from caseforum.forum.notify import notify
 from caseforum.forum.service import add_post
 from caseforum.forum.text import render_post
+from caseforum.forum.view import embed_key
 from caseforum.models import (
     Application,
     BotRun,
@@ -73,6 +74,7 @@ from caseforum.models import (
     User,
     utcnow,
 )
+from caseforum.models.account import Role
 
 log = logging.getLogger(__name__)
 
@@ -577,19 +579,32 @@ def _post_event(session: Session, event_id: int | None, thread_id: int,
 def referencing_threads(session: Session, payload: dict[str, Any],
                         until: datetime | None = None) -> list[int]:
     """Threads whose visible posts mention the dossier of ``payload["application_id"]``,
-    by application or publication number; with ``until``, only mentions made by then
-    (a document that was there before the discussion began is not news to it)."""
+    by application or publication number, or show it in a bot's block (a thread that
+    only asked ``/dossier N`` has no reference of its own: numbers on command lines
+    are not cards); with ``until``, only mentions made by then (a document that was
+    there before the discussion began is not news to it)."""
     app = session.get(Application, payload.get("application_id"))
     if app is None:
         return []
     clauses = [(Reference.kind == "application") & (Reference.office_code == app.office_code)
                & (Reference.number == app.number)]
+    keys = {("application", app.office_code, app.number)}
     if app.publication_number:
         clauses.append((Reference.kind == "publication")
                        & (Reference.office_code == app.publication_number[:2])
                        & (Reference.number == app.publication_number[2:]))
+        keys.add(("publication", app.publication_number[:2], app.publication_number[2:]))
     query = select(Post.thread_id).join(Reference, Reference.post_id == Post.id).where(
         or_(*clauses), Post.hidden.is_(False))  # type: ignore[attr-defined]
+    # bots' posts whose blocks may name it: the JSON text narrows, embed_key decides
+    blocks = select(Post.thread_id, Post.embeds).join(User, User.id == Post.author_id).where(
+        User.role == Role.bot, Post.hidden.is_(False),  # type: ignore[attr-defined]
+        or_(*(cast(Post.embeds, String).contains(number, autoescape=True)
+              for _, _, number in keys)))
     if until is not None:
         query = query.where(Post.created_at <= until)
-    return sorted(set(session.exec(query.distinct())))
+        blocks = blocks.where(Post.created_at <= until)
+    threads = set(session.exec(query.distinct()))
+    threads.update(thread_id for thread_id, embeds in session.exec(blocks)
+                   if any(embed_key(spec) in keys for spec in embeds or ()))
+    return sorted(threads)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
+from caseforum.forum.view import embed_key
 from caseforum.models import Application
 
 if TYPE_CHECKING:
@@ -49,13 +50,17 @@ def family_citations(renderer: Renderer, app: Application,
 def render_embed(renderer: Renderer, spec: dict[str, Any]) -> Markup | None:
     kind = spec.get("kind")
     env = renderer.env
-    if kind in ("dossier", "citations"):
-        app = renderer.app_for("application", str(spec.get("office", "")),
-                               str(spec.get("number", "")))
+    key = embed_key(spec)
+    if key is not None:
+        app = renderer.app_for(*key)
         if app is None:
-            return None
+            # the same words for a missing dossier and a hidden one, naming only
+            # what the question said (bots that set no ``asked`` get nothing)
+            asked = str(spec.get("asked") or "")
+            return Markup(env.get_template("partials/embed_none.html").render(
+                asked=asked)) if asked else None
         if kind == "dossier":
-            return renderer.card("application", app.office_code, app.number, "")
+            return renderer.card(*key, "")
         members = renderer.access.family(app)
         rows = family_citations(renderer, app, members)
         return Markup(env.get_template("partials/family_citations.html").render(

@@ -21,7 +21,7 @@ from sqlmodel import Session, func, or_, select
 from caseforum.authz import DocumentTarget, DossierTarget, ThreadTarget, Viewer, can
 from caseforum.forum import service
 from caseforum.forum.access import post_target, thread_target
-from caseforum.forum.view import Renderer
+from caseforum.forum.view import Renderer, earlier_dossiers
 from caseforum.models import (
     Application,
     Document,
@@ -68,6 +68,7 @@ class LiveEvent:
         self._post: Post | None = None
         self._loaded = False
         self._facts: list[tuple[Any, list[Any], list[Any]]] | None = None
+        self._earlier: dict[int, set[Any]] | None = None  # the thread before the post
         self._fragments: dict[Any, str | None] = {}
         self._keys: dict[Any, Any] = {}
 
@@ -203,7 +204,9 @@ class LiveEvent:
         # the thread's authorization facts are loaded already (_load): not once more
         # per render (PagePermissions would otherwise query them for the template)
         renderer.perms.know_thread(thread.id or 0, self._target)
-        views = renderer.posts([post])
+        if self._earlier is None:  # once per event, not per render (forum/view.py)
+            self._earlier = earlier_dossiers(self.session, {post.thread_id: post.id})
+        views = renderer.posts([post], earlier=self._earlier)
         if not views:
             return None  # a bot note this viewer may not see
         view = views[0]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, or_, update
-from sqlmodel import Session, select
+from sqlalchemy import case, func, or_, update
+from sqlmodel import Session, col, select
 
 from caseforum import errors
 from caseforum.authz import Viewer, can
@@ -353,3 +353,18 @@ def readable_notifications(session: Session, viewer: Viewer,
     readable = {t.id for t in filter_threads(session, viewer, session.exec(
         select(Thread).where(Thread.id.in_(ids))))} if ids else set()  # type: ignore[union-attr]
     return [n for n in notes if n.thread_id is None or n.thread_id in readable]
+
+
+MENTION_CHOICES = 8  # names the composer offers at a time
+
+
+def mention_candidates(session: Session, prefix: str) -> list[User]:
+    """Active users whose username or display name starts with ``prefix`` (case
+    ignored), for completing an @mention as it is typed; the exact name sorts first."""
+    prefix = prefix.strip().lstrip("@").lower()
+    if not prefix:
+        return []
+    starts = or_(col(User.username).startswith(prefix, autoescape=True),
+                 func.lower(User.display_name).startswith(prefix, autoescape=True))
+    return list(session.exec(select(User).where(col(User.is_active).is_(True), starts)
+                             .order_by(col(User.username)).limit(MENTION_CHOICES)))

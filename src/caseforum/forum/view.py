@@ -1,6 +1,17 @@
 """Posts as one viewer may see them: markers become links or plain text, and
 dossier cards and bot blocks are rendered for that viewer, as the dossiers
-are now (not as they were when the post was written)."""
+are now (not as they were when the post was written).
+
+A dossier gets its whole card once per thread: where a post names a dossier
+that an earlier post of the same thread named already (by either of its
+numbers) or showed in a bot's card, the later post gets a compact reference
+instead (``CardContext.compact``).  "Earlier" means the thread's posts with a
+smaller id that are not hidden, whatever the page shows: a thread page walks
+its posts in order starting from what :func:`earlier_dossiers` says about the
+posts before its first one, and a live post (:mod:`caseforum.forum.live`) asks
+:func:`earlier_dossiers` about the posts before it, so the full page and a
+pushed post always agree.  Both steps are one query, whatever the number of posts.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +23,8 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment
-from markupsafe import Markup
-from sqlmodel import Session, select
+from markupsafe import Markup, escape
+from sqlmodel import Session, or_, select
 
 from caseforum.authz import PostTarget, ThreadTarget, Viewer, can
 from caseforum.dossiers.access import Access
@@ -22,6 +33,7 @@ from caseforum.models import Application, Office, Post, Reaction, Reference, Thr
 from caseforum.models.account import Role
 
 MARKER_RE = re.compile(r'<span data-ref="(\d+)">(.*?)</span>')
+MENTION_MARKER_RE = re.compile(r'<span data-mention="([a-z0-9._-]+)">(.*?)</span>')
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,8 @@ class CardContext:
     env: Environment
     session: Session
     page: dict[str, Any] = field(default_factory=dict)  # shared by the page's references
+    #: the dossier was carded earlier in the thread: a one-line reference, not the card
+    compact: bool = False
 
 
 @dataclass(frozen=True)
@@ -151,6 +165,51 @@ class PostView:
 
 
 RefKey = tuple[str, str, str]  # (kind, office, number)
+CARD, COMPACT, LINK = "card", "compact", "link"  # how a reference is drawn
+
+
+def embed_key(spec: dict[str, Any]) -> RefKey | None:
+    """The dossier a bot's ``dossier`` or ``citations`` block is about."""
+    if spec.get("kind") not in ("dossier", "citations"):
+        return None
+    kind = "publication" if spec.get("number_kind") == "publication" else "application"
+    return kind, str(spec.get("office", "")), str(spec.get("number", ""))
+
+
+def earlier_dossiers(session: Session, before: dict[int, int | None]) -> dict[int, set[RefKey]]:
+    """The dossiers named in each thread before a post: ``before`` maps a thread id
+    to a post id (``None``: the whole thread).  What counts: the references of the
+    posts that are not hidden and the dossier blocks of bots' posts, the two ways a
+    card gets drawn.  One query for all the threads."""
+    if not before:
+        return {}
+    bots = select(User.id).where(User.role == Role.bot)
+    threads = [(Post.thread_id == thread_id) & (Post.id < post_id)  # type: ignore[operator]
+               if post_id is not None else Post.thread_id == thread_id
+               for thread_id, post_id in before.items()]
+    rows = session.exec(
+        select(Post.thread_id, Post.embeds, Reference.kind, Reference.office_code,  # type: ignore[call-overload]
+               Reference.number)
+        .select_from(Post).outerjoin(Reference, Reference.post_id == Post.id)
+        .where(or_(*threads), Post.hidden.is_(False),  # type: ignore[attr-defined]
+               or_(Reference.id.is_not(None), Post.author_id.in_(bots))))  # type: ignore[union-attr, attr-defined]
+    out: dict[int, set[RefKey]] = {thread_id: set() for thread_id in before}
+    for thread_id, embeds, kind, office, number in rows:
+        if kind is not None:
+            out[thread_id].add((kind, office, number))
+        for spec in embeds or ():
+            key = embed_key(spec) if spec.get("kind") == "dossier" else None
+            if key is not None:
+                out[thread_id].add(key)
+    return out
+
+
+@dataclass(frozen=True)
+class Person:
+    """A mentioned user, as the highlight shows them."""
+
+    label: str
+    office_code: str
 
 
 class Renderer:
@@ -172,9 +231,10 @@ class Renderer:
         self.perms = PagePermissions(session, self.viewer)
         self.page: dict[str, Any] = {}  # what plugins loaded for this page's cards
         self._apps: dict[RefKey, Application | None] = {}
-        self._cards: dict[int, Markup | None] = {}  # by application id
-        self._prepared: set[int] = set()
+        self._cards: dict[tuple[int, bool], Markup | None] = {}  # by (application id, compact)
+        self._prepared: set[tuple[int, bool]] = set()
         self._memo: dict[tuple[str, Any], Any] = {}  # embeds' data, per page
+        self._people: dict[str, Person] = {}  # mentioned users who exist, by username
 
     def app_for(self, kind: str, office: str, number: str) -> Application | None:
         key = (kind, office, number)
@@ -203,34 +263,40 @@ class Renderer:
             app = found.get(key)
             self._apps[key] = app if self.access.can_see(app) else None
 
-    def _context(self, key: RefKey, text: str, app: Application) -> CardContext:
+    def _context(self, key: RefKey, text: str, app: Application,
+                 compact: bool = False) -> CardContext:
         return CardContext(kind=key[0], office=key[1], number=key[2], text=text, app=app,
                            access=self.access, env=self.env, session=self.session,
-                           page=self.page)
+                           page=self.page, compact=compact)
 
-    def prepare(self, mentions: Iterable[tuple[RefKey, str]]) -> None:
+    def prepare(self, mentions: Iterable[tuple[RefKey, str] | tuple[RefKey, str, bool]]
+                ) -> None:
         """Let the card plugins load what every visible dossier among ``mentions``
-        needs, in one call for all of them."""
+        ((key, text) or (key, text, compact)) needs, in one call for all of them."""
         contexts: list[CardContext] = []
-        for key, text in mentions:
+        for key, text, *rest in mentions:
+            compact = bool(rest and rest[0])
             app = self.app_for(*key)
-            if app is not None and app.id not in self._prepared:
-                self._prepared.add(app.id or 0)
-                contexts.append(self._context(key, text, app))
+            if app is not None and (app.id or 0, compact) not in self._prepared:
+                self._prepared.add((app.id or 0, compact))
+                contexts.append(self._context(key, text, app, compact))
         if contexts:
             self.host.prepare_references(references=contexts, viewer=self.viewer)
 
-    def card(self, kind: str, office: str, number: str, text: str) -> Markup | None:
+    def card(self, kind: str, office: str, number: str, text: str,
+             compact: bool = False) -> Markup | None:
+        """The dossier's card (or, ``compact``, its one-line reference) for this viewer."""
         app = self.app_for(kind, office, number)
         if app is None:
             return None
-        if app.id not in self._cards:
+        slot = (app.id or 0, compact)
+        if slot not in self._cards:
             key = (kind, office, number)
-            self.prepare([(key, text)])
-            html = self.host.render_reference(reference=self._context(key, text, app),
+            self.prepare([(key, text, compact)])
+            html = self.host.render_reference(reference=self._context(key, text, app, compact),
                                               viewer=self.viewer)
-            self._cards[app.id or 0] = Markup(html) if html else None
-        return self._cards[app.id or 0]
+            self._cards[slot] = Markup(html) if html else None
+        return self._cards[slot]
 
     def memo(self, name: str, key: Any, make: Any) -> Any:
         """``make()`` once per page for (name, key): embeds repeated across posts."""
@@ -238,12 +304,66 @@ class Renderer:
             self._memo[(name, key)] = make()
         return self._memo[(name, key)]
 
-    def posts(self, posts: list[Post]) -> list[PostView]:
+    def _plan(self, posts: list[Post], refs: dict[int, list[Any]],
+              earlier: dict[int, set[RefKey]]) -> dict[int, dict[int, str]]:
+        """How each reference of each post is drawn (by post id, then position): the
+        first mention of a dossier in its thread gets the card, a later post a compact
+        reference, a second mention within one post only its link.  ``posts`` in
+        thread order; ``earlier``: what :func:`earlier_dossiers` says about the
+        posts before them."""
+        carded: dict[int, set[int]] = {}
+        for thread_id, keys in earlier.items():
+            carded[thread_id] = {app.id or 0 for app in (self.app_for(*k) for k in keys)
+                                 if app is not None}
+        plans: dict[int, dict[int, str]] = {}
+        for post in posts:
+            if post.hidden:
+                continue
+            done = carded.setdefault(post.thread_id, set())
+            plan: dict[int, str] = {}
+            seen: set[int] = set()
+            for ref in refs.get(post.id or 0, ()):
+                app = self.app_for(ref.kind, ref.office_code, ref.number)
+                if app is None:
+                    continue
+                if (app.id or 0) in seen:
+                    plan[ref.position] = LINK
+                    continue
+                seen.add(app.id or 0)
+                plan[ref.position] = COMPACT if (app.id or 0) in done else CARD
+            for spec in post.embeds or ():
+                key = embed_key(spec) if spec.get("kind") == "dossier" else None
+                app = self.app_for(*key) if key else None
+                if app is not None:
+                    seen.add(app.id or 0)  # a bot's card is always whole: it was asked for
+            done |= seen
+            plans[post.id or 0] = plan
+        return plans
+
+    def _load_people(self, names: set[str], author_ids: set[int]) -> dict[int, User]:
+        """The authors (by id), and the mentioned users who exist, in one query."""
+        condition = User.id.in_(author_ids)  # type: ignore[union-attr]
+        if names:
+            condition = or_(condition, User.username.in_(names))  # type: ignore[attr-defined]
+        authors: dict[int, User] = {}
+        for user in self.session.exec(select(User).where(condition)):
+            if user.id in author_ids:
+                authors[user.id or 0] = user
+            if user.username in names:
+                self._people[user.username] = Person(label=user.label,
+                                                     office_code=user.office_code)
+        return authors
+
+    def posts(self, posts: list[Post],
+              earlier: dict[int, set[RefKey]] | None = None) -> list[PostView]:
+        """``posts`` in thread order.  ``earlier``: :func:`earlier_dossiers` for the
+        posts before them, when the caller has it (asked here otherwise)."""
         if not posts:
             return []
         ids = [p.id for p in posts]
-        users = {u.id: u for u in self.session.exec(select(User).where(
-            User.id.in_({p.author_id for p in posts})))}  # type: ignore[attr-defined]
+        names = {m.group(1) for p in posts if not p.hidden
+                 for m in MENTION_MARKER_RE.finditer(p.html)}
+        users = self._load_people(names, {p.author_id for p in posts})
         offices = {o.code: OfficeData(code=o.code, name=o.name)
                    for o in self.session.exec(select(Office))}
         # columns, not ORM rows: 400 references load several times faster as plain rows
@@ -253,14 +373,24 @@ class Renderer:
                 Reference.number, Reference.text).where(
                 Reference.post_id.in_(ids)).order_by(Reference.position)):  # type: ignore[attr-defined]
             refs[ref.post_id].append(ref)
-        mentions = [((r.kind, r.office_code, r.number), r.text)
-                    for p in posts if not p.hidden for r in refs[p.id or 0]]
-        mentions += [(("application", str(spec.get("office", "")),
-                       str(spec.get("number", ""))), "")
-                     for p in posts if not p.hidden for spec in p.embeds or []
-                     if spec.get("kind") == "dossier"]
-        self._prefetch(key for key, _ in mentions)
-        self.prepare(mentions)
+        if earlier is None:
+            first: dict[int, int | None] = {}
+            for post in posts:
+                first.setdefault(post.thread_id, post.id)
+            earlier = earlier_dossiers(self.session, first)
+        keys = [(r.kind, r.office_code, r.number) for p in posts if not p.hidden
+                for r in refs[p.id or 0]]
+        keys += [key for p in posts if not p.hidden for spec in p.embeds or []
+                 if (key := embed_key(spec)) is not None]
+        keys += [key for found in earlier.values() for key in found]
+        self._prefetch(keys)
+        plans = self._plan(posts, refs, earlier)
+        self.prepare([((r.kind, r.office_code, r.number), r.text,
+                       plans[p.id or 0].get(r.position) == COMPACT)
+                      for p in posts if not p.hidden for r in refs[p.id or 0]
+                      if plans[p.id or 0].get(r.position) in (CARD, COMPACT)]
+                     + [(key, "") for p in posts if not p.hidden for spec in p.embeds or []
+                        if spec.get("kind") == "dossier" and (key := embed_key(spec))])
         for thread_id in {p.thread_id for p in posts}:
             self.perms.thread(thread_id)  # now, not while the template runs after the commit
         counts: dict[int, dict[str, int]] = defaultdict(dict)
@@ -283,20 +413,30 @@ class Renderer:
                             html=Markup(""), reactions=counts[post.id or 0],
                             mine=mine[post.id or 0], perms=self.perms)
             if not post.hidden:
-                view.html, view.cards = self._body(post, refs[post.id or 0])
+                view.html, view.cards = self._body(post, refs[post.id or 0],
+                                                   plans[post.id or 0])
                 view.embeds = [e for e in (self.embed(spec) for spec in post.embeds) if e]
                 if post.quiet and not view.embeds:
                     continue  # a note about a new document this reader may not see
             views.append(view)
         return views
 
-    def _body(self, post: Post, refs: list[Any]) -> tuple[Markup, list[Markup]]:
+    def _mention(self, match: re.Match[str]) -> str:
+        """A mention marker: highlighted when the user exists, else the text as written."""
+        person = self._people.get(match.group(1))
+        if person is None:
+            return match.group(2)
+        return (f'<span class="mention" title="{escape(person.label)} ({person.office_code})">'
+                f"{match.group(2)}</span>")
+
+    def _body(self, post: Post, refs: list[Any], plan: dict[int, str]
+              ) -> tuple[Markup, list[Markup]]:
         """The post's HTML with its number markers as links (or plain text where the
-        viewer may not see the dossier), and the cards of the dossiers it mentions.
+        viewer may not see the dossier) and its mentions highlighted, and the cards
+        (or compact references) of the dossiers it mentions, as ``plan`` says.
         ``refs``: the post's references (``Reference`` rows or rows of its columns)."""
         by_position = {r.position: r for r in refs}
         cards: list[Markup] = []
-        seen: set[int] = set()  # one card per dossier and post, however it is written
 
         def replace(match: re.Match[str]) -> str:
             ref = by_position.get(int(match.group(1)))
@@ -306,18 +446,23 @@ class Renderer:
             app = self.app_for(ref.kind, ref.office_code, ref.number)
             if app is None:
                 return text  # not there, or not for this viewer: plain text
-            if app.id not in seen:
-                seen.add(app.id or 0)
-                card = self.card(ref.kind, ref.office_code, ref.number, ref.text)
+            how = plan.get(ref.position, LINK)
+            if how != LINK:
+                card = self.card(ref.kind, ref.office_code, ref.number, ref.text,
+                                 compact=how == COMPACT)
                 if card:
                     cards.append(card)
             return (f'<a class="ref" href="/dossiers/{app.office_code}/{app.number}">'
                     f"{text}</a>")
 
-        return Markup(MARKER_RE.sub(replace, post.html)), cards
+        html = MENTION_MARKER_RE.sub(self._mention, MARKER_RE.sub(replace, post.html))
+        return Markup(html), cards
 
-    def preview(self, body: str, patterns: list | None) -> tuple[Markup, list[Markup]]:
-        """The composer's preview: the post as this viewer would see it."""
+    def preview(self, body: str, patterns: list | None, thread_id: int | None = None
+                ) -> tuple[Markup, list[Markup], list[str]]:
+        """The composer's preview: the post as this viewer would see it, as the next
+        post of ``thread_id`` (when given: dossiers carded in the thread already get
+        their compact reference), and the mentioned names that match no user."""
         from caseforum.forum.text import reference_key, render_post
 
         rendered = render_post(body, patterns)
@@ -326,10 +471,18 @@ class Renderer:
             kind, office, number = reference_key(ref)
             refs.append(Reference(post_id=0, position=i, kind=kind, office_code=office,
                                   number=number, text=ref.text))
-        mentions = [((r.kind, r.office_code, r.number), r.text) for r in refs]
-        self._prefetch(key for key, _ in mentions)
-        self.prepare(mentions)
-        return self._body(Post(thread_id=0, author_id=0, body=body, html=rendered.html), refs)
+        post = Post(id=0, thread_id=thread_id or 0, author_id=0, body=body,
+                    html=rendered.html)
+        earlier = earlier_dossiers(self.session, {thread_id: None}) if thread_id else {}
+        if rendered.mentions:
+            self._load_people(set(rendered.mentions), set())
+        self._prefetch([(r.kind, r.office_code, r.number) for r in refs]
+                       + [key for found in earlier.values() for key in found])
+        plan = self._plan([post], {0: refs}, earlier)[0]
+        self.prepare([((r.kind, r.office_code, r.number), r.text, plan[r.position] == COMPACT)
+                      for r in refs if plan.get(r.position) in (CARD, COMPACT)])
+        html, cards = self._body(post, refs, plan)
+        return html, cards, [n for n in rendered.mentions if n not in self._people]
 
     def embed(self, spec: dict[str, Any]) -> Markup | None:
         """A bot's block, rendered for this viewer (nothing if they may not see it)."""

@@ -7,6 +7,10 @@ every card of the page needs in a fixed number of ``IN`` queries (whatever the
 number of cards), through the same ``Access`` filters as everything else, and
 keeps plain values per dossier in ``reference.page``; ``render_reference``
 then only fills the template from those values.
+
+A dossier carded earlier in the thread comes with ``reference.compact`` set:
+it gets a one-line reference (number and title, from the dossier row the
+forum looked up with the viewer's rights), which needs nothing loaded.
 """
 
 from __future__ import annotations
@@ -90,7 +94,8 @@ def _page_facts(reference: Any) -> dict[int, CardFacts]:
 @hookimpl
 def prepare_references(references: list[Any], viewer: Any) -> None:
     """Load the facts of every card of the page at once (see the module docstring)."""
-    wanted = [r for r in references if getattr(r, "app", None) is not None]
+    wanted = [r for r in references if getattr(r, "app", None) is not None
+              and not getattr(r, "compact", False)]
     if not wanted:
         return
     facts = _page_facts(wanted[0])
@@ -104,6 +109,8 @@ def render_reference(reference: Any, viewer: Any) -> str | None:
     app = getattr(reference, "app", None)
     if app is None:
         return None
+    if getattr(reference, "compact", False):
+        return reference.env.get_template("partials/dossier_ref.html").render(app=app)
     facts = _page_facts(reference)
     card = facts.get(app.id)
     if card is None:  # a caller that did not prepare: load this one card alone

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, select
 
@@ -22,7 +22,7 @@ from caseforum.forum.access import (
     thread_targets,
     visible_categories,
 )
-from caseforum.forum.service import REACTIONS, ForumError
+from caseforum.forum.service import REACTIONS, ForumError, mention_candidates
 from caseforum.forum.view import Renderer
 from caseforum.models import (
     Category,
@@ -167,15 +167,28 @@ def post_create(request: Request, session: SessionDep, viewer: CurrentViewer,
 
 @router.post("/preview")
 def preview(request: Request, viewer: CurrentViewer, session: SessionDep,
-            body: Annotated[str, Form(max_length=60_000)] = "") -> Response:
+            body: Annotated[str, Form(max_length=60_000)] = "",
+            thread: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None) -> Response:
+    """The composer's preview, as the next post of ``thread`` when given, with a
+    warning for each @name that matches no user."""
     require(viewer, "forum.view")
     if len(body) > 50_000:
         return render(request, "forum/_preview.html", {"error": "the post is too long"},
                       block=None)
+    thread_id = access_thread(session, viewer, thread).id if thread is not None else None
     renderer = Renderer(session, viewer, request.app.state.plugins, request.app.state.templates)
-    body_html, cards = renderer.preview(body, patterns(request))
-    return render(request, "forum/_preview.html", {"html": body_html, "cards": cards},
-                  block=None)
+    body_html, cards, unknown = renderer.preview(body, patterns(request), thread_id)
+    return render(request, "forum/_preview.html",
+                  {"html": body_html, "cards": cards, "unknown": unknown}, block=None)
+
+
+@router.get("/forum/people")
+def people(session: SessionDep, viewer: CurrentViewer,
+           q: Annotated[str, Query(max_length=64)] = "") -> list[dict[str, str]]:
+    """Usernames starting with ``q``, for completing @mentions in the composer."""
+    require(viewer, "forum.view")
+    return [{"username": u.username, "label": u.label, "office": u.office_code}
+            for u in mention_candidates(session, q)]
 
 
 @router.get("/posts/{post_id}/edit")

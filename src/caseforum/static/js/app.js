@@ -204,3 +204,103 @@
     if (region) { region.replaceChildren(); region.hidden = true; }
   });
 })();
+
+// @mention completion in boxes marked data-mentions: typing @ and a letter or two
+// lists the matching users (from /forum/people) under the box; arrow keys move,
+// Enter or Tab takes the highlighted name, Escape closes the list.
+(function () {
+  "use strict";
+  var TYPED = /(^|[^\w@\/.])@([a-z0-9][a-z0-9._-]{0,63})$/i;  // an @name left of the caret
+  var open = null;  // {box, list, items, active, start}
+  var timer = null;
+  var asked = 0;  // answers to older questions are dropped
+  function typed(box) {
+    if (box.selectionStart !== box.selectionEnd) { return null; }
+    var m = TYPED.exec(box.value.slice(0, box.selectionStart));
+    return m ? { start: box.selectionStart - m[2].length - 1, prefix: m[2] } : null;
+  }
+  function close() {
+    if (!open) { return; }
+    open.list.remove();
+    open.box.removeAttribute("aria-activedescendant");
+    open.box.removeAttribute("aria-controls");
+    open = null;
+  }
+  function highlight(index) {
+    open.active = index;
+    open.items.forEach(function (li, k) { li.setAttribute("aria-selected", k === index ? "true" : "false"); });
+    open.box.setAttribute("aria-activedescendant", open.items[index].id);
+  }
+  function show(box, at, people) {
+    close();
+    if (!people.length) { return; }
+    var list = document.createElement("ul");
+    list.id = box.id + "-people";
+    list.className = "mention-list";
+    list.setAttribute("role", "listbox");
+    list.setAttribute("aria-label", "People to mention");
+    var items = people.map(function (person, i) {
+      var li = document.createElement("li");
+      li.id = list.id + "-" + i;
+      li.setAttribute("role", "option");
+      li.setAttribute("data-username", person.username);
+      var name = document.createElement("strong");
+      name.textContent = "@" + person.username;
+      var who = document.createElement("span");
+      who.className = "muted";
+      who.textContent = person.label + " · " + person.office;
+      li.append(name, who);
+      list.appendChild(li);
+      return li;
+    });
+    box.insertAdjacentElement("afterend", list);
+    box.setAttribute("aria-controls", list.id);
+    open = { box: box, list: list, items: items, active: 0, start: at.start };
+    highlight(0);
+  }
+  function take(li) {
+    var box = open.box;
+    var text = "@" + li.getAttribute("data-username") + " ";
+    box.value = box.value.slice(0, open.start) + text + box.value.slice(box.selectionStart);
+    var caret = open.start + text.length;
+    close();
+    box.focus();
+    box.setSelectionRange(caret, caret);
+    box.dispatchEvent(new Event("input", { bubbles: true }));  // the preview follows
+  }
+  document.addEventListener("input", function (event) {
+    var box = event.target;
+    if (!box.matches || !box.matches("[data-mentions]")) { return; }
+    var at = typed(box);
+    var mine = ++asked;
+    window.clearTimeout(timer);
+    if (!at) { close(); return; }
+    timer = window.setTimeout(function () {
+      fetch("/forum/people?q=" + encodeURIComponent(at.prefix), { headers: { Accept: "application/json" } })
+        .then(function (answer) { return answer.ok ? answer.json() : []; })
+        .then(function (people) {
+          var now = typed(box);
+          if (mine === asked && now && document.activeElement === box) { show(box, now, people); }
+        })
+        .catch(function () { close(); });
+    }, 150);
+  });
+  document.addEventListener("keydown", function (event) {
+    if (!open || event.target !== open.box) { return; }
+    var n = open.items.length;
+    if (event.key === "ArrowDown") { highlight((open.active + 1) % n); }
+    else if (event.key === "ArrowUp") { highlight((open.active + n - 1) % n); }
+    else if (event.key === "Enter" || event.key === "Tab") { take(open.items[open.active]); }
+    else if (event.key === "Escape") { close(); }
+    else { return; }
+    event.preventDefault();
+    event.stopPropagation();  // Enter takes the name: it neither sends nor breaks the line
+  }, true);
+  document.addEventListener("mousedown", function (event) {
+    var li = open && event.target.closest ? event.target.closest(".mention-list [role=option]") : null;
+    if (li) { event.preventDefault(); take(li); }  // the box keeps the focus
+  });
+  document.addEventListener("focusout", function (event) {
+    if (open && event.target === open.box) { close(); }
+  });
+})();
