@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
@@ -304,3 +305,24 @@ def test_a_new_database_is_still_made_in_one_go(tmp_path: Path) -> None:
     host.load()
     assert schema.create_empty(engine, [str(p) for p in host.migrations()]) is True
     engine.dispose()
+
+
+@pytest.mark.usefixtures("steady_identity_cache")
+def test_landing_page_asks_the_database_a_fixed_few_times(app, db) -> None:
+    from caseforum import authcache
+    from tests.sql_helpers import counted
+
+    visitor = TestClient(app)
+    visitor.get("/")  # the office table is now in this process's cache
+    with counted(app.state.engine) as few:
+        assert visitor.get("/").status_code == 200
+    for office in db.exec(select(Office)):  # every office open: more rows, same queries
+        office.public_access = True
+        db.add(office)
+    db.commit()
+    authcache._offices.clear()  # (the fixture keeps commits from clearing it)
+    assert "Viet Nam" in visitor.get("/").text
+    with counted(app.state.engine) as many:
+        assert visitor.get("/").status_code == 200
+    assert len(few) == len(many) <= 3, (few, many)
+    print(f"landing page: {len(many)} SQL statements")

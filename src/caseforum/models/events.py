@@ -44,7 +44,7 @@ class AccountAudit(SQLModel, table=True):
     kind: str
     user_id: int | None = None
     actor_id: int | None = None
-    #: the office concerned (the user's office, or the office that was changed):
-    #: what an office admin's history page shows
-    office_code: str | None = None
     detail: str = ""
+    #: the office concerned (the user's office, or the office that was changed):
+    #: what an office admin's history page shows (last, as migration 0005 added it)
+    office_code: str | None = None
