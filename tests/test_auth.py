@@ -39,7 +39,7 @@ def test_wrong_password_is_refused_with_a_message(client: TestClient) -> None:
                                            "csrf_token": csrf_of(page.text)})
     assert response.status_code == 401
     assert "Wrong username or password" in response.text
-    assert client.get("/", follow_redirects=False).status_code == 303
+    assert client.get("/forum", follow_redirects=False).status_code == 303
 
 
 def test_repeated_failures_are_throttled_even_with_the_right_password(
@@ -76,19 +76,19 @@ def test_login_issues_a_new_session_id_and_logout_revokes_it(client: TestClient,
     assert first != second
     # the first session was ended when the second began
     stale = TestClient(client.app, cookies={"cf_session": first})
-    assert stale.get("/", follow_redirects=False).status_code == 303
+    assert stale.get("/forum", follow_redirects=False).status_code == 303
 
     token = csrf_of(client.get("/").text)
     client.post("/logout", data={"csrf_token": token})
     replay = TestClient(client.app, cookies={"cf_session": second})
-    assert replay.get("/", follow_redirects=False).status_code == 303
+    assert replay.get("/forum", follow_redirects=False).status_code == 303
     rows = db.exec(select(UserSession)).all()
     assert rows and all(r.revoked_at is not None for r in rows)
 
 
 def test_disabling_a_user_revokes_their_open_session(as_user) -> None:
     examiner, _ = as_user("jp.examiner")
-    assert examiner.get("/", follow_redirects=False).status_code == 200
+    assert examiner.get("/forum", follow_redirects=False).status_code == 200
     admin, token = as_user("admin")
     users = admin.get("/admin/users").text
     # find jp.examiner's id from the page's disable form
@@ -98,7 +98,7 @@ def test_disabling_a_user_revokes_their_open_session(as_user) -> None:
     response = admin.post(f"/admin/users/{user_id.group(1)}/disable",
                           data={"csrf_token": token}, follow_redirects=False)
     assert response.status_code == 303
-    assert examiner.get("/", follow_redirects=False).status_code == 303
+    assert examiner.get("/forum", follow_redirects=False).status_code == 303
 
 
 def test_state_changing_requests_need_the_csrf_token(as_user) -> None:

@@ -8,6 +8,7 @@ import pytest
 from caseforum.authz import (
     ANONYMOUS,
     CategoryTarget,
+    CitationTarget,
     ForumPolicy,
     PostTarget,
     ThreadTarget,
@@ -51,6 +52,11 @@ MATRIX = [
     ("token.create", KR_EXAMINER, (False, False, False, True, False)),
     ("home.view", None, (False, True, True, True, True)),
     ("me.view", None, (False, True, True, True, True)),
+    # of a dossier the viewer sees: a document's citations go with the document;
+    # those entered for the whole dossier are for members only
+    ("citation.view", CitationTarget(True, document_visible=True), (True,) * 5),
+    ("citation.view", CitationTarget(True, document_visible=False), (False,) * 5),
+    ("citation.view", CitationTarget(False), (False, True, True, True, True)),
 ]
 ROLES = [None, "examiner", "office_admin", "platform_admin", "bot"]
 

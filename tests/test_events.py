@@ -14,6 +14,7 @@ from caseforum import accounts
 from caseforum.app import create_app
 from caseforum.db import open_session
 from caseforum.events import (
+    AUDITED_OFFICE_EVENTS,
     MAX_ATTEMPTS,
     AccountAuditConsumer,
     Consumer,
@@ -31,7 +32,8 @@ def _count(session: Session, model) -> int:
 
 def _account_events(session: Session) -> int:
     return session.exec(
-        select(func.count()).select_from(Event).where(Event.kind.like("account.%"))
+        select(func.count()).select_from(Event).where(
+            Event.kind.like("account.%") | Event.kind.in_(AUDITED_OFFICE_EVENTS))
     ).one()
 
 

@@ -10,10 +10,11 @@ from sqlmodel import select
 from caseforum.models import Office, User
 
 
-def test_home_needs_log_in(client: TestClient) -> None:
+def test_home_of_a_visitor_is_the_public_landing_page(client: TestClient) -> None:
     response = client.get("/", follow_redirects=False)
-    assert response.status_code == 303
-    assert response.headers["location"] == "/login?next=/"
+    assert response.status_code == 200
+    assert "What is new for me" not in response.text and 'href="/login"' in response.text
+    assert "Offices sharing with the public" in response.text
 
 
 def test_full_page_on_reload_and_fragment_for_htmx(as_user) -> None:
@@ -98,18 +99,24 @@ def test_platform_admin_changes_office_roles(as_user, db) -> None:
     db.expire_all()
     office = db.get(Office, "SG")
     assert office.providing and office.accessing and office.ice_role.value == "recipient"
+    # public access has its own switch: saving the roles leaves it as it was
+    assert office.public_access is False
 
 
-def test_office_admin_may_only_toggle_own_public_access(as_user, db) -> None:
+def test_office_admin_may_only_switch_own_public_access(as_user, db) -> None:
     client, token = as_user("jp.admin")
-    denied = client.post("/admin/offices/KR", data={"csrf_token": token, "public_access": ""})
+    denied = client.post("/admin/offices/KR/public-access",
+                         data={"csrf_token": token, "public_access": "true"})
     assert denied.status_code == 403
-    client.post("/admin/offices/JP", data={"csrf_token": token, "providing": "false",
-                                           "public_access": ""})
+    roles = client.post("/admin/offices/JP", data={"csrf_token": token, "providing": "false"})
+    assert roles.status_code == 403  # roles are the platform's decision
+    client.post("/admin/offices/JP/public-access",
+                data={"csrf_token": token, "public_access": "false"})
     db.expire_all()
     jp = db.get(Office, "JP")
     assert jp.public_access is False
-    assert jp.providing is True  # roles are the platform's decision
+    assert jp.providing is True
+    assert db.get(Office, "KR").public_access is False
 
 
 def test_office_admin_creates_users_only_in_own_office(as_user, db) -> None:

@@ -299,10 +299,20 @@ def error_response(request: Request, *, status: int, detail: Any, code: str,
     if _wants_json(request):
         return JSONResponse({"detail": detail, "code": code, **(extra or {})},
                             status_code=status, headers=headers)
-    if status == 401 and request.method == "GET":
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-    return render(request, "error.html", {"status": status, "detail": detail},
-                  status_code=status, block="content", headers=headers)
+    anonymous = getattr(request.state, "user", None) is None
+    if status == 401 or (status == 404 and anonymous):
+        from caseforum.web.auth_pages import login_url  # a deferred router (web/deferred.py)
+
+        login = login_url(request)
+        if status == 401 and request.headers.get("hx-request") == "true":
+            return Response(status_code=204, headers={"HX-Redirect": login})  # htmx: full page
+        if status == 401 and request.method == "GET":
+            return RedirectResponse(login, status_code=303)
+        context = {"status": status, "detail": detail, "login": login}
+    else:
+        context = {"status": status, "detail": detail}
+    return render(request, "error.html", context, status_code=status, block="content",
+                  headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -109,12 +109,16 @@ def snapshot(obj: Any) -> Any:
 
 
 def offices(session: Session) -> dict[str, Office]:
-    """Every office by code (shared snapshots: do not modify)."""
-    found = _offices.get("all")
+    """Every office by code (shared snapshots: do not modify).
+
+    Kept per database (one in production; a test suite opens many in one process,
+    and one test's offices must not answer for the next one's)."""
+    key = str(session.get_bind().engine.url)
+    found = _offices.get(key)
     if found is None:
         generation = _offices.generation
         found = {o.code: snapshot(o) for o in session.exec(select(Office))}
-        _offices.put("all", found, generation)
+        _offices.put(key, found, generation)
     return found
 
 

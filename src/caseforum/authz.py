@@ -233,6 +233,26 @@ def _document_view(viewer: Viewer, doc: DocumentTarget) -> bool:
     return doc.visibility == "restricted" and viewer.office_code in doc.offices
 
 
+@dataclass(frozen=True)
+class CitationTarget:
+    """A citation in a dossier the viewer may see: taken from one of its documents
+    (``document_visible``: whether the viewer may see that document), or entered
+    for the dossier as a whole (``from_document`` false)."""
+
+    from_document: bool
+    document_visible: bool = False
+
+
+@rule("citation.view", scope="dossiers:read")
+def _citation_view(viewer: Viewer, citation: CitationTarget) -> bool:
+    """A document's citations go with the document.  One entered for the whole
+    dossier comes from the office's file rather than from a document it marked
+    public: members who see the dossier get it, anonymous visitors do not."""
+    if citation.from_document:
+        return citation.document_visible
+    return viewer.is_authenticated
+
+
 @rule("dossier.provide", scope="dossiers:write")
 def _dossier_provide(viewer: Viewer, office_code: Any) -> bool:
     """Providing offices put dossiers in, each for its own office code only."""

@@ -423,13 +423,18 @@ def oldest_event_id(session: Session) -> int:
 # Built-in consumers ------------------------------------------------------
 
 
+#: office events that the account history records too (admin decisions, not roles)
+AUDITED_OFFICE_EVENTS = frozenset({"office.public_access"})
+
+
 class AccountAuditConsumer(Consumer):
-    """Keeps the account history page: every ``account.*`` event, once."""
+    """Keeps the account history page: every ``account.*`` event and each switch of
+    an office's public access, once."""
 
     name = "account-audit"
 
     def wants(self, event: Event) -> bool:
-        return event.kind.startswith("account.")
+        return event.kind.startswith("account.") or event.kind in AUDITED_OFFICE_EVENTS
 
     def handle(self, session: Session, event: Event) -> None:
         exists = session.exec(
@@ -445,6 +450,7 @@ class AccountAuditConsumer(Consumer):
                 kind=event.kind,
                 user_id=int(user_id) if user_id is not None else None,
                 actor_id=event.actor_id,
+                office_code=event.office_code,
                 detail=str(event.payload.get("detail", "")),
             )
         )

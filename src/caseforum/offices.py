@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select
 
 from caseforum import errors
 from caseforum.events import emit
-from caseforum.models import Office
+from caseforum.models import Office, utcnow
 from caseforum.models.office import IceRole
 
 # (code, name, providing, accessing) as the offices took part in WIPO CASE
@@ -85,6 +85,33 @@ def add_office(session: Session, *, code: str, name: str, roles: list[str]) -> O
     return office
 
 
+PUBLIC_ACCESS_EVENT = "office.public_access"
+
+
+def set_public_access(session: Session, office: Office, *, on: bool, by: str,
+                      actor_id: int | None = None) -> bool:
+    """Switch anonymous access to ``office``'s content on or off; returns whether
+    anything changed.
+
+    ``by`` names who decided (a username, "command line", "demo set-up"); it is kept
+    on the office with the time, and the switch is written to the event log in the
+    caller's transaction, which puts it in the account history.  Every process drops
+    its cached office table when the commit lands (:mod:`caseforum.authcache`), so
+    the change holds for the next request of this process at once."""
+    if office.public_access == on:
+        return False
+    office.public_access = on
+    office.public_access_changed_at = utcnow()
+    office.public_access_changed_by = by
+    session.add(office)
+    state = "on" if on else "off"
+    emit(session, kind=PUBLIC_ACCESS_EVENT, actor_id=actor_id, office_code=office.code,
+         subject_type="office", subject_id=office.code,
+         payload={"office_code": office.code, "public_access": on,
+                  "detail": f"{office.code} public access {state} (by {by})"})
+    return True
+
+
 def set_roles(
     session: Session,
     *,
@@ -99,7 +126,7 @@ def set_roles(
     if roles is not None:  # None: keep the roles, change only what else was given
         office.providing, office.accessing = parse_roles(roles)
     if public_access is not None:
-        office.public_access = public_access
+        set_public_access(session, office, on=public_access, by="command line")
     if ice_role is not None:
         try:
             office.ice_role = IceRole(ice_role)

@@ -11,8 +11,8 @@ from sqlmodel import select
 
 from caseforum import schema
 from caseforum.db import open_session
-from caseforum.models import User
-from caseforum.offices import seed_reference_offices
+from caseforum.models import Office, User
+from caseforum.offices import seed_reference_offices, set_public_access
 from caseforum.plugin_host import PluginHost
 
 if TYPE_CHECKING:  # the demo's modules are imported by load_demo only (cold start of init)
@@ -31,6 +31,12 @@ DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
     ("us.admin", "US", "office_admin", "Dossier administrator (USPTO)"),
     ("jp.admin", "JP", "office_admin", "Office administrator (JPO)"),
 )
+
+#: offices whose demo dossiers anonymous visitors may see: WIPO (the IB publishes PCT
+#: documents anyway) and the JPO, so a visitor meets one whole family across offices
+#: (the JP and PCT members of the sulfide electrolyte family) and a second JP dossier,
+#: while the other offices stay closed as every office is until it decides otherwise
+DEMO_PUBLIC_OFFICES = ("IB", "JP")
 
 
 def init_database(engine: Engine, host: PluginHost, *, stamp: Path | None = None,
@@ -69,6 +75,11 @@ def load_demo(
             accounts.create_user(session, username=username, office_code=office, role=role,
                                  password=DEMO_PASSWORD, display_name=name)
             created.append((username, office, role))
+        for code in DEMO_PUBLIC_OFFICES:
+            found = session.get(Office, code)
+            # only where nobody has decided yet: a demo re-run keeps an admin's choice
+            if found is not None and found.public_access_changed_at is None:
+                set_public_access(session, found, on=True, by="demo set-up")
         session.commit()
     if storage_dir is not None:
         load_demo_dossiers(engine, FileStore(storage_dir),

@@ -18,7 +18,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from caseforum import authcache
-from caseforum.authz import DocumentTarget, DossierTarget, Viewer, can, rule
+from caseforum.authz import CitationTarget, DocumentTarget, DossierTarget, Viewer, can, rule
 from caseforum.models import Application, Citation, Document, DocumentOffice
 from caseforum.models.account import Role
 
@@ -139,16 +139,16 @@ class Access:
 
     def citation_count(self, apps: Iterable[Application],
                        visible_docs: dict[int, set[int]]) -> dict[int, int]:
-        """How many citations each dossier shows: those of visible dossiers, and of a
-        citation taken from a document only when that dossier's own document is
-        among ``visible_docs`` (document ids by dossier id)."""
+        """How many citations each dossier shows (rule ``citation.view``), a citation
+        taken from a document counting only with that dossier's own document among
+        ``visible_docs`` (document ids by dossier id)."""
         app_ids = [a.id for a in apps if self.can_see(a)]
         counts: dict[int, int] = defaultdict(int)
         if app_ids:
             for app_id, doc_id in self.session.exec(
                     select(Citation.application_id, Citation.document_id).where(
                         Citation.application_id.in_(app_ids))):  # type: ignore[union-attr]
-                if doc_id is None or doc_id in visible_docs.get(app_id, ()):
+                if self.shows_citation(doc_id, visible_docs.get(app_id, set())):
                     counts[app_id] += 1
         return counts
 
@@ -195,14 +195,21 @@ class Access:
     def citations(self, apps: Iterable[Application],
                   visible_docs: Iterable[Document]) -> list[Citation]:
         """Citations of visible dossiers; one taken from a document is shown
-        only with that document."""
+        only with that document (rule ``citation.view``)."""
         app_ids = [a.id for a in apps if self.can_see(a)]
         if not app_ids:
             return []
-        doc_ids = {d.id for d in visible_docs}
+        doc_ids = {d.id for d in visible_docs if d.id is not None}
         rows = self.session.exec(select(Citation).where(
             Citation.application_id.in_(app_ids)).order_by(Citation.id))  # type: ignore[union-attr]
-        return [c for c in rows if c.document_id is None or c.document_id in doc_ids]
+        return [c for c in rows if self.shows_citation(c.document_id, doc_ids)]
+
+    def shows_citation(self, document_id: int | None, visible_doc_ids: set[int]) -> bool:
+        """Whether a citation of a visible dossier is shown, given the ids of the
+        documents this viewer may see in it (a citation may be a column row)."""
+        return can(self.viewer, "citation.view", CitationTarget(
+            from_document=document_id is not None,
+            document_visible=document_id in visible_doc_ids))
 
     def family(self, app: Application) -> list[Application]:
         """Visible members of the family, the application itself included."""

@@ -6,7 +6,8 @@ the only way pages, the API and live updates reach a category, thread or post:
 
 - ``access_category``, ``access_thread`` and ``access_post`` fetch one object and
   check it in one call.  A missing object and one the viewer may not read give
-  the *same* :class:`NotFound`, so ids cannot be probed.  An object the viewer
+  the *same* :class:`NotFound`, so ids cannot be probed; a visitor who is not
+  logged in gets 401 for both (browsers are sent to the log-in page).  An object the viewer
   may read but not act on (``action``) gives 401/403 through ``authz.require``.
 - ``visible_categories``, ``readable_threads``, ``filter_threads`` and
   ``posts_of`` list with a fixed number of queries whatever the number of rows:
@@ -155,6 +156,14 @@ def _get(session: Session, model: Any, object_id: Any) -> Any:
     return session.get(model, object_id) if 0 < object_id <= MAX_ID else None
 
 
+def _member(viewer: Viewer | None) -> None:
+    """The forum is for members only: a visitor who is not logged in is asked to
+    log in (401; a browser is sent to the log-in page and comes back here),
+    whether or not the object exists, so nothing is revealed to them either."""
+    if viewer is None or not viewer.is_authenticated:
+        raise errors.Unauthorized("Log in to read the forum")
+
+
 def _check(viewer: Viewer | None, action: str, target: Any, view: str, what: str,
            hide: bool) -> None:
     if not can(viewer, view, target):
@@ -169,6 +178,7 @@ def access_category(session: Session, viewer: Viewer | None, category_id: int, *
                     action: str = "category.view", hide: bool = False) -> Category:
     """The category if the viewer may read it (and do ``action``), else 404
     (or 401/403 for an ``action`` on a readable one, 404 too with ``hide``)."""
+    _member(viewer)
     category = _get(session, Category, category_id)
     if category is None:
         raise NotFound("category")
@@ -190,6 +200,7 @@ def access_thread(session: Session, viewer: Viewer | None, thread_id: int, *,
                   action: str = "thread.view", hide: bool = False) -> Thread:
     """The thread if the viewer may read it (and do ``action``), else 404 (or
     401/403 for an ``action`` on a readable one, 404 too with ``hide``)."""
+    _member(viewer)
     thread = _get(session, Thread, thread_id)
     if thread is None:
         raise NotFound("thread")
@@ -201,6 +212,7 @@ def access_post(session: Session, viewer: Viewer | None, post_id: int, *,
                 action: str = "post.view", hide: bool = False) -> tuple[Post, Thread]:
     """The post and its thread if the viewer may read them (and do ``action``:
     a post rule such as ``post.edit``, or ``forum.moderate`` on its thread)."""
+    _member(viewer)
     post = _get(session, Post, post_id)
     thread = session.get(Thread, post.thread_id) if post is not None else None
     if post is None or thread is None:

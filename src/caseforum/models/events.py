@@ -33,7 +33,8 @@ class ConsumerCursor(SQLModel, table=True):
 
 
 class AccountAudit(SQLModel, table=True):
-    """Account history (log-ins, tokens, role changes) built from the event log."""
+    """Account and office history (log-ins, tokens, role changes, public access
+    switched) built from the event log."""
 
     __tablename__ = "account_audit"
 
@@ -44,3 +45,6 @@ class AccountAudit(SQLModel, table=True):
     user_id: int | None = None
     actor_id: int | None = None
     detail: str = ""
+    #: the office concerned (the user's office, or the office that was changed):
+    #: what an office admin's history page shows (last, as migration 0005 added it)
+    office_code: str | None = None

@@ -1,5 +1,6 @@
 """Participating offices (WIPO ST.3 codes) and their roles."""
 
+from datetime import datetime
 from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
@@ -17,9 +18,15 @@ class Office(SQLModel, table=True):
     name: str
     providing: bool = False
     accessing: bool = False
-    public_access: bool = True
+    #: anonymous visitors may see the office's dossiers and its documents marked
+    #: public; off until the office (or the platform) switches it on
+    public_access: bool = False
     ice_role: IceRole = IceRole.none
     peer_url: str | None = None
+    # (last, as migration 0005 added them: a new database gets the same column order)
+    #: when and by whom public access was last switched (``None``: never decided)
+    public_access_changed_at: datetime | None = None
+    public_access_changed_by: str | None = None
 
     @property
     def roles(self) -> list[str]:

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlmodel import select
+from sqlmodel import or_, select
 
 from caseforum import accounts, errors, offices
 from caseforum.authz import SCOPES, can, require
@@ -103,22 +103,40 @@ def office_edit(
     code: str,
     providing: Annotated[bool, Form()] = False,
     accessing: Annotated[bool, Form()] = False,
-    public_access: Annotated[bool, Form()] = False,
     ice_role: Annotated[str, Form()] = "none",
 ) -> Response:
+    """An office's roles and ICE role: the platform's decision.  Public access has
+    its own switch (below), so saving roles never changes it by accident."""
+    office = session.get(Office, code.upper())
+    if office is None:
+        raise errors.NotFound(f"unknown office {code!r}")
+    require(viewer, "offices.manage")
+    roles = [r for r, on in (("providing", providing), ("accessing", accessing)) if on]
+    offices.set_roles(session, code=office.code, roles=roles, ice_role=ice_role)
+    session.commit()
+    return _back("/admin/offices", f"Office {office.code} saved")
+
+
+@router.post("/offices/{code}/public-access")
+def office_public_access(
+    request: Request,
+    session: SessionDep,
+    viewer: CurrentViewer,
+    code: str,
+    public_access: Annotated[bool, Form()],
+) -> Response:
+    """Let anonymous visitors see the office's public documents, or stop them: the
+    office's own admins and the platform admin decide; dated and audited."""
     office = session.get(Office, code.upper())
     if office is None:
         raise errors.NotFound(f"unknown office {code!r}")
     require(viewer, "office.edit", office)
-    if can(viewer, "offices.manage"):
-        roles = [r for r, on in (("providing", providing), ("accessing", accessing)) if on]
-        offices.set_roles(session, code=office.code, roles=roles,
-                          public_access=public_access, ice_role=ice_role)
-    else:  # an office admin decides only about public access to the office's content
-        office.public_access = public_access
-        session.add(office)
+    changed = offices.set_public_access(session, office, on=public_access,
+                                        by=viewer.username, actor_id=viewer.user_id)
     session.commit()
-    return _back("/admin/offices", f"Office {office.code} saved")
+    state = "on" if public_access else "off"
+    return _back("/admin/offices", f"Public access of {office.code} "
+                 f"{'switched' if changed else 'was already'} {state}")
 
 
 # Users and tokens ---------------------------------------------------------------
@@ -228,7 +246,9 @@ def audit_page(request: Request, session: SessionDep, viewer: CurrentViewer) -> 
     query = select(AccountAudit).order_by(AccountAudit.id.desc()).limit(200)  # type: ignore[union-attr]
     if not can(viewer, "users.list_all"):
         ids = [u.id for u in _visible_users(session, viewer)]
-        query = query.where(AccountAudit.user_id.in_(ids))  # type: ignore[union-attr]
+        # the office's own users, and what was decided about the office itself
+        query = query.where(or_(AccountAudit.user_id.in_(ids),  # type: ignore[union-attr]
+                                AccountAudit.office_code == viewer.office_code))
     rows = session.exec(query).all()
     names = {u.id: u.username for u in session.exec(select(User))}
     return render(request, "admin/audit.html", {"rows": rows, "names": names})

@@ -1,7 +1,7 @@
 """Log-in and log-out."""
 
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -22,6 +22,25 @@ def _safe_next(target: str | None) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
+
+
+def login_url(request: Request) -> str:
+    """The log-in page, set to bring the user back to where they were going.
+
+    A page the browser asked for directly comes back to itself (query included); an
+    htmx request that is not a page load, or a form post, to the page it was made
+    from (``HX-Current-URL``, else ``Referer``: same-site paths only)."""
+    headers = request.headers
+    fragment = headers.get("hx-request") == "true" and not headers.get("hx-boosted")
+    if request.method == "GET" and not fragment:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    else:
+        came_from = urlsplit(headers.get("hx-current-url") or headers.get("referer") or "/")
+        same_site = not came_from.netloc or came_from.netloc == request.url.netloc
+        target = (came_from.path or "/") + (f"?{came_from.query}" if came_from.query else "")
+        target = target if same_site else "/"
+    target = _safe_next(target)
+    return "/login" if target == "/" else f"/login?next={quote(target, safe='/')}"
 
 
 def _address(request: Request) -> str:

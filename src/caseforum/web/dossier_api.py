@@ -169,7 +169,7 @@ def dossier_body(request: Request, session: Session, access: Access, app: Any,
             "id": c.id, "cited": c.cited, "category": c.category, "claims": c.claims,
             "phase": c.phase, "document_id": c.document_id, "citing_office": c.citing_office,
             "link": _link(c.cited)} for c in citations
-            if c.document_id is None or c.document_id in doc_ids],
+            if access.shows_citation(c.document_id, doc_ids)],
         "family": [{
             "office": m.office_code, "application_number": m.number,
             "display_number": m.display_number, "filing_date": _iso(m.filing_date),

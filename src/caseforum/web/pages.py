@@ -5,7 +5,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import text
 from sqlmodel import select
 
-from caseforum import __version__
+from caseforum import __version__, authcache
 from caseforum.authz import can
 from caseforum.db import SessionDep
 from caseforum.dossiers.access import Access
@@ -13,6 +13,7 @@ from caseforum.forum.access import readable_threads
 from caseforum.forum.service import readable_notifications, unread_counts
 from caseforum.models import AccountAudit, Application, Document, Notification, Office
 from caseforum.web.deps import CurrentViewer
+from caseforum.web.dossier_pages import dossier_url
 from caseforum.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -21,7 +22,7 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 @router.get("/")
 def home(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
     if not can(viewer, "home.view"):
-        return RedirectResponse("/login?next=/", status_code=303)
+        return landing(request, session, viewer)
     activity = session.exec(
         select(AccountAudit)
         .where(AccountAudit.user_id == viewer.user_id)
@@ -52,6 +53,27 @@ def home(request: Request, session: SessionDep, viewer: CurrentViewer) -> Respon
     return render(request, "home.html", {
         "activity": activity, "offices": offices, "notes": notes,
         "unread_threads": unread_threads, "new_docs": new_docs})
+
+
+LANDING_DOSSIERS = 10
+
+
+def landing(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
+    """The page a visitor who is not logged in meets: what CaseForum is, the offices
+    that share with the public, a number box and their latest dossiers.  What is
+    listed passes the same rules as every other page (``Access``)."""
+    public_offices = sorted((o for o in authcache.offices(session).values() if o.public_access),
+                            key=lambda o: o.code)
+    access = Access(session, viewer)
+    recent: list[Application] = []
+    if public_offices:
+        rows = session.exec(select(Application).where(
+            Application.office_code.in_([o.code for o in public_offices]))  # type: ignore[attr-defined]
+            .order_by(Application.updated_at.desc())  # type: ignore[attr-defined]
+            .limit(LANDING_DOSSIERS))
+        recent = [a for a in rows if access.can_see(a)]
+    return render(request, "landing.html", {
+        "public_offices": public_offices, "recent": recent, "dossier_url": dossier_url})
 
 
 @router.get("/favicon.ico")
