@@ -1,7 +1,7 @@
 """public access: off until an office switches it on, dated and audited
 
-Revision ID: 0005_public_access
-Revises: 0004_quiet_posts
+Revision ID: 0006_public_access
+Revises: 0005_document_codes
 Create Date: 2026-11-26 05:26:02.670741
 
 Until now every office let anonymous visitors in by default, and nobody ever
