@@ -38,7 +38,7 @@ from caseforum.models import Application, Citation, Document, IdempotencyRecord,
 from caseforum.numbers import NumberError, parse_publication_number, search_link
 from caseforum.web.content import content_response, signed_url
 from caseforum.web.deps import CurrentViewer
-from caseforum.web.dossier_pages import source_for
+from caseforum.web.dossier_pages import document_bytes
 from caseforum.web.params import PathId
 
 router = APIRouter(prefix="/api/v1", tags=["dossiers"])
@@ -350,7 +350,7 @@ def get_document_content(request: Request, session: SessionDep, viewer: CurrentV
         # a browser: the bytes come only from the content host (scripts keep the token way)
         return RedirectResponse(signed_url(settings, "documents", str(doc.id),
                                            viewer.user_id or 0, download=True), status_code=303)
-    chunks = source_for(request, app).fetch_document(doc, store=request.app.state.store)
+    chunks = document_bytes(request, session, doc)
     # always a download, typed from the bytes and sandboxed (web/content.py)
     return content_response(chunks, filename=doc.filename, size=doc.size,
                             settings=request.app.state.settings,
