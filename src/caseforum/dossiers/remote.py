@@ -106,8 +106,9 @@ def _matched_as(app: Application, text: str, office: str | None, known: set[str]
 def lookup(session: Session, access: Access, host: PluginHost, text: str,
            office: str | None = None) -> tuple[list[Match], list[str]]:
     """Every dossier matching ``text``: the visible ones held here, then what the
-    remote sources know that is not held here.  Also returns one line per source
-    that could not be asked.  Raises :class:`NumberError` for a malformed number
+    remote sources know that is not held here (fetched and stored now, so that each
+    match opens without another look-up).  Also returns one line per source that
+    could not be asked; the caller commits.  Raises :class:`NumberError` for a malformed number
     when no source recognises it either."""
     problem: NumberError | None = None
     local: list[Application] = []
@@ -128,12 +129,19 @@ def lookup(session: Session, access: Access, host: PluginHost, text: str,
             continue
         except errors.CaseForumError:
             continue  # the source says: not a number it knows
-        for m in found:
+        for m in found[:MAX_REMOTE_MATCHES]:
             key = (m.office.upper(), _normal_number(session, m.office, m.application_number))
-            if key not in held:
-                held.add(key)
-                matches.append(Match(key[0], key[1], m.display_number, m.matched_as,
-                                     guard.name))
+            if key in held:
+                continue
+            held.add(key)
+            try:  # stored now, so the url answers without asking again
+                app = fetch_and_store(session, guard, m)
+            except SourceUnavailable as exc:
+                unavailable.append(exc.message)
+                continue
+            if app is not None and access.can_see(app):
+                matches.append(Match(app.office_code, app.number, app.display_number,
+                                     m.matched_as, guard.name))
     if not matches and problem is not None and not unavailable:
         raise problem
     return matches, unavailable
@@ -151,7 +159,9 @@ def find_or_fetch(session: Session, access: Access, host: PluginHost, text: str,
         malformed = True
     else:
         malformed = False
-    if local:
+    if local or not access.viewer.is_authenticated:  # visitors never set off remote calls
+        if malformed and not local:
+            find_dossiers(session, access, text, office=office)  # raises the NumberError
         return local, []
     found: list[Application] = []
     unavailable: list[str] = []
@@ -188,11 +198,12 @@ def fetch_and_store(session: Session, guard: GuardedSource,
 
 
 def ensure_dossier(session: Session, host: PluginHost, office: str, number: str, *,
-                   refresh: bool = False) -> Application | None:
+                   refresh: bool = False, ask_sources: bool = True) -> Application | None:
     """The dossier ``office``/``number`` as held here, fetched from the sources when
     it is not held, refreshed when its copy is older than the source's time-to-live
     (or ``refresh``).  A copy that cannot be refreshed is returned marked
-    ``stale_since``.  ``None``: no source knows it.  Raises
+    ``stale_since``.  ``None``: no source knows it (or, without ``ask_sources``,
+    it is not held here).  Raises
     :class:`SourceUnavailable` when it is not held and a source could not be asked."""
     app = service.get_dossier(session, office=office, number=number)
     if app is not None:
@@ -215,6 +226,8 @@ def ensure_dossier(session: Session, host: PluginHost, office: str, number: str,
                 session.flush()
             return app
         return store_dossier(session, guard.name, dossier, app=app)
+    if not ask_sources:
+        return None
     unavailable: list[str] = []
     for guard in remote_sources(host):
         try:

@@ -6,7 +6,7 @@ codes and dates) or raises :class:`DossierError` naming the field to fix.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -141,7 +141,11 @@ class DossierOut(BaseModel):
     cpc: list[str]
     priorities: list[dict[str, Any]]
     pct_application_number: str | None
-    source: str
+    source: str = Field(description="where the dossier comes from: hosted (uploaded here) "
+                        "or the name of a dossier source such as opd_link")
+    stale_since: datetime | None = Field(
+        default=None, description="set when the dossier came from a remote source that "
+        "could not be asked again since then (the copy held here is shown); null when fresh")
     documents: list[DocumentOut]
     citations: list[CitationOut]
     family: list[FamilyMemberOut]

@@ -12,7 +12,7 @@ import json
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import and_, bindparam, or_
 from sqlalchemy import select as sa_select
@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 from caseforum import errors
 from caseforum.authz import Viewer, require
 from caseforum.db import SessionDep
-from caseforum.dossiers import service
+from caseforum.dossiers import remote, service
 from caseforum.dossiers.access import Access
 from caseforum.dossiers.packages import PackageLimits, import_package
 from caseforum.dossiers.schemas import (
@@ -150,6 +150,17 @@ def dossier_body(request: Request, session: Session, access: Access, app: Any,
     connection = session.connection()
     priorities = connection.execute(PRIORITIES, {"app_id": app.id}).all()
     citations = connection.execute(CITATIONS, {"app_id": app.id}).all()
+    stale_since, labels = None, {}
+    if app.source != "hosted":  # a remote copy: its freshness and the source's own labels
+        facts = remote.remote_facts(session, [app.id]).get(app.id)
+        stale_since = facts.stale_since if facts is not None else None
+        labels = remote.document_labels(session, list(doc_ids))
+
+    def label(doc_id: int, code: str) -> str:
+        if doc_id in labels:
+            return labels[doc_id]
+        return registry.label(code) if code in registry else code
+
     return {
         "office": app.office_code, "application_number": app.number,
         "display_number": app.display_number, "kind": app.kind,
@@ -159,9 +170,9 @@ def dossier_body(request: Request, session: Session, access: Access, app: Any,
         "priorities": [{"office": p.office_code, "number": p.number, "date": _iso(p.date)}
                        for p in priorities],
         "pct_application_number": app.pct_number, "source": app.source,
+        "stale_since": stale_since.isoformat() if stale_since else None,
         "documents": [{
-            "id": d.id, "code": d.code,
-            "label": registry.label(d.code) if d.code in registry else d.code,
+            "id": d.id, "code": d.code, "label": label(d.id, d.code),
             "date": _iso(d.date), "language": d.language, "is_translation": d.is_translation,
             "visibility": str(d.visibility), "offices": sorted(offices),
             "media_type": d.media_type, "size": d.size, "sha256": d.sha256, "pages": d.pages,
@@ -236,12 +247,50 @@ def put_dossier(request: Request, session: SessionDep, viewer: CurrentViewer, da
             responses={200: {"model": DossierOut}, **ERRORS},
             summary="A dossier with the documents and citations the caller may see")
 def get_dossier(request: Request, session: SessionDep, viewer: CurrentViewer, office: str,
-                number: str) -> Response:
+                number: str,
+                refresh: Annotated[bool, Query(description="ask the source again now")] = False,
+                ) -> Response:
     # four queries whatever the number of documents, one thread hop, and no model
     # validation on the way out: the schema is declared, the answer built as JSON values
     access = Access(session, viewer)
-    app, family = _dossier_and_family(session, access, office, number)
+    host = request.app.state.plugins
+    try:
+        app, family = _dossier_and_family(session, access, office, number)
+    except errors.NotFound:  # not held here (or hidden): the sources may know it
+        fetched = remote.ensure_dossier(session, host, office, number,
+                                        ask_sources=viewer.is_authenticated)
+        session.commit()
+        if fetched is None:
+            raise errors.NotFound(f"no dossier {office}/{number}: it is not held here and "
+                                  "no dossier source knows it") from None
+        app, family = _dossier_and_family(session, access, fetched.office_code,
+                                          fetched.number)
+    else:
+        if app.source != "hosted":  # a remote copy: refreshed when old or asked to
+            remote.ensure_dossier(session, host, app.office_code, app.number, refresh=refresh)
+            session.commit()
+            app, family = _dossier_and_family(session, access, app.office_code, app.number)
     return JSONResponse(dossier_body(request, session, access, app, family))
+
+
+@router.get("/lookup", responses=ERRORS,
+            summary="Dossiers matching a number in any form, held here or at a source")
+def lookup_number(request: Request, session: SessionDep, viewer: CurrentViewer,
+                  number: Annotated[str, Query(min_length=1, max_length=100)],
+                  office: Annotated[str | None, Query(max_length=2)] = None) -> Response:
+    """Every dossier the number names: the ones held here that the caller may see and
+    the ones the dossier sources know (fetched when opened through ``url``).
+    ``unavailable`` names the sources that could not be asked."""
+    require(viewer, "dossier.lookup")
+    access = Access(session, viewer)
+    matches, unavailable = remote.lookup(session, access, request.app.state.plugins,
+                                         number, office.upper() if office else None)
+    session.commit()
+    return JSONResponse({
+        "matches": [{"office": m.office, "application_number": m.application_number,
+                     "display_number": m.display_number, "matched_as": m.matched_as,
+                     "source": m.source, "url": m.url} for m in matches],
+        "unavailable": unavailable})
 
 
 @router.get("/dossiers/{office}/{number}/family", response_model=list[FamilyMemberOut],

@@ -112,7 +112,8 @@ def _remote_view(request: Request, session: SessionDep, access: Access, office: 
     and its remote facts (``None`` for a hosted dossier) for the banner."""
     host = request.app.state.plugins
     app = remote.ensure_dossier(session, host, office, number,
-                                refresh=request.query_params.get("refresh") == "1")
+                                refresh=request.query_params.get("refresh") == "1",
+                                ask_sources=access.viewer.is_authenticated)
     session.commit()
     if app is None or not access.can_see(app):
         raise errors.NotFound(f"No dossier {office} {number} for you: it is not held here "
