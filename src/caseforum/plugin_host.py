@@ -35,6 +35,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "caseforum.plugins.document_types",
     "caseforum.plugins.dossier_cards",
     "caseforum.plugins.hosted_repository",
+    "caseforum.plugins.peer_sources",
     "caseforum.plugins.builtin_bots",
 )
 
@@ -83,10 +84,12 @@ class PluginRecord:
 class PluginHost:
     """Wraps ``pluggy.PluginManager`` with state and typed hook calls."""
 
-    def __init__(self, plugin_settings: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, plugin_settings: dict[str, dict[str, Any]] | None = None, *,
+                 data_dir: Path | None = None) -> None:
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.settings = plugin_settings or {}
+        self.data_dir = data_dir  # the instance's data folder, for hooks that ask for it
         self.records: dict[str, PluginRecord] = {}
         self._sources: list[GuardedSource] | None = None  # built on first use, see below
         self._source_health: dict[str, SourceHealth] = {}  # by source name, kept across
@@ -235,6 +238,8 @@ class PluginHost:
             args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
             if "config" in impl.argnames and "config" not in kwargs:
                 args["config"] = self.config(impl.plugin_name)  # the plugin's own settings
+            if "data_dir" in impl.argnames and "data_dir" not in kwargs:
+                args["data_dir"] = self.data_dir
             try:
                 value = impl.function(**args)
             except Exception as exc:

@@ -104,7 +104,8 @@ def _matched_as(app: Application, text: str, office: str | None, known: set[str]
 
 
 def lookup(session: Session, access: Access, host: PluginHost, text: str,
-           office: str | None = None) -> tuple[list[Match], list[str]]:
+           office: str | None = None, *,
+           ask_sources: bool = True) -> tuple[list[Match], list[str]]:
     """Every dossier matching ``text``: the visible ones held here, then what the
     remote sources know that is not held here (fetched and stored now, so that each
     match opens without another look-up).  Also returns one line per source that
@@ -121,7 +122,7 @@ def lookup(session: Session, access: Access, host: PluginHost, text: str,
                      _matched_as(a, text, office, known), a.source) for a in local]
     held = {(m.office, m.application_number) for m in matches}
     unavailable: list[str] = []
-    for guard in remote_sources(host):
+    for guard in remote_sources(host) if ask_sources else []:
         try:
             found = guard.lookup(text, office=office)
         except SourceUnavailable as exc:

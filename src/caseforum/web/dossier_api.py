@@ -258,7 +258,7 @@ def get_dossier(request: Request, session: SessionDep, viewer: CurrentViewer, of
         app, family = _dossier_and_family(session, access, office, number)
     except errors.NotFound:  # not held here (or hidden): the sources may know it
         fetched = remote.ensure_dossier(session, host, office, number,
-                                        ask_sources=viewer.is_authenticated)
+                                        ask_sources=_may_ask_sources(request, viewer))
         session.commit()
         if fetched is None:
             raise errors.NotFound(f"no dossier {office}/{number}: it is not held here and "
@@ -273,6 +273,16 @@ def get_dossier(request: Request, session: SessionDep, viewer: CurrentViewer, of
     return JSONResponse(dossier_body(request, session, access, app, family))
 
 
+#: sent by an instance reading this one as a dossier source (plugins/peer_sources.py):
+#: such a request is answered from what is held here, so two instances that read each
+#: other never ask each other in a circle
+PEER_HEADER = "x-caseforum-peer"
+
+
+def _may_ask_sources(request: Request, viewer: Viewer) -> bool:
+    return viewer.is_authenticated and PEER_HEADER not in request.headers
+
+
 @router.get("/lookup", responses=ERRORS,
             summary="Dossiers matching a number in any form, held here or at a source")
 def lookup_number(request: Request, session: SessionDep, viewer: CurrentViewer,
@@ -284,7 +294,8 @@ def lookup_number(request: Request, session: SessionDep, viewer: CurrentViewer,
     require(viewer, "dossier.lookup")
     access = Access(session, viewer)
     matches, unavailable = remote.lookup(session, access, request.app.state.plugins,
-                                         number, office.upper() if office else None)
+                                         number, office.upper() if office else None,
+                                         ask_sources=_may_ask_sources(request, viewer))
     session.commit()
     return JSONResponse({
         "matches": [{"office": m.office, "application_number": m.application_number,
