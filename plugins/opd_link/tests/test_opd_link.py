@@ -151,6 +151,9 @@ def test_an_examiner_opens_a_family_held_only_by_the_opd(opd_client: TestClient,
     body = opd_client.get("/api/v1/dossiers/US/16123456").json()
     assert reference.requests == remote_calls  # the second view costs no remote call
     assert body["source"] == "opd_link" and body["stale_since"] is None
+    assert body["publications"] == [
+        {"number": "20190095759", "kind": "A1", "date": "2019-03-28"},
+        {"number": "10902286", "kind": "B2", "date": "2021-01-26"}]
     assert {m["office"] + m["application_number"] for m in body["family"]} == \
         {"JP2017187096", "US16123456", "US17130468"}
     recorded = _recorded("doclist_US_16123456_A.json")["docs"]

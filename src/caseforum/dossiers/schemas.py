@@ -146,6 +146,10 @@ class DossierOut(BaseModel):
     stale_since: datetime | None = Field(
         default=None, description="set when the dossier came from a remote source that "
         "could not be asked again since then (the copy held here is shown); null when fresh")
+    publications: list[dict[str, Any]] | None = Field(
+        default=None, description="a dossier from a remote source: every publication as "
+        "the source gave it, {number, kind, date} (kind codes such as A1, B2 kept); "
+        "null for a hosted dossier")
     documents: list[DocumentOut]
     citations: list[CitationOut]
     family: list[FamilyMemberOut]

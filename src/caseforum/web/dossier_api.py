@@ -150,10 +150,11 @@ def dossier_body(request: Request, session: Session, access: Access, app: Any,
     connection = session.connection()
     priorities = connection.execute(PRIORITIES, {"app_id": app.id}).all()
     citations = connection.execute(CITATIONS, {"app_id": app.id}).all()
-    stale_since, labels = None, {}
+    stale_since, labels, publications = None, {}, None
     if app.source != "hosted":  # a remote copy: its freshness and the source's own labels
         facts = remote.remote_facts(session, [app.id]).get(app.id)
-        stale_since = facts.stale_since if facts is not None else None
+        if facts is not None:
+            stale_since, publications = facts.stale_since, list(facts.publications)
         labels = remote.document_labels(session, list(doc_ids))
 
     def label(doc_id: int, code: str) -> str:
@@ -171,6 +172,7 @@ def dossier_body(request: Request, session: Session, access: Access, app: Any,
                        for p in priorities],
         "pct_application_number": app.pct_number, "source": app.source,
         "stale_since": stale_since.isoformat() if stale_since else None,
+        "publications": publications,
         "documents": [{
             "id": d.id, "code": d.code, "label": label(d.id, d.code),
             "date": _iso(d.date), "language": d.language, "is_translation": d.is_translation,
