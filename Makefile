@@ -9,12 +9,18 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 VENDOR := src/caseforum/static/vendor
 export CASEFORUM_DATA_DIR ?= $(CURDIR)/var
+OPD_PORT ?= 8765
 
 .PHONY: run test test-fast setup assets db browser lint clean services-test bench
 
+# beside the app, the One Portal Dossier reference server (recorded Global Dossier
+# answers): type US 16/123,456 in the number box to see an OPD family arrive
 run: setup db
 	$(BIN)/caseforum demo
 	$(BIN)/caseforum ice demo
+	$(BIN)/caseforum-opd-reference --port $(OPD_PORT) & opd=$$!; \
+	trap 'kill $$opd' EXIT INT TERM; \
+	CASEFORUM_PLUGINS__OPD_LINK__BASE_URL=$${CASEFORUM_PLUGINS__OPD_LINK__BASE_URL:-http://127.0.0.1:$(OPD_PORT)} \
 	$(BIN)/caseforum serve --host $(HOST) --port $(PORT)
 
 test: setup browser lint

@@ -143,17 +143,22 @@ def test_unknown_plugin_is_404(as_user) -> None:
 
 
 def test_hook_register_dossier_sources(host: PluginHost) -> None:
-    source = SimpleNamespace(name="paper", lookup=lambda number: None,
-                             fetch_document=lambda ref: b"")
+    source = SimpleNamespace(name="paper", lookup=lambda number, office=None: [],
+                             fetch_dossier=lambda ref: None, stream_document=lambda ref: [])
+    seen: list[dict] = []
 
     class P:
         @hookimpl
-        def register_dossier_sources(self):
+        def register_dossier_sources(self, config):
+            seen.append(config)  # the plugin's own settings
             return [source]
 
+    host.settings["paper_source"] = {"shelf": "B"}
     host.add(P(), name="paper_source")
     try:
         assert source in host.dossier_sources()
+        assert seen[-1] == {"shelf": "B"}
+        assert [h.name for h in host.source_health()] == ["paper", "hosted"]
     finally:
         host.remove("paper_source")
     assert source not in host.dossier_sources()
@@ -465,18 +470,29 @@ def test_secret_settings_are_masked_on_the_admin_page(settings) -> None:
 
 
 def test_a_second_dossier_source_answers_what_the_hosted_one_does_not(settings) -> None:
-    """The number box asks every source; a plugin source answers unknown numbers."""
-    from caseforum.models import Application
+    """The number box reads this database first, then asks the other sources in plugin
+    order; what a source returns is stored and opened like any dossier."""
+    from datetime import date
+
+    from caseforum.sources import NumberMatch, SourceApplication, SourceDossier
 
     class Remote:
         name = "remote"
         asked: list[str] = []
 
-        def lookup(self, number, *, session, access, office=None):
+        def lookup(self, number, *, office=None):
             self.asked.append(number)
-            app = session.exec(select(Application).where(Application.office_code == "US")
-                               ).first()
-            return [app] if "99/999,999" in number else []
+            if "99/999,999" not in number:
+                return []
+            return [NumberMatch("US", "99999999", "99/999,999", "application", "us-99")]
+
+        def fetch_dossier(self, ref):
+            member = SourceApplication("US", "99999999", "99/999,999", date(2020, 1, 2),
+                                       title="Remote widget", documents=())
+            return SourceDossier(ref, "US", "99999999", (member,))
+
+        def stream_document(self, ref):
+            return []
 
     h = PluginHost()
     h.load()
@@ -487,10 +503,17 @@ def test_a_second_dossier_source_answers_what_the_hosted_one_does_not(settings) 
             return [Remote()]
 
     h.add(P(), name="remote_source")
-    assert [s.name for s in h.dossier_sources()] == ["remote", "hosted"]
+    assert [s.name for s in h.dossier_sources()][:2] == ["remote", "hosted"]
     app = create_app(settings, plugins=h)
     with TestClient(app) as client:
         login(client, "kr.examiner")
         found = client.get("/dossiers", params={"q": "US 99/999,999"}, follow_redirects=False)
-    assert found.status_code == 303 and found.headers["location"].startswith("/dossiers/US/")
-    assert Remote.asked == ["US 99/999,999"]
+        assert found.status_code == 303
+        assert found.headers["location"] == "/dossiers/US/99999999"
+        page = client.get(found.headers["location"])
+        assert page.status_code == 200 and "Remote widget" in page.text
+        assert "From remote, last refreshed" in page.text
+        again = client.get("/dossiers", params={"q": "US 99/999,999"},
+                           follow_redirects=False)
+    assert again.status_code == 303
+    assert Remote.asked == ["US 99/999,999"]  # the second look-up was answered from here

@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     engine = make_engine(settings)
     broker = make_broker(settings.redis_url)
     if plugins is None:
-        plugins = PluginHost(settings.plugins)
+        plugins = PluginHost(settings.plugins, data_dir=settings.data_dir)
         plugins.load(disabled=disabled_plugins(engine))
     consumers: list[Consumer] = [
         AccountAuditConsumer(),

@@ -211,6 +211,13 @@ class DocumentTarget:
     offices: frozenset[str] = frozenset()
 
 
+@rule("dossier.lookup", scope="dossiers:read")
+def _dossier_lookup(viewer: Viewer, obj: Any) -> bool:
+    """Looking a number up may ask remote dossier sources: users and tokens only
+    (what the answer lists is filtered by ``dossier.view``)."""
+    return viewer.is_authenticated
+
+
 @rule("dossier.view", scope="dossiers:read")
 def _dossier_view(viewer: Viewer, target: DossierTarget) -> bool:
     """Own office always; other offices' dossiers only for accessing offices;

@@ -75,7 +75,7 @@ class Context:
         if self._host is None:
             from caseforum.db import disabled_plugins
 
-            self._host = PluginHost(self.settings.plugins)
+            self._host = PluginHost(self.settings.plugins, data_dir=self.settings.data_dir)
             logging.getLogger("caseforum.plugin_host").setLevel(logging.CRITICAL)
             self._host.load(disabled=disabled_plugins(self.engine))
         return self._host
@@ -135,7 +135,8 @@ def serve(ctx: Context, bind: str, port: int, workers: int) -> None:
     from caseforum.app import disabled_plugins
     from caseforum.setup_db import init_database
 
-    host = PluginHost(ctx.settings.plugins)  # plugin failures are logged, as they should be
+    # plugin failures are logged, as they should be
+    host = PluginHost(ctx.settings.plugins, data_dir=ctx.settings.data_dir)
     host.load(disabled=disabled_plugins(ctx.engine))
     init_database(ctx.engine, host, stamp=ctx.settings.data_dir / "schema-stamp.json",
                   create_if_empty=True)
@@ -409,7 +410,7 @@ def _plugin_commands() -> None:
         return
     from caseforum.db import disabled_plugins
 
-    host = PluginHost(settings.plugins)
+    host = PluginHost(settings.plugins, data_dir=settings.data_dir)
     logging.getLogger("caseforum.plugin_host").setLevel(logging.CRITICAL)
     try:
         disabled = disabled_plugins(make_engine(settings))

@@ -8,15 +8,22 @@ lacks documentation or a test.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from caseforum import hookspec
+from caseforum.sources import DossierSource
 
 
 @hookspec
-def register_dossier_sources() -> list[Any]:
-    """Return dossier sources: objects with ``name``, ``lookup(number)``,
-    ``fetch_document(ref)`` and optionally ``poll_changes(since)``."""
+def register_dossier_sources(config: dict[str, Any], data_dir: Path | None
+                             ) -> list[DossierSource]:
+    """Return dossier sources, each answering :class:`caseforum.sources.DossierSource`
+    (``name``, ``lookup(number, *, office=None)``, ``fetch_dossier(ref)``,
+    ``stream_document(ref)``, optionally ``changes_since(cursor)``).  ``config`` is
+    the plugin's own validated settings, ``data_dir`` the instance's data folder
+    (``None`` when the host was made without one).  The host checks each object at load and
+    calls it guarded: a source that breaks is marked unhealthy, not fatal."""
 
 
 @hookspec

@@ -24,6 +24,7 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from caseforum import PROJECT, __version__, errors, hookspecs
+from caseforum.sources import GuardedSource, SourceHealth, contract_problem
 
 log = logging.getLogger(__name__)
 SECRET_WORDS = re.compile(r"secret|password|token|key", re.IGNORECASE)
@@ -34,6 +35,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "caseforum.plugins.document_types",
     "caseforum.plugins.dossier_cards",
     "caseforum.plugins.hosted_repository",
+    "caseforum.plugins.peer_sources",
     "caseforum.plugins.builtin_bots",
 )
 
@@ -82,11 +84,15 @@ class PluginRecord:
 class PluginHost:
     """Wraps ``pluggy.PluginManager`` with state and typed hook calls."""
 
-    def __init__(self, plugin_settings: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, plugin_settings: dict[str, dict[str, Any]] | None = None, *,
+                 data_dir: Path | None = None) -> None:
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.settings = plugin_settings or {}
+        self.data_dir = data_dir  # the instance's data folder, for hooks that ask for it
         self.records: dict[str, PluginRecord] = {}
+        self._sources: list[GuardedSource] | None = None  # built on first use, see below
+        self._source_health: dict[str, SourceHealth] = {}  # by source name, kept across
 
     # Loading ---------------------------------------------------------------
 
@@ -146,6 +152,7 @@ class PluginHost:
         if name in self.records and self.records[name].state != "failed":
             log.warning("plugin %s is installed twice; keeping the first", name)
             return self.records[name]
+        self._sources = None
         record = PluginRecord(name=name, source=source, version=version, module=module)
         try:
             record.config = self._validate_config(name, module)
@@ -164,6 +171,7 @@ class PluginHost:
 
     def remove(self, name: str) -> None:
         """Unregister and forget a plugin (tests use this to clean up)."""
+        self._sources = None
         record = self.records.pop(name, None)
         if record and self.pm.has_plugin(name):
             self.pm.unregister(name=name)
@@ -205,6 +213,7 @@ class PluginHost:
         if record.state == "failed":
             raise errors.Conflict(f"plugin {name} failed to load and cannot be switched on: "
                              f"{record.error}")
+        self._sources = None
         if enabled and record.state == "disabled":
             self.pm.register(record.module, name=name)
             record.state = "enabled"
@@ -227,6 +236,10 @@ class PluginHost:
         results: list[tuple[str, Any]] = []
         for impl in self._impls(hook):
             args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
+            if "config" in impl.argnames and "config" not in kwargs:
+                args["config"] = self.config(impl.plugin_name)  # the plugin's own settings
+            if "data_dir" in impl.argnames and "data_dir" not in kwargs:
+                args["data_dir"] = self.data_dir
             try:
                 value = impl.function(**args)
             except Exception as exc:
@@ -243,7 +256,47 @@ class PluginHost:
         return [item for _, items in self._call_each(hook, **kwargs) for item in items]
 
     def dossier_sources(self) -> list[Any]:
-        return self._flat("register_dossier_sources")
+        """The sources that passed the contract check, in plugin order."""
+        return [g.source for g in self.guarded_sources() if not g.health.problem]
+
+    def guarded_sources(self) -> list[GuardedSource]:
+        """Every source the enabled plugins return, each wrapped in its guard.
+
+        Collected once (again after a plugin is added, removed or switched), and
+        checked against the contract then: a source that fails the check is kept
+        with its problem, for the admin page, and never called.  Health survives
+        the re-collection (it is kept by source name)."""
+        if self._sources is None:
+            found: list[GuardedSource] = []
+            for plugin, items in self._call_each("register_dossier_sources"):
+                for source in items or []:
+                    found.append(self._guard(plugin, source, {g.name for g in found}))
+            self._sources = found
+        return self._sources
+
+    def _guard(self, plugin: str, source: Any, taken: set[str]) -> GuardedSource:
+        problem = contract_problem(source)
+        name = str(getattr(source, "name", "?")) if not problem else \
+            str(getattr(source, "name", None) or f"{plugin}?")
+        if not problem and name in taken:
+            problem = f"{name}: another source already has this name"
+        health = self._source_health.get(name)
+        if health is None or health.plugin != plugin:
+            label = getattr(source, "label", None)
+            health = SourceHealth(name=name, plugin=plugin,
+                                  label=label if isinstance(label, str) and label else name)
+            self._source_health[name] = health
+        health.problem = problem
+        if problem:
+            log.error("plugin %s: dossier source refused: %s", plugin, problem)
+        return GuardedSource(source, health)
+
+    def source(self, name: str) -> GuardedSource | None:
+        """The guarded source called ``name`` (``None``: none, or switched off)."""
+        return next((g for g in self.guarded_sources() if g.name == name), None)
+
+    def source_health(self) -> list[SourceHealth]:
+        return [g.health for g in self.guarded_sources()]
 
     def notification_channels(self) -> list[Any]:
         return self._flat("register_notification_channels")

@@ -6,7 +6,7 @@ codes and dates) or raises :class:`DossierError` naming the field to fix.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -143,7 +143,15 @@ class DossierOut(BaseModel):
     cpc: list[str]
     priorities: list[dict[str, Any]]
     pct_application_number: str | None
-    source: str
+    source: str = Field(description="where the dossier comes from: hosted (uploaded here) "
+                        "or the name of a dossier source such as opd_link")
+    stale_since: datetime | None = Field(
+        default=None, description="set when the dossier came from a remote source that "
+        "could not be asked again since then (the copy held here is shown); null when fresh")
+    publications: list[dict[str, Any]] | None = Field(
+        default=None, description="a dossier from a remote source: every publication as "
+        "the source gave it, {number, kind, date} (kind codes such as A1, B2 kept); "
+        "null for a hosted dossier")
     documents: list[DocumentOut]
     citations: list[CitationOut]
     family: list[FamilyMemberOut]

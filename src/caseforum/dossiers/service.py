@@ -150,6 +150,18 @@ def _identifiers(session: Session, app: Application) -> set[tuple[str, str]]:
     return ids
 
 
+def merge_families(session: Session, target: int, others: list[int]) -> None:
+    """Move every member of the ``others`` families into ``target``; drop the others."""
+    for other in others:
+        for moved in session.exec(select(Application).where(Application.family_id == other)):
+            moved.family_id = target
+            session.add(moved)
+        session.flush()
+        merged = session.get(Family, other)
+        if merged is not None:
+            session.delete(merged)  # its members now belong to ``target``
+
+
 def link_family(session: Session, app: Application) -> Family:
     """Join ``app`` to every family it shares a number with (its own number,
     a priority claim or the PCT route), merging families it connects."""
@@ -168,14 +180,7 @@ def link_family(session: Session, app: Application) -> Family:
     families = sorted({m.family_id for m in members if m.family_id})
     if families:
         target = families[0]
-        for other in families[1:]:
-            for moved in session.exec(select(Application).where(Application.family_id == other)):
-                moved.family_id = target
-                session.add(moved)
-            session.flush()
-            merged = session.get(Family, other)
-            if merged is not None:
-                session.delete(merged)  # its members now belong to ``target``
+        merge_families(session, target, families[1:])
     else:
         family = Family()
         session.add(family)

@@ -32,6 +32,7 @@ from caseforum.models.forum import (
 )
 from caseforum.models.office import Office
 from caseforum.models.plugin_state import PluginState
+from caseforum.models.remote import RemoteDocument, RemoteDossier
 
 __all__ = [
     "BotRun",
@@ -64,6 +65,8 @@ __all__ = [
     "LoginFailure",
     "Office",
     "PluginState",
+    "RemoteDocument",
+    "RemoteDossier",
     "User",
     "UserSession",
     "utcnow",

@@ -1,36 +1,36 @@
 """The hosted repository: dossiers that providing offices upload to this instance.
 
-It answers number look-ups from the database and serves document files from the
-content-addressed store.  Other sources (a One Portal Dossier link, say) plug in
-through the same hook and are asked when this one has no answer.
+Its dossiers live in this database and its files in the file store, which the
+host reads before it asks any source (``caseforum.dossiers.remote``), so as a
+source it has nothing left to answer: it is listed (``local = True``) so that the
+admin page shows it and every stored dossier has a source.  Remote sources (a One
+Portal Dossier link, another CaseForum instance) answer the same contract for the
+numbers not held here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable
 
 from caseforum import hookimpl
-from caseforum.dossiers.access import Access
-from caseforum.dossiers.lookup import find_dossiers
-from caseforum.models import Application, Document
-from caseforum.storage import FileStore
+from caseforum.sources import DossierSource, NumberMatch, SourceDossier
 
 
 class HostedRepository:
     name = "hosted"
     label = "Hosted repository"
+    local = True  # its dossiers are this database: the host searches it first
 
-    def lookup(self, number: str, *, session: Any, access: Access,
-               office: str | None = None) -> list[Application]:
-        """Dossiers matching a loosely typed number that the viewer may see."""
-        return find_dossiers(session, access, number, office=office)
+    def lookup(self, number: str, *, office: str | None = None) -> list[NumberMatch]:
+        return []  # whatever it holds, the host has found already
 
-    def fetch_document(self, ref: Document, *, store: FileStore) -> Iterator[bytes]:
-        """The file of a hosted document, streamed in chunks."""
-        return store.iter_bytes(ref.sha256)
+    def fetch_dossier(self, ref: str) -> SourceDossier | None:
+        return None
+
+    def stream_document(self, ref: str) -> Iterable[bytes]:
+        raise LookupError("hosted documents are read from the file store")
 
 
 @hookimpl
-def register_dossier_sources() -> list[Any]:
+def register_dossier_sources() -> list[DossierSource]:
     return [HostedRepository()]

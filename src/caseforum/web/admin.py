@@ -35,9 +35,11 @@ def admin_index(request: Request, viewer: CurrentViewer) -> Response:
 @router.get("/plugins")
 def plugins_page(request: Request, viewer: CurrentViewer) -> Response:
     require(viewer, "admin.view")
-    records = sorted(request.app.state.plugins.records.values(), key=lambda r: r.name)
+    host = request.app.state.plugins
+    records = sorted(host.records.values(), key=lambda r: r.name)
     return render(request, "admin/plugins.html",
-                  {"records": records, "can_manage": can(viewer, "plugins.manage")})
+                  {"records": records, "can_manage": can(viewer, "plugins.manage"),
+                   "sources": host.source_health()})
 
 
 @router.post("/plugins/{name}/{action}")

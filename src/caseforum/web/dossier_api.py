@@ -10,7 +10,7 @@ import json
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import and_, bindparam, or_
 from sqlalchemy import select as sa_select
@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from caseforum import errors
 from caseforum.authz import Viewer, require
 from caseforum.db import SessionDep
-from caseforum.dossiers import service
+from caseforum.dossiers import remote, service
 from caseforum.dossiers.access import Access
 from caseforum.dossiers.packages import PackageLimits, import_package
 from caseforum.dossiers.schemas import (
@@ -36,7 +36,7 @@ from caseforum.models import Application, Citation, Document, IdempotencyRecord,
 from caseforum.numbers import NumberError, parse_publication_number, search_link
 from caseforum.web.content import content_response, signed_url
 from caseforum.web.deps import CurrentViewer
-from caseforum.web.dossier_pages import source_for
+from caseforum.web.dossier_pages import document_bytes
 from caseforum.web.params import PathId
 
 router = APIRouter(prefix="/api/v1", tags=["dossiers"])
@@ -148,6 +148,13 @@ def dossier_body(request: Request, session: Session, access: Access, app: Any,
     connection = session.connection()
     priorities = connection.execute(PRIORITIES, {"app_id": app.id}).all()
     citations = connection.execute(CITATIONS, {"app_id": app.id}).all()
+    stale_since, labels, publications = None, {}, None
+    if app.source != "hosted":  # a remote copy: its freshness and the source's own labels
+        facts = remote.remote_facts(session, [app.id]).get(app.id)
+        if facts is not None:
+            stale_since, publications = facts.stale_since, list(facts.publications)
+        labels = remote.document_labels(session, list(doc_ids))
+
     return {
         "office": app.office_code, "application_number": app.number,
         "display_number": app.display_number, "kind": app.kind,
@@ -157,9 +164,11 @@ def dossier_body(request: Request, session: Session, access: Access, app: Any,
         "priorities": [{"office": p.office_code, "number": p.number, "date": _iso(p.date)}
                        for p in priorities],
         "pct_application_number": app.pct_number, "source": app.source,
+        "stale_since": stale_since.isoformat() if stale_since else None,
+        "publications": publications,
         "documents": [{
-            "id": d.id, "code": d.code, "label": info.label, "group": info.group,
-            "direction": info.direction,
+            "id": d.id, "code": d.code, "label": labels.get(d.id, info.label),
+            "group": info.group, "direction": info.direction,
             "date": _iso(d.date), "language": d.language, "is_translation": d.is_translation,
             "visibility": str(d.visibility), "offices": offices,
             "media_type": d.media_type, "size": d.size, "sha256": d.sha256, "pages": d.pages,
@@ -235,12 +244,61 @@ def put_dossier(request: Request, session: SessionDep, viewer: CurrentViewer, da
             responses={200: {"model": DossierOut}, **ERRORS},
             summary="A dossier with the documents and citations the caller may see")
 def get_dossier(request: Request, session: SessionDep, viewer: CurrentViewer, office: str,
-                number: str) -> Response:
+                number: str,
+                refresh: Annotated[bool, Query(description="ask the source again now")] = False,
+                ) -> Response:
     # four queries whatever the number of documents, one thread hop, and no model
     # validation on the way out: the schema is declared, the answer built as JSON values
     access = Access(session, viewer)
-    app, family = _dossier_and_family(session, access, office, number)
+    host = request.app.state.plugins
+    try:
+        app, family = _dossier_and_family(session, access, office, number)
+    except errors.NotFound:  # not held here (or hidden): the sources may know it
+        fetched = remote.ensure_dossier(session, host, office, number,
+                                        ask_sources=_may_ask_sources(request, viewer))
+        session.commit()
+        if fetched is None:
+            raise errors.NotFound(f"no dossier {office}/{number}: it is not held here and "
+                                  "no dossier source knows it") from None
+        app, family = _dossier_and_family(session, access, fetched.office_code,
+                                          fetched.number)
+    else:
+        if app.source != "hosted":  # a remote copy: refreshed when old or asked to
+            remote.ensure_dossier(session, host, app.office_code, app.number, refresh=refresh)
+            session.commit()
+            app, family = _dossier_and_family(session, access, app.office_code, app.number)
     return JSONResponse(dossier_body(request, session, access, app, family))
+
+
+#: sent by an instance reading this one as a dossier source (plugins/peer_sources.py):
+#: such a request is answered from what is held here, so two instances that read each
+#: other never ask each other in a circle
+PEER_HEADER = "x-caseforum-peer"
+
+
+def _may_ask_sources(request: Request, viewer: Viewer) -> bool:
+    return viewer.is_authenticated and PEER_HEADER not in request.headers
+
+
+@router.get("/lookup", responses=ERRORS,
+            summary="Dossiers matching a number in any form, held here or at a source")
+def lookup_number(request: Request, session: SessionDep, viewer: CurrentViewer,
+                  number: Annotated[str, Query(min_length=1, max_length=100)],
+                  office: Annotated[str | None, Query(max_length=2)] = None) -> Response:
+    """Every dossier the number names: the ones held here that the caller may see and
+    the ones the dossier sources know (fetched when opened through ``url``).
+    ``unavailable`` names the sources that could not be asked."""
+    require(viewer, "dossier.lookup")
+    access = Access(session, viewer)
+    matches, unavailable = remote.lookup(session, access, request.app.state.plugins,
+                                         number, office.upper() if office else None,
+                                         ask_sources=_may_ask_sources(request, viewer))
+    session.commit()
+    return JSONResponse({
+        "matches": [{"office": m.office, "application_number": m.application_number,
+                     "display_number": m.display_number, "matched_as": m.matched_as,
+                     "source": m.source, "url": m.url} for m in matches],
+        "unavailable": unavailable})
 
 
 @router.get("/dossiers/{office}/{number}/family", response_model=list[FamilyMemberOut],
@@ -355,7 +413,7 @@ def get_document_content(request: Request, session: SessionDep, viewer: CurrentV
         # a browser: the bytes come only from the content host (scripts keep the token way)
         return RedirectResponse(signed_url(settings, "documents", str(doc.id),
                                            viewer.user_id or 0, download=True), status_code=303)
-    chunks = source_for(request, app).fetch_document(doc, store=request.app.state.store)
+    chunks = document_bytes(request, session, doc)
     # always a download, typed from the bytes and sandboxed (web/content.py)
     return content_response(chunks, filename=doc.filename, size=doc.size,
                             settings=request.app.state.settings,

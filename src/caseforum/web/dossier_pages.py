@@ -1,7 +1,7 @@
 """Examiner pages: find, dossier, family timeline, documents, comparison."""
 
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
@@ -16,7 +16,7 @@ from caseforum import errors
 from caseforum.authz import can, require
 from caseforum.db import SessionDep
 from caseforum.doccodes import DOC_GROUPS, CodeInfo
-from caseforum.dossiers import service
+from caseforum.dossiers import remote, service
 from caseforum.dossiers.access import Access
 from caseforum.dossiers.compare import compare_texts, similarity
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
@@ -49,11 +49,14 @@ def find_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     access = Access(session, viewer)
     results: list[Application] = []
     error = None
+    status = 404
     if q.strip():
         try:
             results = lookup_everywhere(request, session, access, q, office or None)
         except NumberError as exc:
             error = str(exc)
+        except errors.Unavailable as exc:  # a source could not be asked: say which
+            error, status = exc.message, exc.status
         if len(results) == 1 and not error:
             return RedirectResponse(dossier_url(results[0]), status_code=303)
         if not results and not error:
@@ -68,7 +71,7 @@ def find_page(request: Request, session: SessionDep, viewer: CurrentViewer,
         "q": q, "office_filter": office, "results": results, "error": error, "recent": recent,
         "offices": offices, "dossier_url": dossier_url,
         "can_provide": can(viewer, "dossier.provide", viewer.office_code),
-    }, status_code=404 if error and q else 200)
+    }, status_code=status if error and q else 200)
 
 
 def discussions_of(session: SessionDep, viewer: CurrentViewer,
@@ -92,28 +95,30 @@ def discussions_of(session: SessionDep, viewer: CurrentViewer,
 
 def lookup_everywhere(request: Request, session: SessionDep, access: Access, text: str,
                       office: str | None) -> list[Application]:
-    """Ask each dossier source in plugin order (installed plugins before the
-    built-in hosted repository); the first that knows the number answers.  A
-    malformed number is reported once."""
-    problem: NumberError | None = None
-    for source in request.app.state.plugins.dossier_sources():
-        try:
-            found = source.lookup(text, session=session, access=access, office=office)
-        except NumberError as exc:
-            problem = problem or exc
-            continue
-        if found:
-            return list(found)
-    if problem is not None:
-        raise problem
-    return []
+    """The dossiers held here; when there are none, the ones the dossier sources know
+    (asked in plugin order, fetched and stored now: ``dossiers/remote.py``).  A
+    malformed number is reported once; a source that could not be asked is named."""
+    found, unavailable = remote.find_or_fetch(session, access, request.app.state.plugins,
+                                              text, office)
+    session.commit()
+    if not found and unavailable:
+        raise errors.Unavailable("No dossier here matches, and " + "; ".join(unavailable))
+    return found
 
 
-def source_for(request: Request, app: Application) -> Any:
-    for source in request.app.state.plugins.dossier_sources():
-        if source.name == app.source:
-            return source
-    raise errors.Unavailable(f"the {app.source} dossier source is switched off")
+def _remote_view(request: Request, session: SessionDep, access: Access, office: str,
+                 number: str) -> tuple[Application, Any]:
+    """The visible dossier, fetched from its source when not held here or out of date,
+    and its remote facts (``None`` for a hosted dossier) for the banner."""
+    host = request.app.state.plugins
+    app = remote.ensure_dossier(session, host, office, number,
+                                refresh=request.query_params.get("refresh") == "1",
+                                ask_sources=access.viewer.is_authenticated)
+    session.commit()
+    if app is None or not access.can_see(app):
+        raise errors.NotFound(f"No dossier {office} {number} for you: it is not held here "
+                              "and no dossier source knows it")
+    return app, remote.freshness(session, host, app)
 
 
 #: how pages name the document groups and directions
@@ -181,7 +186,7 @@ def dossier_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     ``group`` (any of :data:`DOC_GROUPS`; none: every document)."""
     chosen = _chosen_groups(group)
     access = Access(session, viewer)
-    app = _visible_app(session, access, office, number)
+    app, facts = _remote_view(request, session, access, office, number)
     family = access.family(app)
     documents = access.documents([app])  # oldest first
     family_docs = access.documents(family)
@@ -215,7 +220,7 @@ def dossier_page(request: Request, session: SessionDep, viewer: CurrentViewer,
         "link_for": _citation_link, "dossier_url": dossier_url,
         "can_provide": can(viewer, "dossier.provide", app.office_code),
         "doc_types": request.app.state.doc_types.for_office(app.office_code),
-        "today": date.today().isoformat(),
+        "today": date.today().isoformat(), "remote": facts,
     }, block="documents" if partial else "content")
 
 
@@ -225,7 +230,7 @@ def timeline_page(request: Request, session: SessionDep, viewer: CurrentViewer,
                   offices: Annotated[list[str] | None, Query()] = None,
                   codes: Annotated[list[str] | None, Query()] = None) -> Response:
     access = Access(session, viewer)
-    app = _visible_app(session, access, office, number)
+    app, facts = _remote_view(request, session, access, office, number)
     family = access.family(app)
     by_id = {m.id: m for m in family}
     docs = access.documents(family)
@@ -250,7 +255,7 @@ def timeline_page(request: Request, session: SessionDep, viewer: CurrentViewer,
         "app": app, "family": family, "rows": rows, "all_offices": all_offices,
         "all_codes": all_codes, "chosen_offices": chosen_offices, "chosen_codes": chosen_codes,
         "label": _code_label(request), "describe": _describer(request),
-        "dossier_url": dossier_url,
+        "dossier_url": dossier_url, "remote": facts,
     }, block="timeline")
 
 
@@ -279,11 +284,22 @@ def document_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     })
 
 
-def _file_response(request: Request, doc: Document, app: Application, *,
+def document_bytes(request: Request, session: SessionDep, doc: Document) -> Iterator[bytes]:
+    """The document's bytes from the file store; a remote document's are fetched from
+    its source on first view and kept (``dossiers/remote.py``), committed at once so
+    the next view is local."""
+    chunks = remote.document_chunks(
+        session, request.app.state.plugins, request.app.state.store, doc,
+        max_bytes=request.app.state.settings.max_upload_mb * 1024 * 1024)
+    session.commit()
+    return chunks
+
+
+def _file_response(request: Request, session: SessionDep, doc: Document, app: Application, *,
                    inline: bool, cache: str = "private, max-age=3600") -> Response:
     """The document's bytes, sandboxed (see ``web/content.py``); the type is told from
     the bytes whatever the source recorded."""
-    chunks = source_for(request, app).fetch_document(doc, store=request.app.state.store)
+    chunks = document_bytes(request, session, doc)
     return content_response(chunks, filename=doc.filename, inline=inline, size=doc.size,
                             settings=request.app.state.settings,
                             headers={"ETag": f'"{doc.sha256}"', "Cache-Control": cache})
@@ -306,7 +322,7 @@ def document_content(request: Request, session: SessionDep, viewer: CurrentViewe
     doc, app = _visible_doc(session, viewer, document_id)
     if request.app.state.settings.content_base_url:
         return RedirectResponse(content_src(request, viewer, doc), status_code=303)
-    return _file_response(request, doc, app, inline=True)
+    return _file_response(request, session, doc, app, inline=True)
 
 
 @router.get("/documents/{document_id}/download")
@@ -318,7 +334,7 @@ def document_download(request: Request, session: SessionDep, viewer: CurrentView
     if request.app.state.settings.content_base_url:
         return RedirectResponse(content_src(request, viewer, doc, download=True),
                                 status_code=303)
-    return _file_response(request, doc, app, inline=False)
+    return _file_response(request, session, doc, app, inline=False)
 
 
 @router.get("/content/documents/{document_id}")
@@ -337,7 +353,7 @@ def signed_document_content(request: Request, session: SessionDep, viewer: Curre
     if found is None:
         return PlainTextResponse("No such document", status_code=404)
     doc, app = found
-    return _file_response(request, doc, app, inline=not grant.download,
+    return _file_response(request, session, doc, app, inline=not grant.download,
                           cache="private, max-age=300")
 
 
