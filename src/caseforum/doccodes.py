@@ -290,7 +290,7 @@ BUILTIN_DOC_TYPES: tuple[DocType, ...] = COMMON_DOC_TYPES + tuple(
 DEFAULT_DOC_TYPES = COMMON_DOC_TYPES
 
 
-def _clean_label(label: str | None) -> str:
+def one_line_label(label: str | None) -> str:
     """A source's label on one line (recorded answers hold line breaks)."""
     return " ".join(label.split()) if isinstance(label, str) else ""
 
@@ -343,7 +343,7 @@ class DocTypeRegistry:
         translated document (``A131-JP``): filed like its translation."""
         office = (office or "").strip().upper()
         key = code.strip().upper() if isinstance(code, str) else ""
-        given = _clean_label(label)
+        given = one_line_label(label)
         found = self.find(office, key)
         suffix = ""
         if found is None and (twin := _ORIGINAL_SUFFIX.match(key)):

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, select
 
 from caseforum import errors
+from caseforum.doccodes import one_line_label
 from caseforum.dossiers import service
 from caseforum.dossiers.access import Access
 from caseforum.dossiers.lookup import find_dossiers
@@ -416,7 +417,9 @@ def _documents(session: Session, source: str, app: Application,
         visibility = Visibility(item.visibility) if item.visibility in Visibility.__members__ \
             else Visibility.public
         doc = Document(application_id=app.id or 0, code=item.code, date=item.date,
-                       language=item.language, is_translation=item.is_translation,
+                       # the pages show the office's own label
+                       label=one_line_label(item.label)[:300], language=item.language,
+                       is_translation=item.is_translation,
                        media_type=item.media_type, size=0, sha256="",
                        filename=_filename(item.code, item.ref, item.media_type),
                        pages=item.pages, visibility=visibility)
