@@ -72,6 +72,8 @@ def forum_index(request: Request, session: SessionDep, viewer: CurrentViewer) ->
                                    thread_ids=[i for ids in threads_of.values() for i in ids])
     rows = [{"c": c, "threads": len(threads_of[c.id or 0]),
              "unread": sum(unread.get(i, 0) for i in threads_of[c.id or 0]),
+             # per thread, for the live total (forum/index.html)
+             "unread_map": [(i, unread[i]) for i in threads_of[c.id or 0] if unread.get(i)],
              "audience": sorted(audiences[c.id or 0].offices)} for c in categories]
     mine = readable_threads(session, viewer, private=True, limit=20)
     return render(request, "forum/index.html", {
