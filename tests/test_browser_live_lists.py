@@ -5,7 +5,6 @@ follow; the console stays empty."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,65 +12,12 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from caseforum.forum import service
-from caseforum.models import Category, Thread, User
-from tests.browser import log_in, screenshot
+from caseforum.models import Thread, User
+from tests.browser import screenshot
 from tests.forum_helpers import make_category
+from tests.live_helpers import LIVE, thread_as
 
 pytestmark = pytest.mark.browser
-
-LIVE = 10_000  # ms: how long a live change may take to show
-
-
-class Person:
-    """One examiner in a browser context of their own."""
-
-    def __init__(self, browser: Any, live_server: Any, username: str) -> None:
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.on("console",
-                     lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.base = live_server.url
-        log_in(self.page, live_server, username)
-
-    def open(self, path: str) -> None:
-        """Open a page and wait until its live socket is up: what happens after this
-        must reach it."""
-        with self.page.expect_websocket():
-            self.page.goto(self.base + path)
-        self.page.wait_for_load_state("networkidle")
-
-    def reply(self, thread_id: int, body: str) -> None:
-        self.open(f"/threads/{thread_id}")
-        self.page.get_by_label("Your post").fill(body)
-        self.page.get_by_role("button", name="Post", exact=True).click()
-        expect(self.page.locator(".post").last).to_contain_text(body, timeout=LIVE)
-
-    def start_thread(self, category_id: int, title: str, body: str) -> int:
-        self.open(f"/forum/c/{category_id}")
-        self.page.get_by_label("Title").fill(title)
-        self.page.get_by_label("First post").fill(body)
-        self.page.get_by_role("button", name="Start thread").click()
-        self.page.wait_for_url("**/threads/*")
-        self.page.wait_for_load_state("networkidle")
-        return int(self.page.url.rsplit("/", 1)[1])
-
-
-@pytest.fixture
-def people(browser: Any, live_server: Any) -> Iterator[tuple[Person, Person]]:
-    writer = Person(browser, live_server, "jp.examiner")
-    watcher = Person(browser, live_server, "kr.examiner")
-    yield writer, watcher
-    writer.context.close()
-    watcher.context.close()
-
-
-def thread_as(db: Any, username: str, category_id: int, title: str, body: str = "x") -> int:
-    author = db.exec(select(User).where(User.username == username)).one()
-    thread, _ = service.create_thread(db, author=author, category=db.get(Category, category_id),
-                                      title=title, body=body)
-    db.commit()
-    return thread.id or 0
 
 
 def titles(page: Any, rows: str) -> list[str]:
@@ -186,4 +132,24 @@ def test_forum_index_unread_page_home_and_bell_follow(people, db) -> None:
     expect(home_unread.first).to_contain_text("2 new")
     assert "Internal only" not in watcher.page.locator("main").inner_text()
     screenshot(watcher.page, "live-home")
+    assert writer.errors == [] and watcher.errors == []
+
+
+def test_a_page_reached_by_a_link_counts_nothing_twice(people, db) -> None:
+    """A boosted link swaps in a page rendered after events the last page's socket
+    never got: the new socket resumes from the new page, not from the old one (which
+    replayed those events and counted a new thread twice)."""
+    writer, watcher = people
+    cooling = make_category(db, "Cooling")
+    thread = thread_as(db, "jp.examiner", cooling, "Fin spacing")
+    watcher.open("/notifications")  # its socket hears only the watcher's own bell
+    writer.start_thread(cooling, "Louvred fins", "Any art on louvres?")
+    with watcher.page.expect_websocket():
+        watcher.page.locator("nav").get_by_role("link", name="Forum").click()
+    watcher.page.wait_for_url("**/forum")
+    row = watcher.page.locator(f'[data-category-row="{cooling}"]')
+    expect(row.locator("[data-thread-count]")).to_have_text("2")
+    writer.reply(thread, "More on spacing.")  # a live event after anything replayed
+    expect(row.locator("[data-unread-total]")).to_have_text("3", timeout=LIVE)
+    expect(row.locator("[data-thread-count]")).to_have_text("2")
     assert writer.errors == [] and watcher.errors == []

@@ -321,3 +321,71 @@
     if (region) { region.replaceChildren(); region.hidden = true; }
   });
 })();
+
+// Chat view.  The log (#posts.chat, its own scroll box) opens at the newest message and
+// follows new ones while the reader is at the bottom; a reader who scrolled up keeps
+// their place and gets a "New messages" button that jumps down.  The composer sends
+// with Enter; Shift+Enter starts a new line (and Enter that ends an IME composition,
+// as in Chinese, Japanese or Korean input, only ends the composition).
+(function () {
+  "use strict";
+  var NEAR = 40;  // px from the bottom that still count as "at the bottom"
+  var following = true;
+  function chatLog() { return document.querySelector("#posts.chat"); }
+  function newButton() { return document.querySelector("[data-chat-new]"); }
+  function atBottom(log) { return log.scrollHeight - log.scrollTop - log.clientHeight <= NEAR; }
+  function toBottom(log) {
+    log.scrollTop = log.scrollHeight;
+    following = true;
+    var button = newButton();
+    if (button) { button.hidden = true; }
+  }
+  function setUp() {
+    var log = chatLog();
+    if (!log || log.hasAttribute("data-chat-ready")) { return; }
+    log.setAttribute("data-chat-ready", "");
+    toBottom(log);
+    log.addEventListener("scroll", function () {
+      following = atBottom(log);
+      if (following) { var button = newButton(); if (button) { button.hidden = true; } }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", setUp);
+  document.addEventListener("htmx:load", setUp);
+  document.addEventListener("htmx:wsAfterMessage", function (event) {
+    var log = chatLog();
+    if (!log || event.detail.message.indexOf("beforeend:#posts") === -1) { return; }
+    if (following) {
+      toBottom(log);
+    } else {
+      var button = newButton();
+      if (button) { button.hidden = false; }
+    }
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-chat-new]");
+    var log = chatLog();
+    if (button && log) { toBottom(log); }
+  });
+  // what the reader sends is shown to them, wherever they had scrolled
+  document.addEventListener("submit", function (event) {
+    var log = chatLog();
+    if (log && event.target.id === "composer") { toBottom(log); }
+  });
+  function fit(box) { box.rows = Math.min(6, Math.max(1, box.value.split("\n").length)); }
+  document.addEventListener("keydown", function (event) {
+    var box = event.target;
+    if (event.key !== "Enter" || !box.matches || !box.matches("textarea[data-enter-sends]")) { return; }
+    if (event.shiftKey || event.isComposing || event.keyCode === 229) { return; }
+    event.preventDefault();
+    if (box.value.trim() && box.form) { box.form.requestSubmit(); }
+  });
+  document.addEventListener("input", function (event) {
+    var box = event.target;
+    if (box.matches && box.matches("textarea[data-enter-sends]")) { fit(box); }
+  });
+  document.addEventListener("reset", function (event) {
+    var box = event.target.querySelector && event.target.querySelector("textarea[data-enter-sends]");
+    if (box) { window.setTimeout(function () { fit(box); }, 0); }
+  });
+})();
