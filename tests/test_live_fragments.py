@@ -14,6 +14,7 @@ from caseforum.forum.live import LiveEvent
 from caseforum.models import Event, Office, User
 from tests.dossier_helpers import dossier_json, pdf_bytes, token_for, upload
 from tests.forum_helpers import make_category, reply, start_thread
+from tests.sql_helpers import counted
 
 WATCHERS = ("jp.examiner", "kr.examiner", "cn.examiner", "au.examiner", "gb.examiner",
             "sg.examiner", "us.admin", "admin")
@@ -171,7 +172,11 @@ def test_the_users_channel_carries_the_bell_and_the_home_list(app, as_user, db) 
     assert event is not None and event.payload["user_id"] == kr.id
     hub, topic = app.state.hub, f"user:{kr.id}"
     watcher = Viewer.of(kr, db.get(Office, "KR"))
-    html = LiveEvent(db, hub.env, hub.host, event).fragments({topic: {watcher}})[(topic, watcher)]
+    with counted(db.get_bind()) as statements:
+        html = LiveEvent(db, hub.env, hub.host, event).fragments({topic: {watcher}})[
+            (topic, watcher)]
+    # the count, the newest unread, and the rules' look at their threads (two)
+    assert len(statements) <= 4, statements
     assert 'id="bell"' in html and 'class="bell-count on">1<' in html
     notes = html[html.index("data-live-notes"):]
     assert "mentioned you in “Mentions”" in notes and f"/threads/{thread}#post-" in notes
