@@ -226,6 +226,7 @@ def live_server(app: Any) -> Iterator[LiveServer]:
 
 
 from tests.browser import browser, page  # noqa: E402, F401  (browser fixtures)
+from tests.live_helpers import people  # noqa: E402, F401  (two examiners side by side)
 
 
 @pytest.fixture

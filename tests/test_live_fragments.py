@@ -13,7 +13,8 @@ from caseforum.authz import Viewer
 from caseforum.forum.live import LiveEvent
 from caseforum.models import Event, Office, User
 from tests.dossier_helpers import dossier_json, pdf_bytes, token_for, upload
-from tests.forum_helpers import make_category, start_thread
+from tests.forum_helpers import make_category, reply, start_thread
+from tests.sql_helpers import counted
 
 WATCHERS = ("jp.examiner", "kr.examiner", "cn.examiner", "au.examiner", "gb.examiner",
             "sg.examiner", "us.admin", "admin")
@@ -128,3 +129,68 @@ def start_thread_as(db: Any, username: str, title: str) -> int:
                                       body="x")
     db.commit()
     return thread.id
+
+
+def test_forum_rows_are_rendered_once_per_unread_count_for_those_who_may_read(
+        app, as_user, db) -> None:
+    """A thread's live row carries each watcher's own unread count: one render per
+    distinct count, each equal to a render for that watcher alone, and nothing for a
+    watcher who may not read the thread."""
+    jp, csrf = as_user("jp.examiner")
+    thread = start_thread(jp, csrf, make_category(db, "JP and KR", ["JP", "KR"]), "Pair",
+                          "Opening.")
+    kr, kr_csrf = as_user("kr.examiner")
+    kr.get(f"/threads/{thread}")  # KR has read the opening post
+    reply(jp, csrf, thread, "One more.")
+    event = db.exec(select(Event).where(Event.kind == "post.created")
+                    .order_by(Event.id.desc())).first()  # type: ignore[union-attr]
+    hub, everyone = app.state.hub, viewers(db)
+    shared = LiveEvent(db, hub.env, hub.host, event)
+    together = shared.fragments({"forum": set(everyone)})
+    by_name = {(v.username, v.scopes): together.get(("forum", v)) for v in everyone}
+    assert by_name[("cn.examiner", None)] is None  # CN may not read the category
+    assert by_name[("au.examiner", None)] is None
+    assert 'data-unread="0"' in by_name[("jp.examiner", None)]  # the author's own post
+    assert 'data-unread="1"' in by_name[("kr.examiner", None)]
+    assert 'data-unread="2"' in by_name[("admin", None)]  # read nothing yet
+    for viewer in everyone:
+        alone = LiveEvent(db, hub.env, hub.host, event).fragments({"forum": {viewer}})
+        assert alone.get(("forum", viewer)) == together.get(("forum", viewer)), viewer.username
+    assert shared.renders == len({h for h in together.values()})
+
+
+def test_the_users_channel_carries_the_bell_and_the_home_list(app, as_user, db) -> None:
+    kr_client, kr_csrf = as_user("kr.examiner")
+    kr_client.post("/notifications/read", data={"csrf_token": kr_csrf})  # start from zero
+    jp, csrf = as_user("jp.examiner")
+    thread = start_thread(jp, csrf, make_category(db), "Mentions", "Opening.")
+    reply(jp, csrf, thread, "@kr.examiner what do you think?")
+    process_pending_events(app)
+    kr = db.exec(select(User).where(User.username == "kr.examiner")).one()
+    event = db.exec(select(Event).where(Event.kind == "notification.created")
+                    .order_by(Event.id.desc())).first()  # type: ignore[union-attr]
+    assert event is not None and event.payload["user_id"] == kr.id
+    hub, topic = app.state.hub, f"user:{kr.id}"
+    watcher = Viewer.of(kr, db.get(Office, "KR"))
+    with counted(db.get_bind()) as statements:
+        html = LiveEvent(db, hub.env, hub.host, event).fragments({topic: {watcher}})[
+            (topic, watcher)]
+    # the count, the newest unread, and the rules' look at their threads (two)
+    assert len(statements) <= 4, statements
+    assert 'id="bell"' in html and 'class="bell-count on">1<' in html
+    notes = html[html.index("data-live-notes"):]
+    assert "mentioned you in “Mentions”" in notes and f"/threads/{thread}#post-" in notes
+
+    kr_client.post("/notifications/read", data={"csrf_token": kr_csrf})
+    read = db.exec(select(Event).where(Event.kind == "notification.read")
+                   .order_by(Event.id.desc())).first()  # type: ignore[union-attr]
+    html = LiveEvent(db, hub.env, hub.host, read).fragments({topic: {watcher}})[(topic, watcher)]
+    assert 'class="bell-count">0<' in html and "No new mentions or replies." in html
+
+
+def process_pending_events(app: Any) -> None:
+    """Let the app's consumers (the notifier among them) handle what is in the log."""
+    from caseforum.events import process_pending
+
+    for consumer in app.state.consumers.consumers:
+        process_pending(consumer, app.state.engine)

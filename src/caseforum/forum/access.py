@@ -276,9 +276,14 @@ def readable_threads(session: Session, viewer: Viewer | None, *,
     return filter_threads(session, viewer, session.exec(query.limit(limit)))
 
 
-def posts_of(session: Session, thread: Thread, *, limit: int) -> list[Post]:
+def posts_of(session: Session, thread: Thread, *, limit: int,
+             newest: bool = False) -> list[Post]:
     """The posts of a thread already checked with :func:`access_thread`, oldest
     first; hidden ones included (they show as hidden), quiet bot notes are
-    sorted per reader by ``forum.view.Renderer``."""
-    return list(session.exec(select(Post).where(Post.thread_id == thread.id)
-                             .order_by(Post.id).limit(limit)))  # type: ignore[arg-type]
+    sorted per reader by ``forum.view.Renderer``.  ``newest``: the last ``limit``
+    posts rather than the first (the chat view opens at the newest message)."""
+    query = select(Post).where(Post.thread_id == thread.id)
+    if newest:
+        latest = session.exec(query.order_by(Post.id.desc()).limit(limit))  # type: ignore[union-attr]
+        return list(reversed(list(latest)))
+    return list(session.exec(query.order_by(Post.id).limit(limit)))  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ from caseforum.models import (
     Thread,
 )
 
+HOME_NOTES = 6  # unread notifications the home page lists (as web/pages.py home() does)
 THREAD_KINDS = {"post.created", "post.edited", "post.hidden", "post.shown", "post.reacted",
                 "thread.changed"}
 
@@ -243,18 +244,33 @@ class LiveEvent:
             unread = sum(1 for pid, author in posts if (pid or 0) > mark and author != uid)
             if unread not in rows:
                 self.renders += 1
-                rows[unread] = self.env.get_template("forum/_thread_row.html").render(
-                    t=thread, unread=unread, oob=True, event_id=self.event.id)
+                rows[unread] = self.env.get_template("forum/_live_row.html").render(
+                    t=thread, unread=unread, event_id=self.event.id,
+                    new=self.event.kind == "thread.created")
             out[viewer] = rows[unread]
         return out
 
-    def bell_html(self, user_id: int) -> str:
-        self.renders += 1
+    def bell_html(self, user_id: int, viewers: Iterable[Viewer]) -> dict[Viewer, str]:
+        """The user's bell and the home page's "For you" list (the unread
+        notifications the user may still read), in three queries, rendered once per
+        distinct profile among the user's sockets (almost always one)."""
         unread = self.session.exec(select(func.count()).select_from(Notification).where(
             Notification.user_id == user_id,
             Notification.read_at.is_(None))).one()  # type: ignore[union-attr]
-        return self.env.get_template("partials/bell.html").render(count=unread, oob=True,
-                                                                  event_id=self.event.id)
+        latest = list(self.session.exec(select(Notification).where(
+            Notification.user_id == user_id, Notification.read_at.is_(None))  # type: ignore[union-attr]
+            .order_by(Notification.id.desc()).limit(HOME_NOTES)))  # type: ignore[union-attr]
+        out: dict[Viewer, str] = {}
+        by_profile: dict[Any, str] = {}
+        for viewer in viewers:
+            if viewer.profile not in by_profile:
+                self.renders += 1
+                notes = service.readable_notifications(self.session, viewer, latest)
+                by_profile[viewer.profile] = self.env.get_template(
+                    "partials/live_bell.html").render(count=unread, notes=notes, oob=True,
+                                                      event_id=self.event.id)
+            out[viewer] = by_profile[viewer.profile]
+        return out
 
     def fragments(self, wanted: dict[str, set[Viewer]]) -> dict[tuple[str, Viewer], str]:
         """Every fragment the watchers of this event get, by (topic, viewer)."""
@@ -269,7 +285,6 @@ class LiveEvent:
                 for viewer, html in self.forum_rows(viewers).items():
                     out[(topic, viewer)] = html
             elif topic.startswith("user:"):
-                html = self.bell_html(int(topic[5:]))
-                for viewer in viewers:
+                for viewer, html in self.bell_html(int(topic[5:]), viewers).items():
                     out[(topic, viewer)] = html
         return out

@@ -70,6 +70,8 @@ def forum_index(request: Request, session: SessionDep, viewer: CurrentViewer) ->
                                    thread_ids=[i for ids in threads_of.values() for i in ids])
     rows = [{"c": c, "threads": len(threads_of[c.id or 0]),
              "unread": sum(unread.get(i, 0) for i in threads_of[c.id or 0]),
+             # per thread, for the live total (forum/index.html)
+             "unread_map": [(i, unread[i]) for i in threads_of[c.id or 0] if unread.get(i)],
              "audience": sorted(audiences[c.id or 0].offices)} for c in categories]
     mine = readable_threads(session, viewer, private=True, limit=20)
     return render(request, "forum/index.html", {
@@ -112,12 +114,14 @@ def thread_create(request: Request, session: SessionDep, viewer: CurrentViewer,
 
 
 def _thread_context(request: Request, session: Session, viewer: Viewer,
-                    thread: Thread) -> dict:
-    posts = posts_of(session, thread, limit=PAGE_SIZE)
+                    thread: Thread, *, newest: bool = False) -> dict:
+    posts = posts_of(session, thread, limit=PAGE_SIZE, newest=newest)
     renderer = Renderer(session, viewer, request.app.state.plugins, request.app.state.templates)
     target = thread_target(session, thread)
     category = session.get(Category, thread.category_id) if thread.category_id else None
     return {"thread": thread, "category": category, "posts": renderer.posts(posts),
+            # the chat view shows the newest page: older posts are in the thread view
+            "earlier": newest and len(posts) == PAGE_SIZE,
             "target": target, "can": can, "reactions": REACTIONS,
             "can_post": can(viewer, "post.create", target),
             "can_moderate": can(viewer, "forum.moderate", target),
@@ -128,10 +132,10 @@ def _thread_context(request: Request, session: Session, viewer: Viewer,
 
 
 def _show_thread(request: Request, session: Session, viewer: Viewer, thread_id: int,
-                 template: str) -> Response:
+                 template: str, *, newest: bool = False) -> Response:
     """The thread (full or chat view); reading it marks it read."""
     thread = access_thread(session, viewer, thread_id)
-    context = _thread_context(request, session, viewer, thread)
+    context = _thread_context(request, session, viewer, thread, newest=newest)
     service.mark_read(session, user_id=viewer.user_id or 0, thread=thread)
     session.commit()
     return render(request, template, context)
@@ -146,7 +150,7 @@ def thread_page(request: Request, session: SessionDep, viewer: CurrentViewer,
 @router.get("/threads/{thread_id}/chat")
 def chat_page(request: Request, session: SessionDep, viewer: CurrentViewer,
               thread_id: PathId) -> Response:
-    return _show_thread(request, session, viewer, thread_id, "forum/chat.html")
+    return _show_thread(request, session, viewer, thread_id, "forum/chat.html", newest=True)
 
 
 @router.post("/threads/{thread_id}/posts")

@@ -36,16 +36,30 @@
   document.addEventListener("htmx:load", function (event) { syncPanes(event.target); });
 })();
 
-// Live updates: the htmx ws extension, told where to resume after a dropped
-// connection (the server resends everything after the last event id seen).
+// Live updates: the htmx ws extension, told where to resume.  A new page (the first
+// load or a boosted link) starts from the event its HTML was rendered at (its
+// ws-connect "after="); a reconnect of the same page from the last event it got, so
+// the server resends exactly what was missed, and nothing the page already shows.
 (function () {
   "use strict";
   var lastEventId = 0;
-  function rememberEventIds(root) {
-    root.querySelectorAll("[data-event-id]").forEach(function (el) {
-      var id = parseInt(el.getAttribute("data-event-id"), 10);
-      if (id > lastEventId) { lastEventId = id; }
-    });
+  var pageSocket = null;  // the [data-live] element whose events lastEventId counts
+  function afterOf(elt) {
+    var m = /[?&]after=(\d+)/.exec(elt.getAttribute("ws-connect") || "");
+    return m ? parseInt(m[1], 10) : 0;
+  }
+  if (window.htmx && htmx.createWebSocket) {
+    var create = htmx.createWebSocket;
+    htmx.createWebSocket = function (url) {
+      var live = document.querySelector("[data-live]");
+      if (live && live !== pageSocket) {
+        pageSocket = live;
+        lastEventId = afterOf(live);
+      } else if (lastEventId) {
+        url = url.replace(/([?&]after=)\d+/, "$1" + lastEventId);
+      }
+      return create(url);
+    };
   }
   document.addEventListener("htmx:wsBeforeMessage", function (event) {
     var match = /data-event-id="(\d+)"/.exec(event.detail.message);
@@ -63,22 +77,125 @@
   document.addEventListener("htmx:wsClose", function (event) {
     if (event.detail.event && event.detail.event.code === 4410) { window.location.reload(); }
   });
-  document.addEventListener("DOMContentLoaded", function () {
-    if (window.htmx && htmx.createWebSocket) {
-      var create = htmx.createWebSocket;
-      htmx.createWebSocket = function (url) {
-        if (lastEventId) { url = url.replace(/([?&]after=)\d+/, "$1" + lastEventId); }
-        return create(url);
-      };
-    }
-    var live = document.querySelector("[data-live]");
-    if (live) {
-      var m = /after=(\d+)/.exec(live.getAttribute("ws-connect") || "");
-      if (m) { lastEventId = Math.max(lastEventId, parseInt(m[1], 10)); }
-    }
-    rememberEventIds(document);
-  });
   window.caseforumLastEventId = function () { return lastEventId; };
+})();
+
+// Live thread lists.  The forum socket sends a thread's row as a plain
+// [data-live-row] block (not an hx-swap-oob fragment: a bare <tr> does not survive
+// htmx's fragment parser, and a list missing from the page would be a console error).
+// This extension takes such blocks out of each message before the ws extension swaps
+// the rest, and puts the row in every list of the page that shows the thread:
+//   [data-live-list="category"][data-category=N]  threads of category N
+//   [data-live-list="private"]                    private conversations
+//   [data-live-list="unread"]                     threads with unread posts (data-limit)
+// in the order the server lists them (pinned first where data-pinned-first, then the
+// latest activity), dropping it where it no longer belongs.  The forum index's
+// category rows ([data-category-row]) keep their thread and unread totals, and the home
+// page's "For you" list (#for-you) is replaced by the copy sent with the bell.
+(function () {
+  "use strict";
+  if (!window.htmx) { return; }
+  function comesBefore(a, b, pinnedFirst) {
+    if (pinnedFirst) {
+      var pa = a.hasAttribute("data-pinned"), pb = b.hasAttribute("data-pinned");
+      if (pa !== pb) { return pa; }
+    }
+    var la = a.getAttribute("data-last") || "", lb = b.getAttribute("data-last") || "";
+    if (la !== lb) { return la > lb; }
+    return parseInt(a.getAttribute("data-thread"), 10) > parseInt(b.getAttribute("data-thread"), 10);
+  }
+  function insertInOrder(list, row) {
+    var rows = list.querySelectorAll(":scope > [data-thread]");
+    var pinnedFirst = list.hasAttribute("data-pinned-first");
+    for (var i = 0; i < rows.length; i++) {
+      if (comesBefore(row, rows[i], pinnedFirst)) { list.insertBefore(row, rows[i]); return; }
+    }
+    if (rows.length) { rows[rows.length - 1].after(row); } else { list.prepend(row); }
+  }
+  function belongs(list, info) {
+    switch (list.getAttribute("data-live-list")) {
+      case "category": return !info.isPrivate && info.category === list.getAttribute("data-category");
+      case "private": return info.isPrivate;
+      case "unread": return info.unread > 0;
+      default: return false;
+    }
+  }
+  function tidy(list) {
+    var limit = parseInt(list.getAttribute("data-limit") || "0", 10);
+    var rows = list.querySelectorAll(":scope > [data-thread]");
+    for (var i = limit; limit && i < rows.length; i++) { rows[i].remove(); }
+    var empty = list.querySelector(":scope > [data-empty]") ||
+      (list.parentElement && list.parentElement.querySelector(":scope > [data-empty]"));
+    if (empty) { empty.hidden = rows.length > 0; }
+  }
+  function updateCategoryTotals(info) {
+    document.querySelectorAll('[data-category-row="' + info.category + '"]').forEach(function (row) {
+      var counts = {};
+      (row.getAttribute("data-unread-map") || "").trim().split(/\s+/).forEach(function (pair) {
+        var parts = pair.split(":");
+        if (parts.length === 2) { counts[parts[0]] = parseInt(parts[1], 10) || 0; }
+      });
+      if (info.unread) { counts[info.id] = info.unread; } else { delete counts[info.id]; }
+      var total = 0, pairs = [];
+      Object.keys(counts).forEach(function (key) { total += counts[key]; pairs.push(key + ":" + counts[key]); });
+      row.setAttribute("data-unread-map", pairs.join(" "));
+      var cell = row.querySelector("[data-unread-total]");
+      if (cell) {
+        if (total) {
+          var chip = document.createElement("span");
+          chip.className = "chip unread";
+          chip.textContent = String(total);
+          cell.replaceChildren(chip);
+        } else {
+          cell.textContent = "—";
+        }
+      }
+      var count = row.querySelector("[data-thread-count]");
+      if (count && info.isNew) { count.textContent = String((parseInt(count.textContent, 10) || 0) + 1); }
+    });
+  }
+  function placeRow(block) {
+    var info = {
+      id: block.getAttribute("data-live-row"),
+      category: block.getAttribute("data-category") || "",
+      isPrivate: block.hasAttribute("data-private"),
+      isNew: block.hasAttribute("data-new"),
+      unread: parseInt(block.getAttribute("data-unread") || "0", 10) || 0
+    };
+    var shapes = { TBODY: block.querySelector("tr"), UL: block.querySelector("li") };
+    document.querySelectorAll("[data-live-list]").forEach(function (list) {
+      var old = list.querySelector(':scope > [data-thread="' + info.id + '"]');
+      if (old) { old.remove(); }
+      var shape = shapes[list.tagName];
+      if (shape && belongs(list, info)) {
+        var row = shape.cloneNode(true);
+        insertInOrder(list, row);
+        htmx.process(row);  // boosted links, like the rest of the page
+      }
+      tidy(list);
+    });
+    if (info.category) { updateCategoryTotals(info); }
+  }
+  function placeNotes(block) {
+    var target = document.getElementById("for-you");
+    if (target) {
+      target.replaceChildren.apply(target, Array.prototype.slice.call(block.childNodes));
+      htmx.process(target);
+    }
+  }
+  htmx.defineExtension("live-lists", {
+    transformResponse: function (text, xhr) {
+      if (xhr || text.indexOf("data-live-") === -1) { return text; }  // not a live message
+      var box = document.createElement("template");
+      box.innerHTML = text;
+      // only the server's own top-level blocks: never anything inside a post
+      Array.prototype.slice.call(box.content.children).forEach(function (block) {
+        if (block.hasAttribute("data-live-row")) { placeRow(block); block.remove(); }
+        else if (block.hasAttribute("data-live-notes")) { placeNotes(block); block.remove(); }
+      });
+      return box.innerHTML;
+    }
+  });
 })();
 
 // Forum niceties: author-only links, reply/quote, composer reset, banner.
@@ -302,5 +419,73 @@
   });
   document.addEventListener("focusout", function (event) {
     if (open && event.target === open.box) { close(); }
+  });
+})();
+
+// Chat view.  The log (#posts.chat, its own scroll box) opens at the newest message and
+// follows new ones while the reader is at the bottom; a reader who scrolled up keeps
+// their place and gets a "New messages" button that jumps down.  The composer sends
+// with Enter; Shift+Enter starts a new line (and Enter that ends an IME composition,
+// as in Chinese, Japanese or Korean input, only ends the composition).
+(function () {
+  "use strict";
+  var NEAR = 40;  // px from the bottom that still count as "at the bottom"
+  var following = true;
+  function chatLog() { return document.querySelector("#posts.chat"); }
+  function newButton() { return document.querySelector("[data-chat-new]"); }
+  function atBottom(log) { return log.scrollHeight - log.scrollTop - log.clientHeight <= NEAR; }
+  function toBottom(log) {
+    log.scrollTop = log.scrollHeight;
+    following = true;
+    var button = newButton();
+    if (button) { button.hidden = true; }
+  }
+  function setUp() {
+    var log = chatLog();
+    if (!log || log.hasAttribute("data-chat-ready")) { return; }
+    log.setAttribute("data-chat-ready", "");
+    toBottom(log);
+    log.addEventListener("scroll", function () {
+      following = atBottom(log);
+      if (following) { var button = newButton(); if (button) { button.hidden = true; } }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", setUp);
+  document.addEventListener("htmx:load", setUp);
+  document.addEventListener("htmx:wsAfterMessage", function (event) {
+    var log = chatLog();
+    if (!log || event.detail.message.indexOf("beforeend:#posts") === -1) { return; }
+    if (following) {
+      toBottom(log);
+    } else {
+      var button = newButton();
+      if (button) { button.hidden = false; }
+    }
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-chat-new]");
+    var log = chatLog();
+    if (button && log) { toBottom(log); }
+  });
+  // what the reader sends is shown to them, wherever they had scrolled
+  document.addEventListener("submit", function (event) {
+    var log = chatLog();
+    if (log && event.target.id === "composer") { toBottom(log); }
+  });
+  function fit(box) { box.rows = Math.min(6, Math.max(1, box.value.split("\n").length)); }
+  document.addEventListener("keydown", function (event) {
+    var box = event.target;
+    if (event.key !== "Enter" || !box.matches || !box.matches("textarea[data-enter-sends]")) { return; }
+    if (event.shiftKey || event.isComposing || event.keyCode === 229) { return; }
+    event.preventDefault();
+    if (box.value.trim() && box.form) { box.form.requestSubmit(); }
+  });
+  document.addEventListener("input", function (event) {
+    var box = event.target;
+    if (box.matches && box.matches("textarea[data-enter-sends]")) { fit(box); }
+  });
+  document.addEventListener("reset", function (event) {
+    var box = event.target.querySelector && event.target.querySelector("textarea[data-enter-sends]");
+    if (box) { window.setTimeout(function () { fit(box); }, 0); }
   });
 })();
