@@ -8,9 +8,11 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
 VENDOR := src/caseforum/static/vendor
+# test-only front-end files (axe-core for the accessibility checks): never under static/
+TEST_VENDOR := tests/vendor
 export CASEFORUM_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run test test-fast setup assets db browser lint clean services-test bench
+.PHONY: run test test-fast setup assets db browser lint clean reset services-test bench
 
 run: setup db
 	$(BIN)/caseforum demo
@@ -27,23 +29,28 @@ test-fast: setup
 setup: $(BIN)/.installed assets
 
 $(BIN)/.installed: pyproject.toml plugins/opd_link/pyproject.toml plugins/ice_exchange/pyproject.toml
+	@echo "==> Python packages into $(VENV) (the first time takes about two minutes)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' -e plugins/opd_link -e plugins/ice_exchange
+	$(BIN)/python -m pip install --progress-bar on -e '.[test]' -e plugins/opd_link -e plugins/ice_exchange
 	touch $@
+	@echo "==> Python packages ready"
 
-ASSETS := $(VENDOR)/htmx.min.js $(VENDOR)/ws.js $(VENDOR)/swagger-ui-bundle.js $(VENDOR)/swagger-ui.css
+ASSETS := $(VENDOR)/htmx.min.js $(VENDOR)/ws.js $(VENDOR)/swagger-ui-bundle.js $(VENDOR)/swagger-ui.css \
+	$(TEST_VENDOR)/axe.min.js
 
 assets: $(ASSETS)
 
 # --ignore-scripts: the assets are plain files; no package's install script runs here
 $(ASSETS): package-lock.json
+	@echo "==> Front-end assets from the npm lock file"
 	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
-	mkdir -p $(VENDOR)
+	mkdir -p $(VENDOR) $(TEST_VENDOR)
 	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js
 	cp node_modules/htmx-ext-ws/dist/ws.js $(VENDOR)/ws.js
 	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js $(VENDOR)/swagger-ui-bundle.js
 	cp node_modules/swagger-ui-dist/swagger-ui.css $(VENDOR)/swagger-ui.css
+	cp node_modules/axe-core/axe.min.js $(TEST_VENDOR)/axe.min.js
 
 db: setup
 	$(BIN)/caseforum init
@@ -63,5 +70,10 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
+# start the demo afresh: the next `make run` makes a new database with the demo data
+reset:
+	rm -rf "$(CASEFORUM_DATA_DIR)"
+	@echo "==> removed $(CASEFORUM_DATA_DIR): the next 'make run' starts with fresh demo data"
+
 clean:
-	rm -rf $(VENV) node_modules $(VENDOR) var
+	rm -rf $(VENV) node_modules $(VENDOR) $(TEST_VENDOR) var

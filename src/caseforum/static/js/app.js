@@ -34,6 +34,29 @@
   }
   document.addEventListener("DOMContentLoaded", function () { syncPanes(document); });
   document.addEventListener("htmx:load", function (event) { syncPanes(event.target); });
+
+  // a wide table scrolls sideways in its own box on a narrow screen (app.css); with no
+  // link or button inside, keyboard users reach it only if the box itself takes focus
+  var FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+  function focusableScrollers() {
+    document.querySelectorAll("table.dense").forEach(function (table) {
+      var scrolls = table.scrollWidth > table.clientWidth + 1;
+      if (scrolls && !table.hasAttribute("tabindex") && !table.querySelector(FOCUSABLE)) {
+        table.setAttribute("tabindex", "0");
+        table.dataset.scrollFocus = "1";
+      } else if (!scrolls && table.dataset.scrollFocus) {
+        table.removeAttribute("tabindex");
+        delete table.dataset.scrollFocus;
+      }
+    });
+  }
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    window.clearTimeout(resizeTimer);
+    resizeTimer = window.setTimeout(focusableScrollers, 150);
+  });
+  document.addEventListener("DOMContentLoaded", focusableScrollers);
+  document.addEventListener("htmx:load", focusableScrollers);
 })();
 
 // Live updates: the htmx ws extension, told where to resume after a dropped
