@@ -35,6 +35,7 @@ class Stop:
     name: str
     user: str | None  # None: a visitor who has not logged in
     path: str
+    ready: str = "body"  # what shows once the page has drawn itself (scripts included)
 
 
 @dataclass
@@ -86,6 +87,7 @@ def _stops(engine: Any, exchange_id: str) -> list[Stop]:
     dossier = "/dossiers/JP/2019041872"
     return [
         Stop("login", None, "/login"),
+        Stop("visitor-home", None, "/"),
         Stop("home", "jp.examiner", "/"),
         Stop("dossiers", "jp.examiner", "/dossiers"),
         Stop("forum", "jp.examiner", "/forum"),
@@ -112,7 +114,7 @@ def _stops(engine: Any, exchange_id: str) -> list[Stop]:
         Stop("admin-bots", "admin", "/admin/bots"),
         Stop("flags", "admin", "/forum/flags"),
         Stop("office-admin-users", "jp.admin", "/admin/users"),
-        Stop("api-docs", "jp.examiner", "/api/v1/docs"),
+        Stop("api-docs", "jp.examiner", "/api/v1/docs", ready=".opblock-summary"),
     ]
 
 
@@ -160,3 +162,4 @@ def visit(page: Any, tour: Tour, stop: Stop) -> None:
     assert response is not None and response.status < 400, \
         f"{stop.name}: {stop.path} answered {response.status if response else 'nothing'}"
     page.wait_for_load_state("networkidle")
+    page.locator(stop.ready).first.wait_for()
