@@ -15,8 +15,10 @@ export CASEFORUM_DATA_DIR ?= $(CURDIR)/var
 .PHONY: run test test-fast setup assets db browser lint clean reset services-test bench
 
 run: setup db
+	@echo "==> Demo accounts, dossiers, forum and ICE keys (safe to repeat)"
 	$(BIN)/caseforum demo
 	$(BIN)/caseforum ice demo
+	@echo "==> Serving on http://$(HOST):$(PORT)/  (Ctrl+C stops it; 'make reset' forgets all data)"
 	$(BIN)/caseforum serve --host $(HOST) --port $(PORT)
 
 test: setup browser lint
@@ -53,6 +55,7 @@ $(ASSETS): package-lock.json
 	cp node_modules/axe-core/axe.min.js $(TEST_VENDOR)/axe.min.js
 
 db: setup
+	@echo "==> Database in $(CASEFORUM_DATA_DIR)"
 	$(BIN)/caseforum init
 
 # Debian's chromium for the browser tests (Playwright drives it; no browser download)

@@ -25,7 +25,6 @@ from caseforum.models.office import IceRole
 from tests.conftest import LiveServer, login
 
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
-ICE_DEMO_ROLES = {"JP": "both", "SG": "recipient", "AU": "donor"}
 
 
 @dataclass(frozen=True)
@@ -49,11 +48,13 @@ class Tour:
 
 
 def _ice_demo(settings: Settings) -> None:
+    """What ``caseforum ice demo`` does (its roles; keys made without the command)."""
     from caseforum_ice_exchange import keys
+    from caseforum_ice_exchange.cli import DEMO_ROLES
 
     engine = make_engine(settings)
     with open_session(engine) as session:
-        for code, role in ICE_DEMO_ROLES.items():
+        for code, role in DEMO_ROLES:
             office = session.get(Office, code)
             assert office is not None
             office.ice_role = IceRole(role)
@@ -118,8 +119,8 @@ def _stops(engine: Any, exchange_id: str) -> list[Stop]:
     ]
 
 
-@pytest.fixture
-def tour(data_dir: Path) -> Iterator[Tour]:
+@pytest.fixture(name="tour")
+def tour_fixture(data_dir: Path) -> Iterator[Tour]:
     """A live demo instance with ICE switched on and one exchange, and its pages."""
     settings = load_settings(data_dir=data_dir, secret_key="s" * 32)
     _ice_demo(settings)
@@ -136,18 +137,13 @@ def contexts_by_user(browser: Any, tour: Tour, viewport: dict[str, int]
                      ) -> Iterator[tuple[Stop, Any]]:
     """Each stop with a page of a browser context logged in as the stop's user (one
     context per user, made when first needed; all closed at the end)."""
-    from tests.browser import log_in
+    from tests.browser import log_in, open_tab
 
     pages: dict[str | None, Any] = {}
     try:
         for stop in tour.stops:
             if stop.user not in pages:
-                context = browser.new_context(viewport=viewport)
-                tab = context.new_page()
-                errors: list[str] = []
-                tab.on("console", lambda msg, errors=errors: errors.append(msg.text)
-                       if msg.type == "error" else None)
-                tab.console_errors = errors
+                tab = open_tab(browser, viewport)
                 if stop.user is not None:
                     log_in(tab, tour.server, stop.user)
                 pages[stop.user] = tab

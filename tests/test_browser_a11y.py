@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser import screenshot
-from tests.page_tour import AXE, Tour, contexts_by_user, tour, visit  # noqa: F401  (fixture)
+from tests.page_tour import AXE, Tour, contexts_by_user, tour_fixture, visit  # noqa: F401
 
 pytestmark = pytest.mark.browser
 AXE_PATH = "/__tests__/axe.min.js"  # answered by the test (context.route), not the app

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import screenshot
-from tests.page_tour import Tour, contexts_by_user, tour, visit  # noqa: F401  (fixture)
+from tests.browser import log_in, open_tab, screenshot
+from tests.page_tour import Tour, contexts_by_user, tour_fixture, visit  # noqa: F401
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
@@ -64,10 +64,7 @@ def test_every_main_page_fits_a_phone_screen(browser: Any, tour: Tour) -> None:
 
 def test_the_menu_opens_closes_and_takes_the_reader_somewhere(browser: Any, tour: Tour
                                                               ) -> None:
-    from tests.browser import log_in
-
-    context = browser.new_context(viewport=PHONE)
-    page = context.new_page()
+    page = open_tab(browser, PHONE)
     try:
         log_in(page, tour.server, "jp.examiner")
         toggle = page.locator(".menu > summary")
@@ -93,15 +90,12 @@ def test_the_menu_opens_closes_and_takes_the_reader_somewhere(browser: Any, tour
             "link", name="Dossiers")).to_be_hidden()
         expect(page.locator(".menu > summary")).to_be_visible()
     finally:
-        context.close()
+        page.context.close()
 
 
 def test_on_a_wide_screen_the_menu_stays_open_without_a_toggle(browser: Any, tour: Tour
                                                                 ) -> None:
-    from tests.browser import log_in
-
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
+    page = open_tab(browser)
     try:
         log_in(page, tour.server, "jp.examiner")
         expect(page.locator(".menu > summary")).to_be_hidden()
@@ -109,15 +103,12 @@ def test_on_a_wide_screen_the_menu_stays_open_without_a_toggle(browser: Any, tou
         for label in ("Home", "Dossiers", "Forum", "Exchanges"):
             expect(nav.get_by_role("link", name=label)).to_be_visible()
     finally:
-        context.close()
+        page.context.close()
 
 
 def test_a_wide_table_scrolls_in_its_own_box_and_takes_keyboard_focus(
         browser: Any, tour: Tour) -> None:
-    from tests.browser import log_in
-
-    context = browser.new_context(viewport=PHONE)
-    page = context.new_page()
+    page = open_tab(browser, PHONE)
     try:
         log_in(page, tour.server, "jp.admin")
         page.goto(f"{tour.url}/stats")
@@ -135,4 +126,4 @@ def test_a_wide_table_scrolls_in_its_own_box_and_takes_keyboard_focus(
         page.wait_for_function("t => !t.hasAttribute('tabindex')",  # no extra tab stop
                                arg=table.element_handle())
     finally:
-        context.close()
+        page.context.close()
