@@ -12,13 +12,12 @@ VENDOR := src/caseforum/static/vendor
 TEST_VENDOR := tests/vendor
 export CASEFORUM_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run test test-fast setup assets db browser lint clean reset services-test bench
+.PHONY: run test test-fast setup assets db browser lint clean services-test bench
 
 run: setup db
-	@echo "==> Demo accounts, dossiers, forum and ICE keys (safe to repeat)"
+	@echo "==> Demo data, then the app on http://$(HOST):$(PORT)/ (Ctrl+C stops it; 'make reset' forgets all data)"
 	$(BIN)/caseforum demo
 	$(BIN)/caseforum ice demo
-	@echo "==> Serving on http://$(HOST):$(PORT)/  (Ctrl+C stops it; 'make reset' forgets all data)"
 	$(BIN)/caseforum serve --host $(HOST) --port $(PORT)
 
 test: setup browser lint
@@ -74,6 +73,7 @@ bench: setup
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 # start the demo afresh: the next `make run` makes a new database with the demo data
+.PHONY: reset
 reset:
 	rm -rf "$(CASEFORUM_DATA_DIR)"
 	@echo "==> removed $(CASEFORUM_DATA_DIR): the next 'make run' starts with fresh demo data"

@@ -20,6 +20,13 @@
   function syncPanes(root) {
     var panes = (root || document).querySelectorAll("[data-sync]");
     panes.forEach(function (pane) {
+      // a pane scrolls by itself: it takes focus, so the arrow keys can scroll it
+      if (!pane.hasAttribute("tabindex")) {
+        var first = document.querySelector('[data-sync="' + pane.dataset.sync + '"]') === pane;
+        pane.setAttribute("tabindex", "0");
+        pane.setAttribute("role", "region");
+        pane.setAttribute("aria-label", first ? "Left document" : "Right document");
+      }
       pane.addEventListener("scroll", function () {
         if (pane.dataset.syncing) { return; }
         document.querySelectorAll('[data-sync="' + pane.dataset.sync + '"]').forEach(function (other) {
