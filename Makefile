@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
 VENDOR := src/caseforum/static/vendor
+# test-only front-end files (axe-core for the accessibility checks): never under static/
+TEST_VENDOR := tests/vendor
 export CASEFORUM_DATA_DIR ?= $(CURDIR)/var
 OPD_PORT ?= 8765
 
@@ -16,6 +18,7 @@ OPD_PORT ?= 8765
 # beside the app, the One Portal Dossier reference server (recorded Global Dossier
 # answers): type US 16/123,456 in the number box to see an OPD family arrive
 run: setup db
+	@echo "==> Demo data, then the app on http://$(HOST):$(PORT)/ (Ctrl+C stops it; 'make reset' forgets all data)"
 	$(BIN)/caseforum demo
 	$(BIN)/caseforum ice demo
 	$(BIN)/caseforum-opd-reference --port $(OPD_PORT) & opd=$$!; \
@@ -37,25 +40,31 @@ setup: $(BIN)/.installed assets
 	@$(BIN)/python -m compileall -q src plugins/*/src >/dev/null
 
 $(BIN)/.installed: pyproject.toml plugins/opd_link/pyproject.toml plugins/ice_exchange/pyproject.toml
+	@echo "==> Python packages into $(VENV) (the first time takes about two minutes)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' -e plugins/opd_link -e plugins/ice_exchange
+	$(BIN)/python -m pip install --progress-bar on -e '.[test]' -e plugins/opd_link -e plugins/ice_exchange
 	touch $@
+	@echo "==> Python packages ready"
 
-ASSETS := $(VENDOR)/htmx.min.js $(VENDOR)/ws.js $(VENDOR)/swagger-ui-bundle.js $(VENDOR)/swagger-ui.css
+ASSETS := $(VENDOR)/htmx.min.js $(VENDOR)/ws.js $(VENDOR)/swagger-ui-bundle.js $(VENDOR)/swagger-ui.css \
+	$(TEST_VENDOR)/axe.min.js
 
 assets: $(ASSETS)
 
 # --ignore-scripts: the assets are plain files; no package's install script runs here
 $(ASSETS): package-lock.json
+	@echo "==> Front-end assets from the npm lock file"
 	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
-	mkdir -p $(VENDOR)
+	mkdir -p $(VENDOR) $(TEST_VENDOR)
 	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js
 	cp node_modules/htmx-ext-ws/dist/ws.js $(VENDOR)/ws.js
 	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js $(VENDOR)/swagger-ui-bundle.js
 	cp node_modules/swagger-ui-dist/swagger-ui.css $(VENDOR)/swagger-ui.css
+	cp node_modules/axe-core/axe.min.js $(TEST_VENDOR)/axe.min.js
 
 db: setup
+	@echo "==> Database in $(CASEFORUM_DATA_DIR)"
 	$(BIN)/caseforum init
 
 # Debian's chromium for the browser tests (Playwright drives it; no browser download)
@@ -73,5 +82,11 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
+# start the demo afresh: the next `make run` makes a new database with the demo data
+.PHONY: reset
+reset:
+	rm -rf "$(CASEFORUM_DATA_DIR)"
+	@echo "==> removed $(CASEFORUM_DATA_DIR): the next 'make run' starts with fresh demo data"
+
 clean:
-	rm -rf $(VENV) node_modules $(VENDOR) var
+	rm -rf $(VENV) node_modules $(VENDOR) $(TEST_VENDOR) var

@@ -31,15 +31,25 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+DESKTOP = {"width": 1280, "height": 860}
+
+
+def open_tab(browser: Any, viewport: dict[str, int] | None = None) -> Any:
+    """A tab in a context of its own (close it with ``tab.context.close()``) whose
+    console errors gather in ``tab.console_errors``."""
+    context = browser.new_context(viewport=viewport or DESKTOP)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    tab.console_errors = errors  # type: ignore[attr-defined]
+    tab.console_errors = errors
+    return tab
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    tab = open_tab(browser)
     yield tab
-    context.close()
+    tab.context.close()
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -236,6 +236,7 @@ API_DOCS_PAGE = """<!doctype html>
   <title>{title} · API docs</title>
   <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
   <link rel="stylesheet" href="/static/vendor/swagger-ui.css">
+  <link rel="stylesheet" href="/static/css/api_docs.css">
   <script src="/static/vendor/swagger-ui-bundle.js" defer></script>
   <script src="/static/js/api_docs.js" defer></script>
 </head>

@@ -5,6 +5,8 @@ window.addEventListener("DOMContentLoaded", function () {
   window.ui = window.SwaggerUIBundle({
     url: document.body.getAttribute("data-openapi-url"),
     dom_id: "#swagger-ui",
-    deepLinking: true,
+    // no deep links: they put a link inside each operation's toggle button, a control
+    // inside a control that screen readers cannot reach (axe: nested-interactive)
+    deepLinking: false,
   });
 });

@@ -20,6 +20,13 @@
   function syncPanes(root) {
     var panes = (root || document).querySelectorAll("[data-sync]");
     panes.forEach(function (pane) {
+      // a pane scrolls by itself: it takes focus, so the arrow keys can scroll it
+      if (!pane.hasAttribute("tabindex")) {
+        var first = document.querySelector('[data-sync="' + pane.dataset.sync + '"]') === pane;
+        pane.setAttribute("tabindex", "0");
+        pane.setAttribute("role", "region");
+        pane.setAttribute("aria-label", first ? "Left document" : "Right document");
+      }
       pane.addEventListener("scroll", function () {
         if (pane.dataset.syncing) { return; }
         document.querySelectorAll('[data-sync="' + pane.dataset.sync + '"]').forEach(function (other) {
@@ -34,6 +41,29 @@
   }
   document.addEventListener("DOMContentLoaded", function () { syncPanes(document); });
   document.addEventListener("htmx:load", function (event) { syncPanes(event.target); });
+
+  // a wide table scrolls sideways in its own box on a narrow screen (app.css); with no
+  // link or button inside, keyboard users reach it only if the box itself takes focus
+  var FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+  function focusableScrollers() {
+    document.querySelectorAll("table.dense").forEach(function (table) {
+      var scrolls = table.scrollWidth > table.clientWidth + 1;
+      if (scrolls && !table.hasAttribute("tabindex") && !table.querySelector(FOCUSABLE)) {
+        table.setAttribute("tabindex", "0");
+        table.dataset.scrollFocus = "1";
+      } else if (!scrolls && table.dataset.scrollFocus) {
+        table.removeAttribute("tabindex");
+        delete table.dataset.scrollFocus;
+      }
+    });
+  }
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    window.clearTimeout(resizeTimer);
+    resizeTimer = window.setTimeout(focusableScrollers, 150);
+  });
+  document.addEventListener("DOMContentLoaded", focusableScrollers);
+  document.addEventListener("htmx:load", focusableScrollers);
 })();
 
 // Live updates: the htmx ws extension, told where to resume.  A new page (the first
