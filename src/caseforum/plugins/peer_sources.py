@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpx
-
 from caseforum import hookimpl
 from caseforum.sources import (
     DossierSource,
@@ -78,6 +76,8 @@ class PeerSource:
         self.office = office
         self.name = f"peer_{office.lower()}"
         self.label = f"{office} dossiers at {urlsplit(url).netloc or url}"
+        import httpx  # only for an instance that has peers (cold start)
+
         self._http = httpx.Client(
             base_url=url.rstrip("/"), follow_redirects=False,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),

@@ -13,7 +13,6 @@ from caseforum.forum.access import readable_threads
 from caseforum.forum.service import readable_notifications, unread_counts
 from caseforum.models import AccountAudit, Application, Document, Notification, Office
 from caseforum.web.deps import CurrentViewer
-from caseforum.web.dossier_pages import dossier_url
 from caseforum.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -62,6 +61,8 @@ def landing(request: Request, session: SessionDep, viewer: CurrentViewer) -> Res
     """The page a visitor who is not logged in meets: what CaseForum is, the offices
     that share with the public, a number box and their latest dossiers.  What is
     listed passes the same rules as every other page (``Access``)."""
+    from caseforum.web.dossier_pages import dossier_url  # a deferred router's module
+
     public_offices = sorted((o for o in authcache.offices(session).values() if o.public_access),
                             key=lambda o: o.code)
     access = Access(session, viewer)

@@ -7,6 +7,7 @@ modules are small and single-purpose; this one only wires them to CaseForum.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -57,19 +58,31 @@ def extra_nav_items(user: Any) -> list[dict[str, str]]:
 
 @hookimpl
 def startup(app: Any) -> None:
-    """Start the delivery loop (in processes that run background consumers)."""
+    """Start the delivery loop (in processes that run background consumers), a moment
+    after the app is up: its imports (signatures, encryption, HTTP) need not delay the
+    first answer."""
     if not app.state.settings.run_consumers:
         return
-    from .api import runtime
-    from .delivery import DeliveryLoop
 
-    loop = DeliveryLoop(runtime(app))
-    loop.start()
-    app.state.ice_delivery = loop
+    def begin() -> None:
+        from .api import runtime
+        from .delivery import DeliveryLoop
+
+        loop = DeliveryLoop(runtime(app))
+        loop.start()
+        app.state.ice_delivery = loop
+
+    try:
+        app.state.ice_delivery_start = asyncio.get_running_loop().call_later(0.2, begin)
+    except RuntimeError:  # called outside the event loop: start at once
+        begin()
 
 
 @hookimpl
 def shutdown(app: Any) -> None:
+    pending = getattr(app.state, "ice_delivery_start", None)
+    if pending is not None:
+        pending.cancel()  # stopped before it began
     loop = getattr(app.state, "ice_delivery", None)
     if loop is not None:
         loop.stop()

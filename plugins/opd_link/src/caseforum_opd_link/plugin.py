@@ -23,9 +23,14 @@ from caseforum.numbers import (
     parse_application_number,
     parse_publication_number,
 )
-from caseforum.sources import DossierSource, NumberMatch, SourceDocument, SourceDossier
+from caseforum.sources import (
+    DossierSource,
+    NumberMatch,
+    SourceDocument,
+    SourceDossier,
+    SourceUnavailable,
+)
 from caseforum_opd_link import wire
-from caseforum_opd_link.client import OpdClient, OpdUnavailable
 
 MAX_DOCLISTS = 8  # document lists fetched for the other members of one family
 
@@ -49,6 +54,10 @@ class OpdSource:
     label = "One Portal Dossier"
 
     def __init__(self, config: dict[str, Any]) -> None:
+        # httpx is imported only when a base URL is set (cold start: most instances
+        # have no One Portal Dossier link)
+        from caseforum_opd_link.client import OpdClient
+
         settings = Config.model_validate(config)
         self.client = OpdClient(str(settings.base_url), timeout=settings.timeout_seconds,
                                 retries=settings.retries, backoff=settings.backoff_seconds)
@@ -104,7 +113,7 @@ class OpdSource:
                 try:
                     listing = self.client.doclist(office, wire.text(item.get("appNum")),
                                                   wire.text(item.get("kindCode")) or "A")
-                except OpdUnavailable:
+                except SourceUnavailable:  # the client's OpdUnavailable
                     if item is asked:
                         raise
                     listing = None  # another member's list: the family still arrives
