@@ -202,6 +202,42 @@ def test_importing_the_app_leaves_the_heavy_libraries_alone(tmp_path: Path) -> N
     assert _imported("import caseforum.app", heavy, tmp_path) == []
 
 
+STARTED_APP = """
+import asyncio
+from caseforum.cli import cli
+cli.main(['init'], prog_name='caseforum', standalone_mode=False)
+from caseforum.app import create_app
+
+async def up():
+    app, sent, asked = create_app(), [], asyncio.Event()
+
+    async def receive():
+        if not asked.is_set():
+            asked.set()
+            return {'type': 'lifespan.startup'}
+        await asyncio.sleep(3600)
+
+    async def send(message):
+        sent.append(message)
+
+    task = asyncio.create_task(app({'type': 'lifespan', 'state': {}}, receive, send))
+    while not sent:
+        await asyncio.sleep(0.001)
+    assert sent[0]['type'] == 'lifespan.startup.complete', sent
+    task.cancel()
+
+asyncio.run(up())
+"""
+
+
+def test_a_started_app_leaves_them_alone_too(tmp_path: Path) -> None:
+    """Plugins loaded, the app made and its start-up done (ready to answer): still
+    none of them.  The ICE delivery loop, the peer sources and the One Portal Dossier
+    client bring theirs in when they first run."""
+    heavy = ["httpx", "nacl", "pypdf", "fpdf", "whoosh", "markdown_it"]
+    assert _imported(STARTED_APP, heavy, tmp_path / "up") == []
+
+
 def test_init_on_an_empty_folder_loads_neither_fastapi_nor_alembic(tmp_path: Path) -> None:
     setup = ("from caseforum.cli import cli\n"
              "cli.main(['init'], prog_name='caseforum', standalone_mode=False)")
