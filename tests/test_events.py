@@ -24,6 +24,7 @@ from caseforum.events import (
 )
 from caseforum.models import AccountAudit, ConsumerCursor, Event
 from tests.conftest import login
+from tests.sql_helpers import counted
 
 
 def _count(session: Session, model) -> int:
@@ -120,6 +121,64 @@ def test_a_failure_half_way_resumes_at_the_failed_event(engine) -> None:
         assert "power cut" in cursor.last_error
     assert process_pending(consumer, engine) == 3
     assert consumer.seen == list(range(start + 1, start + 6))
+
+
+class OnlyMarked(Consumer):
+    """Wants one kind of event among many others."""
+
+    name = "only-marked"
+    batch_size = 10
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def wants(self, event) -> bool:
+        return event.kind == "test.marked"
+
+    def handle(self, session, event) -> None:
+        self.seen.append(event.id)
+
+
+def _log(engine, kinds: list[str], cursor: str) -> int:
+    with open_session(engine) as session:
+        start = session.exec(select(func.max(Event.id))).one() or 0
+        session.add(ConsumerCursor(name=cursor, last_event_id=start))
+        for kind in kinds:
+            emit(session, kind=kind)
+        session.commit()
+    return start
+
+
+def test_events_a_consumer_does_not_want_cost_it_no_transaction_each(engine) -> None:
+    start = _log(engine, ["test.other"] * 3 + ["test.marked"] + ["test.other"] * 3, "only-marked")
+    consumer = OnlyMarked()
+    with counted(engine) as statements:
+        assert process_pending(consumer, engine) == 1
+    assert consumer.seen == [start + 4]
+    cursor_writes = [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
+    # the marked event's own transaction (lock, then the new position), and one more for
+    # the three after it, since the consumer has not written for a while: 4, not 14
+    assert len(cursor_writes) == 4
+    with open_session(engine) as session:
+        assert session.get(ConsumerCursor, "only-marked").last_event_id == start + 7
+    assert process_pending(consumer, engine) == 0 and consumer.seen == [start + 4]
+
+
+def test_unwanted_events_are_passed_over_lazily_but_never_block_a_full_batch(engine) -> None:
+    consumer = OnlyMarked()
+    consumer.passed_over_at = time.monotonic()  # it has just written its cursor
+    start = _log(engine, ["test.other"] * 3, "only-marked")
+    assert process_pending(consumer, engine) == 0
+    with open_session(engine) as session:  # read again next time, not written now
+        assert session.get(ConsumerCursor, "only-marked").last_event_id == start
+    _log_more = ["test.other"] * 12 + ["test.marked"]
+    with open_session(engine) as session:
+        for kind in _log_more:
+            emit(session, kind=kind)
+        session.commit()
+    # a batch (10) full of unwanted events moves the cursor, so the marked one is reached
+    assert process_pending(consumer, engine) == 1
+    assert consumer.seen == [start + 16]
 
 
 class Poisoned(Consumer):

@@ -109,7 +109,8 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         plugins.load(disabled=disabled_plugins(engine))
     consumers: list[Consumer] = [
         AccountAuditConsumer(),
-        PluginEventsConsumer(lambda event: plugins.on_event(event=event)),
+        PluginEventsConsumer(lambda event: plugins.on_event(event=event),
+                             wanted=plugins.listens_to_events),
         Notifier(engine, plugins.notification_channels),
         BotRunner(engine, plugins.bots, broker=broker, patterns=plugins.reference_patterns),
     ]

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: how often a consumer fails on one event before it is skipped and logged
 MAX_ATTEMPTS = 5
+#: how often a consumer writes its cursor past events it does not want (process_pending)
+SKIP_WRITE_SECONDS = 5.0
 #: the longest a woken consumer waits for the realtime hub to push the event first
 HUB_FIRST_SECONDS = 0.25
 
@@ -246,6 +249,7 @@ class Consumer(ABC):
 
     name: str = ""
     batch_size: int = 200
+    passed_over_at: float = 0.0  # when unwanted events last moved the cursor
 
     def wants(self, event: Event) -> bool:
         return True
@@ -282,7 +286,13 @@ def _cursor(session: Session, name: str, *, lock: bool = False) -> ConsumerCurso
 
 
 def process_pending(consumer: Consumer, engine: Engine, broker: Any = None) -> int:
-    """Handle every event past the consumer's cursor; return how many were handled."""
+    """Handle every event past the consumer's cursor; return how many were handled.
+
+    Events the consumer does not want cost no transaction of their own: handling a
+    wanted one moves the cursor past those before it, and a run of unwanted ones at
+    the end is passed over in one write, at most every :data:`SKIP_WRITE_SECONDS`
+    (or at once when it fills a batch).  Until then they are read again next time
+    and passed over again: nothing is handled twice, since they are not handled."""
     handled = 0
     while True:
         with open_session(engine, broker) as session:
@@ -294,12 +304,35 @@ def process_pending(consumer: Consumer, engine: Engine, broker: Any = None) -> i
             ).all()
         if not batch:
             return handled
+        passed_over = 0
         for event in batch:
+            if not consumer.wants(event):
+                passed_over = event.id or passed_over
+                continue
+            passed_over = 0
             if not _handle_one(consumer, engine, broker, event):
                 return handled
             handled += 1
-        if len(batch) < consumer.batch_size:
+        full = len(batch) >= consumer.batch_size
+        if passed_over and (full or time.monotonic() - consumer.passed_over_at
+                            > SKIP_WRITE_SECONDS):
+            _pass_over(consumer, engine, passed_over)
+        if not full:
             return handled
+
+
+def _pass_over(consumer: Consumer, engine: Engine, event_id: int) -> None:
+    """Move the cursor to ``event_id`` over events the consumer does not want."""
+    with open_session(engine) as session:
+        cursor = _cursor(session, consumer.name, lock=True)
+        if cursor.last_event_id < event_id:
+            cursor.last_event_id = event_id
+            cursor.attempts = 0
+            cursor.last_error = ""
+            cursor.updated_at = utcnow()
+            session.add(cursor)
+        session.commit()
+    consumer.passed_over_at = time.monotonic()
 
 
 def _handle_one(consumer: Consumer, engine: Engine, broker: Any, event: Event) -> bool:
@@ -461,8 +494,13 @@ class PluginEventsConsumer(Consumer):
 
     name = "plugin-events"
 
-    def __init__(self, call: Callable[[Event], object]) -> None:
+    def __init__(self, call: Callable[[Event], object],
+                 wanted: Callable[[], bool] = lambda: True) -> None:
         self._call = call
+        self._wanted = wanted  # whether any plugin implements on_event now
+
+    def wants(self, event: Event) -> bool:
+        return self._wanted()
 
     def handle(self, session: Session, event: Event) -> None:
         self._call(event)

@@ -346,6 +346,11 @@ class PluginHost:
         items = self._flat("extra_nav_items", user=user)
         return sorted(items, key=lambda item: int(item.get("order", 50)))
 
+    def listens_to_events(self) -> bool:
+        """Whether any plugin implements ``on_event`` (when none does, the consumer
+        that calls it passes events over without a transaction each)."""
+        return bool(self._impls("on_event"))
+
     def on_event(self, *, event: Any) -> None:
         for impl in self._impls("on_event"):
             impl.function(**{k: v for k, v in {"event": event}.items() if k in impl.argnames})
