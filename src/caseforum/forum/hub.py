@@ -62,7 +62,7 @@ class TooOld(Exception):
 QUEUE_LIMIT = 500  # fragments waiting for one slow client before it is told to reload
 RECHECK_SECONDS = 2.0  # the safety net: every open socket's credential, this often
 #: the longest the consumers wait for the writers after the hub queued an event's fragments
-SEND_FIRST_SECONDS = 0.05
+SEND_FIRST_SECONDS = 0.2
 TOUCH_SECONDS = 60.0  # how often open sockets mark their sessions and tokens as in use
 #: events after which the sockets they concern are checked again at once
 REVOKING = frozenset({"account.disabled", "account.logout", "account.token_revoked",
