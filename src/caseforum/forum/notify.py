@@ -9,8 +9,10 @@ the row is committed: never a network call inside a write transaction.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -18,7 +20,16 @@ from caseforum.authz import Viewer, can
 from caseforum.db import open_session
 from caseforum.events import Consumer, emit
 from caseforum.forum.access import thread_target
-from caseforum.models import Event, Notification, Office, Post, Thread, ThreadParticipant, User
+from caseforum.models import (
+    Event,
+    Notification,
+    Office,
+    Post,
+    Thread,
+    ThreadParticipant,
+    User,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +54,56 @@ def notify(session: Session, *, user_id: int, event: Event, kind: str, text: str
     emit(session, kind="notification.created", subject_type="user", subject_id=user_id,
          payload={"user_id": user_id, "notification_id": note.id})
     return note
+
+
+def mark_read(session: Session, *, user_id: int, ids: list[int] | None = None,
+              thread_id: int | None = None) -> int:
+    """Mark ``user_id``'s unread notifications read: those in ``ids``, those of
+    ``thread_id``, or (neither given) all of them.  One ``UPDATE``; when it
+    changed anything, a ``notification.read`` event lets open bells count down.
+    Returns how many were marked."""
+    query = update(Notification).where(
+        Notification.user_id == user_id,  # type: ignore[arg-type]
+        Notification.read_at.is_(None))  # type: ignore[union-attr]
+    if ids is not None:
+        query = query.where(Notification.id.in_(ids))  # type: ignore[union-attr]
+    if thread_id is not None:
+        query = query.where(Notification.thread_id == thread_id)  # type: ignore[arg-type]
+    changed = session.exec(query.values(read_at=utcnow())).rowcount or 0  # type: ignore[call-overload]
+    if changed:
+        emit(session, kind="notification.read", subject_type="user", subject_id=user_id,
+             payload={"user_id": user_id, "read": True})
+    return changed
+
+
+@dataclass
+class NotificationGroup:
+    """The notifications about one thread (or one other subject), newest first:
+    the page shows one line per group, not one per post."""
+
+    latest: Notification
+    notes: list[Notification] = field(default_factory=list)
+
+    @property
+    def unread(self) -> int:
+        return sum(1 for n in self.notes if n.read_at is None)
+
+    @property
+    def more(self) -> int:
+        return len(self.notes) - 1
+
+
+def group_notifications(notes: list[Notification]) -> list[NotificationGroup]:
+    """Group ``notes`` (newest first) per thread; notes without a thread group by
+    their link.  Groups keep the order of their newest note."""
+    groups: dict[tuple[str, Any], NotificationGroup] = {}
+    for note in notes:
+        key = ("thread", note.thread_id) if note.thread_id is not None else ("link", note.link)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = NotificationGroup(latest=note)
+        group.notes.append(note)
+    return list(groups.values())
 
 
 class Notifier(Consumer):
@@ -75,7 +136,12 @@ class Notifier(Consumer):
                 targets[parent.author_id] = ("reply", f"{who} replied to you in “{thread.title}”")
         for user_id in event.payload.get("mentioned") or []:
             targets[user_id] = ("mention", f"{who} mentioned you in “{thread.title}”")
-        targets.pop(post.author_id, None)
+        targets.pop(post.author_id, None)  # nobody is told of their own post
+        if author is not None and str(author.role) == "bot" and post.reply_to_id:
+            # a bot answering a command: the asker is watching for it already
+            parent = session.get(Post, post.reply_to_id)
+            if parent is not None:
+                targets.pop(parent.author_id, None)
         for user_id, (kind, text) in targets.items():
             user = session.get(User, user_id)
             if (user is None or not user.is_active or str(user.role) == "bot"
