@@ -35,6 +35,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "caseforum.plugins.dossier_cards",
     "caseforum.plugins.hosted_repository",
     "caseforum.plugins.builtin_bots",
+    "caseforum.plugins.inapp_channel",
+    "caseforum.plugins.email_channel",
+    "caseforum.plugins.webhook_channel",
 )
 
 

@@ -30,11 +30,16 @@ from caseforum.models.forum import (
     Thread,
     ThreadParticipant,
 )
+from caseforum.models.notify import ChannelChoice, Delivery, Subscription, WebhookEndpoint
 from caseforum.models.office import Office
 from caseforum.models.plugin_state import PluginState
 
 __all__ = [
     "BotRun",
+    "ChannelChoice",
+    "Delivery",
+    "Subscription",
+    "WebhookEndpoint",
     "Category",
     "Flag",
     "Mention",

@@ -138,6 +138,8 @@ class Notification(SQLModel, table=True):
     link: str = ""
     thread_id: int | None = None
     post_id: int | None = None
+    #: the dossier document it is about: delivery checks it is still visible
+    document_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     read_at: datetime | None = None
 
