@@ -202,7 +202,7 @@ def send_one(engine: Engine, channel: Any, delivery_id: int, host: Any) -> str:
         note = session.get(Notification, delivery.notification_id)
         user = session.get(User, delivery.user_id)
         visible = note is not None and still_visible(session, user, note)
-        session.rollback()  # no transaction stays open across the network call
+    # the session is closed here: no transaction stays open across the network call
     if not visible or note is None or user is None:
         return _finish(engine, delivery_id, state="dropped",
                        error="the user may no longer see this, or it is gone")
