@@ -85,7 +85,8 @@ class NotificationChannel(Protocol):
     (10), ``retry_seconds`` (5, doubled on each failure), ``endpoints(session,
     user) -> list[int]`` (one delivery per endpoint; default ``[0]``) and
     ``available(settings) -> bool`` (whether users may choose it) and
-    ``due_at(user, now) -> datetime | None`` (hold deliveries back, e.g. a digest)."""
+    ``due_at(user, now) -> datetime | None`` (hold deliveries back, e.g. a digest)
+    and ``one_per_user`` (``False``; claim one delivery per user at a time)."""
 
     name: str
     label: str
@@ -167,18 +168,27 @@ def queue(session: Session, note: Notification, user: User, wanted: list[str],
 # Sending ----------------------------------------------------------------------
 
 
-def claim(engine: Engine, channel: str, *, limit: int) -> list[int]:
-    """Take up to ``limit`` due deliveries of ``channel`` for this worker.
+def claim(engine: Engine, channel: str, *, limit: int, one_per_user: bool = False) -> list[int]:
+    """Take up to ``limit`` due deliveries of ``channel`` for this worker (with
+    ``one_per_user``, at most one per user: the channel gathers the rest itself,
+    as the e-mail digest does).
 
     Each is taken with a conditional ``UPDATE``: of two workers, one changes the
     row and the other sees 0 rows changed and leaves it."""
     now = utcnow()
     with open_session(engine) as session:
-        candidates = list(session.exec(select(Delivery.id).where(
+        rows = list(session.exec(select(Delivery.id, Delivery.user_id).where(
             Delivery.channel == channel, col(Delivery.due_at) <= now,
             or_(col(Delivery.state) == "pending",
                 (col(Delivery.state) == "sending") & (col(Delivery.lease_until) < now)))
             .order_by(col(Delivery.id)).limit(limit)))
+        users: set[int] = set()
+        candidates = []
+        for delivery_id, user_id in rows:
+            if one_per_user and user_id in users:
+                continue
+            users.add(user_id)
+            candidates.append(delivery_id)
         taken = []
         for delivery_id in candidates:
             result = session.exec(update(Delivery).where(  # type: ignore[call-overload]
@@ -317,7 +327,9 @@ class DeliveryWorker:
     async def run_once(self, channel: Any, limiter: anyio.CapacityLimiter) -> int:
         """Claim and send one batch of ``channel``'s due deliveries."""
         ids = await anyio.to_thread.run_sync(
-            lambda: claim(self.engine, channel.name, limit=self.batch), limiter=limiter)
+            lambda: claim(self.engine, channel.name, limit=self.batch,
+                          one_per_user=option(channel, "one_per_user", False)),
+            limiter=limiter)
         if not ids:
             return 0
 
@@ -332,7 +344,8 @@ class DeliveryWorker:
 def deliver_pending(engine: Engine, channel: Any, host: Any, *, limit: int = 1000) -> int:
     """Send every due delivery of ``channel`` now, in this thread (commands, tests)."""
     done = 0
-    while ids := claim(engine, channel.name, limit=limit):
+    while ids := claim(engine, channel.name, limit=limit,
+                       one_per_user=option(channel, "one_per_user", False)):
         for delivery_id in ids:
             send_one(engine, channel, delivery_id, host)
             done += 1

@@ -16,6 +16,7 @@ import smtplib
 import ssl
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import formatdate
 from html import escape
 from typing import Any
@@ -30,6 +31,7 @@ from caseforum.db import open_session
 from caseforum.models import Delivery, Notification, User, utcnow
 from caseforum.subscriptions import unsubscribe_token
 
+SMTP_POLICY = SMTP.clone(max_line_length=998)
 #: when digests go out: this hour (UTC), and for weekly ones on Mondays
 DIGEST_HOUR = 6
 
@@ -52,6 +54,7 @@ class EmailChannel:
     concurrency = 2  # SMTP connections at once
     max_attempts = 8
     retry_seconds = 30.0
+    one_per_user = True  # a digest takes the user's other due mails along
 
     def available(self, settings: Any) -> bool:
         return bool(settings.mail.host)
@@ -132,7 +135,9 @@ def compose(host: Any, user: User, notes: list[Notification], delivery_id: int) 
     token = unsubscribe_token(host.settings.secret_key or "", user.id or 0)
     stop_page = f"{base}/unsubscribe/{token}"
     one_click = f"{base}/api/v1/unsubscribe/{token}"
-    message = EmailMessage()
+    # long lines allowed (RFC 5322's 998): a folded List-Unsubscribe URL would be
+    # encoded into a form mail programs do not follow
+    message = EmailMessage(policy=SMTP_POLICY)
     if len(notes) == 1:
         message["Subject"] = f"[CaseForum] {notes[0].text}"
     else:
