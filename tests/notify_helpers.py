@@ -10,6 +10,7 @@ import hmac
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -115,6 +116,7 @@ class Receiver:
 
     secret: str = ""
     status: int = 200
+    delay: float = 0.0  # seconds before answering: a slow receiver
     received: list[dict[str, Any]] = field(default_factory=list)
     bad_signatures: int = 0
     server: ThreadingHTTPServer | None = None
@@ -129,6 +131,7 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
+                time.sleep(receiver.delay)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 stamp = self.headers["X-CaseForum-Timestamp"]
                 expected = "sha256=" + hmac.new(receiver.secret.encode(),

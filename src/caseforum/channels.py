@@ -16,8 +16,9 @@ the rows, outside any transaction:
   ``Message-ID`` and webhooks as ``X-CaseForum-Delivery``, so a receiver can drop
   the rare repeat);
 * **nobody waits**: each channel has its own task and its own small thread pool,
-  and within a channel the sends of one batch run side by side, so a slow SMTP
-  server or webhook endpoint holds up only its own deliveries;
+  and within a channel each send is a task of its own, so a slow SMTP server or
+  webhook endpoint holds up only its own deliveries (up to the channel's
+  ``concurrency`` of them hanging at once, each until its time-out);
 * **permission at send time**: right before sending, the worker checks that the
   user may still see the thread or document; if not, the row is ``dropped``.
 """
@@ -301,7 +302,11 @@ class DeliveryWorker:
         return next((c for c in self.channels() if c.name == name), None)
 
     async def _run(self, name: str) -> None:
+        """Claim what is due while there is room, send each in its own task: a send
+        that hangs until its time-out holds one place, not the whole channel."""
         flag = self.broker.subscribe() if self.broker is not None else None
+        sending: set[asyncio.Task[None]] = set()
+        claiming = anyio.CapacityLimiter(1)
         limiter: anyio.CapacityLimiter | None = None
         try:
             while True:
@@ -312,7 +317,10 @@ class DeliveryWorker:
                     if limiter is None:
                         limiter = anyio.CapacityLimiter(option(channel, "concurrency", 4))
                     try:
-                        await self.run_once(channel, limiter)
+                        for task in await self._start_sends(channel, limiter, claiming,
+                                                            self.batch - len(sending)):
+                            sending.add(task)
+                            task.add_done_callback(sending.discard)
                     except Exception:
                         log.exception("delivery through %s failed; retrying", name)
                 if flag is not None:
@@ -321,24 +329,26 @@ class DeliveryWorker:
                 else:
                     await asyncio.sleep(self.poll_seconds)
         finally:
+            for task in sending:
+                task.cancel()
             if flag is not None:
                 self.broker.unsubscribe(flag)
 
-    async def run_once(self, channel: Any, limiter: anyio.CapacityLimiter) -> int:
-        """Claim and send one batch of ``channel``'s due deliveries."""
+    async def _start_sends(self, channel: Any, limiter: anyio.CapacityLimiter,
+                           claiming: anyio.CapacityLimiter,
+                           room: int) -> list[asyncio.Task[None]]:
+        if room <= 0:
+            return []
         ids = await anyio.to_thread.run_sync(
-            lambda: claim(self.engine, channel.name, limit=self.batch,
+            lambda: claim(self.engine, channel.name, limit=room,
                           one_per_user=option(channel, "one_per_user", False)),
-            limiter=limiter)
-        if not ids:
-            return 0
+            limiter=claiming)
 
         async def one(delivery_id: int) -> None:
             await anyio.to_thread.run_sync(
                 send_one, self.engine, channel, delivery_id, self.host, limiter=limiter)
 
-        await asyncio.gather(*(one(i) for i in ids))
-        return len(ids)
+        return [asyncio.create_task(one(i), name=f"deliver-{channel.name}-{i}") for i in ids]
 
 
 def deliver_pending(engine: Engine, channel: Any, host: Any, *, limit: int = 1000) -> int:
