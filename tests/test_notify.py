@@ -143,3 +143,40 @@ def test_no_notification_for_ones_own_post_or_a_bots_answer_to_ones_command(
     say(engine, thread_id, "Thanks, that helps", author="cn.examiner", reply_to=post_id)
     notify_now(app)
     assert [n.kind for n in notes_of(engine, "jp.examiner")] == ["reply"]
+
+
+def test_hook_register_notification_channels_delivers_through_a_plugin(app, engine) -> None:
+    """A plugin's channel gets the notifications of the users who chose it."""
+    from caseforum import hookimpl, subscriptions
+    from tests.notify_helpers import send_now
+
+    got: list[tuple[str, str, int]] = []
+
+    class Pager:
+        name = "pager"
+        label = "Pager"
+
+        def deliver(self, outgoing: Any) -> None:
+            got.append((outgoing.user.username, outgoing.notification.text,
+                        outgoing.delivery_id))
+
+    class Plugin:
+        @hookimpl
+        def register_notification_channels(self) -> list[Any]:
+            return [Pager()]
+
+    app.state.plugins.add(Plugin(), name="pager")
+    try:
+        with open_session(engine) as session:
+            subscriptions.set_channels(session, user(session, "kr.examiner").id or 0,
+                                       "mention", ["inapp", "pager"])
+            session.commit()
+        new_thread(engine, "@kr.examiner and @cn.examiner, a question")
+        notify_now(app)
+        assert send_now(app, "pager") == 1
+        assert [(u, t) for u, t, _ in got] == [
+            ("kr.examiner", "Examiner Sato (JPO) mentioned you in “Argyrodite family”")]
+        assert got[0][2] > 0
+        assert send_now(app, "pager") == 0
+    finally:
+        app.state.plugins.remove("pager")
