@@ -12,8 +12,8 @@ from caseforum.app import create_app
 from caseforum.db import open_session
 from caseforum.forum import service as forum
 from caseforum.models import Category, Delivery, Subscription, Thread
-from tests.dossier_helpers import pdf_bytes, token_for, upload
 from tests.conftest import login
+from tests.dossier_helpers import pdf_bytes, token_for, upload
 from tests.notify_helpers import (
     Receiver,
     notes_of,

@@ -192,12 +192,12 @@ def claim(engine: Engine, channel: str, *, limit: int, one_per_user: bool = Fals
             candidates.append(delivery_id)
         taken = []
         for delivery_id in candidates:
-            result = session.exec(update(Delivery).where(  # type: ignore[call-overload]
+            result = session.exec(update(Delivery).where(
                 col(Delivery.id) == delivery_id,
                 or_(col(Delivery.state) == "pending",
                     (col(Delivery.state) == "sending") & (col(Delivery.lease_until) < now)))
                 .values(state="sending", lease_until=now + LEASE,
-                        attempts=Delivery.attempts + 1))  # type: ignore[operator]
+                        attempts=Delivery.attempts + 1))
             if result.rowcount:
                 taken.append(delivery_id)
         session.commit()
@@ -245,7 +245,7 @@ def _finish(engine: Engine, delivery_id: int, *, state: str, error: str,
     if refund:
         values["attempts"] = Delivery.attempts - 1
     with open_session(engine) as session:
-        session.exec(update(Delivery).where(col(Delivery.id) == delivery_id)  # type: ignore[call-overload]
+        session.exec(update(Delivery).where(col(Delivery.id) == delivery_id)
                      .values(**values))
         session.commit()
     return state
@@ -261,7 +261,7 @@ def retry_now(session: Session, *, channel: str, endpoint_id: int | None = None,
         query = query.where(col(Delivery.endpoint_id) == endpoint_id)
     if user_id is not None:
         query = query.where(col(Delivery.user_id) == user_id)
-    result = session.exec(query.values(state="pending", due_at=utcnow()))  # type: ignore[call-overload]
+    result = session.exec(query.values(state="pending", due_at=utcnow()))
     return result.rowcount or 0
 
 

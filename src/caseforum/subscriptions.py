@@ -294,7 +294,7 @@ def stop_email(session: Session, user_id: int) -> int:
             row.channels = " ".join(n for n in names if n != "email")
             session.add(row)
             changed += 1
-    session.exec(update(Delivery).where(  # type: ignore[call-overload]
+    session.exec(update(Delivery).where(
         col(Delivery.user_id) == user_id, col(Delivery.channel) == "email",
         col(Delivery.state) == "pending").values(state="dropped", last_error="unsubscribed"))
     return changed

@@ -91,7 +91,7 @@ def mark_read(session: Session, *, user_id: int, ids: list[int] | None = None,
         query = query.where(Notification.id.in_(ids))  # type: ignore[union-attr]
     if thread_id is not None:
         query = query.where(Notification.thread_id == thread_id)  # type: ignore[arg-type]
-    changed = session.exec(query.values(read_at=utcnow())).rowcount or 0  # type: ignore[call-overload]
+    changed = session.exec(query.values(read_at=utcnow())).rowcount or 0
     if changed:
         emit(session, kind="notification.read", subject_type="user", subject_id=user_id,
              payload={"user_id": user_id, "read": True})

@@ -94,7 +94,7 @@ class EmailChannel:
                 Delivery.id != outgoing.delivery_id).order_by(col(Delivery.id))))
             taken = []
             for row in rows:
-                result = session.exec(update(Delivery).where(  # type: ignore[call-overload]
+                result = session.exec(update(Delivery).where(
                     col(Delivery.id) == row.id, col(Delivery.state) == "pending")
                     .values(state="sending", lease_until=now + timedelta(minutes=2)))
                 if result.rowcount:
@@ -124,7 +124,7 @@ class EmailChannel:
 
 def _set_state(engine: Any, ids: list[int], state: str, *, sent: bool) -> None:
     with open_session(engine) as session:
-        session.exec(update(Delivery).where(col(Delivery.id).in_(ids)).values(  # type: ignore[call-overload]
+        session.exec(update(Delivery).where(col(Delivery.id).in_(ids)).values(
             state=state, lease_until=None, sent_at=utcnow() if sent else None))
         session.commit()
 

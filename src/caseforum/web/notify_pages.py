@@ -79,7 +79,7 @@ def notification_open(session: SessionDep, viewer: CurrentViewer,
 def _subscriptions_context(request: Request, session: Session, viewer: Viewer,
                            error: str | None = None, form: dict | None = None) -> dict:
     rows = session.exec(select(Subscription).where(Subscription.user_id == viewer.user_id)
-                        .order_by(Subscription.kind, Subscription.label)).all()  # type: ignore[arg-type]
+                        .order_by(Subscription.kind, Subscription.label)).all()
     return {"subs": rows, "kinds": subscriptions.KINDS, "levels": subscriptions.LEVELS,
             "documents": subscriptions.DOCUMENTS, "directions": subscriptions.DIRECTIONS,
             "channels": channel_names(request), "error": error, "form": form or {}}
@@ -250,6 +250,6 @@ def deliveries_page(request: Request, session: SessionDep, viewer: CurrentViewer
         .order_by(col(Delivery.id).desc()).limit(200)) if d.user_id in users]
     endpoints = [e for e in session.exec(select(WebhookEndpoint).order_by(
         col(WebhookEndpoint.id))) if e.user_id in users]
-    counts = dict(session.exec(select(Delivery.state, func.count()).group_by(Delivery.state)).all())  # type: ignore[arg-type]
+    counts = dict(session.exec(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
     return render(request, "admin/deliveries.html", {"failing": failing, "endpoints": endpoints,
                                                      "users": users, "counts": counts})
