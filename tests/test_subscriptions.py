@@ -213,3 +213,14 @@ def test_the_pages_list_and_add_subscriptions(client, db) -> None:
     client.post(f"/subscriptions/{sub.id}/delete", data={"csrf_token": csrf})
     assert "You follow nothing yet." in client.get("/subscriptions").text
     assert db.exec(select(Delivery)).all() == []
+
+
+def test_follow_a_family_from_the_dossier_page(client, db) -> None:
+    csrf = login(client, "cn.examiner")
+    page = client.get("/dossiers/JP/2019-041872").text
+    link = page.split('">Follow its family</a>')[0].rsplit('href="', 1)[1].replace("&amp;", "&")
+    form = client.get(link).text
+    assert "<option selected>family</option>" in form and 'value="JP 2019-041872"' in form
+    client.post("/subscriptions", data={"csrf_token": csrf, "kind": "family",
+                                        "target": "JP 2019-041872"})
+    assert "family: family of JP 2019-041872" in client.get("/subscriptions").text
