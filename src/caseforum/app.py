@@ -211,6 +211,7 @@ def build_routes(app: FastAPI) -> None:
         bots_admin,
         dossier_api,
         dossier_pages,
+        feeds_api,
         forum_api,
         forum_pages,
         notify_api,
@@ -222,7 +223,7 @@ def build_routes(app: FastAPI) -> None:
     for router in (auth_pages.router, admin.router, api.router,
                    dossier_pages.router, dossier_api.router, stats_pages.router,
                    forum_pages.router, forum_api.router, ws.router, bots_admin.router,
-                   notify_pages.router, notify_api.router):
+                   notify_pages.router, notify_api.router, feeds_api.router):
         app.include_router(router)
     plugins: PluginHost = app.state.plugins
     for name, router in plugins.routes():
