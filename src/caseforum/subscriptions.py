@@ -43,7 +43,7 @@ from caseforum.models import (
 from caseforum.numbers import NumberError
 
 KINDS = ("application", "family", "office", "thread", "category")
-PERSONAL = ("mention", "reply", "message")
+PERSONAL = ("mention", "reply", "message", "ice")
 DOCUMENTS = ("search", "examination", "all")
 DIRECTIONS = ("incoming", "outgoing", "all")
 LEVELS = ("watching", "tracking", "muted")

@@ -1,7 +1,8 @@
 """The notifier: turns events into notifications and hands them to channels.
 
-It reads the event log (``post.created``, ``document.added``), finds who is to
-be told (mentions, replies and private messages always; followers through
+It reads the event log (``post.created``, ``document.added``, the ICE plugin's
+``ice.exchange.*`` and ``ice.parcel.refused``), finds who is to be told
+(mentions, replies, private messages and ICE alerts always; followers through
 their subscriptions, see :mod:`caseforum.subscriptions`), checks each may see
 the subject, and stores one :class:`~caseforum.models.Notification` per user
 and event together with its deliveries (:mod:`caseforum.channels`), in the
@@ -22,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from caseforum import channels as delivery
 from caseforum import subscriptions
@@ -42,6 +43,7 @@ from caseforum.models import (
 )
 
 log = logging.getLogger(__name__)
+ICE_ASSIGNED = "ice.exchange.assigned"  # an office's own business: nobody else is told
 
 
 def _can_read(session: Session, user: User, thread: Thread) -> bool:
@@ -149,13 +151,16 @@ class Notifier(Consumer):
     name = "notifier"
 
     def wants(self, event: Event) -> bool:
-        return event.kind in ("post.created", "document.added")
+        return (event.kind in ("post.created", "document.added", "ice.parcel.refused")
+                or (event.kind.startswith("ice.exchange.") and event.kind != ICE_ASSIGNED))
 
     def handle(self, session: Session, event: Event) -> None:
         if event.kind == "post.created":
             self._post(session, event)
-        else:
+        elif event.kind == "document.added":
             self._document(session, event)
+        else:
+            self._ice(session, event)
 
     def _store(self, session: Session, event: Event, user: User, target: _Target, **about: Any
                ) -> None:
@@ -226,6 +231,36 @@ class Notifier(Consumer):
             self._store(session, event, follower.user,
                         _Target("document", text, follower.channels),
                         link=f"/documents/{document_id}", document_id=int(document_id))
+
+    def _ice(self, session: Session, event: Event) -> None:
+        """ICE alerts: a step of an exchange tells the other office's administrators
+        and its assigned examiner; a refused parcel tells both offices' administrators."""
+        data = event.payload
+        exchange_id = data.get("exchange_id")
+        offices = [o for o in (data.get("recipient_office"), data.get("donor_office"))
+                   if isinstance(o, str)]
+        if event.kind == "ice.parcel.refused":
+            told = sorted({o for o in (event.office_code, *offices) if o})
+            text = f"ICE: a parcel was refused ({data.get('code', 'refused')})"
+            assignees: list[int] = []
+        else:
+            told = [o for o in offices if o != event.office_code]
+            side = "recipient" if data.get("recipient_office") in told else "donor"
+            assignees = [a for a in [data.get(f"{side}_assignee_id")] if isinstance(a, int)]
+            status = event.kind.removeprefix("ice.exchange.")
+            text = f"ICE: exchange {str(exchange_id)[:8]} {status} by {event.office_code}"
+        if not told:
+            return
+        people = list(session.exec(select(User).where(
+            col(User.office_code).in_(told), col(User.is_active).is_(True),
+            (User.role == "office_admin") | col(User.id).in_(assignees))))
+        link = f"/ice/{exchange_id}" if exchange_id else "/ice"
+        for user in people:
+            if user.id == event.actor_id:
+                continue
+            target = _Target("ice", text, subscriptions.channels_for(session, user.id or 0,
+                                                                       "ice"))
+            self._store(session, event, user, target, link=link)
 
     def after_commit(self) -> None:
         """Wake the delivery worker: there is something to send."""
