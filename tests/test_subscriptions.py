@@ -224,3 +224,24 @@ def test_follow_a_family_from_the_dossier_page(client, db) -> None:
     client.post("/subscriptions", data={"csrf_token": csrf, "kind": "family",
                                         "target": "JP 2019-041872"})
     assert "family: family of JP 2019-041872" in client.get("/subscriptions").text
+
+
+def test_an_atom_feed_per_subscription_needs_no_log_in(app, client, db) -> None:
+    csrf = login(client, "kr.examiner")
+    client.post("/subscriptions", data={"csrf_token": csrf, "kind": "family",
+                                        "target": JP_APP})
+    client.post("/subscriptions", data={"csrf_token": csrf, "kind": "office", "target": "US"})
+    doc_id = jp_upload(client, db)
+    notify_now(app)
+    page = client.get("/subscriptions").text
+    family_row = page.split("family: family of JP 2019-041872")[1]
+    feed = family_row.split('href="')[1].split('"')[0]
+    anonymous = type(client)(app)
+    atom = anonymous.get(feed)
+    assert atom.status_code == 200 and atom.headers["content-type"].startswith(
+        "application/atom+xml")
+    assert "<title>New SRPT in JP 2019-041872</title>" in atom.text
+    assert f"/documents/{doc_id}" in atom.text
+    office_feed = page.split("office: US")[1].split('href="')[1].split('"')[0]
+    assert "<entry>" not in anonymous.get(office_feed).text
+    assert anonymous.get(feed.replace(".atom", "x.atom")).status_code == 404

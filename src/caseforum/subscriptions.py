@@ -298,3 +298,30 @@ def stop_email(session: Session, user_id: int) -> int:
         col(Delivery.user_id) == user_id, col(Delivery.channel) == "email",
         col(Delivery.state) == "pending").values(state="dropped", last_error="unsubscribed"))
     return changed
+
+
+# Atom feeds ----------------------------------------------------------------------
+
+_FEED_SALT = "caseforum-feed"
+
+
+def feed_token(secret_key: str, sub: Subscription) -> str:
+    """A signed token naming one subscription: feed readers carry no log-in."""
+    from itsdangerous import URLSafeSerializer
+
+    return str(URLSafeSerializer(secret_key, salt=_FEED_SALT).dumps(
+        {"s": sub.id, "u": sub.user_id}))
+
+
+def read_feed_token(session: Session, secret_key: str, token: str) -> Subscription:
+    from itsdangerous import BadSignature, URLSafeSerializer
+
+    try:
+        data = URLSafeSerializer(secret_key, salt=_FEED_SALT).loads(token)
+        sub = session.get(Subscription, int(data["s"]))
+        owner = int(data["u"])
+    except (BadSignature, KeyError, TypeError, ValueError):
+        raise errors.NotFound("no such feed") from None
+    if sub is None or sub.user_id != owner:
+        raise errors.NotFound("no such feed")
+    return sub

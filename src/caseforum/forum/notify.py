@@ -53,7 +53,8 @@ def _can_read(session: Session, user: User, thread: Thread) -> bool:
 
 def notify(session: Session, *, user_id: int, event: Event, kind: str, text: str, link: str,
            thread_id: int | None = None, post_id: int | None = None,
-           document_id: int | None = None, bell: bool = True) -> Notification | None:
+           document_id: int | None = None, subscription_id: int | None = None,
+           bell: bool = True) -> Notification | None:
     """Add one notification (once per user, event and kind).  With ``bell`` it is
     put straight into the bell (unread, with its event: the bot runner's error
     notes); the notifier passes ``bell=False`` and lets the channels decide."""
@@ -64,7 +65,8 @@ def notify(session: Session, *, user_id: int, event: Event, kind: str, text: str
         return None
     note = Notification(user_id=user_id, event_id=event.id or 0, kind=kind, text=text[:500],
                         link=link, thread_id=thread_id, post_id=post_id,
-                        document_id=document_id, read_at=None if bell else utcnow())
+                        document_id=document_id, subscription_id=subscription_id,
+                        read_at=None if bell else utcnow())
     session.add(note)
     session.flush()
     if bell:
@@ -135,6 +137,7 @@ class _Target:
     kind: str
     text: str
     channels: list[str]
+    subscription_id: int | None = None
 
 
 @dataclass
@@ -165,7 +168,8 @@ class Notifier(Consumer):
     def _store(self, session: Session, event: Event, user: User, target: _Target, **about: Any
                ) -> None:
         note = notify(session, user_id=user.id or 0, event=event, kind=target.kind,
-                      text=target.text, bell=False, **about)
+                      text=target.text, bell=False, subscription_id=target.subscription_id,
+                      **about)
         if note is None:
             return
         delivery.queue(session, note, user, target.channels, self.channels(), self.host)
@@ -190,7 +194,8 @@ class Notifier(Consumer):
                     session, thread=thread, author_id=post.author_id,
                     can_read=lambda user: _can_read(session, user, thread)):
                 targets[follower.user.id or 0] = _Target(
-                    "watching", f"{who} wrote in “{thread.title}”", follower.channels)
+                    "watching", f"{who} wrote in “{thread.title}”", follower.channels,
+                    follower.sub.id)
         if thread.is_private:
             for user_id in session.exec(select(ThreadParticipant.user_id).where(
                     ThreadParticipant.thread_id == thread.id)):
@@ -229,7 +234,7 @@ class Notifier(Consumer):
                 session, app=app, document_id=int(document_id), code=code,
                 group_of=self.group_of, actor_id=event.actor_id):
             self._store(session, event, follower.user,
-                        _Target("document", text, follower.channels),
+                        _Target("document", text, follower.channels, follower.sub.id),
                         link=f"/documents/{document_id}", document_id=int(document_id))
 
     def _ice(self, session: Session, event: Event) -> None:

@@ -2,6 +2,7 @@
 settings (e-mail, channels, webhooks), unsubscribing, the admins' delivery view."""
 
 import secrets
+from html import escape
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -13,7 +14,7 @@ from sqlmodel import Session, col, select
 from caseforum import errors, subscriptions
 from caseforum.accounts import clean_email
 from caseforum.authz import Viewer, require
-from caseforum.channels import retry_now
+from caseforum.channels import retry_now, still_visible
 from caseforum.db import SessionDep
 from caseforum.forum import notify, service
 from caseforum.models import Delivery, Notification, Subscription, User, WebhookEndpoint
@@ -24,6 +25,7 @@ from caseforum.web.templating import render
 
 router = APIRouter(tags=["notification pages"], include_in_schema=False)
 LISTED = 200  # the newest notifications the page groups
+FEED_SIZE = 50  # entries of an Atom feed
 
 
 @router.get("/notifications")
@@ -80,7 +82,9 @@ def _subscriptions_context(request: Request, session: Session, viewer: Viewer,
                            error: str | None = None, form: dict | None = None) -> dict:
     rows = session.exec(select(Subscription).where(Subscription.user_id == viewer.user_id)
                         .order_by(Subscription.kind, Subscription.label)).all()
-    return {"subs": rows, "kinds": subscriptions.KINDS, "levels": subscriptions.LEVELS,
+    key = request.app.state.settings.secret_key
+    return {"subs": rows, "feeds": {s.id: subscriptions.feed_token(key, s) for s in rows},
+            "kinds": subscriptions.KINDS, "levels": subscriptions.LEVELS,
             "documents": subscriptions.DOCUMENTS, "directions": subscriptions.DIRECTIONS,
             "channels": channel_names(request), "error": error, "form": form or {}}
 
@@ -253,3 +257,29 @@ def deliveries_page(request: Request, session: SessionDep, viewer: CurrentViewer
     counts = dict(session.exec(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
     return render(request, "admin/deliveries.html", {"failing": failing, "endpoints": endpoints,
                                                      "users": users, "counts": counts})
+
+
+@router.get("/feeds/{token}.atom")
+def subscription_feed(request: Request, session: SessionDep, token: str) -> Response:
+    """An Atom feed of one subscription's notifications, for feed readers (the link
+    on the subscriptions page carries a signed token instead of a log-in).  What the
+    owner may no longer see is left out."""
+    settings = request.app.state.settings
+    sub = subscriptions.read_feed_token(session, settings.secret_key, token)
+    owner = session.get(User, sub.user_id)
+    notes = session.exec(select(Notification).where(
+        Notification.subscription_id == sub.id, Notification.user_id == sub.user_id)
+        .order_by(col(Notification.id).desc()).limit(FEED_SIZE)).all()
+    visible = [n for n in notes if still_visible(session, owner, n)]
+    base = str(settings.base_url).rstrip("/")
+    updated = (visible[0].created_at if visible else sub.created_at).isoformat()
+    entries = "".join(
+        f"<entry><id>{base}/notifications/{n.id}</id><title>{escape(n.text)}</title>"
+        f'<link href="{escape(base + n.link)}"/><updated>{n.created_at.isoformat()}</updated>'
+        "</entry>" for n in visible)
+    body = ('<?xml version="1.0" encoding="utf-8"?>\n'
+            '<feed xmlns="http://www.w3.org/2005/Atom">'
+            f"<id>{base}/feeds/subscription-{sub.id}</id>"
+            f"<title>CaseForum: {escape(sub.kind)} {escape(sub.label)}</title>"
+            f"<updated>{updated}</updated>{entries}</feed>")
+    return Response(body, media_type="application/atom+xml; charset=utf-8")

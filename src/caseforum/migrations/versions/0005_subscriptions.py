@@ -102,6 +102,10 @@ def upgrade() -> None:
 
     with op.batch_alter_table("notification", schema=None) as batch_op:
         batch_op.add_column(sa.Column("document_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("subscription_id", sa.Integer(), nullable=True))
+        batch_op.create_index(
+            batch_op.f("ix_notification_subscription_id"), ["subscription_id"], unique=False
+        )
 
     with op.batch_alter_table("user", schema=None) as batch_op:
         batch_op.add_column(
@@ -131,6 +135,8 @@ def downgrade() -> None:
         batch_op.drop_column("email")
 
     with op.batch_alter_table("notification", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notification_subscription_id"))
+        batch_op.drop_column("subscription_id")
         batch_op.drop_column("document_id")
 
     with op.batch_alter_table("webhook_endpoint", schema=None) as batch_op:
