@@ -158,22 +158,42 @@ class Notifier(Consumer):
                 or (event.kind.startswith("ice.exchange.") and event.kind != ICE_ASSIGNED))
 
     def handle(self, session: Session, event: Event) -> None:
+        self._batch: list[tuple[User, _Target, dict[str, Any]]] = []
         if event.kind == "post.created":
             self._post(session, event)
         elif event.kind == "document.added":
             self._document(session, event)
         else:
             self._ice(session, event)
+        self._write(session, event)
 
     def _store(self, session: Session, event: Event, user: User, target: _Target, **about: Any
                ) -> None:
-        note = notify(session, user_id=user.id or 0, event=event, kind=target.kind,
-                      text=target.text, bell=False, subscription_id=target.subscription_id,
-                      **about)
-        if note is None:
+        self._batch.append((user, target, about))
+
+    def _write(self, session: Session, event: Event) -> None:
+        """Store the event's notifications in one batch (one query for those already
+        there, one flush for all), then queue their deliveries."""
+        batch, self._batch = self._batch, []
+        if not batch:
             return
-        delivery.queue(session, note, user, target.channels, self.channels(), self.host)
-        self.created.append(note.id or 0)
+        done = set(session.exec(select(Notification.user_id, Notification.kind).where(
+            Notification.event_id == event.id)).all())
+        notes = []
+        for user, target, about in batch:
+            if (user.id, target.kind) in done:
+                continue
+            note = Notification(user_id=user.id or 0, event_id=event.id or 0,
+                                kind=target.kind, text=target.text[:500],
+                                subscription_id=target.subscription_id, read_at=utcnow(),
+                                **about)
+            notes.append((note, user, target))
+        session.add_all([n for n, _, _ in notes])
+        session.flush()
+        channels = self.channels()
+        for note, user, target in notes:
+            delivery.queue(session, note, user, target.channels, channels, self.host)
+            self.created.append(note.id or 0)
 
     def _post(self, session: Session, event: Event) -> None:
         post = session.get(Post, event.payload.get("post_id"))
