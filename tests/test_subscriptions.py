@@ -245,3 +245,30 @@ def test_an_atom_feed_per_subscription_needs_no_log_in(app, client, db) -> None:
     office_feed = page.split("office: US")[1].split('href="')[1].split('"')[0]
     assert "<entry>" not in anonymous.get(office_feed).text
     assert anonymous.get(feed.replace(".atom", "x.atom")).status_code == 404
+
+
+def test_office_admins_set_defaults_and_a_users_own_choice_wins(app, client, db, api) -> None:
+    jp_admin = token_for(db, "jp.admin", "dossiers:read", "admin")
+    made = follow(client, jp_admin, kind="family", target="KR 10-2021-7028846",
+                  for_office="JP")
+    assert made.status_code == 201, made.text
+    assert made.json()["for_office"] == "JP"
+    refused = follow(client, api("kr.examiner"), kind="family", target=JP_APP, for_office="JP")
+    assert refused.status_code == 403 and "administrators" in refused.json()["detail"]
+    follow(client, api("jp.examiner"), kind="application", target=JP_APP, level="muted")
+    jp_upload(client, db)
+    notify_now(app)
+    assert notes_of(app.state.engine, "jp.examiner") == []  # muted it for themselves
+    assert notes_of(app.state.engine, "jp.admin") == []  # the uploader
+    # another JP user, with no subscription of their own, follows by the office default
+    from caseforum import accounts
+
+    with open_session(app.state.engine) as session:
+        accounts.create_user(session, username="jp.reader", office_code="JP",
+                             role="examiner", password=None)
+        session.commit()
+    jp_upload(client, db)
+    notify_now(app)
+    assert [n.text for n in notes_of(app.state.engine, "jp.reader")] == [
+        "New SRPT in JP 2019-041872"]
+    assert notes_of(app.state.engine, "kr.examiner") == []

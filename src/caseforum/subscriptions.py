@@ -27,7 +27,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from caseforum import errors
-from caseforum.authz import Viewer
+from caseforum.authz import Viewer, can
 from caseforum.dossiers.access import Access
 from caseforum.dossiers.lookup import find_dossiers
 from caseforum.forum.access import access_category, access_thread
@@ -128,20 +128,25 @@ def _find_application(session: Session, viewer: Viewer, text: str) -> Applicatio
 def subscribe(session: Session, *, user: User, viewer: Viewer, kind: str, target: str,
               documents: str = "all", direction: str = "all", level: str = "watching",
               channels: Iterable[str] = ("inapp",),
-              known_channels: Iterable[str] = ("inapp",)) -> Subscription:
-    """Create the subscription, or update the one the user has on that target."""
+              known_channels: Iterable[str] = ("inapp",), for_office: str = "") -> Subscription:
+    """Create the subscription, or update the one the user has on that target.
+    With ``for_office`` (its administrators only) it is the office's default."""
     kind = _choice(kind, KINDS, "kind")
+    for_office = (for_office or "").strip().upper()
+    if for_office and not can(viewer, "office.edit", session.get(Office, for_office)):
+        raise errors.Forbidden(f"for_office: only {for_office}'s administrators set its defaults")
     found = resolve_target(session, viewer, kind, target)
     chosen = clean_channels(channels, known_channels)
-    if "email" in chosen and not user.email:
+    # (an office default: each user's own address and endpoints decide what reaches them)
+    if not for_office and "email" in chosen and not user.email:
         raise SubscriptionError("channels: add your e-mail address on the settings page first")
-    if "webhook" in chosen and session.exec(select(WebhookEndpoint.id).where(
+    if not for_office and "webhook" in chosen and session.exec(select(WebhookEndpoint.id).where(
             WebhookEndpoint.user_id == user.id)).first() is None:
         raise SubscriptionError("channels: add a webhook endpoint on the settings page first")
     sub = session.exec(select(Subscription).where(
         Subscription.user_id == user.id, Subscription.kind == kind,
-        Subscription.target == found.key)).first() or Subscription(
-        user_id=user.id or 0, kind=kind, target=found.key)
+        Subscription.target == found.key, Subscription.for_office == for_office)).first() \
+        or Subscription(user_id=user.id or 0, kind=kind, target=found.key, for_office=for_office)
     sub.label = found.label[:300]
     sub.documents = _choice(documents, DOCUMENTS, "documents")
     sub.direction = _choice(direction, DIRECTIONS, "direction")
@@ -187,15 +192,29 @@ def _subs(session: Session, pairs: list[tuple[str, str]]) -> list[Subscription]:
 
 def _pick(session: Session, subs: list[Subscription], order: tuple[str, ...],
           skip_user: int | None) -> dict[int, Subscription]:
-    """One subscription per user: the most specific kind decides (a mute there wins)."""
-    best: dict[int, Subscription] = {}
+    """One subscription per user: the user's own before their office's defaults, and
+    among those the most specific kind (so a mute there wins)."""
+    best: dict[int, tuple[tuple[int, int], Subscription]] = {}
+
+    def consider(user_id: int, sub: Subscription, rank: tuple[int, int]) -> None:
+        held = best.get(user_id)
+        if held is None or rank < held[0]:
+            best[user_id] = (rank, sub)
+
+    defaults = [s for s in subs if s.for_office]
     for sub in subs:
-        if sub.user_id == skip_user:
-            continue
-        held = best.get(sub.user_id)
-        if held is None or order.index(sub.kind) < order.index(held.kind):
-            best[sub.user_id] = sub
-    return {uid: s for uid, s in best.items() if s.level != "muted"}
+        if not sub.for_office:
+            consider(sub.user_id, sub, (0, order.index(sub.kind)))
+    if defaults:
+        members: dict[str, list[int]] = {}
+        for user_id, office in session.exec(select(User.id, User.office_code).where(
+                col(User.office_code).in_({s.for_office for s in defaults}))):
+            members.setdefault(office, []).append(user_id or 0)
+        for sub in defaults:
+            for user_id in members.get(sub.for_office, []):
+                consider(user_id, sub, (1, order.index(sub.kind)))
+    best.pop(skip_user or -1, None)
+    return {uid: s for uid, (_, s) in best.items() if s.level != "muted"}
 
 
 def _users(session: Session, ids: Iterable[int]) -> dict[int, User]:

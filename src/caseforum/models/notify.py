@@ -12,10 +12,13 @@ class Subscription(SQLModel, table=True):
     """One user following one thing.  ``target`` is the followed object's key as
     text: an application or family id, an office code, a thread or category id."""
 
-    __table_args__ = (UniqueConstraint("user_id", "kind", "target"),)
+    __table_args__ = (UniqueConstraint("user_id", "kind", "target", "for_office"),)
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", index=True)
+    #: an office default (set by its administrator): it applies to every user of
+    #: that office who has no subscription of their own on the target
+    for_office: str = Field(default="", max_length=2, index=True)
     kind: str = Field(max_length=16, index=True)  # application|family|office|thread|category
     target: str = Field(max_length=64, index=True)
     label: str = Field(default="", max_length=300)

@@ -30,6 +30,8 @@ class SubscriptionIn(BaseModel):
     level: Literal["watching", "tracking", "muted"] = "watching"
     channels: list[str] | None = Field(default=None, max_length=10, description=(
         "channel names (inapp, email, webhook); left out: your choice for this kind"))
+    for_office: str | None = Field(default=None, max_length=2, description=(
+        "an office code: a default for everybody of that office (its administrators only)"))
 
 
 class SubscriptionOut(BaseModel):
@@ -41,13 +43,15 @@ class SubscriptionOut(BaseModel):
     direction: str
     level: str
     channels: list[str]
+    for_office: str | None
     created_at: datetime
 
 
 def out(sub: Subscription) -> SubscriptionOut:
     return SubscriptionOut(id=sub.id or 0, kind=sub.kind, target=sub.target, label=sub.label,
                            documents=sub.documents, direction=sub.direction, level=sub.level,
-                           channels=sub.channel_list, created_at=sub.created_at)
+                           channels=sub.channel_list, for_office=sub.for_office or None,
+                           created_at=sub.created_at)
 
 
 def channel_names(request: Request) -> list[str]:
@@ -75,7 +79,7 @@ def create_subscription(request: Request, session: SessionDep, viewer: CurrentVi
     sub = subscriptions.subscribe(
         session, user=user, viewer=viewer, kind=body.kind, target=body.target,
         documents=body.documents, direction=body.direction, level=body.level,
-        channels=chosen, known_channels=channel_names(request))
+        channels=chosen, known_channels=channel_names(request), for_office=body.for_office or "")
     session.commit()
     return out(sub)
 

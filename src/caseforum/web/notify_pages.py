@@ -104,13 +104,14 @@ def subscriptions_add(request: Request, session: SessionDep, viewer: CurrentView
                       documents: Annotated[str, Form(max_length=16)] = "all",
                       direction: Annotated[str, Form(max_length=16)] = "all",
                       level: Annotated[str, Form(max_length=16)] = "watching",
-                      channels: Annotated[list[str] | None, Form()] = None) -> Response:
+                      channels: Annotated[list[str] | None, Form()] = None,
+                      for_office: Annotated[str, Form(max_length=2)] = "") -> Response:
     require(viewer, "me.view")
     try:
         subscriptions.subscribe(
             session, user=user, viewer=viewer, kind=kind, target=target, documents=documents,
             direction=direction, level=level, channels=channels or ["inapp"],
-            known_channels=channel_names(request))
+            known_channels=channel_names(request), for_office=for_office)
     except errors.CaseForumError as exc:
         session.rollback()
         return render(request, "subscriptions.html", _subscriptions_context(

@@ -59,6 +59,7 @@ def upgrade() -> None:
         "subscription",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("for_office", sqlmodel.sql.sqltypes.AutoString(length=2), nullable=False),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("target", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("label", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
@@ -72,9 +73,12 @@ def upgrade() -> None:
             ["user.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("user_id", "kind", "target"),
+        sa.UniqueConstraint("user_id", "kind", "target", "for_office"),
     )
     with op.batch_alter_table("subscription", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_subscription_for_office"), ["for_office"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_subscription_kind"), ["kind"], unique=False)
         batch_op.create_index(batch_op.f("ix_subscription_target"), ["target"], unique=False)
         batch_op.create_index(batch_op.f("ix_subscription_user_id"), ["user_id"], unique=False)
@@ -147,6 +151,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_subscription_user_id"))
         batch_op.drop_index(batch_op.f("ix_subscription_target"))
         batch_op.drop_index(batch_op.f("ix_subscription_kind"))
+        batch_op.drop_index(batch_op.f("ix_subscription_for_office"))
 
     op.drop_table("subscription")
     op.drop_table("channel_choice")
