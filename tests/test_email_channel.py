@@ -19,6 +19,7 @@ from tests.conftest import login
 from tests.dossier_helpers import pdf_bytes, token_for, upload
 from tests.notify_helpers import (
     Inbox,
+    free_port,
     notify_now,
     send_now,
     smtp_server,
@@ -183,3 +184,32 @@ def test_mail_settings_come_from_the_environment(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("CASEFORUM_MAIL__FROM_ADDRESS", "nobody")
     with pytest.raises(SettingsError, match="CASEFORUM_MAIL__FROM_ADDRESS"):
         load_settings(data_dir=tmp_path)
+
+
+def test_a_restarted_mail_server_is_reconnected_to(settings, db) -> None:
+    """Mails reuse the sending thread's SMTP connection; when the server restarted
+    meanwhile, a new connection is made and nothing is lost."""
+    from aiosmtpd.controller import Controller
+    from fastapi.testclient import TestClient
+
+    port = free_port()
+    app = create_app(settings.model_copy(update={
+        "run_consumers": False, "mail": MailSettings(host="127.0.0.1", port=port)}))
+    set_email(db, "cn.examiner", "li@cnipa.test")
+    with TestClient(app) as client:
+        follow_family(client, db, "cn.examiner")
+        received = []
+        for _ in range(2):  # the same port, a new server process each round
+            inbox = Inbox()
+            controller = Controller(inbox, hostname="127.0.0.1", port=port)
+            controller.start()
+            try:
+                jp_upload(client, db)
+                jp_upload(client, db)
+                notify_now(app)
+                send_now(app, "email")
+            finally:
+                controller.stop()
+            received.append(len(inbox.to("li@cnipa.test")))
+    assert received == [2, 2]
+    assert {d.state for d in db.exec(select(Delivery))} == {"sent"}

@@ -12,8 +12,11 @@ into one mail.
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import ssl
+import threading
+import time
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -32,6 +35,8 @@ from caseforum.models import Delivery, Notification, User, utcnow
 from caseforum.subscriptions import unsubscribe_token
 
 SMTP_POLICY = SMTP.clone(max_line_length=998)
+#: an SMTP connection idle longer than this is closed and made anew
+KEEP_OPEN_SECONDS = 30.0
 #: when digests go out: this hour (UTC), and for weekly ones on Mondays
 DIGEST_HOUR = 6
 
@@ -106,20 +111,57 @@ class EmailChannel:
             session.commit()
         return taken, notes
 
+    def __init__(self) -> None:
+        self._local = threading.local()  # each sending thread keeps its own connection
+
     def _send(self, host: Any, user: User, notes: list[Notification], delivery_id: int) -> None:
-        mail = host.settings.mail
         message = compose(host, user, notes, delivery_id)
+        smtp = self._connection(host.settings.mail)
+        try:
+            smtp.send_message(message)
+        except BaseException:
+            self._drop()  # start afresh next time
+            raise
+        self._local.used = time.monotonic()
+
+    def _connection(self, mail: Any) -> smtplib.SMTP:
+        """This thread's open connection when it was used lately and still answers,
+        else a new one: connecting, STARTTLS and logging in cost more than a mail."""
+        key = (mail.host, mail.port, mail.tls, mail.starttls, mail.user)
+        smtp = getattr(self._local, "smtp", None)
+        if smtp is not None:
+            fresh = (self._local.key == key
+                     and time.monotonic() - self._local.used < KEEP_OPEN_SECONDS)
+            try:
+                if fresh and smtp.noop()[0] == 250:
+                    return smtp
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._drop()
         context = ssl.create_default_context()
-        smtp_class = smtplib.SMTP_SSL if mail.tls else smtplib.SMTP
-        kwargs: dict[str, Any] = {"timeout": mail.timeout_seconds}
         if mail.tls:
-            kwargs["context"] = context
-        with smtp_class(mail.host, mail.port, **kwargs) as smtp:
+            smtp = smtplib.SMTP_SSL(mail.host, mail.port, timeout=mail.timeout_seconds,
+                                    context=context)
+        else:
+            smtp = smtplib.SMTP(mail.host, mail.port, timeout=mail.timeout_seconds)
+        try:
             if mail.starttls and not mail.tls:
                 smtp.starttls(context=context)
             if mail.user:
                 smtp.login(mail.user, mail.password)
-            smtp.send_message(message)
+        except BaseException:
+            smtp.close()
+            raise
+        self._local.smtp, self._local.key, self._local.used = smtp, key, time.monotonic()
+        return smtp
+
+    def _drop(self) -> None:
+        smtp = getattr(self._local, "smtp", None)
+        self._local.smtp = None
+        if smtp is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                smtp.quit()
+            smtp.close()
 
 
 def _set_state(engine: Any, ids: list[int], state: str, *, sent: bool) -> None:
