@@ -203,3 +203,19 @@ def test_a_slow_endpoint_delays_nobody_else(app, client, db) -> None:
     finally:
         slow.stop()
         fast.stop()
+
+
+def test_deliveries_done_long_ago_are_forgotten(app, client, db, receiver) -> None:
+    from caseforum.channels import prune_deliveries
+
+    hook_up(client, db, "cn.examiner", receiver)
+    jp_upload(client, db, 2)
+    notify_now(app)
+    send_now(app, "webhook")
+    with open_session(app.state.engine) as session:
+        first = session.exec(select(Delivery).order_by(Delivery.id)).first()
+        first.created_at = utcnow() - timedelta(days=40)
+        session.add(first)
+        session.commit()
+    assert prune_deliveries(app.state.engine, 30) == 1
+    assert len(db.exec(select(Delivery)).all()) == 1

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
-from sqlalchemy import or_, update
+from sqlalchemy import delete, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -289,13 +289,23 @@ class DeliveryWorker:
 
     async def _supervise(self) -> None:
         """Start a task for each channel that is not immediate (plugins may be
-        switched on later, so this looks again now and then)."""
+        switched on later, so this looks again now and then); once an hour drop
+        the rows of deliveries done longer ago than the event log is kept."""
+        pruned_at = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             for channel in self.channels():
                 if option(channel, "immediate", False) or channel.name in self._tasks:
                     continue
                 self._tasks[channel.name] = asyncio.create_task(
                     self._run(channel.name), name=f"delivery-{channel.name}")
+            if loop.time() - pruned_at > 3600:
+                pruned_at = loop.time()
+                days = getattr(self.host.settings, "event_retention_days", 30)
+                try:
+                    await anyio.to_thread.run_sync(prune_deliveries, self.engine, days)
+                except Exception:
+                    log.exception("pruning deliveries failed")
             await asyncio.sleep(5)
 
     def _channel(self, name: str) -> Any:
@@ -349,6 +359,17 @@ class DeliveryWorker:
                 send_one, self.engine, channel, delivery_id, self.host, limiter=limiter)
 
         return [asyncio.create_task(one(i), name=f"deliver-{channel.name}-{i}") for i in ids]
+
+
+def prune_deliveries(engine: Engine, keep_days: int) -> int:
+    """Forget deliveries that ended (sent, dropped, failed) more than ``keep_days`` ago."""
+    cutoff = utcnow() - timedelta(days=keep_days)
+    with open_session(engine) as session:
+        result = session.exec(delete(Delivery).where(
+            col(Delivery.state).in_(("sent", "dropped", "failed")),
+            col(Delivery.created_at) < cutoff))
+        session.commit()
+    return result.rowcount or 0
 
 
 def deliver_pending(engine: Engine, channel: Any, host: Any, *, limit: int = 1000) -> int:
