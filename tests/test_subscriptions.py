@@ -272,3 +272,20 @@ def test_office_admins_set_defaults_and_a_users_own_choice_wins(app, client, db,
     assert [n.text for n in notes_of(app.state.engine, "jp.reader")] == [
         "New SRPT in JP 2019-041872"]
     assert notes_of(app.state.engine, "kr.examiner") == []
+
+
+def test_a_document_notification_disappears_when_the_document_is_restricted(
+        app, client, db) -> None:
+    from caseforum.models import Document
+
+    csrf = login(client, "sg.examiner")
+    client.post("/subscriptions", data={"csrf_token": csrf, "kind": "family",
+                                        "target": JP_APP})
+    doc_id = jp_upload(client, db)
+    notify_now(app)
+    assert "New SRPT in JP 2019-041872" in client.get("/notifications").text
+    document = db.get(Document, doc_id)
+    document.visibility = "restricted"  # JP narrows it (to nobody else)
+    db.add(document)
+    db.commit()
+    assert "New SRPT in JP 2019-041872" not in client.get("/notifications").text
