@@ -219,3 +219,23 @@ def test_deliveries_done_long_ago_are_forgotten(app, client, db, receiver) -> No
         session.commit()
     assert prune_deliveries(app.state.engine, 30) == 1
     assert len(db.exec(select(Delivery)).all()) == 1
+
+
+def test_administrators_send_failed_deliveries_again(app, client, db, receiver) -> None:
+    hook_up(client, db, "cn.examiner", receiver)
+    jp_upload(client, db)
+    notify_now(app)
+    with open_session(app.state.engine) as session:  # it gave up long ago
+        session.exec(update(Delivery).values(state="failed", attempts=10,
+                                             last_error="RuntimeError: 500"))
+        session.commit()
+    admin = type(client)(app)
+    csrf = login(admin, "admin")
+    page = admin.get("/admin/deliveries").text
+    assert "RuntimeError: 500" in page and "Send the failed ones again" in page
+    jp_admin = type(client)(app)
+    jp_csrf = login(jp_admin, "jp.admin")  # not their office's user: nothing happens
+    jp_admin.post("/admin/deliveries/retry", data={"csrf_token": jp_csrf})
+    assert send_now(app, "webhook") == 0
+    admin.post("/admin/deliveries/retry", data={"csrf_token": csrf})
+    assert send_now(app, "webhook") == 1 and len(receiver.received) == 1

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from caseforum import errors, subscriptions
@@ -18,7 +18,14 @@ from caseforum.channels import retry_now, still_visible
 from caseforum.db import SessionDep
 from caseforum.dossiers.access import Access
 from caseforum.forum import notify, service
-from caseforum.models import Delivery, Notification, Subscription, User, WebhookEndpoint
+from caseforum.models import (
+    Delivery,
+    Notification,
+    Subscription,
+    User,
+    WebhookEndpoint,
+    utcnow,
+)
 from caseforum.web.deps import CurrentUser, CurrentViewer
 from caseforum.web.notify_api import channel_names
 from caseforum.web.params import PathId
@@ -249,12 +256,30 @@ def unsubscribe_confirm(request: Request, session: SessionDep, token: str) -> Re
     return render(request, "unsubscribe.html", {"token": token, "done": True})
 
 
+def _managed_users(session: Session, viewer: Viewer) -> dict[int | None, User]:
+    """Platform administrators see every user's deliveries, office ones their office's."""
+    return {u.id: u for u in session.exec(select(User))
+            if viewer.role == "platform_admin" or u.office_code == viewer.office_code}
+
+
+@router.post("/admin/deliveries/retry")
+def deliveries_retry(session: SessionDep, viewer: CurrentViewer) -> Response:
+    """Send the failed deliveries (of the users one manages) again, now."""
+    require(viewer, "admin.view")
+    query = update(Delivery).where(col(Delivery.state) == "failed")
+    if viewer.role != "platform_admin":
+        query = query.where(col(Delivery.user_id).in_(
+            select(User.id).where(User.office_code == viewer.office_code)))
+    session.exec(query.values(state="pending", attempts=0, due_at=utcnow()))
+    session.commit()
+    return RedirectResponse("/admin/deliveries", status_code=303)
+
+
 @router.get("/admin/deliveries")
 def deliveries_page(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
     """Failed and waiting deliveries, and switched-off webhook endpoints."""
     require(viewer, "admin.view")
-    users = {u.id: u for u in session.exec(select(User))
-             if viewer.role == "platform_admin" or u.office_code == viewer.office_code}
+    users = _managed_users(session, viewer)
     failing = [d for d in session.exec(select(Delivery).where(
         col(Delivery.state).in_(("failed", "pending")), Delivery.last_error != "")
         .order_by(col(Delivery.id).desc()).limit(200)) if d.user_id in users]
