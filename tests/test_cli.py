@@ -65,10 +65,26 @@ def test_user_created_with_password_from_stdin_can_log_in(run, data_dir) -> None
         (("offices", "add", "JP", "--name", "Again"), "exists already"),
         (("offices", "set-roles", "QQ", "--role", "accessing"), "unknown office 'QQ'"),
         (("offices", "set-roles", "JP", "--role", "judging"), "unknown office role 'judging'"),
+        (("users", "create", "someone", "--office", "JP", "--role", "examiner",
+          "--email", "not-an-address"), "is not an e-mail address"),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_line(run, args, fragment) -> None:
     _one_line_error(run(*args), fragment)
+
+
+def test_user_created_with_an_email_address(run, engine) -> None:
+    result = run("users", "create", "nz.reader", "--office", "NZ", "--role", "examiner",
+                 "--email", "reader@iponz.example")
+    assert result.exit_code == 0, result.output
+    from sqlmodel import select
+
+    from caseforum.db import open_session
+    from caseforum.models import User
+
+    with open_session(engine) as session:
+        made = session.exec(select(User).where(User.username == "nz.reader")).one()
+    assert made.email == "reader@iponz.example"
 
 
 def test_short_password_on_stdin_is_refused_and_nothing_written(run) -> None:

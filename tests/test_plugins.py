@@ -165,7 +165,7 @@ def test_hook_register_dossier_sources(host: PluginHost) -> None:
 
 
 def test_hook_register_notification_channels(host: PluginHost) -> None:
-    channel = SimpleNamespace(name="pager", deliver=lambda notification, user: None)
+    channel = SimpleNamespace(name="pager", label="Pager", deliver=lambda outgoing: None)
 
     class P:
         @hookimpl
@@ -174,9 +174,10 @@ def test_hook_register_notification_channels(host: PluginHost) -> None:
 
     host.add(P(), name="pager")
     try:
-        assert [c.name for c in host.notification_channels()] == ["pager"]
+        assert channel in host.notification_channels()
     finally:
         host.remove("pager")
+    assert [c.name for c in host.notification_channels()] == ["webhook", "email", "inapp"]
 
 
 def test_hook_register_transfer_routes(host: PluginHost) -> None:

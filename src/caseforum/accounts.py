@@ -56,6 +56,18 @@ def get_office(session: Session, code: str) -> Office:
     return office
 
 
+EMAIL_RE = re.compile(r"[^@\s<>,;\"]{1,64}@[A-Za-z0-9.-]{1,253}\.?[A-Za-z0-9-]*")
+
+
+def clean_email(text: str) -> str:
+    """An e-mail address, or "" for none; refuses what is not one address."""
+    text = (text or "").strip()
+    if text and (not EMAIL_RE.fullmatch(text) or len(text) > 254):
+        raise AccountError(
+            f"email: {text[:60]!r} is not an e-mail address like name@office.example")
+    return text
+
+
 def create_user(
     session: Session,
     *,
@@ -64,6 +76,7 @@ def create_user(
     role: str,
     password: str | None,
     display_name: str = "",
+    email: str = "",
     actor_id: int | None = None,
 ) -> User:
     username = username.strip().lower()
@@ -88,6 +101,7 @@ def create_user(
         office_code=office.code,
         role=role_value,
         password_hash=hash_password(password) if password else None,
+        email=clean_email(email),
     )
     session.add(user)
     session.flush()

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from caseforum import __version__, errors, passwords
 from caseforum.bots.runner import BotRunner
+from caseforum.channels import ChannelHost, DeliveryWorker
 from caseforum.config import Settings, load_settings
 from caseforum.db import (  # noqa: F401  (disabled_plugins: still importable from here)
     ServerBusy,
@@ -88,6 +89,14 @@ def build_doc_types(plugins: PluginHost) -> DocTypeRegistry:
     return registry
 
 
+def group_of(doc_types: DocTypeRegistry, code: str) -> str:
+    """A document code's group (search, examination ...); "other" when unknown."""
+    try:
+        return str(doc_types.get(code).group)
+    except LookupError:
+        return "other"
+
+
 def plugin_gate(host: PluginHost, name: str) -> Any:
     """A disabled plugin's pages answer 404 without a restart."""
 
@@ -107,14 +116,18 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     if plugins is None:
         plugins = PluginHost(settings.plugins, data_dir=settings.data_dir)
         plugins.load(disabled=disabled_plugins(engine))
+    doc_types = build_doc_types(plugins)
+    channel_host = ChannelHost(engine, settings)
     consumers: list[Consumer] = [
         AccountAuditConsumer(),
         PluginEventsConsumer(lambda event: plugins.on_event(event=event),
                              wanted=plugins.listens_to_events),
-        Notifier(engine, plugins.notification_channels),
+        Notifier(engine, plugins.notification_channels,
+                 group_of=lambda code: group_of(doc_types, code), host=channel_host),
         BotRunner(engine, plugins.bots, broker=broker, patterns=plugins.reference_patterns),
     ]
     runner = ConsumerRunner(engine, broker, consumers, keep_days=settings.event_retention_days)
+    deliveries = DeliveryWorker(engine, plugins.notification_channels, channel_host, broker)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -122,6 +135,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         await broker.start()
         if settings.run_consumers:
             await runner.start()
+            await deliveries.start()
         await app.state.hub.start()
         plugins.startup(app=app)
         sweeping = await app.state.sweeper.start()  # files left by crashed uploads
@@ -136,6 +150,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
             await app.state.sweeper.stop(sweeping)
             plugins.shutdown(app=app)
             await app.state.hub.stop()
+            await deliveries.stop()
             await runner.stop()
             await broker.stop()
             engine.dispose()
@@ -160,7 +175,8 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.state.sweeper = PeriodicSweep.from_settings(engine, settings)
     app.state.hub = Hub(engine, broker, plugins, app.state.templates)
     app.state.latest_event_id = lambda: latest_event_id(engine)
-    app.state.doc_types = build_doc_types(plugins)
+    app.state.doc_types = doc_types
+    app.state.deliveries = deliveries
 
     app.add_middleware(ContentHostGate)  # inside the headers middleware: its 404 gets them
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_kb * 1024,
@@ -196,15 +212,19 @@ def build_routes(app: FastAPI) -> None:
         bots_admin,
         dossier_api,
         dossier_pages,
+        feeds_api,
         forum_api,
         forum_pages,
+        notify_api,
+        notify_pages,
         stats_pages,
         ws,
     )
 
     for router in (auth_pages.router, admin.router, api.router,
                    dossier_pages.router, dossier_api.router, stats_pages.router,
-                   forum_pages.router, forum_api.router, ws.router, bots_admin.router):
+                   forum_pages.router, forum_api.router, ws.router, bots_admin.router,
+                   notify_pages.router, notify_api.router, feeds_api.router):
         app.include_router(router)
     plugins: PluginHost = app.state.plugins
     for name, router in plugins.routes():

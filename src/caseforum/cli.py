@@ -210,10 +210,11 @@ def users() -> None:
 @click.option("--role", required=True, help="examiner, office_admin, platform_admin or bot")
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
 @click.option("--name", "display_name", default="", help="display name")
+@click.option("--email", default="", help="e-mail address for notifications")
 @pass_ctx
 @one_line_errors
 def users_create(ctx: Context, username: str, office_code: str, role: str,
-                 password_stdin: bool, display_name: str) -> None:
+                 password_stdin: bool, display_name: str, email: str) -> None:
     """Create a user.  Without --password-stdin the user can only use API tokens."""
     from caseforum import accounts
 
@@ -222,7 +223,8 @@ def users_create(ctx: Context, username: str, office_code: str, role: str,
         raise click.ClickException("no password on standard input")
     with open_session(ctx.engine) as session:
         user = accounts.create_user(session, username=username, office_code=office_code,
-                                    role=role, password=password, display_name=display_name)
+                                    role=role, password=password, display_name=display_name,
+                                    email=email)
         session.commit()
         click.echo(f"created {user.username} ({user.office_code}, {user.role.value})")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,31 @@ from pydantic_settings import (
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message names it."""
+
+
+class MailSettings(BaseModel):
+    """The SMTP server the e-mail channel sends through (``[mail]`` in the settings
+    file, ``CASEFORUM_MAIL__HOST`` ... in the environment).  No host: no e-mail."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = ""
+    port: int = Field(default=25, ge=1, le=65535)
+    #: upgrade a plain connection with STARTTLS (port 587)
+    starttls: bool = False
+    #: TLS from the first byte (port 465)
+    tls: bool = False
+    user: str = ""
+    password: str = ""
+    from_address: str = "caseforum@localhost"
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("from_address")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        if "@" not in value or any(c in value for c in "\r\n<>"):
+            raise ValueError("use a plain address such as caseforum@office.example")
+        return value.strip()
 
 
 class Settings(BaseSettings):
@@ -65,6 +90,7 @@ class Settings(BaseSettings):
     # argon2id cost: "test" (argon2's cheapest parameters) is for test suites only
     password_hash_profile: Literal["standard", "test"] = "standard"
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    mail: MailSettings = Field(default_factory=MailSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -9,10 +9,13 @@ lacks documentation or a test.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from caseforum import hookspec
 from caseforum.sources import DossierSource
+
+if TYPE_CHECKING:
+    from caseforum.channels import NotificationChannel
 
 
 @hookspec
@@ -27,9 +30,11 @@ def register_dossier_sources(config: dict[str, Any], data_dir: Path | None
 
 
 @hookspec
-def register_notification_channels() -> list[Any]:
-    """Return notification channels: objects with ``name`` and
-    ``deliver(notification, user)``."""
+def register_notification_channels() -> list[NotificationChannel]:
+    """Return notification channels (:class:`caseforum.channels.NotificationChannel`):
+    objects with ``name``, ``label`` and ``deliver(outgoing)``, which sends one
+    notification to one user and raises to have it retried.  Users choose channels
+    by ``name`` per subscription and per kind of notification."""
 
 
 @hookspec

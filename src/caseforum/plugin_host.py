@@ -37,6 +37,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "caseforum.plugins.hosted_repository",
     "caseforum.plugins.peer_sources",
     "caseforum.plugins.builtin_bots",
+    "caseforum.plugins.inapp_channel",
+    "caseforum.plugins.email_channel",
+    "caseforum.plugins.webhook_channel",
 )
 
 

@@ -1,26 +1,49 @@
-"""The notifier: turns forum events into notifications and hands them to channels.
+"""The notifier: turns events into notifications and hands them to channels.
 
-Notifications are rows (the in-app bell reads them); each row's creation is
-an event too, so the bell updates live.  Other channels (registered with
-``register_notification_channels``) get ``deliver(notification, user)`` after
-the row is committed: never a network call inside a write transaction.
+It reads the event log (``post.created``, ``document.added``, the ICE plugin's
+``ice.exchange.*`` and ``ice.parcel.refused``), finds who is to be told
+(mentions, replies, private messages and ICE alerts always; followers through
+their subscriptions, see :mod:`caseforum.subscriptions`), checks each may see
+the subject, and stores one :class:`~caseforum.models.Notification` per user
+and event together with its deliveries (:mod:`caseforum.channels`), in the
+transaction that moves its cursor: a restart neither loses nor repeats one.
+Nobody is told of their own doing, nor of a bot's answer to their command.
+
+A notification is stored read; the in-app channel (a built-in plugin) is what
+puts it into the bell.  Sending through the other channels happens later,
+outside any transaction, in the delivery worker.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from caseforum import channels as delivery
+from caseforum import subscriptions
 from caseforum.authz import Viewer, can
-from caseforum.db import open_session
 from caseforum.events import Consumer, emit
 from caseforum.forum.access import thread_target
-from caseforum.models import Event, Notification, Office, Post, Thread, ThreadParticipant, User
+from caseforum.models import (
+    Application,
+    Event,
+    Notification,
+    Office,
+    Post,
+    Thread,
+    ThreadParticipant,
+    User,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
+ICE_ASSIGNED = "ice.exchange.assigned"  # an office's own business: nobody else is told
 
 
 def _can_read(session: Session, user: User, thread: Thread) -> bool:
@@ -29,34 +52,150 @@ def _can_read(session: Session, user: User, thread: Thread) -> bool:
 
 
 def notify(session: Session, *, user_id: int, event: Event, kind: str, text: str, link: str,
-           thread_id: int | None = None, post_id: int | None = None) -> Notification | None:
-    """Add one notification (once per user, event and kind) and its event."""
-    exists = session.exec(select(Notification).where(
+           thread_id: int | None = None, post_id: int | None = None,
+           document_id: int | None = None, subscription_id: int | None = None,
+           bell: bool = True) -> Notification | None:
+    """Add one notification (once per user, event and kind).  With ``bell`` it is
+    put straight into the bell (unread, with its event: the bot runner's error
+    notes); the notifier passes ``bell=False`` and lets the channels decide."""
+    exists = session.exec(select(Notification.id).where(
         Notification.user_id == user_id, Notification.event_id == event.id,
         Notification.kind == kind)).first()
     if exists:
         return None
     note = Notification(user_id=user_id, event_id=event.id or 0, kind=kind, text=text[:500],
-                        link=link, thread_id=thread_id, post_id=post_id)
+                        link=link, thread_id=thread_id, post_id=post_id,
+                        document_id=document_id, subscription_id=subscription_id,
+                        read_at=None if bell else utcnow())
     session.add(note)
     session.flush()
-    emit(session, kind="notification.created", subject_type="user", subject_id=user_id,
-         payload={"user_id": user_id, "notification_id": note.id})
+    if bell:
+        put_in_bell(session, note)
     return note
 
 
+def put_in_bell(session: Session, note: Notification) -> None:
+    """Make ``note`` unread and tell open pages (the bell counts it live)."""
+    note.read_at = None
+    session.add(note)
+    emit(session, kind="notification.created", subject_type="user", subject_id=note.user_id,
+         payload={"user_id": note.user_id, "notification_id": note.id})
+
+
+def mark_read(session: Session, *, user_id: int, ids: list[int] | None = None,
+              thread_id: int | None = None) -> int:
+    """Mark ``user_id``'s unread notifications read: those in ``ids``, those of
+    ``thread_id``, or (neither given) all of them.  One ``UPDATE``; when it
+    changed anything, a ``notification.read`` event lets open bells count down.
+    Returns how many were marked."""
+    query = update(Notification).where(
+        Notification.user_id == user_id,  # type: ignore[arg-type]
+        Notification.read_at.is_(None))  # type: ignore[union-attr]
+    if ids is not None:
+        query = query.where(Notification.id.in_(ids))  # type: ignore[union-attr]
+    if thread_id is not None:
+        query = query.where(Notification.thread_id == thread_id)  # type: ignore[arg-type]
+    changed = session.exec(query.values(read_at=utcnow())).rowcount or 0
+    if changed:
+        emit(session, kind="notification.read", subject_type="user", subject_id=user_id,
+             payload={"user_id": user_id, "read": True})
+    return changed
+
+
+@dataclass
+class NotificationGroup:
+    """The notifications about one thread (or one other subject), newest first:
+    the page shows one line per group, not one per post."""
+
+    latest: Notification
+    notes: list[Notification] = field(default_factory=list)
+
+    @property
+    def unread(self) -> int:
+        return sum(1 for n in self.notes if n.read_at is None)
+
+    @property
+    def more(self) -> int:
+        return len(self.notes) - 1
+
+
+def group_notifications(notes: list[Notification]) -> list[NotificationGroup]:
+    """Group ``notes`` (newest first) per thread; notes without a thread group by
+    their link.  Groups keep the order of their newest note."""
+    groups: dict[tuple[str, Any], NotificationGroup] = {}
+    for note in notes:
+        key = ("thread", note.thread_id) if note.thread_id is not None else ("link", note.link)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = NotificationGroup(latest=note)
+        group.notes.append(note)
+    return list(groups.values())
+
+
+@dataclass
+class _Target:
+    kind: str
+    text: str
+    channels: list[str]
+    subscription_id: int | None = None
+
+
+@dataclass
 class Notifier(Consumer):
+    """The consumer: events in, notifications and deliveries out."""
+
+    engine: Engine
+    channels: Callable[[], list[Any]]
+    #: a document code's group (search, examination, ...): office subscriptions filter on it
+    group_of: Callable[[str], str] = lambda code: "other"
+    #: what channels may reach (engine, settings); ``None`` in tests without an app
+    host: Any = None
+    created: list[int] = field(default_factory=list)
     name = "notifier"
 
-    def __init__(self, engine: Engine, channels: Any) -> None:
-        self.engine = engine
-        self.channels = channels  # callable returning the registered channels
-        self.created: list[int] = []
-
     def wants(self, event: Event) -> bool:
-        return event.kind == "post.created"
+        return (event.kind in ("post.created", "document.added", "ice.parcel.refused")
+                or (event.kind.startswith("ice.exchange.") and event.kind != ICE_ASSIGNED))
 
     def handle(self, session: Session, event: Event) -> None:
+        self._batch: list[tuple[User, _Target, dict[str, Any]]] = []
+        if event.kind == "post.created":
+            self._post(session, event)
+        elif event.kind == "document.added":
+            self._document(session, event)
+        else:
+            self._ice(session, event)
+        self._write(session, event)
+
+    def _store(self, session: Session, event: Event, user: User, target: _Target, **about: Any
+               ) -> None:
+        self._batch.append((user, target, about))
+
+    def _write(self, session: Session, event: Event) -> None:
+        """Store the event's notifications in one batch (one query for those already
+        there, one flush for all), then queue their deliveries."""
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        done = set(session.exec(select(Notification.user_id, Notification.kind).where(
+            Notification.event_id == event.id)).all())
+        notes = []
+        for user, target, about in batch:
+            if (user.id, target.kind) in done:
+                continue
+            note = Notification(user_id=user.id or 0, event_id=event.id or 0,
+                                kind=target.kind, text=target.text[:500],
+                                subscription_id=target.subscription_id, read_at=utcnow(),
+                                **about)
+            notes.append((note, user, target))
+        session.add_all([n for n, _, _ in notes])
+        session.flush()
+        channels = self.channels()
+        for note, user, target in notes:
+            delivery.queue(session, note, user, target.channels, channels, self.host)
+            self.created.append(note.id or 0)
+
+    def _post(self, session: Session, event: Event) -> None:
         post = session.get(Post, event.payload.get("post_id"))
         thread = session.get(Thread, event.payload.get("thread_id"))
         if post is None or thread is None or post.hidden or post.quiet:
@@ -64,41 +203,90 @@ class Notifier(Consumer):
         author = session.get(User, post.author_id)
         who = author.display_name or author.username if author else "someone"
         link = f"/threads/{thread.id}#post-{post.id}"
-        targets: dict[int, tuple[str, str]] = {}
+
+        def personal(kind: str, text: str, user_id: int) -> _Target:
+            return _Target(kind, text, subscriptions.channels_for(session, user_id, kind))
+
+        targets: dict[int, _Target] = {}
+        if author is not None and str(author.role) != "bot":
+            # followers of the thread or its category (bots' posts tell no follower)
+            for follower in subscriptions.post_followers(
+                    session, thread=thread, author_id=post.author_id,
+                    can_read=lambda user: _can_read(session, user, thread)):
+                targets[follower.user.id or 0] = _Target(
+                    "watching", f"{who} wrote in “{thread.title}”", follower.channels,
+                    follower.sub.id)
         if thread.is_private:
             for user_id in session.exec(select(ThreadParticipant.user_id).where(
                     ThreadParticipant.thread_id == thread.id)):
-                targets[user_id] = ("message", f"{who} wrote in “{thread.title}”")
+                targets[user_id] = personal("message", f"{who} wrote in “{thread.title}”",
+                                            user_id)
         if post.reply_to_id:
             parent = session.get(Post, post.reply_to_id)
             if parent:
-                targets[parent.author_id] = ("reply", f"{who} replied to you in “{thread.title}”")
+                targets[parent.author_id] = personal(
+                    "reply", f"{who} replied to you in “{thread.title}”", parent.author_id)
         for user_id in event.payload.get("mentioned") or []:
-            targets[user_id] = ("mention", f"{who} mentioned you in “{thread.title}”")
-        targets.pop(post.author_id, None)
-        for user_id, (kind, text) in targets.items():
+            targets[user_id] = personal("mention", f"{who} mentioned you in “{thread.title}”",
+                                        user_id)
+        targets.pop(post.author_id, None)  # nobody is told of their own post
+        if author is not None and str(author.role) == "bot" and post.reply_to_id:
+            # a bot answering a command: the asker is watching for it already
+            parent = session.get(Post, post.reply_to_id)
+            if parent is not None:
+                targets.pop(parent.author_id, None)
+        for user_id, target in targets.items():
             user = session.get(User, user_id)
             if (user is None or not user.is_active or str(user.role) == "bot"
                     or not _can_read(session, user, thread)):
                 continue
-            note = notify(session, user_id=user_id, event=event, kind=kind, text=text,
-                          link=link, thread_id=thread.id, post_id=post.id)
-            if note is not None:
-                self.created.append(note.id or 0)
+            self._store(session, event, user, target, link=link, thread_id=thread.id,
+                        post_id=post.id)
+
+    def _document(self, session: Session, event: Event) -> None:
+        app = session.get(Application, event.payload.get("application_id"))
+        document_id = event.payload.get("document_id")
+        if app is None or not document_id:
+            return
+        code = str(event.payload.get("code") or "")
+        text = f"New {code} in {app.office_code} {app.display_number}"
+        for follower in subscriptions.document_followers(
+                session, app=app, document_id=int(document_id), code=code,
+                group_of=self.group_of, actor_id=event.actor_id):
+            self._store(session, event, follower.user,
+                        _Target("document", text, follower.channels, follower.sub.id),
+                        link=f"/documents/{document_id}", document_id=int(document_id))
+
+    def _ice(self, session: Session, event: Event) -> None:
+        """ICE alerts: a step of an exchange tells the other office's administrators
+        and its assigned examiner; a refused parcel tells both offices' administrators."""
+        data = event.payload
+        exchange_id = data.get("exchange_id")
+        offices = [o for o in (data.get("recipient_office"), data.get("donor_office"))
+                   if isinstance(o, str)]
+        if event.kind == "ice.parcel.refused":
+            told = sorted({o for o in (event.office_code, *offices) if o})
+            text = f"ICE: a parcel was refused ({data.get('code', 'refused')})"
+            assignees: list[int] = []
+        else:
+            told = [o for o in offices if o != event.office_code]
+            side = "recipient" if data.get("recipient_office") in told else "donor"
+            assignees = [a for a in [data.get(f"{side}_assignee_id")] if isinstance(a, int)]
+            status = event.kind.removeprefix("ice.exchange.")
+            text = f"ICE: exchange {str(exchange_id)[:8]} {status} by {event.office_code}"
+        if not told:
+            return
+        people = list(session.exec(select(User).where(
+            col(User.office_code).in_(told), col(User.is_active).is_(True),
+            (User.role == "office_admin") | col(User.id).in_(assignees))))
+        link = f"/ice/{exchange_id}" if exchange_id else "/ice"
+        for user in people:
+            if user.id == event.actor_id:
+                continue
+            target = _Target("ice", text, subscriptions.channels_for(session, user.id or 0,
+                                                                       "ice"))
+            self._store(session, event, user, target, link=link)
 
     def after_commit(self) -> None:
-        """Hand new notifications to the other channels, outside any transaction."""
-        ids, self.created = self.created, []
-        channels = self.channels()
-        if not ids or not channels:
-            return
-        with open_session(self.engine) as session:
-            for note in session.exec(select(Notification).where(
-                    Notification.id.in_(ids))):  # type: ignore[attr-defined]
-                user = session.get(User, note.user_id)
-                for channel in channels:
-                    try:
-                        channel.deliver(note, user)
-                    except Exception:
-                        log.exception("channel %s failed for notification %s",
-                                      getattr(channel, "name", channel), note.id)
+        """Wake the delivery worker: there is something to send."""
+        self.created = []

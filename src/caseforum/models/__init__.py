@@ -30,12 +30,17 @@ from caseforum.models.forum import (
     Thread,
     ThreadParticipant,
 )
+from caseforum.models.notify import ChannelChoice, Delivery, Subscription, WebhookEndpoint
 from caseforum.models.office import Office
 from caseforum.models.plugin_state import PluginState
 from caseforum.models.remote import RemoteDocument, RemoteDossier
 
 __all__ = [
     "BotRun",
+    "ChannelChoice",
+    "Delivery",
+    "Subscription",
+    "WebhookEndpoint",
     "Category",
     "Flag",
     "Mention",

@@ -25,6 +25,11 @@ class User(SQLModel, table=True):
     is_active: bool = True
     locale: str = "en"
     created_at: datetime = Field(default_factory=utcnow)
+    #: where the e-mail channel writes; empty: no e-mail
+    email: str = Field(default="", max_length=254, sa_column_kwargs={"server_default": ""})
+    #: e-mail timing: immediate | daily | weekly (a digest)
+    email_digest: str = Field(default="immediate", max_length=16,
+                              sa_column_kwargs={"server_default": "immediate"})
 
     @property
     def label(self) -> str:

@@ -140,6 +140,10 @@ class Notification(SQLModel, table=True):
     post_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     read_at: datetime | None = None
+    #: the dossier document it is about: delivery checks it is still visible
+    document_id: int | None = None
+    #: the subscription that asked for it (none for mentions, replies, messages, ICE)
+    subscription_id: int | None = Field(default=None, index=True)
 
 
 class BotRun(SQLModel, table=True):

@@ -1,4 +1,4 @@
-"""Forum pages: categories, threads, posts, private conversations, notifications."""
+"""Forum pages: categories, threads, posts, private conversations."""
 
 from typing import Annotated
 
@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from caseforum import errors
 from caseforum.authz import Viewer, can, require
 from caseforum.db import SessionDep
-from caseforum.forum import service
+from caseforum.forum import notify, service
 from caseforum.forum.access import (
     access_category,
     access_post,
@@ -28,12 +28,10 @@ from caseforum.models import (
     Category,
     Event,
     Flag,
-    Notification,
     Post,
     PostRevision,
     Thread,
     User,
-    utcnow,
 )
 from caseforum.web.deps import CurrentUser, CurrentViewer
 from caseforum.web.params import MAX_ID, PathId
@@ -137,6 +135,7 @@ def _show_thread(request: Request, session: Session, viewer: Viewer, thread_id: 
     thread = access_thread(session, viewer, thread_id)
     context = _thread_context(request, session, viewer, thread, newest=newest)
     service.mark_read(session, user_id=viewer.user_id or 0, thread=thread)
+    notify.mark_read(session, user_id=viewer.user_id or 0, thread_id=thread.id)
     session.commit()
     return render(request, template, context)
 
@@ -331,32 +330,3 @@ def new_message(request: Request, session: SessionDep, viewer: CurrentViewer,
                       status_code=422)
     session.commit()
     return RedirectResponse(f"/threads/{thread.id}", status_code=303)
-
-
-@router.get("/notifications")
-def notifications_page(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
-    require(viewer, "forum.view")
-    rows = session.exec(select(Notification).where(Notification.user_id == viewer.user_id)
-                        .order_by(Notification.id.desc()).limit(100)).all()  # type: ignore[union-attr]
-    return render(request, "notifications.html",
-                  {"rows": service.readable_notifications(session, viewer, list(rows))})
-
-
-@router.post("/notifications/read")
-def notifications_read(request: Request, session: SessionDep, viewer: CurrentViewer,
-                       notification_id: Annotated[str, Form()] = "") -> Response:
-    require(viewer, "forum.view")
-    query = select(Notification).where(Notification.user_id == viewer.user_id,
-                                       Notification.read_at.is_(None))  # type: ignore[union-attr]
-    if notification_id.strip():
-        query = query.where(Notification.id == int(notification_id))
-    now = utcnow()
-    for note in session.exec(query):
-        note.read_at = now
-        session.add(note)
-    from caseforum.events import emit
-
-    emit(session, kind="notification.read", subject_type="user",
-         subject_id=viewer.user_id or "", payload={"user_id": viewer.user_id, "read": True})
-    session.commit()
-    return RedirectResponse("/notifications", status_code=303)

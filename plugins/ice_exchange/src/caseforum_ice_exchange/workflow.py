@@ -156,7 +156,10 @@ def _status_event(session: Session, exchange: IceExchange, *, actor_id: int | No
          subject_type="ice_exchange", subject_id=exchange.id,
          payload={"exchange_id": exchange.id, "status": exchange.status,
                   "recipient_office": exchange.recipient_office,
-                  "donor_office": exchange.donor_office, "kind": exchange.kind})
+                  "donor_office": exchange.donor_office, "kind": exchange.kind,
+                  # the notifier tells the other office's admins and its assigned examiner
+                  "recipient_assignee_id": exchange.recipient_assignee_id,
+                  "donor_assignee_id": exchange.donor_assignee_id})
 
 
 def parse_due_date(value: str | date | None) -> date | None:

@@ -1,0 +1,383 @@
+"""Notification channels and their delivery: at least once, never twice, nobody waits.
+
+A channel is what a plugin returns from ``register_notification_channels``
+(:class:`NotificationChannel`).  The notifier stores each notification and, in
+the same transaction, one :class:`~caseforum.models.Delivery` row per channel
+(and endpoint) the user chose; *immediate* channels (the in-app bell: database
+only) are served right there instead.  The :class:`DeliveryWorker` then sends
+the rows, outside any transaction:
+
+* **once per (notification, channel, endpoint)**: the row is unique, and a worker
+  claims it with a conditional ``UPDATE`` (``pending`` → ``sending`` with a lease),
+  so two workers or processes never both send it;
+* **at least once**: a send that fails is retried with exponential backoff; a
+  process killed mid-send leaves a ``sending`` row whose lease runs out, and it
+  is sent again (with the same delivery id, which e-mail carries as its
+  ``Message-ID`` and webhooks as ``X-CaseForum-Delivery``, so a receiver can drop
+  the rare repeat);
+* **nobody waits**: each channel has its own task and its own small thread pool,
+  and within a channel each send is a task of its own, so a slow SMTP server or
+  webhook endpoint holds up only its own deliveries (up to the channel's
+  ``concurrency`` of them hanging at once, each until its time-out);
+* **permission at send time**: right before sending, the worker checks that the
+  user may still see the thread or document; if not, the row is ``dropped``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+from sqlalchemy import delete, or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from caseforum.authz import Viewer, can
+from caseforum.db import open_session
+from caseforum.dossiers.access import Access
+from caseforum.forum.access import thread_target
+from caseforum.models import Delivery, Notification, Office, Thread, User, utcnow
+
+log = logging.getLogger(__name__)
+
+#: how long a claimed delivery may take before another worker may send it again
+LEASE = timedelta(minutes=2)
+
+
+class ChannelPaused(Exception):
+    """Raised by a channel that cannot send now through no fault of the delivery
+    (a disabled webhook endpoint): the delivery waits without using up attempts."""
+
+    def __init__(self, message: str, *, wait: timedelta = timedelta(hours=1)) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+@dataclass
+class Outgoing:
+    """One notification on its way to one user through one channel."""
+
+    notification: Notification
+    user: User
+    #: the channel's own target (a webhook endpoint's id); 0 when it has none
+    endpoint_id: int = 0
+    #: the Delivery row's id (0 for an immediate channel): a stable id for receivers
+    delivery_id: int = 0
+    attempt: int = 1
+    #: what the channel may use: ``engine``, ``settings`` and ``base_url``
+    host: Any = None
+    #: the notifier's session, for immediate channels only (no network calls!)
+    session: Session | None = None
+
+
+@runtime_checkable
+class NotificationChannel(Protocol):
+    """What ``register_notification_channels`` returns a list of.
+
+    Optional attributes, read with defaults: ``immediate`` (``False``; ``True``
+    means ``deliver`` runs in the notifier's transaction and must only write to
+    ``outgoing.session``), ``concurrency`` (4 sends at once), ``max_attempts``
+    (10), ``retry_seconds`` (5, doubled on each failure), ``endpoints(session,
+    user) -> list[int]`` (one delivery per endpoint; default ``[0]``) and
+    ``available(settings) -> bool`` (whether users may choose it) and
+    ``due_at(user, now) -> datetime | None`` (hold deliveries back, e.g. a digest)
+    and ``one_per_user`` (``False``; claim one delivery per user at a time)."""
+
+    name: str
+    label: str
+
+    def deliver(self, outgoing: Outgoing) -> None:
+        """Send it; raise to have it retried (``ChannelPaused`` to wait)."""
+
+
+def option(channel: Any, name: str, default: Any) -> Any:
+    return getattr(channel, name, default)
+
+
+def available(channel: Any, settings: Any) -> bool:
+    check = getattr(channel, "available", None)
+    return True if check is None else bool(check(settings))
+
+
+@dataclass
+class ChannelHost:
+    """What a channel's ``deliver`` may reach: the database and the settings."""
+
+    engine: Engine
+    settings: Any
+
+    @property
+    def base_url(self) -> str:
+        return str(self.settings.base_url).rstrip("/")
+
+
+# Permission at send time ---------------------------------------------------
+
+
+def still_visible(session: Session, user: User | None, note: Notification) -> bool:
+    """Whether ``user`` may still see what ``note`` is about (the thread, the
+    document): rights change between the event and the send."""
+    if user is None or not user.is_active:
+        return False
+    office = session.get(Office, user.office_code)
+    viewer = Viewer.of(user, office)
+    if note.thread_id is not None:
+        thread = session.get(Thread, note.thread_id)
+        if thread is None or not can(viewer, "thread.view", thread_target(session, thread)):
+            return False
+    if note.document_id is not None:
+        return Access(session, viewer).document(note.document_id) is not None
+    return True
+
+
+# Queueing (in the notifier's transaction) -----------------------------------
+
+
+def queue(session: Session, note: Notification, user: User, wanted: list[str],
+          channels: list[Any], host: Any) -> int:
+    """Serve ``note`` through the channels in ``wanted`` that are registered (and
+    available): immediate ones now, the others as Delivery rows.  Returns rows added."""
+    added = 0
+    now = utcnow()
+    for channel in channels:
+        if channel.name not in wanted:
+            continue
+        if host is not None and not available(channel, host.settings):
+            continue
+        if option(channel, "immediate", False):
+            channel.deliver(Outgoing(notification=note, user=user, host=host, session=session))
+            continue
+        finder = getattr(channel, "endpoints", None)
+        endpoints = finder(session, user) if finder is not None else [0]
+        timing = getattr(channel, "due_at", None)  # e.g. an e-mail digest holds it back
+        due = (timing(user, now) if timing is not None else None) or now
+        for endpoint_id in endpoints:
+            session.add(Delivery(notification_id=note.id or 0, user_id=user.id or 0,
+                                 channel=channel.name, endpoint_id=endpoint_id, due_at=due))
+            added += 1
+    if added:
+        session.info["events_emitted"] = True  # the commit wakes the delivery worker
+    return added
+
+
+# Sending ----------------------------------------------------------------------
+
+
+def claim(engine: Engine, channel: str, *, limit: int, one_per_user: bool = False) -> list[int]:
+    """Take up to ``limit`` due deliveries of ``channel`` for this worker (with
+    ``one_per_user``, at most one per user: the channel gathers the rest itself,
+    as the e-mail digest does).
+
+    Each is taken with a conditional ``UPDATE``: of two workers, one changes the
+    row and the other sees 0 rows changed and leaves it."""
+    now = utcnow()
+    with open_session(engine) as session:
+        rows = list(session.exec(select(Delivery.id, Delivery.user_id).where(
+            Delivery.channel == channel, col(Delivery.due_at) <= now,
+            or_(col(Delivery.state) == "pending",
+                (col(Delivery.state) == "sending") & (col(Delivery.lease_until) < now)))
+            .order_by(col(Delivery.id)).limit(limit)))
+        users: set[int] = set()
+        candidates = []
+        for delivery_id, user_id in rows:
+            if one_per_user and user_id in users:
+                continue
+            users.add(user_id)
+            candidates.append(delivery_id)
+        taken = []
+        for delivery_id in candidates:
+            result = session.exec(update(Delivery).where(
+                col(Delivery.id) == delivery_id,
+                or_(col(Delivery.state) == "pending",
+                    (col(Delivery.state) == "sending") & (col(Delivery.lease_until) < now)))
+                .values(state="sending", lease_until=now + LEASE,
+                        attempts=Delivery.attempts + 1))
+            if result.rowcount:
+                taken.append(delivery_id)
+        session.commit()
+    return [t for t in taken if t is not None]
+
+
+def send_one(engine: Engine, channel: Any, delivery_id: int, host: Any) -> str:
+    """Send one claimed delivery and record the outcome; returns the new state."""
+    with open_session(engine) as session:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None:
+            return "gone"
+        note = session.get(Notification, delivery.notification_id)
+        user = session.get(User, delivery.user_id)
+        visible = note is not None and still_visible(session, user, note)
+    # the session is closed here: no transaction stays open across the network call
+    if not visible or note is None or user is None:
+        return _finish(engine, delivery_id, state="dropped",
+                       error="the user may no longer see this, or it is gone")
+    outgoing = Outgoing(notification=note, user=user, endpoint_id=delivery.endpoint_id,
+                        delivery_id=delivery_id, attempt=delivery.attempts, host=host)
+    try:
+        channel.deliver(outgoing)
+    except ChannelPaused as exc:
+        return _finish(engine, delivery_id, state="pending", error=str(exc),
+                       due_at=utcnow() + exc.wait, refund=True)
+    except Exception as exc:
+        log.warning("channel %s: delivery %s failed: %s", channel.name, delivery_id, exc)
+        error = f"{type(exc).__name__}: {exc}"
+        if delivery.attempts >= option(channel, "max_attempts", 10):
+            return _finish(engine, delivery_id, state="failed", error=error)
+        wait = option(channel, "retry_seconds", 5.0) * 2 ** (delivery.attempts - 1)
+        return _finish(engine, delivery_id, state="pending", error=error,
+                       due_at=utcnow() + timedelta(seconds=wait))
+    return _finish(engine, delivery_id, state="sent", error="", sent=True)
+
+
+def _finish(engine: Engine, delivery_id: int, *, state: str, error: str,
+            due_at: datetime | None = None, sent: bool = False, refund: bool = False) -> str:
+    values: dict[str, Any] = {"state": state, "last_error": error[:500], "lease_until": None}
+    if due_at is not None:
+        values["due_at"] = due_at
+    if sent:
+        values["sent_at"] = utcnow()
+    if refund:
+        values["attempts"] = Delivery.attempts - 1
+    with open_session(engine) as session:
+        session.exec(update(Delivery).where(col(Delivery.id) == delivery_id)
+                     .values(**values))
+        session.commit()
+    return state
+
+
+def retry_now(session: Session, *, channel: str, endpoint_id: int | None = None,
+              user_id: int | None = None) -> int:
+    """Make waiting and failed deliveries due at once (an endpoint switched back on,
+    an administrator's "retry"); returns how many."""
+    query = update(Delivery).where(col(Delivery.channel) == channel,
+                                   col(Delivery.state).in_(("pending", "failed")))
+    if endpoint_id is not None:
+        query = query.where(col(Delivery.endpoint_id) == endpoint_id)
+    if user_id is not None:
+        query = query.where(col(Delivery.user_id) == user_id)
+    result = session.exec(query.values(state="pending", due_at=utcnow()))
+    return result.rowcount or 0
+
+
+@dataclass
+class DeliveryWorker:
+    """One task per channel; each sends its due deliveries, a batch at a time,
+    its sends side by side in a thread pool of its own."""
+
+    engine: Engine
+    channels: Callable[[], list[Any]]
+    host: Any
+    broker: Any = None
+    poll_seconds: float = 1.0
+    batch: int = 50
+    _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        self._tasks["*"] = asyncio.create_task(self._supervise(), name="delivery")
+
+    async def stop(self) -> None:
+        from caseforum.events import cancel_tasks
+
+        await cancel_tasks(list(self._tasks.values()))
+        self._tasks.clear()
+
+    async def _supervise(self) -> None:
+        """Start a task for each channel that is not immediate (plugins may be
+        switched on later, so this looks again now and then); once an hour drop
+        the rows of deliveries done longer ago than the event log is kept."""
+        pruned_at = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            for channel in self.channels():
+                if option(channel, "immediate", False) or channel.name in self._tasks:
+                    continue
+                self._tasks[channel.name] = asyncio.create_task(
+                    self._run(channel.name), name=f"delivery-{channel.name}")
+            if loop.time() - pruned_at > 3600:
+                pruned_at = loop.time()
+                days = getattr(self.host.settings, "event_retention_days", 30)
+                try:
+                    await anyio.to_thread.run_sync(prune_deliveries, self.engine, days)
+                except Exception:
+                    log.exception("pruning deliveries failed")
+            await asyncio.sleep(5)
+
+    def _channel(self, name: str) -> Any:
+        return next((c for c in self.channels() if c.name == name), None)
+
+    async def _run(self, name: str) -> None:
+        """Claim what is due while there is room, send each in its own task: a send
+        that hangs until its time-out holds one place, not the whole channel."""
+        flag = self.broker.subscribe() if self.broker is not None else None
+        sending: set[asyncio.Task[None]] = set()
+        claiming = anyio.CapacityLimiter(1)
+        limiter: anyio.CapacityLimiter | None = None
+        try:
+            while True:
+                if flag is not None:
+                    flag.clear()
+                channel = self._channel(name)
+                if channel is not None:
+                    if limiter is None:
+                        limiter = anyio.CapacityLimiter(option(channel, "concurrency", 4))
+                    try:
+                        for task in await self._start_sends(channel, limiter, claiming,
+                                                            self.batch - len(sending)):
+                            sending.add(task)
+                            task.add_done_callback(sending.discard)
+                    except Exception:
+                        log.exception("delivery through %s failed; retrying", name)
+                if flag is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(flag.wait(), timeout=self.poll_seconds)
+                else:
+                    await asyncio.sleep(self.poll_seconds)
+        finally:
+            for task in sending:
+                task.cancel()
+            if flag is not None:
+                self.broker.unsubscribe(flag)
+
+    async def _start_sends(self, channel: Any, limiter: anyio.CapacityLimiter,
+                           claiming: anyio.CapacityLimiter,
+                           room: int) -> list[asyncio.Task[None]]:
+        if room <= 0:
+            return []
+        ids = await anyio.to_thread.run_sync(
+            lambda: claim(self.engine, channel.name, limit=room,
+                          one_per_user=option(channel, "one_per_user", False)),
+            limiter=claiming)
+
+        async def one(delivery_id: int) -> None:
+            await anyio.to_thread.run_sync(
+                send_one, self.engine, channel, delivery_id, self.host, limiter=limiter)
+
+        return [asyncio.create_task(one(i), name=f"deliver-{channel.name}-{i}") for i in ids]
+
+
+def prune_deliveries(engine: Engine, keep_days: int) -> int:
+    """Forget deliveries that ended (sent, dropped, failed) more than ``keep_days`` ago."""
+    cutoff = utcnow() - timedelta(days=keep_days)
+    with open_session(engine) as session:
+        result = session.exec(delete(Delivery).where(
+            col(Delivery.state).in_(("sent", "dropped", "failed")),
+            col(Delivery.created_at) < cutoff))
+        session.commit()
+    return result.rowcount or 0
+
+
+def deliver_pending(engine: Engine, channel: Any, host: Any, *, limit: int = 1000) -> int:
+    """Send every due delivery of ``channel`` now, in this thread (commands, tests)."""
+    done = 0
+    while ids := claim(engine, channel.name, limit=limit,
+                       one_per_user=option(channel, "one_per_user", False)):
+        for delivery_id in ids:
+            send_one(engine, channel, delivery_id, host)
+            done += 1
+    return done

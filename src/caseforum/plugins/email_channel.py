@@ -1,0 +1,213 @@
+"""E-mail as a notification channel, over SMTP (settings ``[mail]``).
+
+Each mail has a plain-text and an HTML part, a ``Message-ID`` made from the
+delivery id (a mail sent twice after a crash is recognisably the same mail),
+and a one-click unsubscribe: a signed link in the text and the
+``List-Unsubscribe`` / ``List-Unsubscribe-Post`` headers (RFC 8058).
+
+Users who chose a daily or weekly digest get their e-mail deliveries held until
+the digest is due; the first one sent then takes the others of that user with it
+into one mail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+import threading
+import time
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate
+from html import escape
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from caseforum import hookimpl
+from caseforum.channels import Outgoing, still_visible
+from caseforum.db import open_session
+from caseforum.models import Delivery, Notification, User, utcnow
+from caseforum.subscriptions import unsubscribe_token
+
+SMTP_POLICY = SMTP.clone(max_line_length=998)
+#: an SMTP connection idle longer than this is closed and made anew
+KEEP_OPEN_SECONDS = 30.0
+#: when digests go out: this hour (UTC), and for weekly ones on Mondays
+DIGEST_HOUR = 6
+
+
+def digest_due(kind: str, now: datetime) -> datetime | None:
+    """When a digest of ``kind`` collected from ``now`` on is sent; ``None``: at once."""
+    if kind not in ("daily", "weekly"):
+        return None
+    due = now.replace(hour=DIGEST_HOUR, minute=0, second=0, microsecond=0)
+    if due <= now:
+        due += timedelta(days=1)
+    if kind == "weekly":
+        due += timedelta(days=(7 - due.weekday()) % 7)
+    return due
+
+
+class EmailChannel:
+    name = "email"
+    label = "E-mail"
+    concurrency = 2  # SMTP connections at once
+    max_attempts = 8
+    retry_seconds = 30.0
+    one_per_user = True  # a digest takes the user's other due mails along
+
+    def available(self, settings: Any) -> bool:
+        return bool(settings.mail.host)
+
+    def due_at(self, user: User, now: datetime) -> datetime | None:
+        return digest_due(user.email_digest, now)
+
+    def endpoints(self, session: Any, user: User) -> list[int]:
+        return [0] if user.email else []  # no address: nothing to queue
+
+    def deliver(self, outgoing: Outgoing) -> None:
+        host = outgoing.host
+        user = outgoing.user
+        if not user.email:
+            raise ValueError("the user has no e-mail address any more")
+        notes = [outgoing.notification]
+        taken: list[int] = []
+        if user.email_digest in ("daily", "weekly"):
+            taken, more = self._gather(host.engine, outgoing)
+            notes += more
+        try:
+            self._send(host, user, notes, outgoing.delivery_id)
+        except Exception:
+            if taken:  # the others wait for the next try with this one
+                _set_state(host.engine, taken, "pending", sent=False)
+            raise
+        if taken:
+            _set_state(host.engine, taken, "sent", sent=True)
+
+    def _gather(self, engine: Any, outgoing: Outgoing) -> tuple[list[int], list[Notification]]:
+        """Claim the user's other due e-mail deliveries for this digest."""
+        now = utcnow()
+        with open_session(engine) as session:
+            rows = list(session.exec(select(Delivery).where(
+                Delivery.user_id == outgoing.user.id, Delivery.channel == self.name,
+                Delivery.state == "pending", col(Delivery.due_at) <= now,
+                Delivery.id != outgoing.delivery_id).order_by(col(Delivery.id))))
+            taken = []
+            for row in rows:
+                result = session.exec(update(Delivery).where(
+                    col(Delivery.id) == row.id, col(Delivery.state) == "pending")
+                    .values(state="sending", lease_until=now + timedelta(minutes=2)))
+                if result.rowcount:
+                    taken.append(row.id or 0)
+            notes = [n for n in session.exec(select(Notification).where(
+                col(Notification.id).in_([r.notification_id for r in rows
+                                          if r.id in taken])).order_by(col(Notification.id)))
+                     if still_visible(session, outgoing.user, n)]
+            session.commit()
+        return taken, notes
+
+    def __init__(self) -> None:
+        self._local = threading.local()  # each sending thread keeps its own connection
+
+    def _send(self, host: Any, user: User, notes: list[Notification], delivery_id: int) -> None:
+        message = compose(host, user, notes, delivery_id)
+        smtp = self._connection(host.settings.mail)
+        try:
+            smtp.send_message(message)
+        except BaseException:
+            self._drop()  # start afresh next time
+            raise
+        self._local.used = time.monotonic()
+
+    def _connection(self, mail: Any) -> smtplib.SMTP:
+        """This thread's open connection when it was used lately and still answers,
+        else a new one: connecting, STARTTLS and logging in cost more than a mail."""
+        key = (mail.host, mail.port, mail.tls, mail.starttls, mail.user)
+        smtp = getattr(self._local, "smtp", None)
+        if smtp is not None:
+            fresh = (self._local.key == key
+                     and time.monotonic() - self._local.used < KEEP_OPEN_SECONDS)
+            try:
+                if fresh and smtp.noop()[0] == 250:
+                    return smtp
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._drop()
+        context = ssl.create_default_context()
+        if mail.tls:
+            smtp = smtplib.SMTP_SSL(mail.host, mail.port, timeout=mail.timeout_seconds,
+                                    context=context)
+        else:
+            smtp = smtplib.SMTP(mail.host, mail.port, timeout=mail.timeout_seconds)
+        try:
+            if mail.starttls and not mail.tls:
+                smtp.starttls(context=context)
+            if mail.user:
+                smtp.login(mail.user, mail.password)
+        except BaseException:
+            smtp.close()
+            raise
+        self._local.smtp, self._local.key, self._local.used = smtp, key, time.monotonic()
+        return smtp
+
+    def _drop(self) -> None:
+        smtp = getattr(self._local, "smtp", None)
+        self._local.smtp = None
+        if smtp is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                smtp.quit()
+            smtp.close()
+
+
+def _set_state(engine: Any, ids: list[int], state: str, *, sent: bool) -> None:
+    with open_session(engine) as session:
+        session.exec(update(Delivery).where(col(Delivery.id).in_(ids)).values(
+            state=state, lease_until=None, sent_at=utcnow() if sent else None))
+        session.commit()
+
+
+def compose(host: Any, user: User, notes: list[Notification], delivery_id: int) -> EmailMessage:
+    """The mail: one notification, or a digest of several, in text and HTML."""
+    base = host.base_url
+    token = unsubscribe_token(host.settings.secret_key or "", user.id or 0)
+    stop_page = f"{base}/unsubscribe/{token}"
+    one_click = f"{base}/api/v1/unsubscribe/{token}"
+    # long lines allowed (RFC 5322's 998): a folded List-Unsubscribe URL would be
+    # encoded into a form mail programs do not follow
+    message = EmailMessage(policy=SMTP_POLICY)
+    if len(notes) == 1:
+        message["Subject"] = f"[CaseForum] {notes[0].text}"
+    else:
+        message["Subject"] = f"[CaseForum] {len(notes)} new notifications"
+    message["From"] = host.settings.mail.from_address
+    message["To"] = user.email
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = f"<delivery-{delivery_id}@{urlsplit(base).hostname or 'caseforum'}>"
+    message["List-Unsubscribe"] = f"<{one_click}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    lines = [f"- {n.text}\n  {base}{n.link}" for n in notes]
+    message.set_content(
+        f"Hello {user.label},\n\n" + "\n".join(lines)
+        + f"\n\n-- \nYou get this because of your CaseForum settings: {base}/settings\n"
+        f"Stop these e-mails: {stop_page}\n")
+    items = "".join(f'<li><a href="{escape(base + n.link)}">{escape(n.text)}</a></li>'
+                    for n in notes)
+    message.add_alternative(
+        f"<!doctype html><html><body><p>Hello {escape(user.label)},</p><ul>{items}</ul>"
+        f'<p><small>You get this because of your <a href="{escape(base)}/settings">CaseForum '
+        f'settings</a>. <a href="{escape(stop_page)}">Stop these e-mails</a>.</small></p>'
+        "</body></html>", subtype="html")
+    return message
+
+
+CHANNEL = EmailChannel()
+
+
+@hookimpl
+def register_notification_channels() -> list[Any]:
+    return [CHANNEL]
