@@ -52,6 +52,16 @@ class Viewer:
             scopes=scopes,
         )
 
+    def __hash__(self) -> int:
+        """Computed once: viewers key the live hub's fragments, so each is hashed for
+        every socket of every event (a generated hash would hash all fields each time)."""
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.user_id, self.username, self.office_code, self.role,
+                           self.providing, self.accessing, self.scopes))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
     @property
     def is_authenticated(self) -> bool:
         return self.user_id is not None

@@ -23,7 +23,6 @@ import json
 import time
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
@@ -72,6 +71,8 @@ class WebhookChannel:
             WebhookEndpoint.user_id == user.id).order_by(col(WebhookEndpoint.id))) if e]
 
     def deliver(self, outgoing: Outgoing) -> None:
+        import httpx  # when a webhook is sent, not when the app starts (cold start)
+
         host = outgoing.host
         config = Config.model_validate(host.settings.plugins.get("webhook_channel", {}))
         with open_session(host.engine) as session:
