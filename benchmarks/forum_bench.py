@@ -268,7 +268,7 @@ BARE_TEMPLATE = """<!doctype html>
     {% if p.reply_to_id %}<a class="muted" href="#post-{{ p.reply_to_id }}">↩ reply</a>{% endif %}
   </header>
   <div class="post-body">{{ p.html }}</div>
-  {% for c in p.cards %}
+  {% for full, c in p.cards %}{% if full %}
 <aside class="dossier-card" aria-label="Dossier {{ c.office_code }} {{ c.display_number }}">
   <header><span class="office-badge">{{ c.office_code }}</span> <a href="/dossiers/{{ c.office_code }}/{{ c.number }}">{{ c.display_number }}</a> <span class="muted">filed {{ c.filing_date }}</span></header>
   <p class="card-title">{{ c.title }}</p>
@@ -276,7 +276,8 @@ BARE_TEMPLATE = """<!doctype html>
   <p class="card-facts"><span>family of {{ c.family_size }}</span> · <span>{{ c.citation_count }} citation{{ "" if c.citation_count == 1 else "s" }}</span></p>
   {% if c.latest %}<ul class="card-docs">{% for d in c.latest %}<li><a href="/documents/{{ d.id }}"><code>{{ d.code }}</code> {{ d.date }}</a></li>{% endfor %}</ul>{% endif %}
   <a class="card-open" href="/dossiers/{{ c.office_code }}/{{ c.number }}">Open dossier</a>
-</aside>
+</aside>{% else %}
+<p class="dossier-ref"><span class="office-badge">{{ c.office_code }}</span> <a href="/dossiers/{{ c.office_code }}/{{ c.number }}">{{ c.display_number }}</a> <span class="dossier-ref-title">{{ c.title }}</span></p>{% endif %}
   {% endfor %}
   <footer class="post-actions"><span class="reactions">
   {% for key, emoji in reactions.items() %}{% set n = p.reactions.get(key, 0) %}
@@ -378,16 +379,18 @@ def bare_app() -> Any:
         for post_id, emoji in c.execute(
                 f"SELECT post_id, emoji FROM reaction WHERE post_id IN ({marks(len(ids))})", ids):
             counts[post_id][emoji] = counts[post_id].get(emoji, 0) + 1
+        carded: set[int] = set()  # a dossier's card once per page, a one-line reference after
         for p in posts:
-            cards: list[dict] = []
+            cards: list[tuple[bool, dict]] = []
             where = refs[p["id"]]
 
             def link(m: re.Match[str], where: dict = where, cards: list = cards) -> str:
                 a = by_key.get(where.get(int(m.group(1)), ("", "", "")))
                 if a is None:
                     return m.group(2)
-                if a not in cards:
-                    cards.append(a)
+                if all(a is not c for _, c in cards):
+                    cards.append((a["id"] not in carded, a))
+                    carded.add(a["id"])
                 return f'<a class="ref" href="/dossiers/{a["office_code"]}/{a["number"]}">' \
                        f"{m.group(2)}</a>"
 
