@@ -239,3 +239,37 @@ def test_administrators_send_failed_deliveries_again(app, client, db, receiver) 
     assert send_now(app, "webhook") == 0
     admin.post("/admin/deliveries/retry", data={"csrf_token": csrf})
     assert send_now(app, "webhook") == 1 and len(receiver.received) == 1
+
+
+def test_only_a_commit_that_queued_deliveries_wakes_the_delivery_workers(engine) -> None:
+    """A post seen by many watchers queues no delivery: the workers must not claim
+    (one query per channel) while the live hub renders and sends it."""
+    from caseforum import channels
+    from caseforum.events import emit
+
+    async def watch() -> tuple[bool, bool]:
+        flag = asyncio.Event()
+        waiting = (asyncio.get_running_loop(), flag)
+        channels._waiting.add(waiting)
+        try:
+            def plain_event() -> None:
+                with open_session(engine) as session:
+                    emit(session, kind="test.other")
+                    session.commit()
+
+            await anyio.to_thread.run_sync(plain_event)
+            await asyncio.sleep(0.05)
+            after_event = flag.is_set()
+
+            def queued() -> None:
+                with open_session(engine) as session:
+                    session.info[channels._QUEUED] = True  # as channels.queue() marks it
+                    session.commit()
+
+            await anyio.to_thread.run_sync(queued)
+            await asyncio.wait_for(flag.wait(), timeout=2)
+            return after_event, flag.is_set()
+        finally:
+            channels._waiting.discard(waiting)
+
+    assert asyncio.run(watch()) == (False, True)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,7 +36,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import anyio
 from sqlalchemy import delete, or_, update
+from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from caseforum.authz import Viewer, can
@@ -162,8 +165,34 @@ def queue(session: Session, note: Notification, user: User, wanted: list[str],
                                  channel=channel.name, endpoint_id=endpoint_id, due_at=due))
             added += 1
     if added:
-        session.info["events_emitted"] = True  # the commit wakes the delivery worker
+        session.info[_QUEUED] = True  # the commit wakes this process's delivery workers
     return added
+
+
+# Waking the delivery workers ------------------------------------------------------
+#
+# Only a commit that queued deliveries wakes them (not every event: a post to a thread
+# with 500 watchers must not set off a claim per channel while the hub renders and
+# sends).  Workers in other processes and hosts find new rows by polling.
+
+_QUEUED = "caseforum.deliveries_queued"
+_waiting: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+_waiting_lock = threading.Lock()
+
+
+@sa_event.listens_for(OrmSession, "after_commit")
+def _wake_workers(session: OrmSession) -> None:
+    if session.info.pop(_QUEUED, False):
+        with _waiting_lock:
+            waiting = list(_waiting)
+        for loop, flag in waiting:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(flag.set)
+
+
+@sa_event.listens_for(OrmSession, "after_rollback")
+def _forget_queued(session: OrmSession) -> None:
+    session.info.pop(_QUEUED, None)
 
 
 # Sending ----------------------------------------------------------------------
@@ -314,14 +343,18 @@ class DeliveryWorker:
     async def _run(self, name: str) -> None:
         """Claim what is due while there is room, send each in its own task: a send
         that hangs until its time-out holds one place, not the whole channel."""
-        flag = self.broker.subscribe() if self.broker is not None else None
+        flag = asyncio.Event()
+        waiting = (asyncio.get_running_loop(), flag)
+        with _waiting_lock:
+            _waiting.add(waiting)
         sending: set[asyncio.Task[None]] = set()
         claiming = anyio.CapacityLimiter(1)
         limiter: anyio.CapacityLimiter | None = None
         try:
             while True:
-                if flag is not None:
-                    flag.clear()
+                flag.clear()
+                if self.broker is not None:
+                    await self.broker.after_hub()  # live watchers first, as the consumers
                 channel = self._channel(name)
                 if channel is not None:
                     if limiter is None:
@@ -333,16 +366,13 @@ class DeliveryWorker:
                             task.add_done_callback(sending.discard)
                     except Exception:
                         log.exception("delivery through %s failed; retrying", name)
-                if flag is not None:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(flag.wait(), timeout=self.poll_seconds)
-                else:
-                    await asyncio.sleep(self.poll_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(flag.wait(), timeout=self.poll_seconds)
         finally:
             for task in sending:
                 task.cancel()
-            if flag is not None:
-                self.broker.unsubscribe(flag)
+            with _waiting_lock:
+                _waiting.discard(waiting)
 
     async def _start_sends(self, channel: Any, limiter: anyio.CapacityLimiter,
                            claiming: anyio.CapacityLimiter,
