@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import and_, func, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from caseforum import authcache
 from caseforum.authz import Viewer, can
@@ -35,10 +35,10 @@ def _waiting_for(office_code: str) -> Any:
     on_side = {side: [s for s, w in WAITING_ON.items() if w == side]
                for side in ("donor", "recipient")}
     return or_(
-        and_(IceExchange.donor_office == office_code,
-             IceExchange.status.in_(on_side["donor"])),  # type: ignore[attr-defined]
-        and_(IceExchange.recipient_office == office_code,
-             IceExchange.status.in_(on_side["recipient"])),  # type: ignore[attr-defined]
+        and_(col(IceExchange.donor_office) == office_code,
+             col(IceExchange.status).in_(on_side["donor"])),
+        and_(col(IceExchange.recipient_office) == office_code,
+             col(IceExchange.status).in_(on_side["recipient"])),
     )
 
 
@@ -53,9 +53,8 @@ def waiting_panel(session: Session, viewer: Viewer) -> dict[str, Any] | None:
         return None
     where = _waiting_for(code)
     rows = session.exec(select(IceExchange).where(where).order_by(
-        IceExchange.due_date.is_(None),  # type: ignore[union-attr]
-        IceExchange.due_date, IceExchange.updated_at.desc())  # type: ignore[attr-defined]
-        .limit(SHOWN)).all()
+        col(IceExchange.due_date).is_(None), col(IceExchange.due_date),
+        col(IceExchange.updated_at).desc()).limit(SHOWN)).all()
     total = len(rows) if len(rows) < SHOWN else session.exec(
         select(func.count()).select_from(IceExchange).where(where)).one()
     items = [{
