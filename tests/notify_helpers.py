@@ -109,6 +109,11 @@ def text_of(message: Message, subtype: str = "plain") -> str:
 # Webhooks -----------------------------------------------------------------------
 
 
+RECEIVERS_ON_LOOPBACK = ["127.0.0.1"]
+"""``plugins.webhook_channel.allowed_hosts`` for tests: the receivers below listen on
+127.0.0.1, which endpoints may reach only when an administrator allows it."""
+
+
 @dataclass
 class Receiver:
     """An HTTP server that verifies the signature of each POST with ``secret``
@@ -145,6 +150,7 @@ class Receiver:
                 else:
                     data = json.loads(body)
                     data["header_delivery"] = self.headers["X-CaseForum-Delivery"]
+                    data["header_host"] = self.headers["Host"]
                     receiver.received.append(data)
                     self.send_response(200)
                 self.send_header("Content-Length", "0")

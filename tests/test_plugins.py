@@ -298,6 +298,48 @@ def test_hook_extra_nav_items_gets_the_user(host: PluginHost, as_user) -> None:
         host.remove("stats_nav")
 
 
+def test_hook_home_panels_adds_a_panel_for_the_viewers_it_is_for(settings: Settings,
+                                                                   tmp_path: Path) -> None:
+    """A plugin's panel on the home page, rendered from its own template, for JP only;
+    a plugin whose panel raises leaves the page whole (and its error on record)."""
+    import types
+
+    folder = tmp_path / "desk_notes"
+    (folder / "templates" / "desk").mkdir(parents=True)
+    (folder / "templates" / "desk" / "_panel.html").write_text(
+        "<p>{{ panel.count }} parcels at the {{ office.code }} desk</p>")
+    module = types.ModuleType("desk_notes")
+    module.__file__ = str(folder / "plugin.py")
+
+    @hookimpl
+    def home_panels(session, viewer):
+        if viewer.office_code != "JP":
+            return []
+        return [{"name": "desk", "title": "At the desk", "template": "desk/_panel.html",
+                 "context": {"count": 3}}]
+
+    class Broken:
+        @hookimpl
+        def home_panels(self, viewer):
+            raise RuntimeError("the desk is closed")
+
+    module.home_panels = home_panels  # type: ignore[attr-defined]
+    host = PluginHost()
+    host.load()
+    host.add(module, name="desk_notes")
+    host.add(Broken(), name="broken_desk")
+    with TestClient(create_app(settings, plugins=host)) as client:
+        login(client, "jp.examiner")
+        jp = client.get("/").text
+        login(client, "kr.examiner")
+        kr = client.get("/").text
+    assert 'data-home-panel="desk"' in jp and "<h2>At the desk</h2>" in jp
+    assert "3 parcels at the JP desk" in jp
+    assert "At the desk" not in kr and "Unread threads" in kr
+    assert host.records["broken_desk"].hook_errors["home_panels"] == \
+        "RuntimeError: the desk is closed"
+
+
 def test_hook_on_event_receives_each_event_once_in_order(settings: Settings, engine) -> None:
     got = []
 

@@ -15,6 +15,7 @@ from caseforum.models import Category, Delivery, Subscription, Thread
 from tests.conftest import login
 from tests.dossier_helpers import pdf_bytes, token_for, upload
 from tests.notify_helpers import (
+    RECEIVERS_ON_LOOPBACK,
     Receiver,
     notes_of,
     notify_now,
@@ -28,7 +29,9 @@ JP_APP = "JP 2019-041872"  # demo family 1: JP, US, CN, KR, AU, GB members
 
 @pytest.fixture
 def app(settings: Any) -> Any:
-    return create_app(settings.model_copy(update={"run_consumers": False}))
+    return create_app(settings.model_copy(update={
+        "run_consumers": False,
+        "plugins": {"webhook_channel": {"allowed_hosts": RECEIVERS_ON_LOOPBACK}}}))
 
 
 @pytest.fixture(autouse=True)

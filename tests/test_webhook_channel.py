@@ -22,7 +22,13 @@ from caseforum.models import Delivery, WebhookEndpoint, utcnow
 from caseforum.plugins.webhook_channel import sign
 from tests.conftest import login
 from tests.dossier_helpers import pdf_bytes, token_for, upload
-from tests.notify_helpers import Receiver, notify_now, send_now, start_log_after_history
+from tests.notify_helpers import (
+    RECEIVERS_ON_LOOPBACK,
+    Receiver,
+    notify_now,
+    send_now,
+    start_log_after_history,
+)
 
 JP_APP = "JP 2019-041872"
 
@@ -31,7 +37,8 @@ JP_APP = "JP 2019-041872"
 def app(settings: Any) -> Any:
     return create_app(settings.model_copy(update={
         "run_consumers": False,
-        "plugins": {"webhook_channel": {"max_failures": 4, "timeout_seconds": 5}}}))
+        "plugins": {"webhook_channel": {"max_failures": 4, "timeout_seconds": 5,
+                                        "allowed_hosts": RECEIVERS_ON_LOOPBACK}}}))
 
 
 @pytest.fixture(autouse=True)

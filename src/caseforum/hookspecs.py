@@ -86,6 +86,15 @@ def extra_nav_items(user: Any) -> list[dict[str, str]]:
 
 
 @hookspec
+def home_panels(session: Any, viewer: Any) -> list[dict[str, Any]]:
+    """Return panels for the signed-in home page, each ``{"name", "title",
+    "template", "context"}``: the template (from the plugin's templates folder) is
+    included with ``panel`` set to ``context``.  Called on every home page view in
+    the request's session, so keep it to a query or two; return ``[]`` for a
+    viewer the panel is not for."""
+
+
+@hookspec
 def on_event(event: Any) -> None:
     """Called once for each event of the durable event log, in order, by the
     plugin-events consumer.  Must be idempotent: delivery is at least once."""

@@ -349,6 +349,12 @@ class PluginHost:
         items = self._flat("extra_nav_items", user=user)
         return sorted(items, key=lambda item: int(item.get("order", 50)))
 
+    def home_panels(self, *, session: Any, viewer: Any) -> list[dict[str, Any]]:
+        """The plugins' home page panels; a panel that lacks a title or template is
+        left out (a plugin that raises is recorded in its hook errors, as always)."""
+        return [p for p in self._flat("home_panels", session=session, viewer=viewer)
+                if isinstance(p, dict) and p.get("title") and p.get("template")]
+
     def listens_to_events(self) -> bool:
         """Whether any plugin implements ``on_event`` (when none does, the consumer
         that calls it passes events over without a transaction each)."""

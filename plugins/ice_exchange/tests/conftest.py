@@ -34,7 +34,7 @@ from tests.conftest import LiveServer
 # conftest module's attributes; it does not look in tests/ from here).
 globals().update({name: getattr(_core, name) for name in (
     "clean_environment", "template_db", "data_dir", "settings", "engine", "db", "app",
-    "client", "as_user")})
+    "client", "as_user", "steady_identity_cache")})
 globals().update({name: getattr(_core_browser, name) for name in ("browser", "page")})
 
 @pytest.fixture(autouse=True)

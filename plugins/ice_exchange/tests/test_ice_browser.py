@@ -57,9 +57,11 @@ def test_request_report_and_reading_it_in_a_browser(page: Any, server: LiveServe
     exchange_url = page.url.split("?")[0]
     screenshot(page, "ice-request-sent")
 
-    log_in(page, server, "jp.examiner")
-    page.goto(f"{server.url}/ice?show=waiting")
-    page.get_by_role("link", name="JP 2017-187096").click()
+    log_in(page, server, "jp.examiner")  # the home page: the request waits for JP
+    waiting = page.locator('[data-home-panel="ice-waiting"]')
+    expect(waiting.get_by_role("heading", name="Waiting for my office")).to_be_visible()
+    expect(waiting.get_by_text("answer the request")).to_be_visible()
+    waiting.get_by_role("link", name="JP 2017-187096").click()
     page.wait_for_url(exchange_url)
     expect(page.get_by_text("Please search claims 1-3.")).to_be_visible()
     page.locator("summary", has_text="Accept").click()  # opens the form

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from typing import Any
 
@@ -30,13 +31,35 @@ from caseforum import hookimpl
 from caseforum.channels import ChannelPaused, Outgoing
 from caseforum.db import open_session
 from caseforum.models import WebhookEndpoint, utcnow
+from caseforum.netguard import AddressPolicy, Checked, check_url
 
 
 class Config(BaseModel):
-    """``plugins.webhook_channel`` settings."""
+    """``plugins.webhook_channel`` settings.
+
+    Endpoints may reach public addresses only (see ``caseforum.netguard``);
+    ``allowed_hosts`` lists host names, addresses or networks (CIDR) that may be
+    internal all the same, and ``allow_private_networks`` lifts the rule for all."""
 
     max_failures: int = Field(default=10, ge=1, le=1000)
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    allowed_hosts: list[str] = Field(default_factory=list, max_length=200)
+    allow_private_networks: bool = False
+
+
+def config_of(settings: Any) -> Config:
+    return Config.model_validate(settings.plugins.get("webhook_channel", {}))
+
+
+def address_policy(settings: Any) -> AddressPolicy:
+    """What the administrator allows endpoints to reach beyond public addresses."""
+    config = config_of(settings)
+    return AddressPolicy.of(config.allowed_hosts, allow_private=config.allow_private_networks)
+
+
+def check_endpoint_url(settings: Any, url: str) -> Checked:
+    """The URL if it may be saved as an endpoint; else :class:`RefusedAddress` (422)."""
+    return check_url(url, address_policy(settings))
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -74,7 +97,7 @@ class WebhookChannel:
         import httpx  # when a webhook is sent, not when the app starts (cold start)
 
         host = outgoing.host
-        config = Config.model_validate(host.settings.plugins.get("webhook_channel", {}))
+        config = config_of(host.settings)
         with open_session(host.engine) as session:
             endpoint = session.get(WebhookEndpoint, outgoing.endpoint_id)
         if endpoint is None:
@@ -89,8 +112,14 @@ class WebhookChannel:
                    "X-CaseForum-Timestamp": stamp,
                    "X-CaseForum-Signature": sign(endpoint.secret, stamp, body)}
         try:
-            response = httpx.post(endpoint.url, content=body, headers=headers,
-                                  timeout=config.timeout_seconds, follow_redirects=False)
+            # checked again now (DNS may have changed since the URL was saved), and the
+            # request goes to the address just checked, not to a second DNS answer
+            checked = check_url(endpoint.url, address_policy(host.settings))
+            target, host_header, extensions = pinned(checked)
+            headers.update(host_header)
+            with httpx.Client(timeout=config.timeout_seconds, follow_redirects=False) as client:
+                response = client.post(target, content=body, headers=headers,
+                                       extensions=extensions)
             if not 200 <= response.status_code < 300:
                 raise RuntimeError(f"the endpoint answered {response.status_code}")
         except Exception as exc:
@@ -98,6 +127,32 @@ class WebhookChannel:
                    max_failures=config.max_failures)
             raise
         record(host.engine, endpoint.id or 0, error=None, max_failures=config.max_failures)
+
+
+def add_endpoint(session: Session, settings: Any, user_id: int,
+                 url: str) -> tuple[WebhookEndpoint, str]:
+    """Save a user's endpoint (its URL checked: :class:`RefusedAddress` otherwise)
+    with a new secret; returns both, since the secret is shown this once only."""
+    checked = check_endpoint_url(settings, url)
+    secret = secrets.token_urlsafe(32)
+    endpoint = WebhookEndpoint(user_id=user_id, url=checked.url, secret=secret)
+    session.add(endpoint)
+    session.flush()
+    return endpoint, secret
+
+
+def pinned(checked: Checked) -> tuple[Any, dict[str, str], dict[str, Any]]:
+    """The URL with its host replaced by the checked address, the ``Host`` header
+    that keeps the name for the receiver, and the request extensions that keep it
+    for TLS (SNI and certificate checks still use the host name)."""
+    import httpx
+
+    url = httpx.URL(checked.url)
+    if checked.literal:
+        return url, {}, {}
+    extensions = {"sni_hostname": checked.host} if url.scheme == "https" else {}
+    return (url.copy_with(host=str(checked.address)),
+            {"Host": url.netloc.decode("ascii")}, extensions)
 
 
 def record(engine: Any, endpoint_id: int, *, error: str | None, max_failures: int) -> None:

@@ -6,13 +6,14 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import select
+from sqlmodel import col, select
 
 from caseforum import errors, subscriptions
 from caseforum.authz import require
 from caseforum.channels import available
 from caseforum.db import SessionDep
-from caseforum.models import Subscription
+from caseforum.models import Subscription, WebhookEndpoint
+from caseforum.plugins.webhook_channel import add_endpoint
 from caseforum.web.deps import CurrentUser, CurrentViewer
 from caseforum.web.params import PathId
 
@@ -92,6 +93,66 @@ def delete_subscription(session: SessionDep, viewer: CurrentViewer,
     if sub is None or sub.user_id != viewer.user_id:
         raise errors.NotFound("no such subscription")
     session.delete(sub)
+    session.commit()
+    return Response(status_code=204)
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(min_length=1, max_length=500, description=(
+        "http:// or https:// address that receives the signed POSTs; internal "
+        "addresses only where an administrator allows them"))
+
+
+class WebhookOut(BaseModel):
+    id: int
+    url: str
+    active: bool
+    failures: int
+    last_error: str
+    last_success_at: datetime | None
+    disabled_at: datetime | None
+    created_at: datetime
+    secret: str | None = Field(default=None, description=(
+        "the signing secret: in the answer to the POST only, never again"))
+
+
+def webhook_out(endpoint: WebhookEndpoint, secret: str | None = None) -> WebhookOut:
+    return WebhookOut(id=endpoint.id or 0, url=endpoint.url, active=endpoint.active,
+                      failures=endpoint.failures, last_error=endpoint.last_error,
+                      last_success_at=endpoint.last_success_at,
+                      disabled_at=endpoint.disabled_at, created_at=endpoint.created_at,
+                      secret=secret)
+
+
+@router.get("/webhooks", response_model=list[WebhookOut], tags=["webhooks"])
+def list_webhooks(session: SessionDep, viewer: CurrentViewer) -> list[WebhookOut]:
+    """The caller's webhook endpoints and their state (switched off after failures)."""
+    require(viewer, "me.view")
+    rows = session.exec(select(WebhookEndpoint).where(WebhookEndpoint.user_id == viewer.user_id)
+                        .order_by(col(WebhookEndpoint.id)))
+    return [webhook_out(e) for e in rows]
+
+
+@router.post("/webhooks", status_code=201, response_model=WebhookOut, tags=["webhooks"],
+             responses=errors.responses(422))
+def create_webhook(request: Request, session: SessionDep, viewer: CurrentViewer,
+                   body: WebhookIn) -> WebhookOut:
+    """Add an endpoint for the webhook channel; the answer carries its secret once."""
+    require(viewer, "me.view")
+    endpoint, secret = add_endpoint(session, request.app.state.settings,
+                                    viewer.user_id or 0, body.url)
+    session.commit()
+    return webhook_out(endpoint, secret)
+
+
+@router.delete("/webhooks/{endpoint_id}", status_code=204, tags=["webhooks"])
+def delete_webhook(session: SessionDep, viewer: CurrentViewer, endpoint_id: PathId) -> Response:
+    require(viewer, "me.view")
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or endpoint.user_id != viewer.user_id:
+        raise errors.NotFound("no such webhook endpoint")
+    session.delete(endpoint)
     session.commit()
     return Response(status_code=204)
 

@@ -1,10 +1,8 @@
 """Notification pages: the list (grouped per thread), subscriptions, the user's
 settings (e-mail, channels, webhooks), unsubscribing, the admins' delivery view."""
 
-import secrets
 from html import escape
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -26,6 +24,8 @@ from caseforum.models import (
     WebhookEndpoint,
     utcnow,
 )
+from caseforum.netguard import RefusedAddress
+from caseforum.plugins.webhook_channel import add_endpoint
 from caseforum.web.deps import CurrentUser, CurrentViewer
 from caseforum.web.notify_api import channel_names
 from caseforum.web.params import PathId
@@ -199,13 +199,11 @@ async def settings_save(request: Request, session: SessionDep, viewer: CurrentVi
 def webhook_add(request: Request, session: SessionDep, viewer: CurrentViewer,
                 user: CurrentUser, url: Annotated[str, Form(max_length=500)]) -> Response:
     require(viewer, "me.view")
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        _, secret = add_endpoint(session, request.app.state.settings, user.id or 0, url)
+    except RefusedAddress as exc:
         return render(request, "settings.html", _settings_context(
-            request, session, user, error="url: use an http:// or https:// address"),
-            status_code=422)
-    secret = secrets.token_urlsafe(32)
-    session.add(WebhookEndpoint(user_id=user.id or 0, url=url.strip(), secret=secret))
+            request, session, user, error=exc.message), status_code=exc.status)
     session.commit()
     # the secret is shown once, on this answer, never again
     return render(request, "settings.html", _settings_context(request, session, user,

@@ -49,9 +49,10 @@ def home(request: Request, session: SessionDep, viewer: CurrentViewer) -> Respon
             new_docs.append((doc, app))
         if len(new_docs) == 8:
             break
+    panels = request.app.state.plugins.home_panels(session=session, viewer=viewer)
     return render(request, "home.html", {
         "activity": activity, "offices": offices, "notes": notes,
-        "unread_threads": unread_threads, "new_docs": new_docs})
+        "unread_threads": unread_threads, "new_docs": new_docs, "panels": panels})
 
 
 LANDING_DOSSIERS = 10

@@ -57,6 +57,14 @@ def extra_nav_items(user: Any) -> list[dict[str, str]]:
 
 
 @hookimpl
+def home_panels(session: Any, viewer: Any) -> list[dict[str, Any]]:
+    from .home import waiting_panel
+
+    panel = waiting_panel(session, viewer)
+    return [panel] if panel else []
+
+
+@hookimpl
 def startup(app: Any) -> None:
     """Start the delivery loop (in processes that run background consumers), a moment
     after the app is up: its imports (signatures, encryption, HTTP) need not delay the

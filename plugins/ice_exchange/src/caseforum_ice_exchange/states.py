@@ -100,15 +100,19 @@ def allowed_steps(status: str, side: str | None) -> list[Step]:
             if k != "request" and side in s.sources and status in s.sources[side]]
 
 
+WAITING_ON: dict[str, str] = {
+    "requested": "donor",
+    "accepted": "donor",
+    "in_progress": "donor",
+    "report_delivered": "recipient",
+    "acknowledged": "recipient",
+}
+"""Status -> the side with the next move (closed and declined exchanges wait for nobody)."""
+
+
 def waiting_on(exchange: Any) -> str | None:
     """Which side the exchange waits for: the office with the next move."""
-    return {
-        "requested": "donor",
-        "accepted": "donor",
-        "in_progress": "donor",
-        "report_delivered": "recipient",
-        "acknowledged": "recipient",
-    }.get(exchange.status)
+    return WAITING_ON.get(exchange.status)
 
 
 KIND_REACHES: dict[str, str] = {
