@@ -91,6 +91,7 @@ class LocalBroker:
         self._wakes = 0
         self._hub_done = 0
         self._hubs = 0
+        self._after_hub: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     def subscribe(self) -> asyncio.Event:
         flag = asyncio.Event()
@@ -128,6 +129,7 @@ class LocalBroker:
     def hub_stopped(self) -> None:
         with self._lock:
             self._hubs -= 1
+        self._hub_moved()
 
     def hub_reading(self) -> int:
         """What the hub is about to catch up with: pass it to :meth:`hub_caught_up`."""
@@ -136,6 +138,15 @@ class LocalBroker:
     def hub_caught_up(self, mark: int) -> None:
         with self._lock:
             self._hub_done = max(self._hub_done, mark)
+        self._hub_moved()
+
+    def _hub_moved(self) -> None:
+        """Wake whoever waits in :meth:`after_hub` to look again (any thread)."""
+        with self._lock:
+            waiting = list(self._after_hub)
+        for loop, flag in waiting:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(flag.set)
 
     def hub_behind(self) -> bool:
         """Whether a hub in this process has wake-ups it has not handled yet."""
@@ -147,8 +158,23 @@ class LocalBroker:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (HUB_FIRST_SECONDS if limit is None else limit)
-        while self.hub_behind() and loop.time() < deadline:
-            await asyncio.sleep(0.002)
+        # woken when the hub moves on, not by polling: a few consumers polling every
+        # few milliseconds took the interpreter from the hub's render thread
+        flag = asyncio.Event()
+        waiting = (loop, flag)
+        with self._lock:
+            self._after_hub.add(waiting)
+        try:
+            while self.hub_behind():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                flag.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(flag.wait(), timeout=remaining)
+        finally:
+            with self._lock:
+                self._after_hub.discard(waiting)
 
     async def start(self) -> None:
         """Nothing to connect in-process."""
