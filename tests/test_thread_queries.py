@@ -127,7 +127,9 @@ def test_thread_page_statements_do_not_grow_with_posts_or_cards(app, as_user, ca
         cards = CARD_RE.findall(page.text)
         assert page.text.count('<article id="post-') == posts
         assert len(cards) == 2 * posts and len(set(cards)) == distinct
-        sizes[(posts, distinct)] = len(statements)
+        # the live hub's polling of the log may land inside the request (not the page's)
+        sizes[(posts, distinct)] = len([s for s in statements
+                                        if not s.startswith("SELECT event.id, event.at")])
     assert len(set(sizes.values())) == 1, sizes  # no statement per post or per card
     assert sizes[(200, 20)] <= 30, sizes  # was 78 with one round of queries per card
 

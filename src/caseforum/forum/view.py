@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from caseforum.authz import PostTarget, ThreadTarget, Viewer, can
 from caseforum.dossiers.access import Access
+from caseforum.dossiers.lookup import Candidate, candidates, key_candidates, readings_of, resolve
 from caseforum.forum.access import thread_target
 from caseforum.models import Application, Office, Post, Reaction, Reference, Thread, User
 from caseforum.models.account import Role
@@ -179,29 +180,24 @@ class Renderer:
     def app_for(self, kind: str, office: str, number: str) -> Application | None:
         key = (kind, office, number)
         if key not in self._apps:
-            self._prefetch([key])
+            self._prefetch([(key, "")])
         return self._apps[key]
 
-    def _prefetch(self, keys: Iterable[RefKey]) -> None:
-        """Look up every dossier a page mentions in two queries, not one per mention."""
-        keys = {k for k in keys if k not in self._apps}
-        apps_wanted = {(o, n) for kind, o, n in keys if kind == "application"}
-        pubs_wanted = {o + n for kind, o, n in keys if kind != "application"}
-        found: dict[RefKey, Application] = {}
-        if apps_wanted:
-            numbers = {n for _, n in apps_wanted}
-            for app in self.session.exec(select(Application).where(
-                    Application.number.in_(numbers))):  # type: ignore[attr-defined]
-                if (app.office_code, app.number) in apps_wanted:
-                    found[("application", app.office_code, app.number)] = app
-        if pubs_wanted:
-            for app in self.session.exec(select(Application).where(
-                    Application.publication_number.in_(pubs_wanted))):  # type: ignore[attr-defined]
-                pub = app.publication_number
-                found[("publication", pub[:2], pub[2:])] = app
-        for key in keys:
-            app = found.get(key)
-            self._apps[key] = app if self.access.can_see(app) else None
+    def _prefetch(self, mentions: Iterable[tuple[RefKey, str]]) -> None:
+        """Look up every dossier a page mentions at once (two statements), through
+        the number box's own resolver: a reference's text is read again with the
+        one number parser, so a card appears exactly when the number box would
+        find the number (an embed without text is looked up by its key)."""
+        mentions = [(k, t) for k, t in mentions if k not in self._apps]
+        readings = readings_of({t for _, t in mentions})
+        wanted: dict[RefKey, list[Candidate]] = {}
+        for key, text in mentions:
+            reading = readings.get(text)
+            if key not in wanted or reading is not None:
+                wanted[key] = candidates(reading) if reading else key_candidates(*key)
+        for key, matches in resolve(self.session, wanted).items():
+            visible = [m.app for m in matches if self.access.can_see(m.app)]
+            self._apps[key] = visible[0] if visible else None  # type: ignore[index]
 
     def _context(self, key: RefKey, text: str, app: Application) -> CardContext:
         return CardContext(kind=key[0], office=key[1], number=key[2], text=text, app=app,
@@ -259,7 +255,7 @@ class Renderer:
                        str(spec.get("number", ""))), "")
                      for p in posts if not p.hidden for spec in p.embeds or []
                      if spec.get("kind") == "dossier"]
-        self._prefetch(key for key, _ in mentions)
+        self._prefetch(mentions)
         self.prepare(mentions)
         for thread_id in {p.thread_id for p in posts}:
             self.perms.thread(thread_id)  # now, not while the template runs after the commit
@@ -327,7 +323,7 @@ class Renderer:
             refs.append(Reference(post_id=0, position=i, kind=kind, office_code=office,
                                   number=number, text=ref.text))
         mentions = [((r.kind, r.office_code, r.number), r.text) for r in refs]
-        self._prefetch(key for key, _ in mentions)
+        self._prefetch(mentions)
         self.prepare(mentions)
         return self._body(Post(thread_id=0, author_id=0, body=body, html=rendered.html), refs)
 
