@@ -197,13 +197,15 @@ def build_routes(app: FastAPI) -> None:
         dossier_pages,
         forum_api,
         forum_pages,
+        lookup_api,
         stats_pages,
         ws,
     )
 
     for router in (auth_pages.router, admin.router, api.router,
                    dossier_pages.router, dossier_api.router, stats_pages.router,
-                   forum_pages.router, forum_api.router, ws.router, bots_admin.router):
+                   forum_pages.router, forum_api.router, ws.router, bots_admin.router,
+                   lookup_api.router):
         app.include_router(router)
     plugins: PluginHost = app.state.plugins
     for name, router in plugins.routes():

@@ -805,7 +805,7 @@ DEFAULT_PATTERNS: tuple[ReferencePattern, ...] = (
     ),
     _pattern(
         "cn_application",
-        r"CN ?(?:(?:19|20)\d{10}(?:\.[\dX])?|\d{8}\.[\dX])",
+        r"CN ?(?:(?:19|20)\d{2} ?\d{4} ?\d{4}(?:\.[\dX])?|\d{8}\.[\dX])",
         parse_application_number,
     ),
     _pattern(

@@ -40,10 +40,9 @@ def candidates(reading: NumberReading) -> list[Candidate]:
     out: list[Candidate] = []
     app = reading.application
     if app is not None:
-        if app.kind == "pct":
+        out.append(("application", app.office, app.number))
+        if app.kind == "pct":  # the national phases that entered from it
             out.append(("pct", app.office, app.number))
-        else:
-            out.append(("application", app.office, app.number))
         out.append(("priority", app.office, app.number))
     pub = reading.publication
     if pub is not None:
@@ -56,7 +55,8 @@ def key_candidates(kind: str, office: str, number: str) -> list[Candidate]:
     if kind == "publication":
         return [("publication", office, number)]
     if office == "IB":
-        return [("pct", office, number), ("priority", office, number)]
+        return [("application", office, number), ("pct", office, number),
+                ("priority", office, number)]
     return [("application", office, number), ("priority", office, number)]
 
 
@@ -75,8 +75,6 @@ def resolve(session: Session,
             Application.publication_number.in_(pubs),  # type: ignore[attr-defined]
             Application.pct_number.in_(numbers)))):  # type: ignore[union-attr]
         direct.setdefault(("application", app.office_code, app.number), []).append(app)
-        if app.office_code == "IB":
-            direct.setdefault(("pct", "IB", app.number), []).append(app)
         if app.pct_number:
             direct.setdefault(("pct", "IB", app.pct_number), []).append(app)
         pub = app.publication_number
