@@ -43,6 +43,7 @@ from caseforum.forum.hub import Hub
 from caseforum.forum.notify import Notifier
 from caseforum.models import Event
 from caseforum.plugin_host import PluginHost
+from caseforum.search.indexer import SearchIndexer
 from caseforum.storage import FileStore
 from caseforum.sweeper import PeriodicSweep
 from caseforum.web import pages
@@ -107,11 +108,13 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     if plugins is None:
         plugins = PluginHost(settings.plugins)
         plugins.load(disabled=disabled_plugins(engine))
+    search_dir = settings.data_dir / "search"  # this host's own index (ARCHITECTURE.md 6)
     consumers: list[Consumer] = [
         AccountAuditConsumer(),
         PluginEventsConsumer(lambda event: plugins.on_event(event=event)),
         Notifier(engine, plugins.notification_channels),
         BotRunner(engine, plugins.bots, broker=broker, patterns=plugins.reference_patterns),
+        SearchIndexer(search_dir),
     ]
     runner = ConsumerRunner(engine, broker, consumers, keep_days=settings.event_retention_days)
 
@@ -154,6 +157,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.state.broker = broker
     app.state.plugins = plugins
     app.state.consumers = runner
+    app.state.search_dir = search_dir
     app.state.templates = make_environment(plugins.template_dirs())
     app.state.store = FileStore(settings.storage_dir)
     app.state.sweeper = PeriodicSweep.from_settings(engine, settings)
@@ -198,6 +202,7 @@ def build_routes(app: FastAPI) -> None:
         forum_api,
         forum_pages,
         lookup_api,
+        search_pages,
         stats_pages,
         ws,
     )
@@ -205,7 +210,7 @@ def build_routes(app: FastAPI) -> None:
     for router in (auth_pages.router, admin.router, api.router,
                    dossier_pages.router, dossier_api.router, stats_pages.router,
                    forum_pages.router, forum_api.router, ws.router, bots_admin.router,
-                   lookup_api.router):
+                   lookup_api.router, search_pages.router):
         app.include_router(router)
     plugins: PluginHost = app.state.plugins
     for name, router in plugins.routes():

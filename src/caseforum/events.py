@@ -282,7 +282,12 @@ def _cursor(session: Session, name: str, *, lock: bool = False) -> ConsumerCurso
 
 
 def process_pending(consumer: Consumer, engine: Engine, broker: Any = None) -> int:
-    """Handle every event past the consumer's cursor; return how many were handled."""
+    """Handle every event past the consumer's cursor; return how many were handled.
+    A consumer with its own ``process(engine, broker)`` (the search indexer, which
+    writes a batch of events per commit) does the reading itself."""
+    own = getattr(consumer, "process", None)
+    if own is not None:
+        return int(own(engine, broker))
     handled = 0
     while True:
         with open_session(engine, broker) as session:

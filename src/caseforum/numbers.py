@@ -690,6 +690,17 @@ def read_number(
     return NumberReading(text, application=app, publication=pub)
 
 
+_NUMBER_LIKE = re.compile(
+    r"(?:PCT[\s/]*[A-Z]{2}|[A-Z]{2})?[\s:/-]*[0-9][0-9\s,./-]*(?:[A-Z][0-9]?)?", re.ASCII)
+
+
+def looks_like_number(text: str) -> bool:
+    """Whether ``text`` is meant as a number (even a mistyped one), not as words:
+    the header box sends words to the search page, numbers to the number box."""
+    clean = _clean(fold(text))
+    return _native(clean) is not None or _NUMBER_LIKE.fullmatch(clean) is not None
+
+
 def parse_any_number(text: str) -> AppNumber | PubNumber:
     """The reference patterns' ``parse``: :func:`read_number`'s preferred reading."""
     return read_number(text).best
