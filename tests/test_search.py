@@ -6,8 +6,6 @@ copied for each test); what a test adds is indexed by ``index_now``.
 
 from __future__ import annotations
 
-import pytest
-
 from tests.dossier_helpers import token_for, upload
 from tests.forum_helpers import make_category, reply, start_thread
 from tests.search_helpers import found, index_now

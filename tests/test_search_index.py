@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
@@ -77,10 +78,8 @@ def test_crash_before_commit_loses_nothing_and_repeats_nothing(as_user, db, app,
         raise OSError("disk full")
 
     monkeypatch.setattr(store, "write", crash)
-    try:
+    with pytest.raises(OSError, match="disk full"):
         indexer.process(app.state.engine)
-    except OSError:
-        pass
     monkeypatch.setattr(store, "write", original)
     reply(author, csrf, thread, "after the crash")
     index_now(app)

@@ -663,10 +663,10 @@ def read_number(
         if what == "application":
             return NumberReading(text, application=parse_application_number(
                 rest, office=code, known_offices=known))
-        pub = parse_publication_number(rest, office=code, known_offices=known)
-        if pub.kind_code is None and kind is not None:
-            pub = PubNumber(pub.office, pub.number, kind)
-        return NumberReading(text, publication=pub)
+        native_pub = parse_publication_number(rest, office=code, known_offices=known)
+        if native_pub.kind_code is None and kind is not None:
+            native_pub = PubNumber(native_pub.office, native_pub.number, kind)
+        return NumberReading(text, publication=native_pub)
     st13 = _ST13_PCT.fullmatch(clean)
     if st13 is not None:
         year, receiving, serial = st13.groups()
@@ -674,7 +674,8 @@ def read_number(
             f"PCT/{receiving}{year}/{serial}", known_offices=known_offices))
     if office is None and _BARE_KR.fullmatch(clean):
         office = "KR"
-    app = pub = None
+    app: AppNumber | None = None
+    pub: PubNumber | None = None
     problems: list[NumberError] = []
     folded = fold(text)
     try:
