@@ -48,6 +48,8 @@ def search_page(request: Request, session: SessionDep, viewer: CurrentViewer, q:
     return render(request, "search.html", {
         "results": results, "error": error, "kinds": KINDS, "facet_names": FACETS,
         "selected": {"kind": kind, "office": office.upper(), "year": year}, "sort": sort,
+        "offices": sorted(code for code, o in authcache.offices(session).items()
+                          if o.providing),
     }, block="results", status_code=422 if error else 200)
 
 
