@@ -102,3 +102,4 @@ def test_reindex_command_and_a_deleted_index_rebuilt(app, data_dir, monkeypatch,
     index_now(app)  # the consumer rebuilds it before going on
     cn, _ = as_user("cn.examiner")
     assert found(cn, "sulfide")["total"] >= 1
+
