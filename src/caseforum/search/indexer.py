@@ -16,6 +16,7 @@ import logging
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,28 +36,41 @@ BATCH = 500
 CHUNK = 200
 
 
-def _touched(session: Session, events: list[Event]) -> tuple[set[int], set[int]]:
-    """The dossiers and threads the events change."""
-    apps: set[int] = set()
-    threads: set[int] = set()
+@dataclass
+class Touched:
+    """What a run of events changes: whole dossiers, whole threads (their readers
+    may have changed), single posts."""
+
+    apps: set[int] = field(default_factory=set)
+    threads: set[int] = field(default_factory=set)
+    posts: set[int] = field(default_factory=set)
+
+
+def _touched(session: Session, events: list[Event]) -> Touched:
+    """A post event touches its post; other thread events (created, locked, moved)
+    the whole thread; a category change every thread in it."""
+    touched = Touched()
     categories: set[int] = set()
     for event in events:
         payload = event.payload or {}
         if payload.get("application_id"):
-            apps.add(int(payload["application_id"]))
+            touched.apps.add(int(payload["application_id"]))
         elif event.subject_type == "application" and event.subject_id.isdigit():
-            apps.add(int(event.subject_id))
+            touched.apps.add(int(event.subject_id))
         if event.kind == "category.changed" and payload.get("category_id"):
             categories.add(int(payload["category_id"]))
         elif event.kind.startswith(("post.", "thread.")):
             thread_id = payload.get("thread_id") or (
                 event.subject_id if event.subject_type == "thread" else None)
-            if thread_id and str(thread_id).isdigit():
-                threads.add(int(thread_id))
+            post_id = payload.get("post_id")
+            if event.kind.startswith("post.") and post_id:
+                touched.posts.add(int(post_id))
+            elif thread_id and str(thread_id).isdigit():
+                touched.threads.add(int(thread_id))
     if categories:
-        threads |= set(session.exec(select(Thread.id).where(
+        touched.threads |= set(session.exec(select(Thread.id).where(
             col(Thread.category_id).in_(categories))))  # type: ignore[arg-type]
-    return apps, threads
+    return touched
 
 
 class SearchIndexer(Consumer):
@@ -79,12 +93,14 @@ class SearchIndexer(Consumer):
     def _apply(self, session: Session, events: list[Event], last_id: int) -> int:
         from caseforum.search import items, store
 
-        apps, threads = _touched(session, [e for e in events if self.wants(e)])
+        touched = _touched(session, [e for e in events if self.wants(e)])
         batches = []
-        if apps:
-            batches.append(items.dossiers(session, apps))
-        if threads:
-            batches.append(items.threads(session, threads))
+        if touched.apps:
+            batches.append(items.dossiers(session, touched.apps))
+        if touched.threads:
+            batches.append(items.threads(session, touched.threads))
+        if touched.posts:
+            batches.append(items.posts(session, touched.posts))
         return store.write(self.index(), batches, cursor_to=last_id)
 
     def index(self) -> Any:

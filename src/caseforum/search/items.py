@@ -129,14 +129,31 @@ def dossiers(session: Session, app_ids: Iterable[int]) -> Batch:
 
 
 def threads(session: Session, thread_ids: Iterable[int]) -> Batch:
-    """Each thread and all its posts (they share the thread's readers)."""
+    """Each thread and all its posts: what a change of its readers (category moved,
+    category offices changed) needs."""
     thread_ids = set(thread_ids)
     found = {t.id: t for t in _by_ids(session, Thread, Thread.id, thread_ids)}
-    batch = Batch(gone={f"thread:{i}" for i in thread_ids - set(found)})
+    batch = _thread_batch(session, found, _by_ids(session, Post, Post.thread_id, found))
+    batch.gone |= {f"thread:{i}" for i in thread_ids - set(found)}
+    return batch
+
+
+def posts(session: Session, post_ids: Iterable[int]) -> Batch:
+    """Some posts and their threads' own items (a new post moves the thread's date);
+    the other posts of those threads are left as they are."""
+    post_ids = set(post_ids)
+    rows = _by_ids(session, Post, Post.id, post_ids)
+    found = {t.id: t for t in _by_ids(session, Thread, Thread.id, {p.thread_id for p in rows})}
+    batch = _thread_batch(session, found, [p for p in rows if p.thread_id in found])
+    batch.gone |= {f"post:{i}" for i in post_ids - {p.id for p in rows}}
+    return batch
+
+
+def _thread_batch(session: Session, found: dict[Any, Thread], posts: list[Post]) -> Batch:
+    batch = Batch()
     if not found:
         return batch
     targets = thread_targets(session, list(found.values()))
-    posts = _by_ids(session, Post, Post.thread_id, found)
     authors = {u.id: u for u in _by_ids(session, User, User.id,
                                         {p.author_id for p in posts} |
                                         {t.author_id for t in found.values()})}

@@ -49,22 +49,26 @@ def cursor(ix: Index) -> int:
 def write(ix: Index, batches: Iterable[Batch], *, cursor_to: int | None = None) -> int:
     """Apply the batches in one commit (and move the stored cursor); returns the
     number of items written.  Re-applying a batch changes nothing (ids are unique)."""
-    written = 0
+    # one item once per commit: Whoosh's update_document replaces what is committed,
+    # not what the same writer added a moment before
+    latest: dict[str, dict] = {}
+    gone: set[str] = set()
+    for batch in batches:
+        gone |= batch.gone
+        latest.update((item["id"], item) for item in batch.items)
     writer = ix.writer(limitmb=128)
     try:
-        for batch in batches:
-            for gone in batch.gone:
-                writer.delete_by_term("id", gone)
-            for item in batch.items:
-                writer.update_document(**item)
-                written += 1
+        for item_id in gone - set(latest):
+            writer.delete_by_term("id", item_id)
+        for item in latest.values():
+            writer.update_document(**item)
         if cursor_to is not None:
             writer.update_document(id=CURSOR_ID, kind="marker", cursor=cursor_to)
     except BaseException:
         writer.cancel()
         raise
     writer.commit()
-    return written
+    return len(latest)
 
 
 def swap_in(fresh: Path, folder: Path) -> None:
