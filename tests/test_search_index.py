@@ -110,3 +110,28 @@ def test_reindex_command_and_a_deleted_index_rebuilt(app, data_dir, monkeypatch,
     cn, _ = as_user("cn.examiner")
     assert found(cn, "sulfide")["total"] >= 1
 
+
+
+def test_hook_collect_search_items_feeds_plugin_items(app, as_user, db) -> None:
+    from caseforum import hookimpl
+
+    class Ledger:
+        @hookimpl
+        def collect_search_items(self, session, events):
+            if events is not None and not any(e.kind == "thread.created" for e in events):
+                return []
+            return [{"id": "ledger:1", "kind": "exchange", "title": "Ledger entry vexillum",
+                     "body": "", "office": "JP", "date": None, "url": "/ledger/1",
+                     "parties": ["JP", "KR"], "scope": "ice"}]
+
+    app.state.plugins.add(Ledger(), name="ledger")
+    try:
+        author, csrf = as_user("cn.examiner")
+        start_thread(author, csrf, make_category(db), "Any", "an event")
+        index_now(app)
+        kr, _ = as_user("kr.examiner")
+        assert found(kr, "vexillum")["total"] == 1
+        assert found(author, "vexillum")["total"] == 0
+    finally:
+        app.state.plugins.remove("ledger")
+

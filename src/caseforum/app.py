@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         PluginEventsConsumer(lambda event: plugins.on_event(event=event)),
         Notifier(engine, plugins.notification_channels),
         BotRunner(engine, plugins.bots, broker=broker, patterns=plugins.reference_patterns),
-        SearchIndexer(search_dir),
+        SearchIndexer(search_dir, plugins.search_items),
     ]
     runner = ConsumerRunner(engine, broker, consumers, keep_days=settings.event_retention_days)
 

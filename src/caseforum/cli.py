@@ -208,7 +208,8 @@ def reindex(ctx: Context) -> None:
             bar.length = max(total, 1)
             bar.update(done - bar.pos)
 
-        items = rebuild(ctx.engine, ctx.settings.data_dir / "search", progress)
+        items = rebuild(ctx.engine, ctx.settings.data_dir / "search", progress,
+                        plugin_items=ctx.host.search_items)
     click.echo(f"indexed {items} items")
 
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from caseforum.authz import Viewer, forum_policy
+from caseforum.authz import SCOPES, Viewer, forum_policy
 from caseforum.models.account import Role
-
-ACTION_SCOPE = {"dossier": "dossiers:read", "forum": "forum"}
 
 
 def _has_scope(viewer: Viewer, scope: str) -> bool:
@@ -55,6 +53,12 @@ def thread_tokens(*, is_private: bool, participants: Iterable[int],
     return {f"cat:{code}" for code in offices} | {"cat:*"}
 
 
+def party_tokens(scope: str, parties: Iterable[str]) -> set[str]:
+    """A plugin's item (an ICE exchange): users of the named offices whose session or
+    token has ``scope``."""
+    return {f"party:{scope}:{code}" for code in parties}
+
+
 def viewer_tokens(viewer: Viewer, public_offices: Iterable[str]) -> set[str]:
     """The tokens ``viewer`` holds; ``public_offices``: offices open to the public."""
     tokens: set[str] = set()
@@ -70,4 +74,7 @@ def viewer_tokens(viewer: Viewer, public_offices: Iterable[str]) -> set[str]:
         tokens |= {"forum", f"cat:{viewer.office_code}", f"user:{viewer.user_id}"}
         if viewer.role == Role.platform_admin.value and forum_policy().platform_admins_read_all:
             tokens.add("cat:*")
+    if viewer.is_authenticated:
+        scopes = viewer.scopes if viewer.scopes is not None else SCOPES
+        tokens |= {f"party:{scope}:{viewer.office_code}" for scope in scopes}
     return tokens

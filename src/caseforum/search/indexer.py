@@ -30,6 +30,9 @@ from caseforum.models import Event, Thread
 
 log = logging.getLogger(__name__)
 
+#: the plugins' ``collect_search_items`` hook: (session, events or None) -> raw items
+PluginItems = Callable[[Session, "list[Event] | None"], list[Any]]
+
 #: events read per commit
 BATCH = 500
 #: dossiers or threads rebuilt per commit during a rebuild
@@ -78,13 +81,10 @@ class SearchIndexer(Consumer):
 
     name = "search-indexer"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, plugin_items: PluginItems | None = None) -> None:
         self.folder = folder
+        self.plugin_items = plugin_items  # the plugins' collect_search_items hook
         self._lock = threading.Lock()  # one writer in this process
-
-    def wants(self, event: Event) -> bool:
-        return event.kind.split(".")[0] in ("dossier", "document", "citation", "post",
-                                            "thread", "category")
 
     def handle(self, session: Session, event: Event) -> None:
         """One event at a time (the generic path): the same work as a batch of one."""
@@ -93,8 +93,10 @@ class SearchIndexer(Consumer):
     def _apply(self, session: Session, events: list[Event], last_id: int) -> int:
         from caseforum.search import items, store
 
-        touched = _touched(session, [e for e in events if self.wants(e)])
+        touched = _touched(session, events)
         batches = []
+        if self.plugin_items is not None:
+            batches.append(items.plugin_batch(self.plugin_items(session, events)))
         if touched.apps:
             batches.append(items.dossiers(session, touched.apps))
         if touched.threads:
@@ -118,7 +120,7 @@ class SearchIndexer(Consumer):
         with self._lock:
             if not store.exists(self.folder):
                 log.warning("search index missing in %s: rebuilding it", self.folder)
-                rebuild(engine, self.folder)
+                rebuild(engine, self.folder, plugin_items=self.plugin_items)
             ix = store.open_index(self.folder)
             done = 0
             while True:
@@ -144,7 +146,8 @@ def _chunks(ids: list[int]) -> Iterator[list[int]]:
 
 
 def rebuild(engine: Engine, folder: Path,
-            progress: Callable[[int, int], None] | None = None) -> int:
+            progress: Callable[[int, int], None] | None = None, *,
+            plugin_items: PluginItems | None = None) -> int:
     """Build a fresh index from the database in a new folder and swap it in;
     returns the number of items.  The cursor is the last event id read *before*
     the rows, so events that land meanwhile are applied again afterwards (which
@@ -172,7 +175,8 @@ def rebuild(engine: Engine, folder: Path,
             if progress:
                 progress(done, size)
             session.expunge_all()
-        store.write(ix, [], cursor_to=last)
+        extra = [items.plugin_batch(plugin_items(session, None))] if plugin_items else []
+        total += store.write(ix, extra, cursor_to=last)
     ix.close()
     store.swap_in(fresh, folder)
     return total

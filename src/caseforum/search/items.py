@@ -187,6 +187,28 @@ def _thread_batch(session: Session, found: dict[Any, Thread], posts: list[Post])
     return batch
 
 
+def plugin_batch(raw: Iterable[dict[str, Any]]) -> Batch:
+    """Items that plugins returned (``collect_search_items``), with their access tokens."""
+    batch = Batch()
+    for item in raw:
+        if not isinstance(item, dict) or not item.get("id"):
+            continue
+        if item.get("gone"):
+            batch.gone.add(str(item["id"]))
+            continue
+        when = item.get("date")
+        batch.items.append({
+            "id": str(item["id"]), "kind": str(item.get("kind", "")),
+            "title": str(item.get("title", "")), "body": str(item.get("body", "")),
+            "office": str(item.get("office", "")),
+            "year": when.year if when is not None else None,
+            "date": _when(when) if when is not None else None, "url": str(item.get("url", "")),
+            "acl": " ".join(sorted(acl.party_tokens(str(item.get("scope", "")),
+                                                    item.get("parties", ())))),
+        })
+    return batch
+
+
 def all_ids(session: Session) -> tuple[list[int], list[int]]:
     """Every dossier id and thread id: what a rebuild walks through."""
     return (list(session.exec(select(Application.id).order_by(Application.id))),  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
 
 from caseforum.search.analysis import mixed_analyzer
 
-KINDS = ("dossier", "document", "thread", "post")  # ICE exchanges: not yet indexed
+KINDS = ("dossier", "document", "thread", "post", "exchange")  # exchange: ICE plugin
 
 
 def make_schema() -> Schema:
