@@ -1,15 +1,19 @@
-"""The admin page tells how far the search index is behind the event log."""
+"""The index when nothing runs in the background: its lag on the admin page, and a
+rebuild when the event log was pruned past its cursor."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
+from sqlmodel import select
 
 from caseforum.app import create_app
 from caseforum.config import Settings
+from caseforum.models import Event
 from tests.forum_helpers import make_category, start_thread
-from tests.search_helpers import index_now
+from tests.search_helpers import found, index_now
 
 
 @pytest.fixture
@@ -27,3 +31,15 @@ def test_admin_page_shows_index_lag(as_user, db, app) -> None:
     assert "behind the log" in admin.get("/admin").text
     index_now(app)
     assert "Search index: up to date." in admin.get("/admin").text
+
+
+def test_log_pruned_past_the_cursor_means_a_rebuild(app, as_user, db) -> None:
+    index_now(app)
+    author, csrf = as_user("cn.examiner")
+    start_thread(author, csrf, make_category(db), "Pruned", "a thread the log forgot: quillonfish")
+    newest = max(db.exec(select(Event.id)))
+    db.exec(delete(Event).where(Event.id < newest))  # pruned, the new thread's events too
+    db.commit()
+    start_thread(author, csrf, make_category(db, "Later"), "Kept", "a later thread: marrowkite")
+    index_now(app)
+    assert found(author, "quillonfish")["total"] == 1 == found(author, "marrowkite")["total"]

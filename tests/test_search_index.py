@@ -135,3 +135,4 @@ def test_hook_collect_search_items_feeds_plugin_items(app, as_user, db) -> None:
     finally:
         app.state.plugins.remove("ledger")
 
+

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from caseforum.db import open_session
-from caseforum.events import Consumer, _cursor
+from caseforum.events import Consumer, _cursor, oldest_event_id
 from caseforum.models import Event, Thread
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,13 @@ class SearchIndexer(Consumer):
                 log.warning("search index missing in %s: rebuilding it", self.folder)
                 rebuild(engine, self.folder, plugin_items=self.plugin_items)
             ix = store.open_index(self.folder)
+            with open_session(engine) as session:
+                oldest = oldest_event_id(session)
+            if 0 < store.cursor(ix) < oldest - 1:  # the log was pruned past the cursor
+                log.warning("search index cursor %d is older than the event log: rebuilding",
+                            store.cursor(ix))
+                rebuild(engine, self.folder, plugin_items=self.plugin_items)
+                ix = store.open_index(self.folder)
             done = 0
             while True:
                 start = store.cursor(ix)
