@@ -184,6 +184,7 @@ def rebuild(engine: Engine, folder: Path,
             session.expunge_all()
         extra = [items.plugin_batch(plugin_items(session, None))] if plugin_items else []
         total += store.write(ix, extra, cursor_to=last)
+    ix.optimize()  # one segment: a query pays per segment (12 segments cost 3x one)
     ix.close()
     store.swap_in(fresh, folder)
     return total

@@ -23,7 +23,17 @@ from markupsafe import Markup, escape
 from whoosh import highlight, sorting
 from whoosh.index import Index
 from whoosh.qparser import FieldsPlugin, MultifieldParser, QueryParser
-from whoosh.query import And, Every, NullQuery, NumericRange, Or, Prefix, Query, Term
+from whoosh.query import (
+    And,
+    ConstantScoreQuery,
+    Every,
+    NullQuery,
+    NumericRange,
+    Or,
+    Prefix,
+    Query,
+    Term,
+)
 
 from caseforum.authz import Viewer
 from caseforum.dossiers.lookup import candidates
@@ -163,11 +173,14 @@ def search(folder: Path, viewer: Viewer, public_offices: set[str], q: str, *,
     ix = _index(folder)
     if query is None or not tokens or ix is None:
         return results
-    allowed = Or([Term("acl", t) for t in sorted(tokens)])
+    # the permission filter is part of the query (not Whoosh's ``filter=``, which would
+    # first list every item the viewer may see): the matcher skips along the posting
+    # lists, so the cost follows the matches, not the size of the index
+    allowed = ConstantScoreQuery(Or([Term("acl", t) for t in sorted(tokens)]), 0.0)
     facets = {name: sorting.FieldFacet(name, maptype=sorting.Count) for name in FACETS}
     with ix.searcher() as searcher:
         found = searcher.search_page(
-            query, results.page, pagelen=per_page, filter=allowed, groupedby=facets,
+            And([query, allowed]), results.page, pagelen=per_page, groupedby=facets,
             sortedby="date" if sort == "date" else None, reverse=sort == "date", terms=True)
         results.total = found.total
         results.pages = (found.total + per_page - 1) // per_page

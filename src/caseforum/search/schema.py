@@ -13,7 +13,7 @@ def make_schema() -> Schema:
     text = mixed_analyzer()
     return Schema(
         id=ID(unique=True, stored=True),  # "dossier:12", "post:7", ...
-        kind=ID(stored=True),
+        kind=ID(stored=True, sortable=True),  # sortable: a column, so facets count fast
         title=TEXT(analyzer=text, stored=True, field_boost=2.0, multitoken_query="phrase"),
         body=TEXT(analyzer=text, stored=True, multitoken_query="phrase"),
         applicant=TEXT(analyzer=text, stored=True, multitoken_query="phrase"),
@@ -21,7 +21,7 @@ def make_schema() -> Schema:
         ipc=KEYWORD(stored=True, commas=False),  # "F28F1/32 F28D1/047"
         cited=KEYWORD(stored=True),  # normalised publication numbers
         code=KEYWORD(stored=True),  # document codes
-        office=ID(stored=True),
+        office=ID(stored=True, sortable=True),
         year=NUMERIC(stored=True, sortable=True),
         date=DATETIME(stored=True, sortable=True),
         url=STORED(),
