@@ -23,6 +23,7 @@ import itertools
 import os
 import platform
 import random
+import re
 import shutil
 import sqlite3
 import statistics
@@ -117,41 +118,45 @@ def build_whoosh(folder: Path, items: list[dict[str, Any]]) -> float:
     return time.perf_counter() - began
 
 
+def _token(token: str) -> str:
+    """An access token as one FTS5 word."""
+    return re.sub(r"\W", "_", token)
+
+
 def build_fts(path: Path, items: list[dict[str, Any]]) -> tuple[sqlite3.Connection, float]:
+    """Two FTS5 tables (words, CJK trigrams), each with the access tokens as a column
+    that the query matches too (the anchor's permission filter)."""
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("CREATE VIRTUAL TABLE words USING fts5(title, body, applicant, ipc, acl UNINDEXED,"
+    db.execute("CREATE VIRTUAL TABLE words USING fts5(title, body, applicant, ipc, acl,"
                " office UNINDEXED, kind UNINDEXED, date UNINDEXED, tokenize='porter unicode61')")
-    db.execute("CREATE VIRTUAL TABLE cjk USING fts5(title, body, tokenize='trigram')")
-    db.execute("CREATE TABLE acl (rowid INTEGER, token TEXT)")
+    db.execute("CREATE VIRTUAL TABLE cjk USING fts5(title, body, acl, tokenize='trigram')")
     began = time.perf_counter()
     for i in range(0, len(items), 500):
         chunk = list(enumerate(items[i:i + 500], start=i + 1))
+        rows = [(n, it, " ".join(_token(t) for t in it["acl"].split())) for n, it in chunk]
         db.executemany("INSERT INTO words(rowid, title, body, applicant, ipc, acl, office, kind,"
                        " date) VALUES (?,?,?,?,?,?,?,?,?)",
                        [(n, it["title"], it["body"], it.get("applicant", ""),
-                         it.get("ipc", "").replace("/", " "), it["acl"], it["office"],
-                         it["kind"], it["date"].isoformat()) for n, it in chunk])
-        db.executemany("INSERT INTO cjk(rowid, title, body) VALUES (?,?,?)",
-                       [(n, it["title"], it["body"]) for n, it in chunk])
-        db.executemany("INSERT INTO acl VALUES (?,?)",
-                       [(n, t) for n, it in chunk for t in it["acl"].split()])
+                         it.get("ipc", "").replace("/", " "), tokens, it["office"],
+                         it["kind"], it["date"].isoformat()) for n, it, tokens in rows])
+        db.executemany("INSERT INTO cjk(rowid, title, body, acl) VALUES (?,?,?,?)",
+                       [(n, it["title"], it["body"], tokens) for n, it, tokens in rows])
         db.commit()
-    db.execute("CREATE INDEX acl_token ON acl(token, rowid)")
-    db.commit()
     return db, time.perf_counter() - began
 
 
 def fts_query(db: sqlite3.Connection, table: str, match: str, tokens: list[str]) -> int:
-    marks = ",".join("?" * len(tokens))
-    allowed = f"rowid IN (SELECT rowid FROM acl WHERE token IN ({marks}))"
-    base = f"FROM {table} WHERE {table} MATCH ? AND {allowed}"
+    """The first page with snippets, the total and (words) the office facet."""
+    allowed = " OR ".join(f'"{_token(t)}"' for t in tokens)
+    query = f"({match}) AND acl:({allowed})"
+    base = f"FROM {table} WHERE {table} MATCH ?"
     db.execute(f"SELECT rowid, snippet({table}, 1, '<mark>', '</mark>', '…', 12) {base}"
-               " ORDER BY rank LIMIT 20", [match, *tokens]).fetchall()
-    total = db.execute(f"SELECT count(*) {base}", [match, *tokens]).fetchone()[0]
+               " ORDER BY rank LIMIT 20", [query]).fetchall()
+    total = db.execute(f"SELECT count(*) {base}", [query]).fetchone()[0]
     if table == "words":
-        db.execute(f"SELECT office, count(*) {base} GROUP BY office", [match, *tokens]).fetchall()
-    return total
+        db.execute(f"SELECT office, count(*) {base} GROUP BY office", [query]).fetchall()
+    return int(total)
 
 
 def percentile(values: list[float], p: float) -> float:
