@@ -51,13 +51,11 @@ def candidates(reading: NumberReading) -> list[Candidate]:
 
 
 def key_candidates(kind: str, office: str, number: str) -> list[Candidate]:
-    """Candidates of a stored reference key (no text to read again)."""
+    """Candidates of a stored key without text (a bot's dossier embed): that dossier
+    itself, not the family members that claim it or entered from it."""
     if kind == "publication":
         return [("publication", office, number)]
-    if office == "IB":
-        return [("application", office, number), ("pct", office, number),
-                ("priority", office, number)]
-    return [("application", office, number), ("priority", office, number)]
+    return [("application", office, number)]
 
 
 def resolve(session: Session,

@@ -172,32 +172,34 @@ class Renderer:
         self.env = env
         self.perms = PagePermissions(session, self.viewer)
         self.page: dict[str, Any] = {}  # what plugins loaded for this page's cards
-        self._apps: dict[RefKey, Application | None] = {}
+        # by (key, text as typed): a text is read like the number box reads it; an
+        # empty text (a bot's embed) names exactly the dossier of the key
+        self._apps: dict[tuple[RefKey, str], Application | None] = {}
         self._cards: dict[int, Markup | None] = {}  # by application id
         self._prepared: set[int] = set()
         self._memo: dict[tuple[str, Any], Any] = {}  # embeds' data, per page
 
-    def app_for(self, kind: str, office: str, number: str) -> Application | None:
-        key = (kind, office, number)
-        if key not in self._apps:
-            self._prefetch([(key, "")])
-        return self._apps[key]
+    def app_for(self, kind: str, office: str, number: str,
+                text: str = "") -> Application | None:
+        wanted = ((kind, office, number), text)
+        if wanted not in self._apps:
+            self._prefetch([wanted])
+        return self._apps[wanted]
 
     def _prefetch(self, mentions: Iterable[tuple[RefKey, str]]) -> None:
         """Look up every dossier a page mentions at once (two statements), through
         the number box's own resolver: a reference's text is read again with the
         one number parser, so a card appears exactly when the number box would
         find the number (an embed without text is looked up by its key)."""
-        mentions = [(k, t) for k, t in mentions if k not in self._apps]
+        mentions = [m for m in mentions if m not in self._apps]
         readings = readings_of({t for _, t in mentions})
-        wanted: dict[RefKey, list[Candidate]] = {}
+        wanted: dict[tuple[RefKey, str], list[Candidate]] = {}
         for key, text in mentions:
             reading = readings.get(text)
-            if key not in wanted or reading is not None:
-                wanted[key] = candidates(reading) if reading else key_candidates(*key)
-        for key, matches in resolve(self.session, wanted).items():
+            wanted[(key, text)] = candidates(reading) if reading else key_candidates(*key)
+        for mention, matches in resolve(self.session, wanted).items():
             visible = [m.app for m in matches if self.access.can_see(m.app)]
-            self._apps[key] = visible[0] if visible else None  # type: ignore[index]
+            self._apps[mention] = visible[0] if visible else None  # type: ignore[index]
 
     def _context(self, key: RefKey, text: str, app: Application) -> CardContext:
         return CardContext(kind=key[0], office=key[1], number=key[2], text=text, app=app,
@@ -209,7 +211,7 @@ class Renderer:
         needs, in one call for all of them."""
         contexts: list[CardContext] = []
         for key, text in mentions:
-            app = self.app_for(*key)
+            app = self.app_for(*key, text)
             if app is not None and app.id not in self._prepared:
                 self._prepared.add(app.id or 0)
                 contexts.append(self._context(key, text, app))
@@ -217,7 +219,7 @@ class Renderer:
             self.host.prepare_references(references=contexts, viewer=self.viewer)
 
     def card(self, kind: str, office: str, number: str, text: str) -> Markup | None:
-        app = self.app_for(kind, office, number)
+        app = self.app_for(kind, office, number, text)
         if app is None:
             return None
         if app.id not in self._cards:
@@ -299,7 +301,7 @@ class Renderer:
             text = match.group(2)
             if ref is None:
                 return text
-            app = self.app_for(ref.kind, ref.office_code, ref.number)
+            app = self.app_for(ref.kind, ref.office_code, ref.number, ref.text)
             if app is None:
                 return text  # not there, or not for this viewer: plain text
             if app.id not in seen:
