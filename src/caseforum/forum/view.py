@@ -22,6 +22,8 @@ from caseforum.forum.access import thread_target
 from caseforum.models import Application, Office, Post, Reaction, Reference, Thread, User
 from caseforum.models.account import Role
 
+#: how a reference may match its dossier: as its application or publication number
+NAMED = ("application", "publication")
 MARKER_RE = re.compile(r'<span data-ref="(\d+)">(.*?)</span>')
 
 
@@ -187,16 +189,19 @@ class Renderer:
         return self._apps[wanted]
 
     def _prefetch(self, mentions: Iterable[tuple[RefKey, str]]) -> None:
-        """Look up every dossier a page mentions at once (two statements), through
-        the number box's own resolver: a reference's text is read again with the
-        one number parser, so a card appears exactly when the number box would
-        find the number (an embed without text is looked up by its key)."""
+        """Look up every dossier a page mentions at once (one or two statements),
+        through the number box's own resolver: a reference's text is read again with
+        the one number parser, so a card appears exactly when the number box finds
+        the dossier the number names (an embed without text is looked up by its key)."""
         mentions = [m for m in mentions if m not in self._apps]
         readings = readings_of({t for _, t in mentions})
         wanted: dict[tuple[RefKey, str], list[Candidate]] = {}
         for key, text in mentions:
             reading = readings.get(text)
-            wanted[(key, text)] = candidates(reading) if reading else key_candidates(*key)
+            # the dossier the number names, never a family member found through it
+            # (the number box also lists those, marked priority or pct)
+            wanted[(key, text)] = ([c for c in candidates(reading) if c[0] in NAMED]
+                                   if reading else key_candidates(*key))
         for mention, matches in resolve(self.session, wanted).items():
             visible = [m.app for m in matches if self.access.can_see(m.app)]
             self._apps[mention] = visible[0] if visible else None  # type: ignore[index]
