@@ -78,6 +78,7 @@ def data_dir(tmp_path: Path, template_db: Path) -> Path:
     folder.mkdir()
     shutil.copy(template_db, folder / "caseforum.db")
     shutil.copytree(template_db.parent / "files", folder / "files")
+    shutil.copytree(template_db.parent / "search", folder / "search")  # its search index
     return folder
 
 

@@ -46,7 +46,7 @@ def test_number_box_errors_show_under_the_box_with_the_number_kept(page, live_se
     log_in(page, live_server, "jp.examiner")
     box = page.get_by_label("Go to application or publication number")
     form = page.locator("form.numberbox")
-    for typed, message in (("JP 2099-999999", "No dossier matches"), ("xyz", "")):
+    for typed, message in (("JP 2099-999999", "No dossier matches"), ("US 16/12", "expected")):
         box.fill(typed)
         box.press("Enter")
         alert = _alert_in(form)

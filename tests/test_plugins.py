@@ -293,7 +293,7 @@ def test_hook_extra_nav_items_gets_the_user(host: PluginHost, as_user) -> None:
         items = host.nav_items(user=SimpleNamespace(role="examiner", office_code="JP"))
         assert {"label": "Statistics", "href": "/stats"} in items
         labels = [i["label"] for i in host.nav_items(user=None)]
-        assert labels == ["Home", "Dossiers"]  # anonymous: no statistics, no admin
+        assert labels == ["Home", "Dossiers", "Search"]  # anonymous: no statistics, no admin
     finally:
         host.remove("stats_nav")
 

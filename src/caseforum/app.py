@@ -44,6 +44,7 @@ from caseforum.forum.hub import Hub
 from caseforum.forum.notify import Notifier
 from caseforum.models import Event
 from caseforum.plugin_host import PluginHost
+from caseforum.search.indexer import SearchIndexer
 from caseforum.storage import FileStore
 from caseforum.sweeper import PeriodicSweep
 from caseforum.web import pages
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         plugins.load(disabled=disabled_plugins(engine))
     doc_types = build_doc_types(plugins)
     channel_host = ChannelHost(engine, settings)
+    search_dir = settings.data_dir / "search"  # this host's own index (ARCHITECTURE.md 6)
     consumers: list[Consumer] = [
         AccountAuditConsumer(),
         PluginEventsConsumer(lambda event: plugins.on_event(event=event),
@@ -125,6 +127,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         Notifier(engine, plugins.notification_channels,
                  group_of=lambda code: group_of(doc_types, code), host=channel_host),
         BotRunner(engine, plugins.bots, broker=broker, patterns=plugins.reference_patterns),
+        SearchIndexer(search_dir, plugins.search_items),
     ]
     runner = ConsumerRunner(engine, broker, consumers, keep_days=settings.event_retention_days)
     deliveries = DeliveryWorker(engine, plugins.notification_channels, channel_host, broker)
@@ -170,6 +173,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.state.broker = broker
     app.state.plugins = plugins
     app.state.consumers = runner
+    app.state.search_dir = search_dir
     app.state.templates = make_environment(plugins.template_dirs())
     app.state.store = FileStore(settings.storage_dir)
     app.state.sweeper = PeriodicSweep.from_settings(engine, settings)
@@ -215,8 +219,10 @@ def build_routes(app: FastAPI) -> None:
         feeds_api,
         forum_api,
         forum_pages,
+        lookup_api,
         notify_api,
         notify_pages,
+        search_pages,
         stats_pages,
         ws,
     )
@@ -224,7 +230,8 @@ def build_routes(app: FastAPI) -> None:
     for router in (auth_pages.router, admin.router, api.router,
                    dossier_pages.router, dossier_api.router, stats_pages.router,
                    forum_pages.router, forum_api.router, ws.router, bots_admin.router,
-                   notify_pages.router, notify_api.router, feeds_api.router):
+                   notify_pages.router, notify_api.router, feeds_api.router,
+                   lookup_api.router, search_pages.router):
         app.include_router(router)
     plugins: PluginHost = app.state.plugins
     for name, router in plugins.routes():

@@ -196,6 +196,24 @@ def sweep(ctx: Context, min_age_minutes: int | None) -> None:
     click.echo(run_sweep(ctx.engine, ctx.settings.storage_dir, min_age_seconds=minutes * 60))
 
 
+@cli.command()
+@pass_ctx
+@one_line_errors
+def reindex(ctx: Context) -> None:
+    """Rebuild the search index from the database (a fresh folder, swapped in at the end)."""
+    from caseforum.search.indexer import rebuild
+
+    with click.progressbar(length=1, label="indexing dossiers and threads",
+                           show_pos=True, file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        items = rebuild(ctx.engine, ctx.settings.data_dir / "search", progress,
+                        plugin_items=ctx.host.search_items)
+    click.echo(f"indexed {items} items")
+
+
 # users ---------------------------------------------------------------------------
 
 

@@ -318,7 +318,12 @@ def process_pending(consumer: Consumer, engine: Engine, broker: Any = None) -> i
     wanted one moves the cursor past those before it, and a run of unwanted ones at
     the end is passed over in one write, at most every :data:`SKIP_WRITE_SECONDS`
     (or at once when it fills a batch).  Until then they are read again next time
-    and passed over again: nothing is handled twice, since they are not handled."""
+    and passed over again: nothing is handled twice, since they are not handled.
+    A consumer with its own ``process(engine, broker)`` (the search indexer, which
+    writes a batch of events per commit) does the reading itself."""
+    own = getattr(consumer, "process", None)
+    if own is not None:
+        return int(own(engine, broker))
     handled = 0
     while True:
         with open_session(engine, broker) as session:

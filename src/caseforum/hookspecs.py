@@ -129,3 +129,14 @@ def register_document_types() -> list[Any]:
     """Return extra dossier document types (``DocType`` objects: code, label,
     group, direction, office) to add to the code tables; unknown codes are kept
     anyway, a type only says how to show one."""
+
+
+@hookspec
+def collect_search_items(session: Any, events: list[Any] | None) -> list[dict[str, Any]]:
+    """Return the search index items of the plugin's own things that ``events`` (a
+    batch of the event log) change, or all of them when ``events`` is ``None`` (a
+    rebuild).  Each item is a dict: ``id`` (unique, with a prefix of its own),
+    ``kind``, ``title``, ``body``, ``office``, ``date``, ``url``, ``parties`` (the
+    offices whose users may find it) and ``scope`` (what an API token needs); or
+    ``{"id": ..., "gone": True}`` to take an item out."""
+

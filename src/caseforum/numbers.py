@@ -553,6 +553,160 @@ def search_link(pub: PubNumber) -> str:
     return patentscope_url(pub) if pub.office == "WO" else espacenet_url(pub)
 
 
+# --- one reading for every box -------------------------------------------------
+#
+# The number box, ``/api/v1/lookup``, the search box and the references in posts
+# all ask :func:`read_number`, so a number is understood (or not) the same way
+# everywhere.  On top of the ST.3-prefixed forms above it reads the forms that
+# examiners copy from their own office's documents: the native prefixes of JP, CN
+# and KR (特願, 特開, 特許第…号, 申请号, 출원번호 …), the bare Korean layout
+# ``10-2021-7028846`` and the ST.13 form of PCT applications (``WO2015CN000123``).
+
+MatchedAs = Literal["application", "publication", "priority", "pct"]
+
+#: native prefixes: what they announce (office, application or publication, the
+#: kind code a publication gets when none is typed)
+_NATIVE_PREFIXES: tuple[tuple[str, str, str, str | None], ...] = (
+    # Japanese: application, unexamined / PCT-national publication, examined, patent
+    ("特許出願", "JP", "application", None),
+    ("特願", "JP", "application", None),
+    ("実願", "JP", "application", None),
+    ("特開", "JP", "publication", "A"),
+    ("特表", "JP", "publication", "A"),
+    ("特公", "JP", "publication", "B"),
+    ("特許第", "JP", "publication", "B"),
+    ("特許", "JP", "publication", "B"),
+    # Chinese (simplified and traditional): application, publication, grant
+    ("专利申请号", "CN", "application", None),
+    ("專利申請號", "CN", "application", None),
+    ("申请号", "CN", "application", None),
+    ("申請號", "CN", "application", None),
+    ("申请", "CN", "application", None),
+    ("公开号", "CN", "publication", "A"),
+    ("公布号", "CN", "publication", "A"),
+    ("授权公告号", "CN", "publication", "B"),
+    ("公告号", "CN", "publication", "B"),
+    # Korean: application, publication, registration
+    ("특허출원번호", "KR", "application", None),
+    ("출원번호", "KR", "application", None),
+    ("특허출원", "KR", "application", None),
+    ("공개번호", "KR", "publication", "A"),
+    ("등록번호", "KR", "publication", "B"),
+)
+_NATIVE_TAIL = re.compile(r"[号號호]$")
+_BARE_KR = re.compile(r"[1-4]0-?(?:19|20)[0-9]{2}-?[0-9]{7}", re.ASCII)
+_ST13_PCT = re.compile(r"(?:WO|IB) ?((?:19|20)[0-9]{2}) ?([A-Z]{2}) ?([0-9]{1,6})", re.ASCII)
+
+# one character for one character, so that positions in a post stay where they were
+_FOLD = str.maketrans(
+    {**{chr(0xFF01 + i): chr(0x21 + i) for i in range(0x5E)},
+     "\u3000": " ", "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-",
+     "\u2014": "-", "\u2015": "-", "\u2212": "-", "\u30fc": "-"}
+)
+
+
+def fold(text: str) -> str:
+    """Full-width letters, digits and punctuation and the many dashes as ASCII,
+    one character for one (unlike NFKC), so spans found in the result fit ``text``."""
+    return text.translate(_FOLD)
+
+
+@dataclass(frozen=True)
+class NumberReading:
+    """What a typed number can be: an application, a publication, or both (the
+    same digits are often both, as JP ``2017-187096``).  Lookups try each."""
+
+    text: str
+    application: AppNumber | None = None
+    publication: PubNumber | None = None
+
+    @property
+    def best(self) -> AppNumber | PubNumber:
+        """The one a post reference keeps: the application when it can be one."""
+        found = self.application or self.publication
+        assert found is not None  # read_number never returns an empty reading
+        return found
+
+
+def _native(clean: str) -> tuple[str, str, str | None, str] | None:
+    """(office, what, kind code, rest) for a native prefix, else None."""
+    for prefix, office, what, kind in _NATIVE_PREFIXES:
+        if clean.startswith(prefix):
+            rest = clean[len(prefix):].lstrip(" :：.")
+            rest = _NATIVE_TAIL.sub("", rest).strip()
+            return office, what, kind, rest
+    return None
+
+
+def read_number(
+    text: str,
+    *,
+    office: str | None = None,
+    known_offices: Collection[str] = KNOWN_OFFICES,
+) -> NumberReading:
+    """Read ``text`` as an application and/or publication number.
+
+    Raises :class:`NumberError` (with the message of the most telling failure)
+    when it is neither.
+    """
+    clean = _clean(fold(text))
+    native = _native(clean)
+    if native is not None:
+        code, what, kind, rest = native
+        if office is not None and _clean(office) != code:
+            raise NumberError(
+                f"{text!r} is {_a(code)} number but the office given is {_clean(office)}: "
+                "remove the prefix or choose the right office")
+        if not rest:
+            raise NumberError(f"{text!r} has no number after its prefix")
+        known = {*known_offices, code}
+        if what == "application":
+            return NumberReading(text, application=parse_application_number(
+                rest, office=code, known_offices=known))
+        native_pub = parse_publication_number(rest, office=code, known_offices=known)
+        if native_pub.kind_code is None and kind is not None:
+            native_pub = PubNumber(native_pub.office, native_pub.number, kind)
+        return NumberReading(text, publication=native_pub)
+    st13 = _ST13_PCT.fullmatch(clean)
+    if st13 is not None:
+        year, receiving, serial = st13.groups()
+        return NumberReading(text, application=parse_application_number(
+            f"PCT/{receiving}{year}/{serial}", known_offices=known_offices))
+    if office is None and _BARE_KR.fullmatch(clean):
+        office = "KR"
+    app: AppNumber | None = None
+    pub: PubNumber | None = None
+    problems: list[NumberError] = []
+    folded = fold(text)
+    try:
+        app = parse_application_number(folded, office=office, known_offices=known_offices)
+    except NumberError as exc:
+        problems.append(exc)
+    try:
+        pub = parse_publication_number(folded, office=office, known_offices=known_offices)
+    except NumberError as exc:
+        problems.append(exc)
+    if app is None and pub is None:
+        raise problems[0]
+    return NumberReading(text, application=app, publication=pub)
+
+
+_NUMBER_LIKE = re.compile(
+    r"(?:PCT[\s/]*[A-Z]{2}|[A-Z]{2})?[\s:/-]*[0-9][0-9\s,./-]*(?:[A-Z][0-9]?)?", re.ASCII)
+
+
+def looks_like_number(text: str) -> bool:
+    """Whether ``text`` is meant as a number (even a mistyped one), not as words:
+    the header box sends words to the search page, numbers to the number box."""
+    clean = _clean(fold(text))
+    return _native(clean) is not None or _NUMBER_LIKE.fullmatch(clean) is not None
+
+
+def parse_any_number(text: str) -> AppNumber | PubNumber:
+    """The reference patterns' ``parse``: :func:`read_number`'s preferred reading."""
+    return read_number(text).best
+
+
 # --- finding numbers in free text --------------------------------------------
 
 
@@ -653,7 +807,7 @@ DEFAULT_PATTERNS: tuple[ReferencePattern, ...] = (
     ),
     _pattern(
         "jp_application",
-        r"JP ?(?:19|20)\d{2}-\d{6}",
+        r"JP ?(?:19|20)\d{2}(?:[-/]| )?\d{6}",
         parse_application_number,
     ),
     _pattern(
@@ -663,7 +817,7 @@ DEFAULT_PATTERNS: tuple[ReferencePattern, ...] = (
     ),
     _pattern(
         "cn_application",
-        r"CN ?(?:(?:19|20)\d{10}(?:\.[\dX])?|\d{8}\.[\dX])",
+        r"CN ?(?:(?:19|20)\d{2} ?\d{4} ?\d{4}(?:\.[\dX])?|\d{8}\.[\dX])",
         parse_application_number,
     ),
     _pattern(
@@ -673,8 +827,30 @@ DEFAULT_PATTERNS: tuple[ReferencePattern, ...] = (
     ),
     _pattern(
         "kr_application",
-        r"KR ?[1-4]0-(?:19|20)\d{2}-\d{7}",
+        r"KR ?[1-4]0-?(?:19|20)\d{2}-?\d{7}",
         parse_application_number,
+    ),
+    _pattern(
+        "kr_bare_application",
+        r"(?:(?:특허출원번호|출원번호|특허출원) ?:? ?)?[1-4]0-(?:19|20)\d{2}-\d{7}",
+        parse_any_number,
+    ),
+    _pattern(
+        "jp_native",
+        r"(?:特許出願|特願|実願|特開|特表|特公) ?(?:19|20)\d{2} ?-? ?\d{6}"
+        r"|特許第? ?\d{7} ?号?",
+        parse_any_number,
+    ),
+    _pattern(
+        "cn_native",
+        r"(?:专利申请号|專利申請號|申请号|申請號) ?:? ?(?:CN ?)?(?:19|20)\d{10}(?:\.[\dX])?"
+        r"|(?:公开号|公布号|授权公告号|公告号) ?:? ?(?:CN ?)?\d{9}(?: ?[ABCUY]\d?)?",
+        parse_any_number,
+    ),
+    _pattern(
+        "pct_st13",
+        r"(?:WO|IB) ?(?:19|20)\d{2} ?[A-Z]{2} ?\d{6}",
+        parse_any_number,
     ),
     _pattern(
         "coded_publication",
@@ -694,15 +870,16 @@ def find_references(
     ``A``), then the earlier pattern.
     """
     candidates: list[tuple[int, int, int, Reference]] = []
+    folded = fold(text)  # full-width digits and dashes match too; spans stay the same
     for order, pattern in enumerate(patterns):
-        for m in pattern.regex.finditer(text):
+        for m in pattern.regex.finditer(folded):
             if m.end() == m.start():
                 continue
             try:
                 number = pattern.parse(m.group())
             except ValueError:
                 continue
-            ref = Reference(m.start(), m.end(), m.group(), number, pattern.name)
+            ref = Reference(m.start(), m.end(), text[m.start():m.end()], number, pattern.name)
             candidates.append((m.start(), m.start() - m.end(), order, ref))
     candidates.sort(key=lambda c: c[:3])
     found: list[Reference] = []

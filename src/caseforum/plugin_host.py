@@ -316,6 +316,9 @@ class PluginHost:
     def document_types(self) -> list[Any]:
         return self._flat("register_document_types")
 
+    def search_items(self, session: Any, events: list[Any] | None) -> list[Any]:
+        return self._flat("collect_search_items", session=session, events=events)
+
     def migrations(self) -> list[Any]:
         return self._flat("register_migrations")
 

@@ -32,7 +32,8 @@ from caseforum import errors
 from caseforum.doccodes import one_line_label
 from caseforum.dossiers import service
 from caseforum.dossiers.access import Access
-from caseforum.dossiers.lookup import find_dossiers
+from caseforum.dossiers.lookup import Match as LocalMatch
+from caseforum.dossiers.lookup import find_dossiers, find_matches
 from caseforum.events import emit
 from caseforum.models import (
     Application,
@@ -76,6 +77,7 @@ class Match:
     display_number: str
     matched_as: str
     source: str
+    family_id: int | None = None
 
     @property
     def url(self) -> str:
@@ -93,17 +95,6 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _matched_as(app: Application, text: str, office: str | None, known: set[str]) -> str:
-    try:
-        parsed = parse_application_number(text, office=office, known_offices=known)
-    except NumberError:
-        return "publication"
-    if parsed.kind == "pct" and app.pct_number == parsed.number and app.office_code != "IB":
-        return "pct"
-    return "application" if (parsed.office, parsed.number) == (app.office_code, app.number) \
-        else "publication"
-
-
 def lookup(session: Session, access: Access, host: PluginHost, text: str,
            office: str | None = None, *,
            ask_sources: bool = True) -> tuple[list[Match], list[str]]:
@@ -113,14 +104,13 @@ def lookup(session: Session, access: Access, host: PluginHost, text: str,
     could not be asked; the caller commits.  Raises :class:`NumberError` for a malformed number
     when no source recognises it either."""
     problem: NumberError | None = None
-    local: list[Application] = []
-    try:
-        local = find_dossiers(session, access, text, office=office)
+    local: list[LocalMatch] = []
+    try:  # the number box's own parser and resolver: a family's members together
+        local = find_matches(session, access, text, office=office)
     except NumberError as exc:
         problem = exc
-    known = service._known_offices(session)
-    matches = [Match(a.office_code, a.number, a.display_number,
-                     _matched_as(a, text, office, known), a.source) for a in local]
+    matches = [Match(m.app.office_code, m.app.number, m.app.display_number, m.matched_as,
+                     m.app.source, m.app.family_id) for m in local]
     held = {(m.office, m.application_number) for m in matches}
     unavailable: list[str] = []
     for guard in remote_sources(host) if ask_sources else []:
@@ -143,7 +133,7 @@ def lookup(session: Session, access: Access, host: PluginHost, text: str,
                 continue
             if app is not None and access.can_see(app):
                 matches.append(Match(app.office_code, app.number, app.display_number,
-                                     m.matched_as, guard.name))
+                                     m.matched_as, guard.name, app.family_id))
     if not matches and problem is not None and not unavailable:
         raise problem
     return matches, unavailable

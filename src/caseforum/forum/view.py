@@ -28,10 +28,13 @@ from sqlmodel import Session, or_, select
 
 from caseforum.authz import PostTarget, ThreadTarget, Viewer, can
 from caseforum.dossiers.access import Access
+from caseforum.dossiers.lookup import Candidate, candidates, key_candidates, readings_of, resolve
 from caseforum.forum.access import thread_target
 from caseforum.models import Application, Office, Post, Reaction, Reference, Thread, User
 from caseforum.models.account import Role
 
+#: how a reference may match its dossier: as its application or publication number
+NAMED = ("application", "publication")
 MARKER_RE = re.compile(r'<span data-ref="(\d+)">(.*?)</span>')
 MENTION_MARKER_RE = re.compile(r'<span data-mention="([a-z0-9._-]+)">(.*?)</span>')
 
@@ -230,38 +233,38 @@ class Renderer:
         self.env = env
         self.perms = PagePermissions(session, self.viewer)
         self.page: dict[str, Any] = {}  # what plugins loaded for this page's cards
-        self._apps: dict[RefKey, Application | None] = {}
+        # by (key, text as typed): a text is read like the number box reads it; an
+        # empty text (a bot's embed, an earlier post's card) names exactly the key's dossier
+        self._apps: dict[tuple[RefKey, str], Application | None] = {}
         self._cards: dict[tuple[int, bool], Markup | None] = {}  # by (application id, compact)
         self._prepared: set[tuple[int, bool]] = set()
         self._memo: dict[tuple[str, Any], Any] = {}  # embeds' data, per page
         self._people: dict[str, Person] = {}  # mentioned users who exist, by username
 
-    def app_for(self, kind: str, office: str, number: str) -> Application | None:
-        key = (kind, office, number)
-        if key not in self._apps:
-            self._prefetch([key])
-        return self._apps[key]
+    def app_for(self, kind: str, office: str, number: str,
+                text: str = "") -> Application | None:
+        wanted = ((kind, office, number), text)
+        if wanted not in self._apps:
+            self._prefetch([wanted])
+        return self._apps[wanted]
 
-    def _prefetch(self, keys: Iterable[RefKey]) -> None:
-        """Look up every dossier a page mentions in two queries, not one per mention."""
-        keys = {k for k in keys if k not in self._apps}
-        apps_wanted = {(o, n) for kind, o, n in keys if kind == "application"}
-        pubs_wanted = {o + n for kind, o, n in keys if kind != "application"}
-        found: dict[RefKey, Application] = {}
-        if apps_wanted:
-            numbers = {n for _, n in apps_wanted}
-            for app in self.session.exec(select(Application).where(
-                    Application.number.in_(numbers))):  # type: ignore[attr-defined]
-                if (app.office_code, app.number) in apps_wanted:
-                    found[("application", app.office_code, app.number)] = app
-        if pubs_wanted:
-            for app in self.session.exec(select(Application).where(
-                    Application.publication_number.in_(pubs_wanted))):  # type: ignore[attr-defined]
-                pub = app.publication_number
-                found[("publication", pub[:2], pub[2:])] = app
-        for key in keys:
-            app = found.get(key)
-            self._apps[key] = app if self.access.can_see(app) else None
+    def _prefetch(self, mentions: Iterable[tuple[RefKey, str]]) -> None:
+        """Look up every dossier a page mentions at once (one or two statements),
+        through the number box's own resolver: a reference's text is read again with
+        the one number parser, so a card appears exactly when the number box finds
+        the dossier the number names (an embed without text is looked up by its key)."""
+        mentions = [m for m in mentions if m not in self._apps]
+        readings = readings_of({t for _, t in mentions})
+        wanted: dict[tuple[RefKey, str], list[Candidate]] = {}
+        for key, text in mentions:
+            reading = readings.get(text)
+            # the dossier the number names, never a family member found through it
+            # (the number box also lists those, marked priority or pct)
+            wanted[(key, text)] = ([c for c in candidates(reading) if c[0] in NAMED]
+                                   if reading else key_candidates(*key))
+        for mention, matches in resolve(self.session, wanted).items():
+            visible = [m.app for m in matches if self.access.can_see(m.app)]
+            self._apps[mention] = visible[0] if visible else None  # type: ignore[index]
 
     def _context(self, key: RefKey, text: str, app: Application,
                  compact: bool = False) -> CardContext:
@@ -276,7 +279,7 @@ class Renderer:
         contexts: list[CardContext] = []
         for key, text, *rest in mentions:
             compact = bool(rest and rest[0])
-            app = self.app_for(*key)
+            app = self.app_for(*key, text)
             if app is not None and (app.id or 0, compact) not in self._prepared:
                 self._prepared.add((app.id or 0, compact))
                 contexts.append(self._context(key, text, app, compact))
@@ -286,7 +289,7 @@ class Renderer:
     def card(self, kind: str, office: str, number: str, text: str,
              compact: bool = False) -> Markup | None:
         """The dossier's card (or, ``compact``, its one-line reference) for this viewer."""
-        app = self.app_for(kind, office, number)
+        app = self.app_for(kind, office, number, text)
         if app is None:
             return None
         slot = (app.id or 0, compact)
@@ -323,7 +326,7 @@ class Renderer:
             plan: dict[int, str] = {}
             seen: set[int] = set()
             for ref in refs.get(post.id or 0, ()):
-                app = self.app_for(ref.kind, ref.office_code, ref.number)
+                app = self.app_for(ref.kind, ref.office_code, ref.number, ref.text)
                 if app is None:
                     continue
                 if (app.id or 0) in seen:
@@ -378,12 +381,12 @@ class Renderer:
             for post in posts:
                 first.setdefault(post.thread_id, post.id)
             earlier = earlier_dossiers(self.session, first)
-        keys = [(r.kind, r.office_code, r.number) for p in posts if not p.hidden
-                for r in refs[p.id or 0]]
-        keys += [key for p in posts if not p.hidden for spec in p.embeds or []
-                 if (key := embed_key(spec)) is not None]
-        keys += [key for found in earlier.values() for key in found]
-        self._prefetch(keys)
+        mentions = [((r.kind, r.office_code, r.number), r.text)
+                    for p in posts if not p.hidden for r in refs[p.id or 0]]
+        mentions += [(key, "") for p in posts if not p.hidden for spec in p.embeds or []
+                     if (key := embed_key(spec)) is not None]
+        mentions += [(key, "") for found in earlier.values() for key in found]
+        self._prefetch(mentions)
         plans = self._plan(posts, refs, earlier)
         self.prepare([((r.kind, r.office_code, r.number), r.text,
                        plans[p.id or 0].get(r.position) == COMPACT)
@@ -443,7 +446,7 @@ class Renderer:
             text = match.group(2)
             if ref is None:
                 return text
-            app = self.app_for(ref.kind, ref.office_code, ref.number)
+            app = self.app_for(ref.kind, ref.office_code, ref.number, ref.text)
             if app is None:
                 return text  # not there, or not for this viewer: plain text
             how = plan.get(ref.position, LINK)
@@ -476,8 +479,8 @@ class Renderer:
         earlier = earlier_dossiers(self.session, {thread_id: None}) if thread_id else {}
         if rendered.mentions:
             self._load_people(set(rendered.mentions), set())
-        self._prefetch([(r.kind, r.office_code, r.number) for r in refs]
-                       + [key for found in earlier.values() for key in found])
+        self._prefetch([((r.kind, r.office_code, r.number), r.text) for r in refs]
+                       + [(key, "") for found in earlier.values() for key in found])
         plan = self._plan([post], {0: refs}, earlier)[0]
         self.prepare([((r.kind, r.office_code, r.number), r.text, plan[r.position] == COMPACT)
                       for r in refs if plan.get(r.position) in (CARD, COMPACT)])

@@ -10,7 +10,8 @@ from caseforum.authz import ANONYMOUS, can
 def extra_nav_items(user: Any) -> list[dict[str, str]]:
     viewer = user or ANONYMOUS
     items = [{"label": "Home", "href": "/", "order": "10"},
-             {"label": "Dossiers", "href": "/dossiers", "order": "20"}]
+             {"label": "Dossiers", "href": "/dossiers", "order": "20"},
+             {"label": "Search", "href": "/search", "order": "25"}]
     if can(viewer, "forum.view"):
         items.append({"label": "Forum", "href": "/forum", "order": "30"})
     if can(viewer, "stats.view", None):

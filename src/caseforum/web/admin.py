@@ -24,9 +24,12 @@ def _back(path: str, message: str = "") -> RedirectResponse:
 
 
 @router.get("")
-def admin_index(request: Request, viewer: CurrentViewer) -> Response:
+def admin_index(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
     require(viewer, "admin.view")
-    return render(request, "admin/index.html", {})
+    from caseforum.search.indexer import lag
+
+    return render(request, "admin/index.html", {
+        "search_lag": lag(session, request.app.state.search_dir)})
 
 
 # Plugins ------------------------------------------------------------------------

@@ -255,7 +255,7 @@ def get_dossier(request: Request, session: SessionDep, viewer: CurrentViewer, of
         app, family = _dossier_and_family(session, access, office, number)
     except errors.NotFound:  # not held here (or hidden): the sources may know it
         fetched = remote.ensure_dossier(session, host, office, number,
-                                        ask_sources=_may_ask_sources(request, viewer))
+                                        ask_sources=may_ask_sources(request, viewer))
         session.commit()
         if fetched is None:
             raise errors.NotFound(f"no dossier {office}/{number}: it is not held here and "
@@ -276,29 +276,8 @@ def get_dossier(request: Request, session: SessionDep, viewer: CurrentViewer, of
 PEER_HEADER = "x-caseforum-peer"
 
 
-def _may_ask_sources(request: Request, viewer: Viewer) -> bool:
+def may_ask_sources(request: Request, viewer: Viewer) -> bool:
     return viewer.is_authenticated and PEER_HEADER not in request.headers
-
-
-@router.get("/lookup", responses=ERRORS,
-            summary="Dossiers matching a number in any form, held here or at a source")
-def lookup_number(request: Request, session: SessionDep, viewer: CurrentViewer,
-                  number: Annotated[str, Query(min_length=1, max_length=100)],
-                  office: Annotated[str | None, Query(max_length=2)] = None) -> Response:
-    """Every dossier the number names: the ones held here that the caller may see and
-    the ones the dossier sources know (fetched when opened through ``url``).
-    ``unavailable`` names the sources that could not be asked."""
-    require(viewer, "dossier.lookup")
-    access = Access(session, viewer)
-    matches, unavailable = remote.lookup(session, access, request.app.state.plugins,
-                                         number, office.upper() if office else None,
-                                         ask_sources=_may_ask_sources(request, viewer))
-    session.commit()
-    return JSONResponse({
-        "matches": [{"office": m.office, "application_number": m.application_number,
-                     "display_number": m.display_number, "matched_as": m.matched_as,
-                     "source": m.source, "url": m.url} for m in matches],
-        "unavailable": unavailable})
 
 
 @router.get("/dossiers/{office}/{number}/family", response_model=list[FamilyMemberOut],

@@ -23,7 +23,12 @@ from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
 from caseforum.dossiers.usage import log_access
 from caseforum.forum.access import filter_threads
 from caseforum.models import Application, Document, Office, Post, Priority, Reference, Thread
-from caseforum.numbers import NumberError, parse_publication_number, search_link
+from caseforum.numbers import (
+    NumberError,
+    looks_like_number,
+    parse_publication_number,
+    search_link,
+)
 from caseforum.web.content import content_response, link_refusal, signed_url, viewer_for
 from caseforum.web.deps import CurrentViewer
 from caseforum.web.params import MAX_ID, OptionalQueryId, PathId
@@ -54,6 +59,8 @@ def find_page(request: Request, session: SessionDep, viewer: CurrentViewer,
         try:
             results = lookup_everywhere(request, session, access, q, office or None)
         except NumberError as exc:
+            if not office and not looks_like_number(q):  # words: the header box searches
+                return RedirectResponse(f"/search?q={quote(q, safe='')}", status_code=303)
             error = str(exc)
         except errors.Unavailable as exc:  # a source could not be asked: say which
             error, status = exc.message, exc.status

@@ -35,6 +35,13 @@ def register_routes() -> list[Any]:
 
 
 @hookimpl
+def collect_search_items(session: Any, events: list[Any] | None) -> list[dict[str, Any]]:
+    from .search import exchange_items
+
+    return exchange_items(session, events)
+
+
+@hookimpl
 def register_transfer_routes() -> list[Any]:
     from .routes import all_routes
 

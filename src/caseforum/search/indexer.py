@@ -1,0 +1,202 @@
+"""Keeping the index up to date: a consumer of the event log, and the rebuild.
+
+The indexer reads events past the cursor stored in the index, works out which
+dossiers and threads they touch, rebuilds those items from the database and
+writes them in one Whoosh commit together with the new cursor.  Batching matters:
+a Whoosh commit costs milliseconds, an event would otherwise cost one each.  A
+crash before the commit loses nothing (the cursor did not move); a crash after it
+repeats nothing visible (items are replaced by id).  The database cursor row is
+moved too, for the admin page's lag, but the index's own cursor is the truth: an
+index folder copied from elsewhere or deleted by hand knows where it stands.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from caseforum.db import open_session
+from caseforum.events import Consumer, _cursor, oldest_event_id
+from caseforum.models import Event, Thread
+
+log = logging.getLogger(__name__)
+
+#: the plugins' ``collect_search_items`` hook: (session, events or None) -> raw items
+PluginItems = Callable[[Session, "list[Event] | None"], list[Any]]
+
+#: events read per commit
+BATCH = 500
+#: dossiers or threads rebuilt per commit during a rebuild
+CHUNK = 200
+
+
+@dataclass
+class Touched:
+    """What a run of events changes: whole dossiers, whole threads (their readers
+    may have changed), single posts."""
+
+    apps: set[int] = field(default_factory=set)
+    threads: set[int] = field(default_factory=set)
+    posts: set[int] = field(default_factory=set)
+
+
+def _touched(session: Session, events: list[Event]) -> Touched:
+    """A post event touches its post; other thread events (created, locked, moved)
+    the whole thread; a category change every thread in it."""
+    touched = Touched()
+    categories: set[int] = set()
+    for event in events:
+        payload = event.payload or {}
+        if payload.get("application_id"):
+            touched.apps.add(int(payload["application_id"]))
+        elif event.subject_type == "application" and event.subject_id.isdigit():
+            touched.apps.add(int(event.subject_id))
+        if event.kind == "category.changed" and payload.get("category_id"):
+            categories.add(int(payload["category_id"]))
+        elif event.kind.startswith(("post.", "thread.")):
+            thread_id = payload.get("thread_id") or (
+                event.subject_id if event.subject_type == "thread" else None)
+            post_id = payload.get("post_id")
+            if event.kind.startswith("post.") and post_id:
+                touched.posts.add(int(post_id))
+            elif thread_id and str(thread_id).isdigit():
+                touched.threads.add(int(thread_id))
+    if categories:
+        touched.threads |= set(session.exec(select(Thread.id).where(
+            col(Thread.category_id).in_(categories))))  # type: ignore[arg-type]
+    return touched
+
+
+class SearchIndexer(Consumer):
+    """The event-log consumer that feeds the search index (see the module notes)."""
+
+    name = "search-indexer"
+
+    def __init__(self, folder: Path, plugin_items: PluginItems | None = None) -> None:
+        self.folder = folder
+        self.plugin_items = plugin_items  # the plugins' collect_search_items hook
+        self._lock = threading.Lock()  # one writer in this process
+
+    def handle(self, session: Session, event: Event) -> None:
+        """One event at a time (the generic path): the same work as a batch of one."""
+        self._apply(session, [event], event.id or 0)
+
+    def _apply(self, session: Session, events: list[Event], last_id: int) -> int:
+        from caseforum.search import items, store
+
+        touched = _touched(session, events)
+        batches = []
+        if self.plugin_items is not None:
+            batches.append(items.plugin_batch(self.plugin_items(session, events)))
+        if touched.apps:
+            batches.append(items.dossiers(session, touched.apps))
+        if touched.threads:
+            batches.append(items.threads(session, touched.threads))
+        if touched.posts:
+            batches.append(items.posts(session, touched.posts))
+        return store.write(self.index(), batches, cursor_to=last_id)
+
+    def index(self) -> Any:
+        from caseforum.search import store
+
+        if not store.exists(self.folder):
+            raise RuntimeError(f"no search index in {self.folder}: run caseforum reindex")
+        return store.open_index(self.folder)
+
+    def process(self, engine: Engine, broker: Any = None) -> int:
+        """Apply every event past the index's cursor, a batch per commit; a missing
+        index is rebuilt first.  Returns how many events were read."""
+        from caseforum.search import store
+
+        with self._lock:
+            if not store.exists(self.folder):
+                log.warning("search index missing in %s: rebuilding it", self.folder)
+                rebuild(engine, self.folder, plugin_items=self.plugin_items)
+            ix = store.open_index(self.folder)
+            with open_session(engine) as session:
+                oldest = oldest_event_id(session)
+            if 0 < store.cursor(ix) < oldest - 1:  # the log was pruned past the cursor
+                log.warning("search index cursor %d is older than the event log: rebuilding",
+                            store.cursor(ix))
+                rebuild(engine, self.folder, plugin_items=self.plugin_items)
+                ix = store.open_index(self.folder)
+            done = 0
+            while True:
+                start = store.cursor(ix)
+                with open_session(engine, broker) as session:
+                    events = list(session.exec(select(Event).where(col(Event.id) > start)
+                                               .order_by(col(Event.id)).limit(BATCH)))
+                    if not events:
+                        return done
+                    self._apply(session, events, events[-1].id or 0)
+                    cur = _cursor(session, self.name, lock=True)
+                    cur.last_event_id = max(cur.last_event_id, events[-1].id or 0)
+                    session.add(cur)
+                    session.commit()
+                done += len(events)
+                if len(events) < BATCH:
+                    return done
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for i in range(0, len(ids), CHUNK):
+        yield ids[i:i + CHUNK]
+
+
+def rebuild(engine: Engine, folder: Path,
+            progress: Callable[[int, int], None] | None = None, *,
+            plugin_items: PluginItems | None = None) -> int:
+    """Build a fresh index from the database in a new folder and swap it in;
+    returns the number of items.  The cursor is the last event id read *before*
+    the rows, so events that land meanwhile are applied again afterwards (which
+    is harmless: items are replaced by id)."""
+    from caseforum.search import items, store
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix="search-", dir=folder.parent))
+    ix = store.create(fresh)
+    total = 0
+    with open_session(engine) as session:
+        last = session.exec(select(func.max(Event.id))).one() or 0
+        app_ids, thread_ids = items.all_ids(session)
+        size = len(app_ids) + len(thread_ids)
+        done = 0
+        for chunk in _chunks(app_ids):
+            total += store.write(ix, [items.dossiers(session, chunk)])
+            done += len(chunk)
+            if progress:
+                progress(done, size)
+            session.expunge_all()
+        for chunk in _chunks(thread_ids):
+            total += store.write(ix, [items.threads(session, chunk)])
+            done += len(chunk)
+            if progress:
+                progress(done, size)
+            session.expunge_all()
+        extra = [items.plugin_batch(plugin_items(session, None))] if plugin_items else []
+        total += store.write(ix, extra, cursor_to=last)
+    ix.optimize()  # one segment: a query pays per segment (12 segments cost 3x one)
+    ix.close()
+    store.swap_in(fresh, folder)
+    return total
+
+
+def lag(session: Session, folder: Path) -> int:
+    """How many events the index has not applied yet (for the admin page)."""
+    from caseforum.search import store
+
+    newest = session.exec(select(func.max(Event.id))).one() or 0
+    if not store.exists(folder):
+        return newest
+    return max(0, newest - store.cursor(store.open_index(folder)))
+
+

@@ -1,0 +1,92 @@
+"""The Whoosh index on disk: opening, writing batches, the indexer's own cursor.
+
+Whoosh allows one writer at a time; only the indexer consumer (and
+``caseforum reindex``, which builds a fresh folder and swaps it in) writes.  The
+last event id applied is stored *in* the index, committed with the items it
+covers, so an index copied, restored or deleted by hand always knows where it
+stands in the event log (a missing one is rebuilt; see :mod:`.indexer`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from whoosh import index as whoosh_index
+from whoosh.index import Index
+from whoosh.query import Term
+
+from caseforum.search.items import Batch
+from caseforum.search.schema import make_schema
+
+CURSOR_ID = "__cursor__"
+
+
+def index_dir(data_dir: Path) -> Path:
+    return data_dir / "search"
+
+
+def exists(folder: Path) -> bool:
+    return folder.is_dir() and whoosh_index.exists_in(str(folder))
+
+
+def create(folder: Path) -> Index:
+    folder.mkdir(parents=True, exist_ok=True)
+    return whoosh_index.create_in(str(folder), make_schema())
+
+
+def open_index(folder: Path) -> Index:
+    return whoosh_index.open_dir(str(folder))
+
+
+def cursor(ix: Index) -> int:
+    with ix.searcher() as searcher:
+        stored = searcher.document(id=CURSOR_ID)
+    return int(stored["cursor"]) if stored else 0
+
+
+def write(ix: Index, batches: Iterable[Batch], *, cursor_to: int | None = None) -> int:
+    """Apply the batches in one commit (and move the stored cursor); returns the
+    number of items written.  Re-applying a batch changes nothing (ids are unique)."""
+    # one item once per commit: Whoosh's update_document replaces what is committed,
+    # not what the same writer added a moment before
+    latest: dict[str, dict] = {}
+    gone: set[str] = set()
+    for batch in batches:
+        gone |= batch.gone
+        latest.update((item["id"], item) for item in batch.items)
+    writer = ix.writer(limitmb=128)
+    try:
+        for item_id in gone - set(latest):
+            writer.delete_by_term("id", item_id)
+        for item in latest.values():
+            writer.update_document(**item)
+        if cursor_to is not None:
+            writer.update_document(id=CURSOR_ID, kind="marker", cursor=cursor_to)
+    except BaseException:
+        writer.cancel()
+        raise
+    writer.commit()
+    return len(latest)
+
+
+def swap_in(fresh: Path, folder: Path) -> None:
+    """Replace ``folder`` by ``fresh`` (a rebuilt index)."""
+    old = folder.with_name(folder.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if folder.exists():
+        folder.rename(old)
+    fresh.rename(folder)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def item_count(ix: Index) -> int:
+    with ix.searcher() as searcher:
+        return searcher.doc_count() - (1 if searcher.document(id=CURSOR_ID) else 0)
+
+
+__all__ = ["CURSOR_ID", "Term", "create", "cursor", "exists", "index_dir", "open_index",
+           "swap_in", "write"]

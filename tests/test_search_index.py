@@ -1,0 +1,138 @@
+"""The index stays equal to the database: incremental indexing, rebuilds, crashes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlmodel import select
+
+from caseforum.cli import cli
+from caseforum.forum import service as forum
+from caseforum.models import Category, Post, User
+from caseforum.search import store
+from caseforum.search.indexer import SearchIndexer, rebuild
+from tests.dossier_helpers import token_for, upload
+from tests.forum_helpers import make_category, reply, start_thread
+from tests.search_helpers import found, index_now
+
+
+def _contents(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every item's stored fields and access tokens, by id (the cursor marker left out)."""
+    ix = store.open_index(folder)
+    out = {}
+    with ix.searcher() as searcher:
+        tokens: dict[int, set[str]] = {}
+        for term in searcher.lexicon("acl"):
+            for docnum in searcher.postings("acl", term).all_ids():
+                tokens.setdefault(docnum, set()).add(term.decode())
+        for docnum, fields in searcher.iter_docs():
+            if fields["id"] != store.CURSOR_ID:
+                out[fields["id"]] = {**fields, "acl": tokens.get(docnum, set())}
+    return out
+
+
+def _duplicates(folder: Path) -> list[str]:
+    """Ids stored more than once (an item indexed twice)."""
+    with store.open_index(folder).searcher() as searcher:
+        ids = [fields["id"] for _, fields in searcher.iter_docs()]
+    return sorted({i for i in ids if ids.count(i) > 1})
+
+
+def _changes(client: Any, as_user: Any, db: Any) -> None:
+    """A bit of everything the indexer listens to."""
+    jp = token_for(db, "jp.examiner")
+    upload(client, jp, "JP", "2019041872", b"a note on fin pitch", filename="n.txt",
+           code="EXRP", visibility="restricted", offices="KR")
+    author, csrf = as_user("jp.examiner")
+    category = make_category(db, "Moving offices")
+    thread = start_thread(author, csrf, category, "Fins", "first post on fins")
+    post = reply(author, csrf, thread, "second post on fins")
+    reply(author, csrf, thread, "third post, hidden later")
+    admin = db.exec(select(User).where(User.username == "admin")).one()
+    hidden = db.exec(select(Post).where(Post.body == "third post, hidden later")).one()
+    forum.set_hidden(db, moderator=admin, post=hidden, hidden=True, reason="test")
+    forum.set_category_offices(db, category=db.get(Category, category), offices=["JP"])
+    db.commit()
+    assert post
+
+
+def test_reindex_equals_incremental_indexing(client, as_user, db, app, tmp_path) -> None:
+    _changes(client, as_user, db)
+    index_now(app)
+    incremental = _contents(app.state.search_dir)
+    rebuilt = tmp_path / "rebuilt" / "search"
+    rebuild(app.state.engine, rebuilt)
+    assert _contents(rebuilt) == incremental
+    assert _duplicates(app.state.search_dir) == _duplicates(rebuilt) == []
+    assert store.cursor(store.open_index(rebuilt)) == store.cursor(
+        store.open_index(app.state.search_dir))
+    fins = [i for i in incremental.values() if i.get("title") == "Fins"]
+    assert fins and all(i["acl"] == {"cat:JP", "cat:*"} for i in fins)  # category moved
+    assert not any("hidden later" in (i.get("body") or "") for i in incremental.values())
+
+
+def test_crash_before_commit_loses_nothing_and_repeats_nothing(as_user, db, app,
+                                                               monkeypatch) -> None:
+    author, csrf = as_user("cn.examiner")
+    thread = start_thread(author, csrf, make_category(db), "Crash", "before the crash")
+    indexer = next(c for c in app.state.consumers.consumers if isinstance(c, SearchIndexer))
+    original = store.write
+
+    def crash(*args: Any, **kwargs: Any) -> int:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "write", crash)
+    with pytest.raises(OSError, match="disk full"):
+        indexer.process(app.state.engine)
+    monkeypatch.setattr(store, "write", original)
+    reply(author, csrf, thread, "after the crash")
+    index_now(app)
+    index_now(app)  # nothing new: nothing changes
+    assert found(author, "crash", kind="post")["total"] == 2
+    assert _duplicates(app.state.search_dir) == []
+
+
+def test_reindex_command_and_a_deleted_index_rebuilt(app, data_dir, monkeypatch,
+                                                     as_user) -> None:
+    monkeypatch.setenv("CASEFORUM_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("CASEFORUM_SECRET_KEY", "c" * 32)
+    before = _contents(data_dir / "search")
+    result = CliRunner().invoke(cli, ["reindex"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"indexed {len(before)} items" in result.output
+    assert _contents(data_dir / "search") == before
+    shutil.rmtree(data_dir / "search")  # deleted by hand
+    index_now(app)  # the consumer rebuilds it before going on
+    cn, _ = as_user("cn.examiner")
+    assert found(cn, "sulfide")["total"] >= 1
+
+
+
+def test_hook_collect_search_items_feeds_plugin_items(app, as_user, db) -> None:
+    from caseforum import hookimpl
+
+    class Ledger:
+        @hookimpl
+        def collect_search_items(self, session, events):
+            if events is not None and not any(e.kind == "thread.created" for e in events):
+                return []
+            return [{"id": "ledger:1", "kind": "exchange", "title": "Ledger entry vexillum",
+                     "body": "", "office": "JP", "date": None, "url": "/ledger/1",
+                     "parties": ["JP", "KR"], "scope": "ice"}]
+
+    app.state.plugins.add(Ledger(), name="ledger")
+    try:
+        author, csrf = as_user("cn.examiner")
+        start_thread(author, csrf, make_category(db), "Any", "an event")
+        index_now(app)
+        kr, _ = as_user("kr.examiner")
+        assert found(kr, "vexillum")["total"] == 1
+        assert found(author, "vexillum")["total"] == 0
+    finally:
+        app.state.plugins.remove("ledger")
+
+
