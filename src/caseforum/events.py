@@ -276,6 +276,9 @@ class Consumer(ABC):
     name: str = ""
     batch_size: int = 200
     passed_over_at: float = 0.0  # when unwanted events last moved the cursor
+    #: a pause after each round, for a consumer whose every round costs a commit of its
+    #: own (the search index): at most one round per pause however fast events come
+    settle_seconds: float = 0.0
 
     def wants(self, event: Event) -> bool:
         return True
@@ -464,6 +467,9 @@ class ConsumerRunner:
                     )
                 except Exception:
                     log.exception("consumer %s crashed; retrying", consumer.name)
+                if consumer.settle_seconds:
+                    # what arrives meanwhile is taken in one round (one commit) after it
+                    await asyncio.sleep(consumer.settle_seconds)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(flag.wait(), timeout=self.poll_seconds)
         finally:

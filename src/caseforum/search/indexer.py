@@ -81,6 +81,10 @@ class SearchIndexer(Consumer):
 
     name = "search-indexer"
 
+    #: one index commit (a new segment) per second at most, however fast posts come:
+    #: a busy thread's posts are indexed together, not each with a commit of its own
+    settle_seconds = 1.0
+
     def __init__(self, folder: Path, plugin_items: PluginItems | None = None) -> None:
         self.folder = folder
         self.plugin_items = plugin_items  # the plugins' collect_search_items hook
