@@ -45,8 +45,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -57,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchlib import summary
+from benchlib import ServerProcess, free_port, summary, wait_for_consumers
 
 SECRET = "fanout-bench-secret-key-0123456789"
 DEMO_PASSWORD = "caseforum-demo"
@@ -160,13 +158,8 @@ def build(data_dir: Path, watchers: int, log: Any) -> dict[str, Any]:
 # Servers ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-class Server:
+class Server(ServerProcess):
     """One uvicorn process (``target`` is a factory), stopped by :meth:`stop`."""
 
     def __init__(self, target: str, workdir: Path, name: str, env: dict[str, str],
@@ -196,39 +189,6 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"server did not answer: {self.tail()}")
 
-    def cpu_seconds(self) -> float | None:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return None
-
-    def tail(self, n: int = 2000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-n:]
-        return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self._log.close()
-
-
-def wait_for_consumers(db: Path, consumers: int = 3, seconds: float = 90) -> None:
-    """Let CaseForum's event consumers work through the build's backlog first."""
-    start = time.monotonic()
-    while time.monotonic() - start < seconds:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            newest = conn.execute("SELECT max(id) FROM event").fetchone()[0] or 0
-            cursors = [r[0] for r in conn.execute("SELECT last_event_id FROM consumer_cursor")]
-        if len(cursors) >= consumers and min(cursors) >= newest:
-            return
-        time.sleep(0.2)
-    print("warning: the event consumers had not caught up; measuring anyway", file=sys.stderr)
 
 
 # Measuring --------------------------------------------------------------------------------

@@ -38,7 +38,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -50,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchlib import summary
+from benchlib import ServerProcess, free_port, summary, wait_for_consumers
 
 SECRET = "notify-bench-secret-key-0123456789"
 OFFICE = "JP"  # whose new content everybody follows
@@ -157,13 +156,7 @@ class Inbox:
 # The server -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
+class Server(ServerProcess):
     """``caseforum serve`` in its own process, stopped by :meth:`stop`."""
 
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
@@ -190,40 +183,6 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"server did not answer: {self.tail()}")
 
-    def cpu_seconds(self) -> float | None:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return None
-
-    def tail(self, n: int = 2000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-n:]
-        return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self._log.close()
-
-
-def wait_for_consumers(db: Path, seconds: float = 90) -> None:
-    """Let the server's other consumers (live hub, bots, plugins) work through the demo's
-    events first, so that the measurement is the notifications' alone."""
-    start = time.monotonic()
-    while time.monotonic() - start < seconds:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            newest = conn.execute("SELECT max(id) FROM event").fetchone()[0] or 0
-            cursors = [r[0] for r in conn.execute("SELECT last_event_id FROM consumer_cursor")]
-        if len(cursors) >= 3 and min(cursors) >= newest:
-            return
-        time.sleep(0.2)
-    log("warning: the event consumers had not caught up; measuring anyway")
 
 
 # Measuring --------------------------------------------------------------------------------
