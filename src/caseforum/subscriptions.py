@@ -157,6 +157,15 @@ def subscribe(session: Session, *, user: User, viewer: Viewer, kind: str, target
     return sub
 
 
+def unsubscribe(session: Session, *, viewer: Viewer, subscription_id: int) -> None:
+    """Delete one of the viewer's own subscriptions ("not found" for anyone else's,
+    as for a missing one); the caller commits."""
+    sub = session.get(Subscription, subscription_id)
+    if sub is None or sub.user_id != viewer.user_id:
+        raise errors.NotFound("no such subscription")
+    session.delete(sub)
+
+
 def channels_for(session: Session, user_id: int, kind: str) -> list[str]:
     row = session.get(ChannelChoice, (user_id, kind))
     return row.channels.split() if row else ["inapp"]

@@ -89,10 +89,7 @@ def create_subscription(request: Request, session: SessionDep, viewer: CurrentVi
 def delete_subscription(session: SessionDep, viewer: CurrentViewer,
                         subscription_id: PathId) -> Response:
     require(viewer, "me.view")
-    sub = session.get(Subscription, subscription_id)
-    if sub is None or sub.user_id != viewer.user_id:
-        raise errors.NotFound("no such subscription")
-    session.delete(sub)
+    subscriptions.unsubscribe(session, viewer=viewer, subscription_id=subscription_id)
     session.commit()
     return Response(status_code=204)
 

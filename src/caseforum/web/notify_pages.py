@@ -137,10 +137,7 @@ def subscriptions_add(request: Request, session: SessionDep, viewer: CurrentView
 def subscriptions_delete(session: SessionDep, viewer: CurrentViewer,
                          subscription_id: PathId) -> Response:
     require(viewer, "me.view")
-    sub = session.get(Subscription, subscription_id)
-    if sub is None or sub.user_id != viewer.user_id:
-        raise errors.NotFound("no such subscription")
-    session.delete(sub)
+    subscriptions.unsubscribe(session, viewer=viewer, subscription_id=subscription_id)
     session.commit()
     return RedirectResponse("/subscriptions", status_code=303)
 
