@@ -141,16 +141,20 @@ def lookup(session: Session, access: Access, host: PluginHost, text: str,
 
 def find_or_fetch(session: Session, access: Access, host: PluginHost, text: str,
                   office: str | None = None) -> tuple[list[Application], list[str]]:
-    """The number box: visible dossiers held here; when there are none, the dossiers
-    the sources know, fetched and stored now.  Returns them and the sources that
-    could not be asked."""
+    """The number box: visible dossiers held here (only the one the number names, when
+    it names exactly one); when there are none, the dossiers the sources know, fetched
+    and stored now.  Returns them and the sources that could not be asked."""
     try:
-        local = find_dossiers(session, access, text, office=office)
+        matches = find_matches(session, access, text, office=office)
     except NumberError:
-        local = []
+        local: list[Application] = []
         malformed = True
     else:
         malformed = False
+        # the dossier the number names, when it is one: the box opens it (its page shows
+        # the family); otherwise every match, family members found through it included
+        named = [m.app for m in matches if m.matched_as in ("application", "publication")]
+        local = named if len(named) == 1 else [m.app for m in matches]
     if local or not access.viewer.is_authenticated:  # visitors never set off remote calls
         if malformed and not local:
             find_dossiers(session, access, text, office=office)  # raises the NumberError
