@@ -38,12 +38,34 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A server the benchmark started (``proc``, its output in ``log_path``); the
-    subclass starts it and knows when it is ready."""
+    """A server the benchmark runs in its own process on a free loopback port, its
+    output in ``log_path``; the subclass gives the command (:meth:`spawn`)."""
 
     proc: subprocess.Popen[Any]
     log_path: Path
     _log: IO[bytes]
+    url: str
+
+    def spawn(self, command: list[str], *, env: dict[str, str], workdir: Path,
+              log_name: str) -> None:
+        self.log_path = workdir / log_name
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(command, env=env, cwd=workdir, stdout=self._log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def wait_ready(self, path: str = "/healthz", seconds: float = 60) -> None:
+        """Until ``path`` answers with anything but a server error."""
+        import httpx
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited ({self.proc.returncode}): {self.tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + path, timeout=2).status_code < 500:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not answer {path}: {self.tail()}")
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU the server process has used so far."""

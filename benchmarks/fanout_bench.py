@@ -169,25 +169,11 @@ class Server(ServerProcess):
         self.ready_path = ready_path
         full = {k: v for k, v in os.environ.items() if not k.startswith("CASEFORUM_")}
         full.update(env, PYTHONUNBUFFERED="1")
-        self.log_path = workdir / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", target, "--app-dir", str(HERE),
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
-             "--no-access-log", "--ws", "websockets-sansio"],
-            env=full, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
+        self.spawn([sys.executable, "-m", "uvicorn", "--factory", target, "--app-dir",
+                    str(HERE), "--host", "127.0.0.1", "--port", str(self.port),
+                    "--log-level", "warning", "--no-access-log", "--ws", "websockets-sansio"],
+                   env=full, workdir=workdir, log_name=f"{name}.log")
 
-    def wait_ready(self, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited ({self.proc.returncode}): {self.tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + self.ready_path, timeout=2).status_code < 500:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not answer: {self.tail()}")
 
 
 
@@ -468,8 +454,8 @@ async def run(args: argparse.Namespace, workdir: Path, log: Any,
     cf = Server("caseforum.app:create_app", workdir, "caseforum", env, "/healthz")
     bare = Server("fanout_bench:bare_app", workdir, "bare", {}, "/broadcast")
     servers += [cf, bare]
-    cf.wait_ready()
-    bare.wait_ready()
+    cf.wait_ready(cf.ready_path)
+    bare.wait_ready(bare.ready_path)
     wait_for_consumers(data_dir / "caseforum.db")
     headers = [{"Authorization": f"Bearer {token}"} for _, token in info["tokens"]]
     log(f"Fan-out to {args.watchers} watchers, {args.messages} posts each, the two servers' "

@@ -427,25 +427,10 @@ class Server(ServerProcess):
                    BARE_OFFICE=PAGE_VIEWER[:2].upper())
         factory = ["--app-dir", str(Path(__file__).resolve().parent), "forum_bench:bare_app"] \
             if bare else ["caseforum.app:create_app"]
-        self.log_path = workdir / ("bare.log" if bare else "server.log")
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", *factory,
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
-             "--no-access-log"],
-            env=env, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
-
-    def wait_ready(self, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited ({self.proc.returncode}): {self.tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not answer /healthz: {self.tail()}")
+        self.spawn([sys.executable, "-m", "uvicorn", "--factory", *factory,
+                    "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+                    "--no-access-log"],
+                   env=env, workdir=workdir, log_name="bare.log" if bare else "server.log")
 
     def rss_mb(self) -> float | None:
         with contextlib.suppress(OSError):

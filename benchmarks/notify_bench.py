@@ -33,13 +33,11 @@ server is stopped at the end, also on errors and Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -164,24 +162,10 @@ class Server(ServerProcess):
         self.url = f"http://127.0.0.1:{self.port}"
         full = {k: v for k, v in os.environ.items() if not k.startswith("CASEFORUM_")}
         full.update(env, PYTHONUNBUFFERED="1")
-        self.log_path = workdir / "server.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "caseforum", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            env=full, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
+        self.spawn([sys.executable, "-m", "caseforum", "serve", "--host", "127.0.0.1",
+                    "--port", str(self.port)], env=full, workdir=workdir,
+                   log_name="server.log")
 
-    def wait_ready(self, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited ({self.proc.returncode}): {self.tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not answer: {self.tail()}")
 
 
 
