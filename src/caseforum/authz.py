@@ -70,8 +70,12 @@ class Viewer:
     def profile(self) -> tuple[Any, ...]:
         """What decides what this viewer may see; equal profiles see the same
         (a token's scopes count: a forum-only token sees no dossier cards)."""
-        scopes = tuple(sorted(self.scopes)) if self.scopes is not None else None
-        return (self.office_code, self.role, self.providing, self.accessing, scopes)
+        cached = self.__dict__.get("_profile")
+        if cached is None:  # computed once, like the hash: asked for every socket
+            scopes = tuple(sorted(self.scopes)) if self.scopes is not None else None
+            cached = (self.office_code, self.role, self.providing, self.accessing, scopes)
+            object.__setattr__(self, "_profile", cached)
+        return cached
 
 
 ANONYMOUS = Viewer()

@@ -73,8 +73,11 @@ _REMEMBERED = 1000  # recent revocations kept for sockets that are still connect
 
 @dataclass(eq=False)
 class Subscriber:
-    """One socket.  The hub only queues for it; the socket's own writer task
-    sends, so a client that stops reading never holds up the others."""
+    """One socket.  The hub sends a fragment itself when the socket has nothing
+    waiting (uvicorn's websocket ``send`` only hands the frame to the transport, so
+    five hundred sends in a row cost what the bare broadcast costs, with no task
+    switch per socket); otherwise it queues, and the socket's own writer task sends
+    in order, so a socket that is behind never holds up the others."""
 
     viewer: Viewer
     topics: set[str]
@@ -92,6 +95,7 @@ class Subscriber:
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT))
     close_code: int | None = None
     close_reason: str = ""
+    sending: bool = False  # a send is under way (the hub's or the writer's)
 
     @property
     def overflowed(self) -> bool:
@@ -112,7 +116,27 @@ class Subscriber:
         while (html := await self.queue.get()) is not None:
             if self.close_code is not None:
                 return
+            self.sending = True
+            try:
+                await self.send(html)
+            finally:
+                self.sending = False
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or being sent: a new fragment may be sent at once."""
+        return not self.sending and self.queue.empty() and self.close_code is None
+
+    async def send_now(self, html: str) -> None:
+        """Send one fragment from the hub (only when :attr:`idle`).  A failed send
+        is queued instead: the writer meets the same error and ends the socket."""
+        self.sending = True
+        try:
             await self.send(html)
+        except Exception:
+            self.queue.put_nowait(html)
+        finally:
+            self.sending = False
 
 
 def _concerns(revocation: Event, sub: Subscriber) -> bool:
@@ -336,24 +360,28 @@ class Hub:
         for sub in subs:
             for topic in sorted(topics & sub.topics):
                 html = fragments.get((topic, sub.viewer))
-                if html:
-                    self._deliver(sub, event.id or 0, html)
+                if html and self._deliver(sub, event.id or 0, html):
+                    await sub.send_now(html)
 
-    def _deliver(self, sub: Subscriber, event_id: int, html: str) -> None:
+    def _deliver(self, sub: Subscriber, event_id: int, html: str) -> bool:
+        """Queue ``html`` for ``sub``, or return True: the caller sends it now."""
         if sub.close_code is not None:
-            return
+            return False
         if not sub.live:
             sub.pending.append((event_id, html))
-            return
+            return False
         if event_id <= sub.last_sent:
-            return
+            return False
         sub.last_sent = event_id
+        if sub.idle:
+            return True
         try:
             sub.queue.put_nowait(html)
         except asyncio.QueueFull:
             # the socket closes with "reload"; it resumes with ?after=
             self.subscribers.discard(sub)
             sub.end(CLOSE_RELOAD, "too far behind: reload")
+        return False
 
     # joining -----------------------------------------------------------------------
 

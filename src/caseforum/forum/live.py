@@ -72,6 +72,7 @@ class LiveEvent:
         self._earlier: dict[int, set[Any]] | None = None  # the thread before the post
         self._fragments: dict[Any, str | None] = {}
         self._keys: dict[Any, Any] = {}
+        self._shared: dict[Any, Any] = {}  # what every render of this event reads alike
 
     # what the event is about ---------------------------------------------------
 
@@ -201,7 +202,7 @@ class LiveEvent:
                 thread=thread, oob=True, event_id=event.id)
         post = self._post
         assert post is not None
-        renderer = Renderer(self.session, viewer, self.host, self.env)
+        renderer = Renderer(self.session, viewer, self.host, self.env, shared=self._shared)
         # the thread's authorization facts are loaded already (_load): not once more
         # per render (PagePermissions would otherwise query them for the template)
         renderer.perms.know_thread(thread.id or 0, self._target)
@@ -272,15 +273,28 @@ class LiveEvent:
             out[viewer] = by_profile[viewer.profile]
         return out
 
+    def _alike(self, viewers: Iterable[Viewer]) -> Iterable[list[Viewer]]:
+        """The viewers in groups that the thread rules answer alike: the same profile
+        and, in a private thread (whose members are named users), the same user.  Five
+        hundred sockets of seven offices are seven questions, not five hundred."""
+        self._load()
+        private = self._thread is not None and self._thread.is_private
+        groups: dict[Any, list[Viewer]] = defaultdict(list)
+        for viewer in viewers:
+            who = viewer.user_id if private else viewer.user_id is not None
+            groups[(viewer.profile, who)].append(viewer)
+        return groups.values()
+
     def fragments(self, wanted: dict[str, set[Viewer]]) -> dict[tuple[str, Viewer], str]:
         """Every fragment the watchers of this event get, by (topic, viewer)."""
         out: dict[tuple[str, Viewer], str] = {}
         for topic, viewers in wanted.items():
             if topic.startswith("thread:"):
-                for viewer in viewers:
-                    html = self.thread_html(viewer)
+                for members in self._alike(viewers):
+                    html = self.thread_html(members[0])
                     if html:
-                        out[(topic, viewer)] = html
+                        for viewer in members:
+                            out[(topic, viewer)] = html
             elif topic == "forum":
                 for viewer, html in self.forum_rows(viewers).items():
                     out[(topic, viewer)] = html

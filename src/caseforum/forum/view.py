@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -225,8 +225,12 @@ class Renderer:
     """
 
     def __init__(self, session: Session, viewer: Viewer | None, host: Any,
-                 env: Environment) -> None:
+                 env: Environment, *, shared: dict[Any, Any] | None = None) -> None:
         self.session = session
+        #: what does not depend on the viewer (authors, offices, references, dossier
+        #: lookups, reactions), kept for the next renderer given the same dict: the live
+        #: hub draws one post for several viewer profiles and reads these once
+        self.shared = shared
         self.viewer = viewer or Viewer()
         self.access = Access(session, self.viewer)
         self.host = host
@@ -262,7 +266,9 @@ class Renderer:
             # (the number box also lists those, marked priority or pct)
             wanted[(key, text)] = ([c for c in candidates(reading) if c[0] in NAMED]
                                    if reading else key_candidates(*key))
-        for mention, matches in resolve(self.session, wanted).items():
+        found = self._once("resolve", tuple(sorted(wanted, key=repr)),
+                           lambda: resolve(self.session, wanted))
+        for mention, matches in found.items():
             visible = [m.app for m in matches if self.access.can_see(m.app)]
             self._apps[mention] = visible[0] if visible else None  # type: ignore[index]
 
@@ -300,6 +306,16 @@ class Renderer:
                                               viewer=self.viewer)
             self._cards[slot] = Markup(html) if html else None
         return self._cards[slot]
+
+    def _once(self, name: str, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()``, or what it gave a renderer before that shared ``self.shared``
+        (only for what does not depend on the viewer)."""
+        if self.shared is None:
+            return make()
+        slot = (name, key)
+        if slot not in self.shared:
+            self.shared[slot] = make()
+        return self.shared[slot]
 
     def memo(self, name: str, key: Any, make: Any) -> Any:
         """``make()`` once per page for (name, key): embeds repeated across posts."""
@@ -343,19 +359,39 @@ class Renderer:
             plans[post.id or 0] = plan
         return plans
 
-    def _load_people(self, names: set[str], author_ids: set[int]) -> dict[int, User]:
+    def _load_people(self, names: set[str], author_ids: set[int]) -> dict[int, AuthorData]:
         """The authors (by id), and the mentioned users who exist, in one query."""
+        authors, people = self._once("people", (tuple(sorted(names)), tuple(sorted(author_ids))),
+                                     lambda: self._read_people(names, author_ids))
+        self._people.update(people)
+        return authors
+
+    def _read_people(self, names: set[str], author_ids: set[int]
+                     ) -> tuple[dict[int, AuthorData], dict[str, Person]]:
         condition = User.id.in_(author_ids)  # type: ignore[union-attr]
         if names:
             condition = or_(condition, User.username.in_(names))  # type: ignore[attr-defined]
-        authors: dict[int, User] = {}
+        authors: dict[int, AuthorData] = {}
+        people: dict[str, Person] = {}
         for user in self.session.exec(select(User).where(condition)):
             if user.id in author_ids:
-                authors[user.id or 0] = user
+                authors[user.id or 0] = AuthorData(id=user.id or 0, username=user.username,
+                                                   label=user.label,
+                                                   office_code=user.office_code, role=user.role)
             if user.username in names:
-                self._people[user.username] = Person(label=user.label,
-                                                     office_code=user.office_code)
-        return authors
+                people[user.username] = Person(label=user.label, office_code=user.office_code)
+        return authors, people
+
+    def _refs(self, ids: list[int | None]) -> dict[int, list[Any]]:
+        """The posts' references by post id, in position order (columns, not ORM rows:
+        400 references load several times faster as plain rows)."""
+        refs: dict[int, list[Any]] = defaultdict(list)
+        for ref in self.session.exec(select(  # type: ignore[call-overload]
+                Reference.post_id, Reference.position, Reference.kind, Reference.office_code,
+                Reference.number, Reference.text).where(
+                Reference.post_id.in_(ids)).order_by(Reference.position)):  # type: ignore[attr-defined]
+            refs[ref.post_id].append(ref)
+        return refs
 
     def posts(self, posts: list[Post],
               earlier: dict[int, set[RefKey]] | None = None) -> list[PostView]:
@@ -366,16 +402,11 @@ class Renderer:
         ids = [p.id for p in posts]
         names = {m.group(1) for p in posts if not p.hidden
                  for m in MENTION_MARKER_RE.finditer(p.html)}
-        users = self._load_people(names, {p.author_id for p in posts})
-        offices = {o.code: OfficeData(code=o.code, name=o.name)
-                   for o in self.session.exec(select(Office))}
-        # columns, not ORM rows: 400 references load several times faster as plain rows
-        refs: dict[int, list[Any]] = defaultdict(list)
-        for ref in self.session.exec(select(  # type: ignore[call-overload]
-                Reference.post_id, Reference.position, Reference.kind, Reference.office_code,
-                Reference.number, Reference.text).where(
-                Reference.post_id.in_(ids)).order_by(Reference.position)):  # type: ignore[attr-defined]
-            refs[ref.post_id].append(ref)
+        authors = self._load_people(names, {p.author_id for p in posts})
+        offices = self._once("offices", None, lambda: {
+            code: OfficeData(code=code, name=name)
+            for code, name in self.session.exec(select(Office.code, Office.name))})
+        refs: dict[int, list[Any]] = self._once("refs", tuple(ids), lambda: self._refs(ids))
         if earlier is None:
             first: dict[int, int | None] = {}
             for post in posts:
@@ -398,16 +429,13 @@ class Renderer:
             self.perms.thread(thread_id)  # now, not while the template runs after the commit
         counts: dict[int, dict[str, int]] = defaultdict(dict)
         mine: dict[int, set[str]] = defaultdict(set)
-        for reaction in self.session.exec(select(  # type: ignore[call-overload]
-                Reaction.post_id, Reaction.emoji, Reaction.user_id).where(
-                Reaction.post_id.in_(ids))):  # type: ignore[attr-defined]
-            counts[reaction.post_id][reaction.emoji] = \
-                counts[reaction.post_id].get(reaction.emoji, 0) + 1
-            if reaction.user_id == self.viewer.user_id:
-                mine[reaction.post_id].add(reaction.emoji)
-        authors = {uid: AuthorData(id=u.id or 0, username=u.username, label=u.label,
-                                   office_code=u.office_code, role=u.role)
-                   for uid, u in users.items()}
+        for post_id, emoji, user_id in self._once("reactions", tuple(ids), lambda: list(
+                self.session.exec(select(  # type: ignore[call-overload]
+                    Reaction.post_id, Reaction.emoji, Reaction.user_id).where(
+                    Reaction.post_id.in_(ids))))):  # type: ignore[attr-defined]
+            counts[post_id][emoji] = counts[post_id].get(emoji, 0) + 1
+            if user_id == self.viewer.user_id:
+                mine[post_id].add(emoji)
         views = []
         for post in posts:
             author = authors[post.author_id]
