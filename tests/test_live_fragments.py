@@ -76,6 +76,35 @@ def test_grouped_renders_equal_each_viewers_own_render(app, as_user, db,
     assert "Hide" in by_name[("admin", None)] and "Hide" not in by_name[("cn.examiner", None)]
 
 
+def test_a_dossier_named_again_is_a_one_line_reference_rendered_per_sight_of_it(
+        app, as_user, db, restricted_case) -> None:
+    """A later post naming a dossier the thread has carded shows a one-line reference:
+    what the viewer may see of its documents no longer changes the fragment, so the
+    offices that see the dossier share one render, and each viewer still gets what
+    their own render gives."""
+    jp, csrf = as_user("jp.examiner")
+    thread = start_thread(jp, csrf, make_category(db), "Cards again",
+                          "Compare JP 2017-187096 with our file.")
+    reply(jp, csrf, thread, "Claim 3 of JP 2017-187096 is narrower.")
+    event = db.exec(select(Event).where(Event.kind == "post.created")
+                    .order_by(Event.id.desc())).first()  # type: ignore[union-attr]
+    hub, topic, everyone = app.state.hub, f"thread:{thread}", viewers(db)
+
+    shared = LiveEvent(db, hub.env, hub.host, event)
+    together = shared.fragments({topic: set(everyone)})
+    for viewer in everyone:
+        single = LiveEvent(db, hub.env, hub.host, event)
+        assert together[(topic, viewer)] == single.fragments({topic: {viewer}})[
+            (topic, viewer)], viewer.username
+    by_name = {(v.username, v.scopes): together[(topic, v)] for v in everyone}
+    kr, cn = by_name[("kr.examiner", None)], by_name[("cn.examiner", None)]
+    assert "dossier-card" not in kr and "/dossiers/JP/2017187096" in kr
+    # KR alone may read the restricted report, but the reference does not show it
+    assert kr == cn
+    # who sees the dossier, who does not (the forum-only token), and moderators
+    assert shared.renders == len(set(together.values())) == 3
+
+
 def test_a_post_without_references_is_rendered_once_per_set_of_rights(app, as_user, db) -> None:
     jp, csrf = as_user("jp.examiner")
     thread = start_thread(jp, csrf, make_category(db), "Plain", "No numbers here.")

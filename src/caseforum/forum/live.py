@@ -54,6 +54,14 @@ def topics_of(event: Event) -> set[str]:
     return set()
 
 
+def _names(ref: Reference, app: Application) -> bool:
+    """Whether a post's reference names ``app`` (as :meth:`LiveEvent._card_facts`
+    looks dossiers up: by application number, else by publication number)."""
+    if ref.kind == "application":
+        return app.office_code == ref.office_code and app.number == ref.number
+    return app.publication_number == ref.office_code + ref.number
+
+
 class LiveEvent:
     """Everything one event looks like to the viewers watching it (sync: runs in a
     worker thread, with one session for all of them)."""
@@ -96,26 +104,30 @@ class LiveEvent:
         """For each dossier the post mentions: its target, its family members'
         targets and its documents' targets: everything the authorization rules look
         at when a card is drawn (the card shows the visible family size, the latest
-        visible documents and the citations of visible documents).  Loaded once per
-        event, in five queries, looked up the way :class:`Renderer` looks them up."""
+        visible documents and the citations of visible documents); a dossier named
+        earlier in the thread gets a one-line reference, so only its own target
+        counts.  Loaded once per event, in at most five queries, looked up the way
+        :class:`Renderer` looks them up."""
         if self._facts is not None:
             return self._facts
         post = self._post
         assert post is not None
         refs = list(self.session.exec(select(Reference).where(Reference.post_id == post.id)
                                       .order_by(Reference.position)))  # type: ignore[arg-type]
-        conditions = []
-        for ref in refs:
-            if ref.kind == "application":
-                conditions.append((Application.office_code == ref.office_code)
-                                  & (Application.number == ref.number))
-            else:
-                conditions.append(Application.publication_number == ref.office_code + ref.number)
+        conditions = [(Application.office_code == ref.office_code)
+                      & (Application.number == ref.number) if ref.kind == "application"
+                      else Application.publication_number == ref.office_code + ref.number
+                      for ref in refs]
         apps = list(self.session.exec(select(Application).where(or_(*conditions)))) \
             if conditions else []
         public = {code: flag for code, flag in self.session.exec(
             select(Office.code, Office.public_access))}
-        families = {a.family_id for a in apps if a.family_id is not None}
+        # a dossier named earlier in the thread gets a one-line reference, which shows
+        # nothing of its family or documents: only the others' are loaded and asked about
+        before = self.earlier().get(post.thread_id, set())
+        fresh = [r for r in refs if (r.kind, r.office_code, r.number) not in before]
+        carded = [a for a in apps if any(_names(r, a) for r in fresh)]
+        families = {a.family_id for a in carded if a.family_id is not None}
         members: dict[int, list[DossierTarget]] = defaultdict(list)
         if families:
             for family_id, office in self.session.exec(
@@ -124,10 +136,10 @@ class LiveEvent:
                 members[family_id].append(DossierTarget(office, public.get(office, False)))
         docs: dict[int, list[tuple[int, str]]] = defaultdict(list)
         named: dict[int, set[str]] = defaultdict(set)
-        if apps:
+        if carded:
             for doc_id, app_id, visibility in self.session.exec(
                     select(Document.id, Document.application_id, Document.visibility).where(
-                        Document.application_id.in_([a.id for a in apps]))):  # type: ignore[attr-defined]
+                        Document.application_id.in_([a.id for a in carded]))):  # type: ignore[attr-defined]
                 docs[app_id].append((doc_id, str(visibility)))
             restricted = [d for rows in docs.values() for d, v in rows if v == "restricted"]
             if restricted:
@@ -135,9 +147,13 @@ class LiveEvent:
                         select(DocumentOffice.document_id, DocumentOffice.office_code).where(
                             DocumentOffice.document_id.in_(restricted))):  # type: ignore[attr-defined]
                     named[doc_id].add(office)
+        carded_ids = {a.id or 0 for a in carded}
         facts = []
         for app in sorted(apps, key=lambda a: a.id or 0):
             target = DossierTarget(app.office_code, public.get(app.office_code, False))
+            if (app.id or 0) not in carded_ids:  # a one-line reference: the dossier alone
+                facts.append((target, [], []))
+                continue
             family = members[app.family_id] if app.family_id is not None else [target]
             documents = [DocumentTarget(app.office_code, target.public_access, visibility,
                                         frozenset(named.get(doc_id, ())))
@@ -145,6 +161,15 @@ class LiveEvent:
             facts.append((target, family, documents))
         self._facts = facts
         return facts
+
+    def earlier(self) -> dict[int, set[Any]]:
+        """The dossiers named in the thread before the post (:func:`earlier_dossiers`),
+        read once per event, not per render."""
+        if self._earlier is None:
+            post = self._post
+            assert post is not None
+            self._earlier = earlier_dossiers(self.session, {post.thread_id: post.id})
+        return self._earlier
 
     def post_key(self, viewer: Viewer) -> tuple[Any, ...]:
         """What decides a post fragment for a viewer who may see the thread: the
@@ -206,9 +231,7 @@ class LiveEvent:
         # the thread's authorization facts are loaded already (_load): not once more
         # per render (PagePermissions would otherwise query them for the template)
         renderer.perms.know_thread(thread.id or 0, self._target)
-        if self._earlier is None:  # once per event, not per render (forum/view.py)
-            self._earlier = earlier_dossiers(self.session, {post.thread_id: post.id})
-        views = renderer.posts([post], earlier=self._earlier)
+        views = renderer.posts([post], earlier=self.earlier())
         if not views:
             return None  # a bot note this viewer may not see
         view = views[0]
