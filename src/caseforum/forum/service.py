@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import case, func, or_, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from caseforum import errors
@@ -117,19 +118,24 @@ def create_office_group(session: Session, *, name: str, offices: list[str]) -> O
     return group
 
 
-def _store_references(session: Session, post: Post, refs: list) -> None:
-    for old in session.exec(select(Reference).where(Reference.post_id == post.id)):
-        session.delete(old)
+def _store_references(session: Session, post: Post, refs: list, *, new: bool = False) -> None:
+    """The post's references, in place of its earlier ones (a ``new`` post has none)."""
+    if not new:
+        for old in session.exec(select(Reference).where(Reference.post_id == post.id)):
+            session.delete(old)
     for i, ref in enumerate(refs):
         kind, office, number = reference_key(ref)
         session.add(Reference(post_id=post.id or 0, position=i, kind=kind,
                               office_code=office, number=number, text=ref.text))
 
 
-def _store_mentions(session: Session, post: Post, names: list[str], thread: Thread) -> list[int]:
-    """Mentions of users who may read the thread (others are not told it exists)."""
-    for old in session.exec(select(Mention).where(Mention.post_id == post.id)):
-        session.delete(old)
+def _store_mentions(session: Session, post: Post, names: list[str], thread: Thread, *,
+                    new: bool = False) -> list[int]:
+    """Mentions of users who may read the thread (others are not told it exists), in
+    place of the post's earlier ones (a ``new`` post has none)."""
+    if not new:
+        for old in session.exec(select(Mention).where(Mention.post_id == post.id)):
+            session.delete(old)
     if not names:
         return []
     target = thread_target(session, thread)
@@ -170,8 +176,8 @@ def add_post(
                 body=body, html=html, embeds=embeds or [], quiet=quiet)
     session.add(post)
     session.flush()
-    _store_references(session, post, refs)
-    mentioned = [] if quiet else _store_mentions(session, post, mentions, thread)
+    _store_references(session, post, refs, new=True)
+    mentioned = [] if quiet else _store_mentions(session, post, mentions, thread, new=True)
     if not quiet:
         _count_post(session, thread, post)
     _post_event(session, "post.created", post, thread, author.id, mentioned=mentioned,
@@ -189,14 +195,17 @@ def _count_post(session: Session, thread: Thread, post: Post) -> None:
     transaction cannot put back an older post."""
     newer = or_(Thread.last_post_id.is_(None),  # type: ignore[union-attr]
                 Thread.last_post_id < post.id)  # type: ignore[operator]
-    session.execute(
+    row = session.execute(
         update(Thread).where(Thread.id == thread.id).values(  # type: ignore[arg-type]
             post_count=Thread.post_count + 1,
             last_post_id=case((newer, post.id), else_=Thread.last_post_id),
             last_post_at=case((newer, post.created_at), else_=Thread.last_post_at),
-        ).execution_options(synchronize_session=False))
-    # the object now shows what the row holds (our row lock keeps it so until commit)
-    session.refresh(thread, attribute_names=["post_count", "last_post_id", "last_post_at"])
+        ).returning(Thread.post_count, Thread.last_post_id, Thread.last_post_at)
+        .execution_options(synchronize_session=False)).one()
+    # the object now shows what the row holds (our row lock keeps it so until commit),
+    # read back by the UPDATE itself rather than by a SELECT after it
+    for name, value in zip(("post_count", "last_post_id", "last_post_at"), row, strict=True):
+        set_committed_value(thread, name, value)
 
 
 def is_document_note(author: User, embeds: list[dict[str, Any]]) -> bool:
