@@ -206,3 +206,49 @@ def test_thread_list_and_bell_update_live(server, db) -> None:
             if 'id="bell"' in message and 'class="bell-count on">' in message:
                 assert 'class="bell-count on">1<' in message
                 seen_bell = True
+
+
+def test_a_new_post_is_rendered_in_its_request_once_and_the_hub_sends_it(server, app,
+                                                                          db) -> None:
+    """The request that commits a post renders its live fragments (Hub.commit): the
+    hub's own thread does not render it again, and watchers get it as before."""
+    cat = make_category(db)
+    jp = Browserless(server.url, "jp.examiner")
+    thread = jp.start(cat, "Rendered where posted", "opening")
+    kr = Browserless(server.url, "kr.examiner")
+    hub = app.state.hub
+    handed: list[int] = []
+
+    class Early(dict):  # records which events the hub took ready-made
+        def pop(self, key: Any, *default: Any) -> Any:
+            found = super().pop(key, *default)
+            if found is not None:
+                handed.append(key)
+            return found
+
+    hub._early = Early()
+    with kr.socket(f"/ws/threads/{thread}") as ws:
+        renders = hub.renders
+        jp.post(thread, "posted and pushed")
+        fragment = receive_posts(ws, 1)[0]
+        assert "posted and pushed" in fragment
+        # one render for the one watcher, in the request; the hub took it as it was
+        assert hub.renders - renders == 1
+        assert handed == [int(EVENT_RE.search(fragment).group(1))]
+
+
+def test_a_failed_render_in_the_request_leaves_the_post_to_the_hub(server, app, db,
+                                                                   monkeypatch) -> None:
+    cat = make_category(db)
+    jp = Browserless(server.url, "jp.examiner")
+    thread = jp.start(cat, "Hub renders", "opening")
+    kr = Browserless(server.url, "kr.examiner")
+    hub = app.state.hub
+
+    def broken(session: Any, events: Any) -> None:
+        raise RuntimeError("template gone")
+
+    monkeypatch.setattr(hub, "_render_early", broken)
+    with kr.socket(f"/ws/threads/{thread}") as ws:
+        jp.post(thread, "still arrives")
+        assert "still arrives" in receive_posts(ws, 1)[0]

@@ -61,12 +61,24 @@ def emit(
     )
     session.add(event)
     session.info["events_emitted"] = True
+    session.info.setdefault("emitted", []).append(event)
     return event
+
+
+#: set in a session's ``info`` while a committer that wakes the broker itself commits
+#: (:meth:`caseforum.forum.hub.Hub.commit`); the events it committed are then left in
+#: ``info[COMMITTED]``
+WAKE_LATER = "wake_later"
+COMMITTED = "committed_events"
 
 
 @sa_event.listens_for(OrmSession, "after_commit")
 def _wake_after_commit(session: OrmSession) -> None:
+    emitted = session.info.pop("emitted", [])
     if session.info.pop("events_emitted", False):
+        if session.info.get(WAKE_LATER):
+            session.info[COMMITTED] = emitted
+            return
         broker = session.info.get("broker")
         if broker is not None:
             broker.wake()
@@ -75,6 +87,7 @@ def _wake_after_commit(session: OrmSession) -> None:
 @sa_event.listens_for(OrmSession, "after_rollback")
 def _forget_after_rollback(session: OrmSession) -> None:
     session.info.pop("events_emitted", None)
+    session.info.pop("emitted", None)
 
 
 # Brokers -----------------------------------------------------------------

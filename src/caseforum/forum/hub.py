@@ -36,7 +36,7 @@ from sqlmodel import Session, select
 
 from caseforum.authz import Viewer, can
 from caseforum.db import open_session
-from caseforum.events import LocalBroker, cancel_tasks, oldest_event_id
+from caseforum.events import COMMITTED, WAKE_LATER, LocalBroker, cancel_tasks, oldest_event_id
 from caseforum.forum.access import thread_targets
 from caseforum.forum.live import LiveEvent, topics_of
 from caseforum.forum.live_auth import (
@@ -162,6 +162,9 @@ class Hub:
         self.now_id = 0
         self._revocations: deque[Event] = deque(maxlen=_REMEMBERED)
         self._tasks: list[asyncio.Task[None]] = []
+        #: fragments rendered by the request that committed the event (:meth:`commit`),
+        #: by event id, with the viewers they were rendered for
+        self._early: dict[int, tuple[Event, dict[str, set[Viewer]], Fragments]] = {}
         self.renders = 0  # fragments rendered (for the fan-out benchmark)
         self.rechecks = 0  # sockets re-checked
         self._marks = 0  # numbers the checks in the order they start
@@ -229,9 +232,10 @@ class Hub:
                     log.exception("re-checking live sockets failed; retrying")
 
     def _wanted(self) -> dict[str, set[Viewer]]:
-        """Every topic watched now, with the viewers watching it."""
+        """Every topic watched now, with the viewers watching it (safe from any
+        thread: the set is copied in one step before it is read)."""
         wanted: dict[str, set[Viewer]] = defaultdict(set)
-        for sub in self.subscribers:
+        for sub in list(self.subscribers):
             for topic in sub.topics:
                 wanted[topic].add(sub.viewer)
         return wanted
@@ -248,6 +252,10 @@ class Hub:
             events = list(session.exec(select(Event).where(Event.id > after)
                                        .order_by(Event.id).limit(_BATCH)))
             for event in events:
+                early = self._early.pop(event.id or 0, None)
+                if early is not None:  # rendered by the request that committed it
+                    out.append((event, early[1], early[2]))
+                    continue
                 chosen = {t: wanted[t] for t in topics_of(event) if t in wanted}
                 fragments: Fragments = {}
                 if chosen:
@@ -259,10 +267,23 @@ class Hub:
                     return out, True
         return out, len(events) == _BATCH
 
+    def _follow_on(self) -> list[tuple[Event, dict[str, set[Viewer]], Fragments]]:
+        """The events right after the last one handled that the requests committing
+        them have rendered already (:meth:`commit`): these need no trip to the log,
+        since no event can lie between them and the last one handled."""
+        out = []
+        while (early := self._early.pop(self.last_id + 1 + len(out), None)) is not None:
+            out.append(early)
+        return out
+
     async def _pump(self) -> None:
         while True:
-            batch, more = await anyio.to_thread.run_sync(self._read, self.last_id,
-                                                         self._wanted())
+            batch = self._follow_on()
+            if batch:  # sent at once; then the log is read for anything else
+                more = True
+            else:
+                batch, more = await anyio.to_thread.run_sync(self._read, self.last_id,
+                                                             self._wanted())
             for event, rendered_for, fragments in batch:
                 if event.kind in REVOKING:
                     self._revocations.append(event)
@@ -275,7 +296,53 @@ class Hub:
                     await self._dispatch(event, topics, rendered_for, fragments)
                 self.last_id = event.id or self.last_id
             if not more:
+                # renders done in a request for events this hub has passed meanwhile
+                for stale in [k for k in list(self._early) if k <= self.last_id]:
+                    self._early.pop(stale, None)
                 return  # that was all: no second trip to the database to learn it
+
+    # rendering in the request that made the change ---------------------------------
+
+    def commit(self, session: Session) -> None:
+        """Commit a request's session; then render the live fragments of the events
+        it emitted right there, in the request's thread and session, and only then
+        wake the hub and the consumers.  The hub sends those fragments without a hop
+        to its own thread and a second read of the log, and the render does not
+        compete with the end of the request for the interpreter: the way from a new
+        post to its watchers is what the bare broadcast does in the request that
+        made the post.  Should the render fail, the hub renders the events itself,
+        as it does for every event committed elsewhere (another process or host)."""
+        session.info[WAKE_LATER] = True
+        try:
+            session.commit()
+        finally:
+            session.info.pop(WAKE_LATER, None)
+        events = session.info.pop(COMMITTED, None)
+        if events is None:
+            return  # nothing was emitted
+        try:
+            self._render_early(session, events)
+        except Exception:
+            log.exception("live fragments of a request's events: the hub renders them")
+        finally:
+            self.broker.wake()
+
+    def _render_early(self, session: Session, events: list[Event]) -> None:
+        """Render ``events`` for the viewers watching now (sync: the request's thread).
+        Stops at an event that may revoke access: the hub checks the sockets it
+        concerns before anything later is rendered for them."""
+        wanted = self._wanted()
+        if not wanted:
+            return
+        with memoized_reads(session):
+            for event in sorted(events, key=lambda e: e.id or 0):
+                if event.kind in REVOKING or event.id is None:
+                    return
+                chosen = {t: wanted[t] for t in topics_of(event) if t in wanted}
+                if chosen:
+                    live = LiveEvent(session, self.env, self.host, event)
+                    self._early[event.id] = (event, chosen, live.fragments(chosen))
+                    self.renders += live.renders
 
     # re-checking access ---------------------------------------------------------
 

@@ -162,7 +162,7 @@ def create_post(request: Request, session: SessionDep, viewer: CurrentViewer,
     thread = access_thread(session, viewer, thread_id, action="post.create")
     post = service.add_post(session, author=user, thread=thread, body=data.body,
                             reply_to_id=data.reply_to, patterns=patterns(request))
-    session.commit()
+    request.app.state.hub.commit(session)  # and its live fragments, here (forum/hub.py)
     view = _renderer(request, session, viewer).posts([post])[0]
     return JSONResponse(_post_out(view).model_dump(mode="json"), status_code=201)
 

@@ -162,7 +162,7 @@ def post_create(request: Request, session: SessionDep, viewer: CurrentViewer,
                             reply_to_id=reply_to,
                             patterns=patterns(request))
     service.mark_read(session, user_id=user.id or 0, thread=thread)
-    session.commit()
+    request.app.state.hub.commit(session)  # and its live fragments, here (forum/hub.py)
     if is_htmx(request):
         return Response(status_code=204)  # the post arrives through the live socket
     return RedirectResponse(f"/threads/{thread.id}#post-{post.id}", status_code=303)
