@@ -18,17 +18,17 @@ from typing import Any
 from jinja2 import Environment
 from sqlmodel import Session, func, or_, select
 
+from caseforum import authcache
 from caseforum.authz import DocumentTarget, DossierTarget, ThreadTarget, Viewer, can
 from caseforum.forum import service
 from caseforum.forum.access import post_target, thread_target
-from caseforum.forum.view import Renderer, earlier_dossiers
+from caseforum.forum.view import Renderer, earlier_dossiers, references_of
 from caseforum.models import (
     Application,
     Document,
     DocumentOffice,
     Event,
     Notification,
-    Office,
     Post,
     ReadState,
     Reference,
@@ -112,16 +112,17 @@ class LiveEvent:
             return self._facts
         post = self._post
         assert post is not None
-        refs = list(self.session.exec(select(Reference).where(Reference.post_id == post.id)
-                                      .order_by(Reference.position)))  # type: ignore[arg-type]
+        # read as the renders read them, and once for them (Renderer.shared)
+        refs = self._shared.setdefault(("refs", (post.id,)), references_of(
+            self.session, [post.id]))[post.id or 0]
         conditions = [(Application.office_code == ref.office_code)
                       & (Application.number == ref.number) if ref.kind == "application"
                       else Application.publication_number == ref.office_code + ref.number
                       for ref in refs]
         apps = list(self.session.exec(select(Application).where(or_(*conditions)))) \
             if conditions else []
-        public = {code: flag for code, flag in self.session.exec(
-            select(Office.code, Office.public_access))}
+        public = {code: office.public_access
+                  for code, office in authcache.offices(self.session).items()}
         # a dossier named earlier in the thread gets a one-line reference, which shows
         # nothing of its family or documents: only the others' are loaded and asked about
         before = self.earlier().get(post.thread_id, set())

@@ -26,11 +26,12 @@ from jinja2 import Environment
 from markupsafe import Markup, escape
 from sqlmodel import Session, or_, select
 
+from caseforum import authcache
 from caseforum.authz import PostTarget, ThreadTarget, Viewer, can
 from caseforum.dossiers.access import Access
 from caseforum.dossiers.lookup import Candidate, candidates, key_candidates, readings_of, resolve
 from caseforum.forum.access import thread_target
-from caseforum.models import Application, Office, Post, Reaction, Reference, Thread, User
+from caseforum.models import Application, Post, Reaction, Reference, Thread, User
 from caseforum.models.account import Role
 
 #: how a reference may match its dossier: as its application or publication number
@@ -186,25 +187,40 @@ def earlier_dossiers(session: Session, before: dict[int, int | None]) -> dict[in
     card gets drawn.  One query for all the threads."""
     if not before:
         return {}
-    bots = select(User.id).where(User.role == Role.bot)
-    threads = [(Post.thread_id == thread_id) & (Post.id < post_id)  # type: ignore[operator]
-               if post_id is not None else Post.thread_id == thread_id
-               for thread_id, post_id in before.items()]
-    rows = session.exec(
-        select(Post.thread_id, Post.embeds, Reference.kind, Reference.office_code,  # type: ignore[call-overload]
-               Reference.number)
-        .select_from(Post).outerjoin(Reference, Reference.post_id == Post.id)
-        .where(or_(*threads), Post.hidden.is_(False),  # type: ignore[attr-defined]
-               or_(Reference.id.is_not(None), Post.author_id.in_(bots))))  # type: ignore[union-attr, attr-defined]
+    threads = or_(*[(Post.thread_id == thread_id) & (Post.id < post_id)  # type: ignore[operator]
+                    if post_id is not None else Post.thread_id == thread_id
+                    for thread_id, post_id in before.items()])
     out: dict[int, set[RefKey]] = {thread_id: set() for thread_id in before}
-    for thread_id, embeds, kind, office, number in rows:
-        if kind is not None:
-            out[thread_id].add((kind, office, number))
+    # each dossier once, however many posts name it (a long thread names a few
+    # dossiers hundreds of times): a row per distinct reference, not per post
+    for thread_id, kind, office, number in session.exec(
+            select(Post.thread_id, Reference.kind, Reference.office_code,  # type: ignore[call-overload]
+                   Reference.number).distinct()
+            .select_from(Reference).join(Post, Post.id == Reference.post_id)
+            .where(threads, Post.hidden.is_(False))):  # type: ignore[attr-defined]
+        out[thread_id].add((kind, office, number))
+    bots = select(User.id).where(User.role == Role.bot)
+    for thread_id, embeds in session.exec(
+            select(Post.thread_id, Post.embeds).where(  # type: ignore[call-overload]
+                threads, Post.hidden.is_(False),  # type: ignore[attr-defined]
+                Post.author_id.in_(bots))):  # type: ignore[attr-defined]
         for spec in embeds or ():
             key = embed_key(spec) if spec.get("kind") == "dossier" else None
             if key is not None:
                 out[thread_id].add(key)
     return out
+
+
+def references_of(session: Session, post_ids: Iterable[int | None]) -> dict[int, list[Any]]:
+    """The posts' references by post id, in position order: rows of the columns, not
+    ORM objects (400 references load several times faster as plain rows)."""
+    refs: dict[int, list[Any]] = defaultdict(list)
+    for ref in session.exec(select(  # type: ignore[call-overload]
+            Reference.post_id, Reference.position, Reference.kind, Reference.office_code,
+            Reference.number, Reference.text).where(
+            Reference.post_id.in_(list(post_ids))).order_by(Reference.position)):  # type: ignore[attr-defined]
+        refs[ref.post_id].append(ref)
+    return refs
 
 
 @dataclass(frozen=True)
@@ -382,17 +398,6 @@ class Renderer:
                 people[user.username] = Person(label=user.label, office_code=user.office_code)
         return authors, people
 
-    def _refs(self, ids: list[int | None]) -> dict[int, list[Any]]:
-        """The posts' references by post id, in position order (columns, not ORM rows:
-        400 references load several times faster as plain rows)."""
-        refs: dict[int, list[Any]] = defaultdict(list)
-        for ref in self.session.exec(select(  # type: ignore[call-overload]
-                Reference.post_id, Reference.position, Reference.kind, Reference.office_code,
-                Reference.number, Reference.text).where(
-                Reference.post_id.in_(ids)).order_by(Reference.position)):  # type: ignore[attr-defined]
-            refs[ref.post_id].append(ref)
-        return refs
-
     def posts(self, posts: list[Post],
               earlier: dict[int, set[RefKey]] | None = None) -> list[PostView]:
         """``posts`` in thread order.  ``earlier``: :func:`earlier_dossiers` for the
@@ -403,10 +408,10 @@ class Renderer:
         names = {m.group(1) for p in posts if not p.hidden
                  for m in MENTION_MARKER_RE.finditer(p.html)}
         authors = self._load_people(names, {p.author_id for p in posts})
-        offices = self._once("offices", None, lambda: {
-            code: OfficeData(code=code, name=name)
-            for code, name in self.session.exec(select(Office.code, Office.name))})
-        refs: dict[int, list[Any]] = self._once("refs", tuple(ids), lambda: self._refs(ids))
+        offices = {code: OfficeData(code=code, name=office.name)
+                   for code, office in authcache.offices(self.session).items()}
+        refs: dict[int, list[Any]] = self._once("refs", tuple(ids),
+                                                lambda: references_of(self.session, ids))
         if earlier is None:
             first: dict[int, int | None] = {}
             for post in posts:
