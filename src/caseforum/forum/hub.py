@@ -384,7 +384,8 @@ class Hub:
         for sub, verdict in zip(subs, verdicts, strict=True):
             if isinstance(verdict, Viewer):
                 if mark > sub.viewer_mark:
-                    sub.viewer = verdict  # an office's new roles count from now on
+                    if verdict != sub.viewer:  # the same viewer keeps its object (and
+                        sub.viewer = verdict  # its cached hash): new roles count from now
                     sub.viewer_mark = mark
             else:
                 self.subscribers.discard(sub)
