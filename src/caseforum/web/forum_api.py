@@ -141,7 +141,7 @@ def create_thread(request: Request, session: SessionDep, viewer: CurrentViewer,
     thread, post = service.create_thread(session, author=user, category=category,
                                          title=data.title, body=data.body,
                                          patterns=patterns(request))
-    session.commit()
+    request.app.state.hub.commit(session)  # with its live fragments (forum/hub.py)
     views = _renderer(request, session, viewer).posts([post])
     body = _thread_out(thread, [_post_out(v) for v in views]).model_dump(mode="json")
     return JSONResponse(body, status_code=201)
@@ -162,7 +162,7 @@ def create_post(request: Request, session: SessionDep, viewer: CurrentViewer,
     thread = access_thread(session, viewer, thread_id, action="post.create")
     post = service.add_post(session, author=user, thread=thread, body=data.body,
                             reply_to_id=data.reply_to, patterns=patterns(request))
-    request.app.state.hub.commit(session)  # and its live fragments, here (forum/hub.py)
+    request.app.state.hub.commit(session)  # with its live fragments (forum/hub.py)
     view = _renderer(request, session, viewer).posts([post])[0]
     return JSONResponse(_post_out(view).model_dump(mode="json"), status_code=201)
 
@@ -173,5 +173,5 @@ def edit_post(request: Request, session: SessionDep, viewer: CurrentViewer, user
     post, thread = access_post(session, viewer, post_id, action="post.edit")
     service.edit_post(session, editor=user, post=post, body=data.body,
                       patterns=patterns(request))
-    session.commit()
+    request.app.state.hub.commit(session)  # with its live fragments (forum/hub.py)
     return _post_out(_renderer(request, session, viewer).posts([post])[0])

@@ -107,7 +107,7 @@ def thread_create(request: Request, session: SessionDep, viewer: CurrentViewer,
     category = access_category(session, viewer, category_id, action="thread.create")
     thread, _ = service.create_thread(session, author=user, category=category, title=title,
                                       body=body, patterns=patterns(request))
-    session.commit()
+    request.app.state.hub.commit(session)  # with its live fragments (forum/hub.py)
     return RedirectResponse(f"/threads/{thread.id}", status_code=303)
 
 
@@ -162,7 +162,7 @@ def post_create(request: Request, session: SessionDep, viewer: CurrentViewer,
                             reply_to_id=reply_to,
                             patterns=patterns(request))
     service.mark_read(session, user_id=user.id or 0, thread=thread)
-    request.app.state.hub.commit(session)  # and its live fragments, here (forum/hub.py)
+    request.app.state.hub.commit(session)  # with its live fragments (forum/hub.py)
     if is_htmx(request):
         return Response(status_code=204)  # the post arrives through the live socket
     return RedirectResponse(f"/threads/{thread.id}#post-{post.id}", status_code=303)
@@ -206,7 +206,7 @@ def edit_save(request: Request, session: SessionDep, viewer: CurrentViewer, user
               post_id: PathId, body: Annotated[str, Form(max_length=60_000)]) -> Response:
     post, thread = access_post(session, viewer, post_id, action="post.edit")
     service.edit_post(session, editor=user, post=post, body=body, patterns=patterns(request))
-    session.commit()
+    request.app.state.hub.commit(session)  # with its live fragments (forum/hub.py)
     return RedirectResponse(f"/threads/{thread.id}#post-{post.id}", status_code=303)
 
 
@@ -225,7 +225,7 @@ def react(request: Request, session: SessionDep, viewer: CurrentViewer, user: Cu
           post_id: PathId, reaction: str) -> Response:
     post, thread = access_post(session, viewer, post_id, action="post.react")
     service.toggle_reaction(session, user=user, post=post, reaction=reaction)
-    session.commit()
+    request.app.state.hub.commit(session)  # with its live fragments (forum/hub.py)
     if is_htmx(request):
         return Response(status_code=204)
     return RedirectResponse(f"/threads/{thread.id}#post-{post.id}", status_code=303)
@@ -249,7 +249,7 @@ def moderate_post(request: Request, session: SessionDep, viewer: CurrentViewer,
     post, thread = access_post(session, viewer, post_id, action="forum.moderate")
     service.set_hidden(session, moderator=user, post=post, hidden=action == "hide",
                        reason=reason)
-    session.commit()
+    request.app.state.hub.commit(session)  # with its live fragments (forum/hub.py)
     if is_htmx(request):
         return Response(status_code=204)
     return RedirectResponse(f"/threads/{thread.id}#post-{post.id}", status_code=303)
@@ -264,7 +264,7 @@ def moderate_thread(request: Request, session: SessionDep, viewer: CurrentViewer
         raise errors.NotFound("use lock, unlock, pin or unpin")
     thread = access_thread(session, viewer, thread_id, action="forum.moderate")
     service.set_thread_flags(session, moderator=user, thread=thread, **flags[action])
-    session.commit()
+    request.app.state.hub.commit(session)  # with its live fragments (forum/hub.py)
     return RedirectResponse(f"/threads/{thread.id}", status_code=303)
 
 
@@ -328,5 +328,5 @@ def new_message(request: Request, session: SessionDep, viewer: CurrentViewer,
         return render(request, "forum/new_message.html",
                       {"to": to, "error": str(exc), "title": title, "body": body},
                       status_code=422)
-    session.commit()
+    request.app.state.hub.commit(session)  # with its live fragments (forum/hub.py)
     return RedirectResponse(f"/threads/{thread.id}", status_code=303)
