@@ -14,8 +14,8 @@ revoked, an office's roles or a category's offices changed) make the hub
 re-check the sockets they may concern *before* it handles any later event, so
 no fragment of a later post reaches them.  Every host's hub reads the same log,
 so this holds across hosts.  As a safety net (an expiry, a change made without
-an event) every open socket is re-checked every :data:`RECHECK_SECONDS`, all of
-them in one query.
+an event) every open socket is re-checked every :data:`RECHECK_SECONDS`, a
+quarter of them at a time, each part in one query.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class TooOld(Exception):
 
 QUEUE_LIMIT = 500  # fragments waiting for one slow client before it is told to reload
 RECHECK_SECONDS = 2.0  # the safety net: every open socket's credential, this often
+RECHECK_SLICES = 4  # ... checked a part at a time, in this many parts per round
 #: the longest the consumers wait for the writers after the hub queued an event's fragments
 SEND_FIRST_SECONDS = 0.2
 TOUCH_SECONDS = 60.0  # how often open sockets mark their sessions and tokens as in use
@@ -216,18 +217,26 @@ class Hub:
             waiting = [s for s in waiting if not s.queue.empty()]
 
     async def _sweep(self) -> None:
-        """The safety net: re-check every open socket, all in one query; about once
-        a minute also mark their sessions and tokens as in use."""
+        """The safety net: re-check every open socket every :data:`RECHECK_SECONDS`,
+        a quarter of them (:data:`RECHECK_SLICES`) each quarter of that time, so that
+        five hundred sockets never take the interpreter for one long check in the
+        middle of a post's fan-out; about once a minute a whole round also marks
+        their sessions and tokens as in use."""
         touched = time.monotonic()
+        touch = False
+        turn = 0
         while True:
-            await asyncio.sleep(RECHECK_SECONDS)
-            subs = [s for s in self.subscribers if s.credential is not None]
-            if subs:
+            await asyncio.sleep(RECHECK_SECONDS / RECHECK_SLICES)
+            if turn == 0:  # a new round: is it one that marks the credentials as used?
                 touch = time.monotonic() - touched > TOUCH_SECONDS
+                if touch:
+                    touched = time.monotonic()
+            subs = [s for s in self.subscribers if s.credential is not None
+                    and hash(s) % RECHECK_SLICES == turn]
+            turn = (turn + 1) % RECHECK_SLICES
+            if subs:
                 try:
                     await self.recheck(subs, touch=touch)
-                    if touch:
-                        touched = time.monotonic()
                 except Exception:
                     log.exception("re-checking live sockets failed; retrying")
 
