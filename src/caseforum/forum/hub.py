@@ -231,8 +231,10 @@ class Hub:
                 touch = time.monotonic() - touched > TOUCH_SECONDS
                 if touch:
                     touched = time.monotonic()
+            # by credential: its sockets are checked together, and the parts come out
+            # even (a socket object's own hash follows its address, which does not)
             subs = [s for s in self.subscribers if s.credential is not None
-                    and hash(s) % RECHECK_SLICES == turn]
+                    and hash(s.credential) % RECHECK_SLICES == turn]
             turn = (turn + 1) % RECHECK_SLICES
             if subs:
                 try:
