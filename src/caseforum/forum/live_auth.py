@@ -114,40 +114,44 @@ def _viewer_of_row(facts: list[Any], scopes: frozenset[str] | None) -> Viewer:
 def revalidate(session: Session, credentials: Iterable[Credential], *,
                touch: bool = False) -> dict[Credential, Viewer]:
     """The current viewer of every credential that is still good (the others are
-    missing from the answer): one query per kind and 500 credentials, reading
-    only the columns a viewer is made of.  ``touch``: also refresh "last seen" /
+    missing from the answer): per 500 credentials one query per kind and one for
+    their users, reading only the columns a viewer is made of.  ``touch``: also refresh "last seen" /
     "last used" marks older than :data:`TOUCH_AFTER` (one update per kind), so a
     client that only keeps a socket open still shows as active; the caller asks
     for it now and then, not on every check, since it writes."""
     wanted = set(credentials)
     now = utcnow()
     out: dict[Credential, Viewer] = {}
+    # the credentials first, by their keys, then their users by id: joined in one
+    # statement, SQLite walked every user and probed the token index once per key
+    # (500 sockets: 43 ms instead of under 2)
+    good: list[tuple[Credential, int, frozenset[str] | None]] = []
     sessions = sorted(c.key for c in wanted if c.kind == "session")
     tokens = sorted(int(c.key) for c in wanted if c.kind == "token")
     for chunk in in_chunks(sessions):
-        rows = session.exec(
-            select(UserSession.id, *_VIEWER_COLUMNS)
-            .join(User, User.id == UserSession.user_id)  # type: ignore[arg-type]
-            .outerjoin(Office, Office.code == User.office_code)  # type: ignore[arg-type]
-            .where(UserSession.id.in_(chunk),  # type: ignore[attr-defined]
-                   UserSession.revoked_at.is_(None),  # type: ignore[union-attr]
-                   UserSession.expires_at > now, User.is_active.is_(True))  # type: ignore[attr-defined]
-        )
-        for key, *facts in rows:
-            out[Credential("session", key)] = _viewer_of_row(facts, None)
+        for key, user_id in session.exec(
+                select(UserSession.id, UserSession.user_id).where(
+                    UserSession.id.in_(chunk),  # type: ignore[attr-defined]
+                    UserSession.revoked_at.is_(None),  # type: ignore[union-attr]
+                    UserSession.expires_at > now)):  # type: ignore[operator]
+            good.append((Credential("session", key), user_id, None))
     for ids in in_chunks(tokens):
-        rows = session.exec(
-            select(ApiToken.id, ApiToken.scopes, *_VIEWER_COLUMNS)
-            .join(User, User.id == ApiToken.user_id)  # type: ignore[arg-type]
-            .outerjoin(Office, Office.code == User.office_code)  # type: ignore[arg-type]
-            .where(ApiToken.id.in_(ids),  # type: ignore[union-attr]
-                   ApiToken.revoked_at.is_(None),  # type: ignore[union-attr]
-                   (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),  # type: ignore[union-attr]
-                   User.is_active.is_(True))  # type: ignore[attr-defined]
-        )
-        for token_id, scopes, *facts in rows:
-            out[Credential("token", str(token_id))] = _viewer_of_row(
-                facts, frozenset(scopes.split()))
+        for token_id, user_id, scopes in session.exec(
+                select(ApiToken.id, ApiToken.user_id, ApiToken.scopes).where(
+                    ApiToken.id.in_(ids),  # type: ignore[union-attr]
+                    ApiToken.revoked_at.is_(None),  # type: ignore[union-attr]
+                    (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now))):  # type: ignore[union-attr, operator]
+            good.append((Credential("token", str(token_id)), user_id, frozenset(scopes.split())))
+    facts: dict[int, list[Any]] = {}
+    for chunk in in_chunks(sorted({user_id for _, user_id, _ in good})):
+        for row in session.exec(
+                select(*_VIEWER_COLUMNS)
+                .outerjoin(Office, Office.code == User.office_code)  # type: ignore[arg-type]
+                .where(User.id.in_(chunk), User.is_active.is_(True))):  # type: ignore[union-attr, attr-defined]
+            facts[row[0]] = list(row)
+    for credential, user_id, scopes in good:
+        if user_id in facts:
+            out[credential] = _viewer_of_row(facts[user_id], scopes)
     if touch and out:
         stale = now - TOUCH_AFTER
         good_sessions = [c.key for c in out if c.kind == "session"]
