@@ -6,15 +6,18 @@ rather than a traceback some minutes later.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -91,6 +94,34 @@ class Settings(BaseSettings):
     password_hash_profile: Literal["standard", "test"] = "standard"
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     mail: MailSettings = Field(default_factory=MailSettings)
+    # operations: proxies whose X-Forwarded-* headers count, and who may read /metrics
+    # without logging in (addresses or networks; docs/configuration.md, "Behind a proxy")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    metrics_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", "metrics_allow", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        """A TOML list, or in the environment a JSON list or comma-separated text;
+        each entry must be an address or a network (checked here, not at first use)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    raise ValueError("use a JSON list or comma-separated addresses") from None
+            else:
+                value = [part for part in text.split(",") if part.strip()]
+        if isinstance(value, list):
+            for entry in value:
+                try:
+                    ipaddress.ip_network(str(entry).strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{entry!r} is not an address or network such as 10.0.0.0/8") from None
+            return [str(entry).strip() for entry in value]
+        return value
 
     @field_validator("database_url")
     @classmethod

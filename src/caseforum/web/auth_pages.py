@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from caseforum import accounts
 from caseforum.db import SessionDep
 from caseforum.web.deps import SESSION_COOKIE, cookie_signer
+from caseforum.web.proxy import cookies_secure
 from caseforum.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -104,7 +105,7 @@ def login(
     response.set_cookie(
         SESSION_COOKIE, cookie_signer(request).dumps(secret),
         max_age=settings.session_days * 86400, httponly=True, samesite="lax",
-        secure=settings.secure_cookies,
+        secure=cookies_secure(request),
     )
     return response
 

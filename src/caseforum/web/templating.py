@@ -18,6 +18,7 @@ from caseforum.authz import can
 from caseforum.db import open_session
 from caseforum.forum.access import post_target
 from caseforum.models import Notification
+from caseforum.web.proxy import cookies_secure
 from caseforum.web.security import csrf_token
 
 CORE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -114,5 +115,5 @@ def render(
     new_cookie = getattr(request.state, "new_csrf_cookie", None)
     if new_cookie:
         response.set_cookie("cf_csrf", new_cookie, httponly=True, samesite="lax",
-                            secure=state.settings.secure_cookies)
+                            secure=cookies_secure(request))
     return response
