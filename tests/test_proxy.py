@@ -129,3 +129,20 @@ def test_a_real_server_behind_a_proxy_throttles_each_client(served: str) -> None
     assert attempt("198.51.100.7") == 401
     assert attempt("198.51.100.7") == 429
     assert attempt("198.51.100.9") == 401  # a different user behind the same proxy
+
+
+def test_the_settings_examples_of_the_proxy_and_metrics_sections_load(tmp_path) -> None:
+    """docs/configuration.md's TOML examples for these sections are valid settings."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text()
+    examples = []
+    for section in ("## Behind a proxy", "## Metrics and readiness"):
+        text = doc.split(section, 1)[1].split("\n## ", 1)[0]
+        examples += re.findall(r"```toml\n(.*?)```", text, re.S)
+    assert len(examples) == 2
+    for example in examples:
+        settings = load_settings(data_dir=tmp_path, **tomllib.loads(example))
+        assert settings.trusted_proxies or settings.metrics_allow

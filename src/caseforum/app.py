@@ -47,11 +47,13 @@ from caseforum.plugin_host import PluginHost
 from caseforum.search.indexer import SearchIndexer
 from caseforum.storage import FileStore
 from caseforum.sweeper import PeriodicSweep
-from caseforum.web import pages
+from caseforum.web import ops, pages
 from caseforum.web.content import ContentHostGate
 from caseforum.web.deferred import DeferredRoutes
 from caseforum.web.deps import resolve_viewer
 from caseforum.web.limits import BodyLimitMiddleware
+from caseforum.web.metrics import AppMetrics, RequestMetricsMiddleware
+from caseforum.web.proxy import ProxyHeadersMiddleware
 from caseforum.web.security import (
     SecurityHeadersMiddleware,
     headers_for,
@@ -186,11 +188,15 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_kb * 1024,
                        max_upload_bytes=settings.max_upload_mb * 1024 * 1024)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.state.metrics = AppMetrics(app.state)  # /metrics (web/metrics.py)
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(ProxyHeadersMiddleware, trusted=settings.trusted_proxies)  # outermost
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for name, folder in plugins.static_dirs().items():
         app.mount(f"/plugins/{name}/static", StaticFiles(directory=folder), name=f"{name}-static")
 
     app.include_router(pages.router)  # the health check and the home page: at once
+    app.include_router(ops.router)  # /metrics and /readyz: at once too
     app.state.deferred_routes = deferred = DeferredRoutes(app, build_routes)
     app.router.routes.append(deferred)  # the rest on first use (web/deferred.py)
     openapi = app.openapi

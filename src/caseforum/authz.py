@@ -141,6 +141,12 @@ def _admin_view(viewer: Viewer, obj: Any) -> bool:
     return _is(viewer, Role.office_admin, Role.platform_admin)
 
 
+@rule("metrics.view", scope="admin")
+def _metrics_view(viewer: Viewer, obj: Any) -> bool:
+    """``/metrics`` shows figures of every office: platform admins only."""
+    return _is(viewer, Role.platform_admin)
+
+
 @rule("plugins.manage", scope="admin")
 def _plugins_manage(viewer: Viewer, obj: Any) -> bool:
     return _is(viewer, Role.platform_admin)
