@@ -40,6 +40,7 @@ JP_PLATFORM_ADMIN = User(id=4, username="z", office_code="JP", role=Role.platfor
 MATRIX = [
     ("admin.view", None, (False, False, True, True, False)),
     ("plugins.manage", None, (False, False, False, True, False)),
+    ("metrics.view", None, (False, False, False, True, False)),
     ("offices.manage", None, (False, False, False, True, False)),
     ("office.edit", JP, (False, False, True, True, False)),
     ("office.edit", KR, (False, False, False, True, False)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import select
@@ -133,6 +134,24 @@ def test_readyz_fails_when_redis_is_not_reachable(settings: Settings) -> None:
     assert body["failed"] == ["broker"]
     assert "Connection" in body["checks"]["broker"]
     assert body["checks"]["database"] == "ok"
+
+
+@pytest.mark.services
+def test_readyz_is_ok_with_a_reachable_redis(settings: Settings, redis_url: str) -> None:
+    app = _app(settings, redis_url=redis_url)
+    with TestClient(app) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"]["broker"] == "ok"
+
+
+@pytest.mark.services
+def test_readyz_on_postgresql(settings: Settings, postgres_url: str) -> None:
+    app = _app(settings, database_url=postgres_url, run_consumers=False)
+    response = TestClient(app).get("/readyz")  # the check only: no start-up needed
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"]["database"] == "ok"
+    app.state.engine.dispose()
 
 
 def test_readyz_fails_when_the_database_file_is_unreadable(settings: Settings) -> None:
