@@ -174,3 +174,18 @@ def test_readyz_fails_when_the_file_store_is_gone(settings: Settings) -> None:
         response = client.get("/readyz")
         assert response.status_code == 503
         assert response.json()["failed"] == ["storage"]
+
+
+def test_the_availability_page_shows_checks_and_figures_to_platform_admins(
+        app: Any, as_user: Any) -> None:
+    office_admin, _ = as_user("us.admin")
+    assert office_admin.get("/admin/availability").status_code == 403
+    assert "/admin/availability" not in office_admin.get("/admin").text
+    admin, _ = as_user("admin")
+    assert "/admin/availability" in admin.get("/admin").text
+    admin.get("/forum")
+    page = admin.get("/admin/availability")
+    assert page.status_code == 200
+    assert page.text.count('<span class="chip ok">ok</span>') == 3  # database, broker, storage
+    assert "caseforum_consumer_lag_events" in page.text
+    assert "GET /forum</th>" in page.text

@@ -6,6 +6,8 @@ the first user does.  ``/healthz`` (liveness) stays in ``pages.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,6 +17,7 @@ from caseforum.authz import require
 from caseforum.web.deps import CurrentViewer
 from caseforum.web.metrics import AppMetrics
 from caseforum.web.proxy import address_in
+from caseforum.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
@@ -31,16 +34,43 @@ def metrics(request: Request, viewer: CurrentViewer) -> Response:
     return Response(generate_latest(app_metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/readyz")
-def readyz(request: Request) -> JSONResponse:
-    """200 when the database, the broker (Redis, when configured) and the file store
-    can be reached; 503 naming the ones that cannot."""
-    state = request.app.state
-    checks = {
+def _checks(state: Any) -> dict[str, str]:
+    return {
         "database": readiness.check_database(state.engine, state.settings.sqlalchemy_url),
         "broker": readiness.check_broker(state.settings.redis_url),
         "storage": readiness.check_storage(state.store.root),
     }
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> JSONResponse:
+    """200 when the database, the broker (Redis, when configured) and the file store
+    can be reached; 503 naming the ones that cannot."""
+    checks = _checks(request.app.state)
     failed = [name for name, result in checks.items() if result != "ok"]
     return JSONResponse({"status": "unavailable" if failed else "ok", "failed": failed,
                          "checks": checks}, status_code=503 if failed else 200)
+
+
+@router.get("/admin/availability")
+def availability(request: Request, viewer: CurrentViewer) -> Response:
+    """The readiness checks and this host's figures for a platform admin, from the same
+    sources as ``/readyz`` and ``/metrics`` (requests summed per route)."""
+    require(viewer, "metrics.view")
+    app_metrics: AppMetrics = request.app.state.metrics
+    routes: dict[tuple[str, str], list[float]] = {}  # (method, route): [count, seconds]
+    gauges: list[tuple[str, str, str, float]] = []
+    for family in app_metrics.registry.collect():
+        for sample in family.samples:
+            key = (sample.labels.get("method", ""), sample.labels.get("route", ""))
+            if sample.name == "caseforum_http_request_duration_seconds_count":
+                routes.setdefault(key, [0.0, 0.0])[0] += sample.value
+            elif sample.name == "caseforum_http_request_duration_seconds_sum":
+                routes.setdefault(key, [0.0, 0.0])[1] += sample.value
+            elif family.type == "gauge":
+                labels = ", ".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                gauges.append((sample.name, labels, family.documentation, sample.value))
+    busiest = sorted(((count, method, route, seconds / count * 1000 if count else 0.0)
+                      for (method, route), (count, seconds) in routes.items()), reverse=True)
+    return render(request, "admin/availability.html", {
+        "checks": _checks(request.app.state), "gauges": gauges, "routes": busiest[:30]})
