@@ -115,10 +115,10 @@ def revalidate(session: Session, credentials: Iterable[Credential], *,
                touch: bool = False) -> dict[Credential, Viewer]:
     """The current viewer of every credential that is still good (the others are
     missing from the answer): per 500 credentials one query per kind and one for
-    their users, reading only the columns a viewer is made of.  ``touch``: also refresh "last seen" /
-    "last used" marks older than :data:`TOUCH_AFTER` (one update per kind), so a
-    client that only keeps a socket open still shows as active; the caller asks
-    for it now and then, not on every check, since it writes."""
+    their users, reading only the columns a viewer is made of.  ``touch``: also
+    refresh "last seen" / "last used" marks older than :data:`TOUCH_AFTER` (one
+    update per kind), so a client that only keeps a socket open still shows as
+    active; the caller asks for it now and then, not on every check, since it writes."""
     wanted = set(credentials)
     now = utcnow()
     out: dict[Credential, Viewer] = {}
