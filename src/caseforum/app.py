@@ -49,7 +49,7 @@ from caseforum.storage import FileStore
 from caseforum.sweeper import PeriodicSweep
 from caseforum.web import pages
 from caseforum.web.content import ContentHostGate
-from caseforum.web.deferred import DeferredRoutes
+from caseforum.web.deferred import AfterStartUp, DeferredRoutes, RequestsInHand
 from caseforum.web.deps import resolve_viewer
 from caseforum.web.limits import BodyLimitMiddleware
 from caseforum.web.security import (
@@ -131,25 +131,29 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     ]
     runner = ConsumerRunner(engine, broker, consumers, keep_days=settings.event_retention_days)
     deliveries = DeliveryWorker(engine, plugins.notification_channels, channel_host, broker)
+    after_startup = AfterStartUp()
+
+    async def start_consumers() -> None:
+        await runner.start()
+        await deliveries.start()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limit_threads(settings)
         await broker.start()
-        if settings.run_consumers:
-            await runner.start()
-            await deliveries.start()
         await app.state.hub.start()
         plugins.startup(app=app)
         sweeping = await app.state.sweeper.start()  # files left by crashed uploads
-        loop = asyncio.get_running_loop()
-        # the routes not needed at once, right after the first answers can go out
-        loop.call_later(0.05, app.state.deferred_routes.load)
+        # right after the first answers have gone out (web/deferred.py): the routes not
+        # needed at once, then the event consumers
+        after_startup.start([(0.05, app.state.deferred_routes.load),
+                             *([(0.05, start_consumers)] if settings.run_consumers else [])])
         # a second after start-up, so that readiness does not wait for a full collection
-        loop.call_later(1.0, freeze_startup_objects)
+        asyncio.get_running_loop().call_later(1.0, freeze_startup_objects)
         try:
             yield
         finally:
+            await after_startup.stop()
             await app.state.sweeper.stop(sweeping)
             plugins.shutdown(app=app)
             await app.state.hub.stop()
@@ -186,6 +190,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_kb * 1024,
                        max_upload_bytes=settings.max_upload_mb * 1024 * 1024)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestsInHand, work=after_startup)  # outermost: sees every request
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for name, folder in plugins.static_dirs().items():
         app.mount(f"/plugins/{name}/static", StaticFiles(directory=folder), name=f"{name}-static")
@@ -202,13 +207,13 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.openapi = complete_openapi  # type: ignore[method-assign]
     _install_error_handlers(app)
     install_busy_handler(app)
-    install_api_docs(app)
     return app
 
 
 def build_routes(app: FastAPI) -> None:
     """Every route but the few made at start-up, in this order; then the plugins'
-    (each behind its on/off switch)."""
+    (each behind its on/off switch) and the API docs page (like every route added to
+    the app itself, it builds a pydantic field for each of the app's error responses)."""
     from caseforum.web import (
         admin,
         api,
@@ -236,6 +241,7 @@ def build_routes(app: FastAPI) -> None:
     plugins: PluginHost = app.state.plugins
     for name, router in plugins.routes():
         app.include_router(router, dependencies=[plugin_gate(plugins, name)])
+    install_api_docs(app)
 
 
 _frozen = False
