@@ -202,7 +202,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
 
     def complete_openapi() -> dict[str, Any]:
         deferred.load()
-        return openapi()
+        return errors.describe_errors(openapi())
 
     app.openapi = complete_openapi  # type: ignore[method-assign]
     _install_error_handlers(app)
