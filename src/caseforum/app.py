@@ -145,9 +145,11 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         plugins.startup(app=app)
         sweeping = await app.state.sweeper.start()  # files left by crashed uploads
         # right after the first answers have gone out (web/deferred.py): the routes not
-        # needed at once, then the event consumers
-        after_startup.start([(0.05, app.state.deferred_routes.load),
-                             *([(0.05, start_consumers)] if settings.run_consumers else [])])
+        # needed at once, the event consumers, then what the routes make on first use
+        deferred = app.state.deferred_routes
+        after_startup.start([(0.05, deferred.load),
+                             *([(0.05, start_consumers)] if settings.run_consumers else []),
+                             (0.05, deferred.prepare)])
         # a second after start-up, so that readiness does not wait for a full collection
         asyncio.get_running_loop().call_later(1.0, freeze_startup_objects)
         try:

@@ -63,6 +63,14 @@ class DeferredRoutes(BaseRoute):
         finally:
             self._build = None
 
+    def prepare(self) -> None:
+        """Make now what FastAPI makes on the first request that passes an included
+        router: each of its routes again with the app's prefix, dependencies and error
+        responses (tens of milliseconds for some routers, paid by whichever request
+        first crossed them).  Asking for the URL of a name no route has walks them all."""
+        with contextlib.suppress(NoMatchFound):
+            self.app.router.url_path_for("\x00")
+
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if self._build is not None and scope["type"] in ("http", "websocket"):
             return Match.FULL, {}
