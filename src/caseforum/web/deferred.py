@@ -23,6 +23,7 @@ fall due while it was being served.
 import asyncio
 import contextlib
 import inspect
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -30,6 +31,8 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 #: a step of :class:`AfterStartUp`: a function, or a coroutine function run as a task
 Step = Callable[[], Awaitable[None] | None]
@@ -117,9 +120,10 @@ class AfterStartUp:
             self._timer.cancel()
             self._timer = None
         for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def request_began(self) -> None:
         self.in_hand += 1
@@ -155,9 +159,14 @@ class AfterStartUp:
             if inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(self._finished)
         finally:
             self._arm()
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("work after start-up failed", exc_info=task.exception())
 
 
 class RequestsInHand:
