@@ -214,8 +214,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
 
 def build_routes(app: FastAPI) -> None:
     """Every route but the few made at start-up, in this order; then the plugins'
-    (each behind its on/off switch) and the API docs page (like every route added to
-    the app itself, it builds a pydantic field for each of the app's error responses)."""
+    (each behind its on/off switch) and the API docs page, not needed at once either."""
     from caseforum.web import (
         admin,
         api,
