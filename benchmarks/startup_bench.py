@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 runs each")
     args = parser.parse_args()
     runs = 2 if args.quick else args.runs
+    load_before = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="cf-startup-"))
     try:
         bare_dir = folder / "bare"
@@ -114,8 +115,11 @@ def main() -> None:
             ours.append(time_to_first_200(
                 [sys.executable, "-m", "caseforum", "serve", "--port", str(port)],
                 port, clean_env(data), folder / "serve.log"))
-        print(f"Python {platform.python_version()}; {os.cpu_count()} CPUs; {runs} runs each, "
-              "alternating; seconds from spawn to the first 200 on /healthz\n")
+        loads = " -> ".join(" ".join(f"{x:.1f}" for x in load)
+                            for load in (load_before, os.getloadavg()))
+        print(f"Python {platform.python_version()}; {os.cpu_count()} CPUs, load average "
+              f"{loads} (before -> after); {runs} runs each, alternating; seconds from "
+              "spawn to the first 200 on /healthz\n")
         print("| what | median s | min s | max s |")
         print("|---|---|---|---|")
         for name, values in (("caseforum serve", ours), ("bare FastAPI app (uvicorn)", bare),

@@ -138,7 +138,12 @@ def test_init_on_an_empty_folder_makes_the_schema_the_migrations_make(tmp_path: 
 
     quick = tmp_path / "quick"
     assert "(20 offices added)" in _caseforum("init", data_dir=quick)
-    # a second init runs Alembic on it: the stamped heads are accepted, nothing is redone
+    # init records the schema it made, so the first serve does not load Alembic for it
+    serve_checks_schema = ("from caseforum.cli import Context\n"
+                           "ctx = Context()\nctx.upgrade_schema(ctx.host)")
+    assert _imported(serve_checks_schema, ["alembic"], quick) == []
+    # without that record, init runs Alembic: the stamped heads are accepted, nothing redone
+    (quick / "schema-stamp.json").unlink()
     assert "(0 offices added)" in _caseforum("init", data_dir=quick)
 
     migrated = tmp_path / "migrated"
@@ -278,3 +283,64 @@ def test_start_up_builds_the_routes_without_waiting_for_a_request(app: Any) -> N
         while not app.state.deferred_routes.loaded and time.monotonic() < deadline:
             time.sleep(0.02)
         assert app.state.deferred_routes.loaded
+
+
+# Work after start-up waits for the requests in hand (web/deferred.AfterStartUp) -------
+
+
+def _hold_requests(work: Any) -> tuple[Any, Any]:
+    """An app whose requests last until ``release`` is set, counted for ``work``."""
+    import asyncio
+
+    from caseforum.web.deferred import RequestsInHand
+
+    release = asyncio.Event()
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        await release.wait()
+
+    return RequestsInHand(slow, work=work), release
+
+
+def test_a_request_in_hand_is_answered_before_the_warm_up() -> None:
+    """The warm-up (building routes, starting consumers) holds the event loop for a
+    while: a health check asked as the server comes up must not wait behind it."""
+    import asyncio
+
+    from caseforum.web.deferred import AfterStartUp
+
+    async def scenario() -> list[str]:
+        work, done = AfterStartUp(), []
+        app, release = _hold_requests(work)
+        work.start([(0.02, lambda: done.append("warm-up"))])
+        request = asyncio.create_task(app({"type": "http"}, None, None))
+        await asyncio.sleep(0.1)  # the warm-up fell due while the request was in hand
+        done.append("request still in hand")
+        release.set()
+        await request
+        await asyncio.sleep(0.02)
+        await work.stop()
+        return done
+
+    assert asyncio.run(scenario()) == ["request still in hand", "warm-up"]
+
+
+def test_a_request_that_never_ends_does_not_put_the_warm_up_off_for_good(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from caseforum.web import deferred
+
+    monkeypatch.setattr(deferred, "PATIENCE", 0.05)
+
+    async def scenario() -> list[str]:
+        work, done = deferred.AfterStartUp(), []
+        app, _release = _hold_requests(work)
+        work.start([(0.01, lambda: done.append("warm-up"))])
+        request = asyncio.create_task(app({"type": "http"}, None, None))
+        await asyncio.sleep(0.3)
+        request.cancel()
+        await work.stop()
+        return done
+
+    assert asyncio.run(scenario()) == ["warm-up"]

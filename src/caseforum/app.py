@@ -49,7 +49,7 @@ from caseforum.storage import FileStore
 from caseforum.sweeper import PeriodicSweep
 from caseforum.web import ops, pages
 from caseforum.web.content import ContentHostGate
-from caseforum.web.deferred import DeferredRoutes
+from caseforum.web.deferred import AfterStartUp, DeferredRoutes, RequestsInHand
 from caseforum.web.deps import resolve_viewer
 from caseforum.web.limits import BodyLimitMiddleware
 from caseforum.web.metrics import AppMetrics, RequestMetricsMiddleware
@@ -133,25 +133,31 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     ]
     runner = ConsumerRunner(engine, broker, consumers, keep_days=settings.event_retention_days)
     deliveries = DeliveryWorker(engine, plugins.notification_channels, channel_host, broker)
+    after_startup = AfterStartUp()
+
+    async def start_consumers() -> None:
+        await runner.start()
+        await deliveries.start()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limit_threads(settings)
         await broker.start()
-        if settings.run_consumers:
-            await runner.start()
-            await deliveries.start()
         await app.state.hub.start()
         plugins.startup(app=app)
         sweeping = await app.state.sweeper.start()  # files left by crashed uploads
-        loop = asyncio.get_running_loop()
-        # the routes not needed at once, right after the first answers can go out
-        loop.call_later(0.05, app.state.deferred_routes.load)
+        # right after the first answers have gone out (web/deferred.py): the routes not
+        # needed at once, the event consumers, then what the routes make on first use
+        deferred = app.state.deferred_routes
+        after_startup.start([(0.05, deferred.load),
+                             *([(0.05, start_consumers)] if settings.run_consumers else []),
+                             (0.05, deferred.prepare)])
         # a second after start-up, so that readiness does not wait for a full collection
-        loop.call_later(1.0, freeze_startup_objects)
+        asyncio.get_running_loop().call_later(1.0, freeze_startup_objects)
         try:
             yield
         finally:
+            await after_startup.stop()
             await app.state.sweeper.stop(sweeping)
             plugins.shutdown(app=app)
             await app.state.hub.stop()
@@ -190,7 +196,8 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.add_middleware(SecurityHeadersMiddleware)
     app.state.metrics = AppMetrics(app.state)  # /metrics (web/metrics.py)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
-    app.add_middleware(ProxyHeadersMiddleware, trusted=settings.trusted_proxies)  # outermost
+    app.add_middleware(ProxyHeadersMiddleware, trusted=settings.trusted_proxies)
+    app.add_middleware(RequestsInHand, work=after_startup)  # outermost: sees every request
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for name, folder in plugins.static_dirs().items():
         app.mount(f"/plugins/{name}/static", StaticFiles(directory=folder), name=f"{name}-static")
@@ -203,18 +210,17 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
 
     def complete_openapi() -> dict[str, Any]:
         deferred.load()
-        return openapi()
+        return errors.describe_errors(openapi())
 
     app.openapi = complete_openapi  # type: ignore[method-assign]
     _install_error_handlers(app)
     install_busy_handler(app)
-    install_api_docs(app)
     return app
 
 
 def build_routes(app: FastAPI) -> None:
     """Every route but the few made at start-up, in this order; then the plugins'
-    (each behind its on/off switch)."""
+    (each behind its on/off switch) and the API docs page, not needed at once either."""
     from caseforum.web import (
         admin,
         api,
@@ -242,6 +248,7 @@ def build_routes(app: FastAPI) -> None:
     plugins: PluginHost = app.state.plugins
     for name, router in plugins.routes():
         app.include_router(router, dependencies=[plugin_gate(plugins, name)])
+    install_api_docs(app)
 
 
 #: the collector's thresholds once the app runs (Python's default: 700, 10, 10).  A

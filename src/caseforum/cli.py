@@ -80,6 +80,16 @@ class Context:
             self._host.load(disabled=disabled_plugins(self.engine))
         return self._host
 
+    def upgrade_schema(self, host: PluginHost) -> int:
+        """Create or upgrade the schema and add missing reference offices (``init``,
+        ``demo`` and ``serve`` alike).  What was checked is recorded in the data folder
+        (``schema.upgrade``), so that the next ``serve`` need not load Alembic to learn
+        that nothing changed; returns how many offices were added."""
+        from caseforum.setup_db import init_database
+
+        return init_database(self.engine, host, create_if_empty=True,
+                             stamp=self.settings.data_dir / "schema-stamp.json")
+
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
 
@@ -95,9 +105,7 @@ def cli() -> None:
 @one_line_errors
 def init(ctx: Context) -> None:
     """Create or upgrade the database and load the reference offices."""
-    from caseforum.setup_db import init_database
-
-    added = init_database(ctx.engine, ctx.host, create_if_empty=True)
+    added = ctx.upgrade_schema(ctx.host)
     click.echo(f"database ready at {ctx.settings.sqlalchemy_url.split('@')[-1]}"
                f" ({added} offices added)")
 
@@ -109,9 +117,9 @@ def demo(ctx: Context) -> None:
     """Add demo accounts and content (safe to repeat)."""
     from caseforum.app import build_doc_types
     from caseforum.demo_dossiers import DEMO_START
-    from caseforum.setup_db import DEMO_PASSWORD, DEMO_USERS, init_database, load_demo
+    from caseforum.setup_db import DEMO_PASSWORD, DEMO_USERS, load_demo
 
-    init_database(ctx.engine, ctx.host, create_if_empty=True)
+    ctx.upgrade_schema(ctx.host)
     created = load_demo(ctx.engine, storage_dir=ctx.settings.storage_dir,
                         doc_types=build_doc_types(ctx.host))
     click.echo(f"demo data ready ({len(created)} accounts added)")
@@ -133,13 +141,11 @@ def serve(ctx: Context, bind: str, port: int, workers: int) -> None:
     import uvicorn
 
     from caseforum.app import disabled_plugins
-    from caseforum.setup_db import init_database
 
     # plugin failures are logged, as they should be
     host = PluginHost(ctx.settings.plugins, data_dir=ctx.settings.data_dir)
     host.load(disabled=disabled_plugins(ctx.engine))
-    init_database(ctx.engine, host, stamp=ctx.settings.data_dir / "schema-stamp.json",
-                  create_if_empty=True)
+    ctx.upgrade_schema(host)
     if workers > 1 and ctx.settings.is_sqlite:
         click.echo("note: several workers share one SQLite file; PostgreSQL and Redis "
                    "scale better (CASEFORUM_DATABASE_URL, CASEFORUM_REDIS_URL)", err=True)

@@ -125,6 +125,15 @@ def register_migrations() -> list[Any]:
 
 
 @hookspec
+def register_models() -> list[Any]:
+    """Return the modules (or SQLModel classes) that define the plugin's tables,
+    imported in this hook rather than when the plugin is loaded: asked only where
+    every table must be known (a new database made from the models by ``caseforum
+    init``, the models compared with the migrations), so that the tables cost a
+    start of the server nothing until the plugin's pages or tasks use them."""
+
+
+@hookspec
 def register_document_types() -> list[Any]:
     """Return extra dossier document types (``DocType`` objects: code, label,
     group, direction, office) to add to the code tables; unknown codes are kept

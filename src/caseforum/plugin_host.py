@@ -322,6 +322,11 @@ class PluginHost:
     def migrations(self) -> list[Any]:
         return self._flat("register_migrations")
 
+    def models(self) -> list[Any]:
+        """Import the enabled plugins' tables (``register_models``): before the whole
+        schema is made or compared from the models."""
+        return self._flat("register_models")
+
     def commands(self, *, cli: Any) -> None:
         self._call_each("register_commands", cli=cli)
 

@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +32,8 @@ def alembic_config(extra_locations: Iterable[Path | str] = ()) -> Config:
 
 
 def upgrade(engine: Engine, extra_locations: Iterable[Path | str] = (), *,
-            stamp: Path | None = None, create_if_empty: bool = False) -> None:
+            stamp: Path | None = None, create_if_empty: bool = False,
+            load_models: Callable[[], object] | None = None) -> None:
     """Bring the schema to the newest revision of every branch; safe to repeat.
 
     With ``stamp`` (a file in the data folder; ``caseforum serve`` passes one) the
@@ -42,9 +43,10 @@ def upgrade(engine: Engine, extra_locations: Iterable[Path | str] = (), *,
 
     With ``create_if_empty`` (``caseforum init``, ``demo`` and ``serve``) an empty
     database is made from the models and stamped at the heads instead
-    (:func:`create_empty`), when the migrations allow it."""
+    (:func:`create_empty`, which calls ``load_models`` first: the plugins' tables,
+    ``PluginHost.models``), when the migrations allow it."""
     extra = [str(p) for p in extra_locations]
-    if create_if_empty and create_empty(engine, extra):
+    if create_if_empty and create_empty(engine, extra, load_models):
         if stamp is not None:
             with contextlib.suppress(OSError):
                 stamp.write_text(json.dumps(_state(engine, extra)))
@@ -76,7 +78,8 @@ class _NotPlain(Exception):
     """A migration does something the models cannot reproduce."""
 
 
-def create_empty(engine: Engine, extra: Iterable[str] = ()) -> bool:
+def create_empty(engine: Engine, extra: Iterable[str] = (),
+                 load_models: Callable[[], object] | None = None) -> bool:
     """Make an empty database from the models and stamp every branch's head, in one
     transaction; ``False`` (nothing done) when the database has tables already or a
     migration is not plain.
@@ -102,6 +105,8 @@ def create_empty(engine: Engine, extra: Iterable[str] = ()) -> bool:
 
     import caseforum.models  # noqa: F401  (registers the core tables)
 
+    if load_models is not None:
+        load_models()  # and the plugins'
     if not scripts or len(revisions) != len(scripts) or created != set(SQLModel.metadata.tables):
         return False
     with engine.begin() as connection:

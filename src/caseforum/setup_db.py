@@ -44,7 +44,8 @@ def init_database(engine: Engine, host: PluginHost, *, stamp: Path | None = None
     """Create or upgrade the schema and add missing reference offices (``stamp`` and
     ``create_if_empty``: see :func:`caseforum.schema.upgrade`; the commands pass
     ``create_if_empty``, tests/test_schema.py leaves it off to run the migrations)."""
-    schema.upgrade(engine, host.migrations(), stamp=stamp, create_if_empty=create_if_empty)
+    schema.upgrade(engine, host.migrations(), stamp=stamp, create_if_empty=create_if_empty,
+                   load_models=host.models)
     with open_session(engine) as session:
         added = seed_reference_offices(session)
         session.commit()

@@ -8,21 +8,19 @@ and a one-click unsubscribe: a signed link in the text and the
 Users who chose a daily or weekly digest get their e-mail deliveries held until
 the digest is due; the first one sent then takes the others of that user with it
 into one mail.
+
+The mail and SMTP modules are imported by the first mail sent, not when the plugin
+is loaded: every start of the server loaded them, few servers send mail.
 """
 
 from __future__ import annotations
 
 import contextlib
-import smtplib
-import ssl
 import threading
 import time
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import formatdate
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import update
@@ -34,7 +32,10 @@ from caseforum.db import open_session
 from caseforum.models import Delivery, Notification, User, utcnow
 from caseforum.subscriptions import unsubscribe_token
 
-SMTP_POLICY = SMTP.clone(max_line_length=998)
+if TYPE_CHECKING:
+    import smtplib
+    from email.message import EmailMessage
+
 #: an SMTP connection idle longer than this is closed and made anew
 KEEP_OPEN_SECONDS = 30.0
 #: when digests go out: this hour (UTC), and for weekly ones on Mondays
@@ -127,6 +128,9 @@ class EmailChannel:
     def _connection(self, mail: Any) -> smtplib.SMTP:
         """This thread's open connection when it was used lately and still answers,
         else a new one: connecting, STARTTLS and logging in cost more than a mail."""
+        import smtplib
+        import ssl
+
         key = (mail.host, mail.port, mail.tls, mail.starttls, mail.user)
         smtp = getattr(self._local, "smtp", None)
         if smtp is not None:
@@ -156,6 +160,8 @@ class EmailChannel:
         return smtp
 
     def _drop(self) -> None:
+        import smtplib
+
         smtp = getattr(self._local, "smtp", None)
         self._local.smtp = None
         if smtp is not None:
@@ -173,13 +179,17 @@ def _set_state(engine: Any, ids: list[int], state: str, *, sent: bool) -> None:
 
 def compose(host: Any, user: User, notes: list[Notification], delivery_id: int) -> EmailMessage:
     """The mail: one notification, or a digest of several, in text and HTML."""
+    from email.message import EmailMessage
+    from email.policy import SMTP
+    from email.utils import formatdate
+
     base = host.base_url
     token = unsubscribe_token(host.settings.secret_key or "", user.id or 0)
     stop_page = f"{base}/unsubscribe/{token}"
     one_click = f"{base}/api/v1/unsubscribe/{token}"
     # long lines allowed (RFC 5322's 998): a folded List-Unsubscribe URL would be
     # encoded into a form mail programs do not follow
-    message = EmailMessage(policy=SMTP_POLICY)
+    message = EmailMessage(policy=SMTP.clone(max_line_length=998))
     if len(notes) == 1:
         message["Subject"] = f"[CaseForum] {notes[0].text}"
     else:

@@ -14,7 +14,7 @@ from typing import Any
 from caseforum import hookimpl
 from caseforum.authz import can
 
-from . import models, rules  # noqa: F401  (tables and ice.* authorization rules)
+from . import rules  # noqa: F401  (the ice.* authorization rules)
 from .config import Config
 
 __all__ = ["Config"]
@@ -25,6 +25,14 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 @hookimpl
 def register_migrations() -> list[Path]:
     return [MIGRATIONS]
+
+
+@hookimpl
+def register_models() -> list[Any]:
+    """The tables, imported by the modules that use them, not when the plugin loads."""
+    from . import models
+
+    return [models]
 
 
 @hookimpl
