@@ -9,18 +9,19 @@ when Prometheus asks, the database figures in one short session, so serving page
 pays nothing for them.
 
 One registry per app (not prometheus_client's global one): tests build many apps in
-one process, and each host's figures are its own anyway.
+one process, and each host's figures are its own anyway.  The registry, and
+``prometheus_client`` itself, are made at the first scrape: the middleware keeps plain
+counts, so that importing the library (a tenth of a second) is not part of every
+start-up of ``caseforum serve``.
 """
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 from sqlalchemy import func
 from sqlmodel import SQLModel, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,31 +38,69 @@ NO_ROUTE = "<none>"
 
 
 class AppMetrics:
-    """This app's registry: the request counters and the scrape-time collector."""
+    """This app's request counts (plain numbers, bumped on the event loop) and, made at
+    the first scrape, its registry with the scrape-time collector."""
 
     def __init__(self, state: Any) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.state = state
         self.allow = parse_networks(state.settings.metrics_allow)
-        self.requests = Counter("caseforum_http_requests", "HTTP requests answered",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("caseforum_http_request_duration_seconds",
-                                 "Time from a request's arrival to the end of its answer",
-                                 ["method", "route"], buckets=BUCKETS, registry=self.registry)
-        self.registry.register(StateCollector(state))
-        # label children by key: .labels() validates and hashes on every call
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._registry: Any = None
+        #: answers by (method, route, status)
+        self.counts: dict[tuple[str, str, str], int] = {}
+        #: by (method, route): answers per bucket (the last for slower ones), and seconds
+        self.times: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+
+    @property
+    def registry(self) -> Any:
+        if self._registry is None:
+            from prometheus_client import CollectorRegistry
+
+            registry = CollectorRegistry(auto_describe=True)
+            registry.register(RequestCollector(self))
+            registry.register(StateCollector(self.state))
+            self._registry = registry
+        return self._registry
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, status)
-        pair = self._children.get(key)
-        if pair is None:
-            if method not in METHODS:
-                method = "OTHER"
-            pair = (self.requests.labels(method, route, str(status)),
-                    self.latency.labels(method, route))
-            self._children[key] = pair
-        pair[0].inc()
-        pair[1].observe(seconds)
+        if method not in METHODS:
+            method = "OTHER"
+        key = (method, route, str(status))
+        self.counts[key] = self.counts.get(key, 0) + 1
+        timing = self.times.get((method, route))
+        if timing is None:
+            timing = self.times[(method, route)] = ([0] * (len(BUCKETS) + 1), [0.0])
+        timing[0][bisect_left(BUCKETS, seconds)] += 1
+        timing[1][0] += seconds
+
+
+class RequestCollector:
+    """The request counts in Prometheus' counter and histogram families."""
+
+    def __init__(self, metrics: AppMetrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        requests = CounterMetricFamily("caseforum_http_requests", "HTTP requests answered",
+                                       labels=["method", "route", "status"])
+        for labels, count in list(self.metrics.counts.items()):  # a copy in one step
+            requests.add_metric(list(labels), count)
+        latency = HistogramMetricFamily(
+            "caseforum_http_request_duration_seconds",
+            "Time from a request's arrival to the end of its answer",
+            labels=["method", "route"])
+        for (method, route), (buckets, total) in list(self.metrics.times.items()):
+            cumulative, running = [], 0
+            for bound, count in zip((*map(str, BUCKETS), "+Inf"), buckets, strict=True):
+                running += count
+                cumulative.append((bound, running))
+            latency.add_metric([method, route], cumulative, sum_value=total[0])
+        yield requests
+        yield latency
 
 
 class RequestMetricsMiddleware:
@@ -94,7 +133,7 @@ class RequestMetricsMiddleware:
                                  time.perf_counter() - start)
 
 
-class StateCollector(Collector):
+class StateCollector:
     """The figures read at scrape time from the app's state and its database."""
 
     def __init__(self, state: Any) -> None:
@@ -103,12 +142,14 @@ class StateCollector(Collector):
     def describe(self) -> list[Any]:
         return []  # the families depend on the data; nothing to check at registration
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Any]:
         yield from self._live()
         yield from self._sources()
         yield from self._database()
 
-    def _live(self) -> Iterator[GaugeMetricFamily]:
+    def _live(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
         hub = self.state.hub
         subscribers = tuple(hub.subscribers)  # one copy: the hub changes it meanwhile
         yield GaugeMetricFamily("caseforum_websocket_connections",
@@ -117,7 +158,9 @@ class StateCollector(Collector):
                                 "Fragments queued for sockets' writers on this host",
                                 value=sum(sub.queue.qsize() for sub in subscribers))
 
-    def _sources(self) -> Iterator[GaugeMetricFamily]:
+    def _sources(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
         up = GaugeMetricFamily("caseforum_source_up",
                                "1 when a dossier source is usable, 0 when failing or cut off",
                                labels=["source", "plugin", "state"])
@@ -130,7 +173,9 @@ class StateCollector(Collector):
         yield up
         yield failures
 
-    def _database(self) -> Iterator[GaugeMetricFamily]:
+    def _database(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
         lag = GaugeMetricFamily("caseforum_consumer_lag_events",
                                 "Events an event consumer has still to handle",
                                 labels=["consumer"])

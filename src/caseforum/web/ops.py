@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from caseforum import readiness
 from caseforum.authz import require
@@ -27,6 +26,8 @@ def metrics(request: Request, viewer: CurrentViewer) -> Response:
     """Prometheus text format.  Readable from the addresses in ``metrics_allow`` (the
     scraper, which has no account), otherwise by a platform admin's session or token
     with the ``admin`` scope; others get 401 or 403 like any admin page."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # at first use
+
     app_metrics: AppMetrics = request.app.state.metrics
     client = request.client.host if request.client else None
     if not address_in(client, app_metrics.allow):
