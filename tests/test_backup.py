@@ -138,3 +138,37 @@ def test_backup_refuses_to_overwrite(archive: tuple[Path, dict[str, Any]], data_
     dest, _ = archive
     result = _run(data_dir, "backup", str(dest), monkeypatch=monkeypatch)
     assert result.exit_code == 1 and "exists already" in result.output
+
+
+def test_postgresql_round_trip_with_pg_dump(postgres_url: str, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PostgreSQL instance: pg_dump's custom format in, pg_restore in one transaction
+    out, into a second, empty database."""
+    import psycopg
+
+    admin = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    second = f"{postgres_url}_copy"
+    with psycopg.connect(admin.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{second.rsplit("/", 1)[1]}"')
+    try:
+        monkeypatch.setenv("CASEFORUM_DATABASE_URL", postgres_url)
+        source = tmp_path / "source"
+        assert _run(source, "init", monkeypatch=monkeypatch).exit_code == 0
+        made = _run(source, "users", "create", "nz.examiner", "--office", "NZ", "--role",
+                    "examiner", monkeypatch=monkeypatch)
+        assert made.exit_code == 0, made.output
+        dest = tmp_path / "pg.tar"
+        result = _run(source, "backup", str(dest), monkeypatch=monkeypatch)
+        assert result.exit_code == 0, result.output
+        with tarfile.open(dest) as tar:
+            assert "database/caseforum.pgdump" in tar.getnames()
+        monkeypatch.setenv("CASEFORUM_DATABASE_URL", second)
+        result = _run(tmp_path / "target", "restore", str(dest), monkeypatch=monkeypatch)
+        assert result.exit_code == 0, result.output
+        listing = _run(tmp_path / "target", "users", "list", monkeypatch=monkeypatch)
+        assert "nz.examiner" in listing.output
+        again = _run(tmp_path / "target", "restore", str(dest), monkeypatch=monkeypatch)
+        assert again.exit_code == 1 and "--force" in again.output
+    finally:
+        with psycopg.connect(admin.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{second.rsplit("/", 1)[1]}" WITH (FORCE)')
