@@ -326,6 +326,7 @@ def restore(engine: Engine, data_dir: Path, src: Path, *, force: bool,
             manifest = None
         _check(manifest, found, known_revisions(locations))
         before = list(manifest["schema_revisions"])
+        _refuse_mount_points(staging / "data", data_dir)
         database = sqlite_path(engine)
         if manifest["database"] == "sqlite" and database is not None:
             after = _prepare_sqlite(staging / "database" / "caseforum.db", manifest,
@@ -346,6 +347,17 @@ def restore(engine: Engine, data_dir: Path, src: Path, *, force: bool,
                 "caseforum_version": manifest["caseforum_version"]}
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _refuse_mount_points(staged_data: Path, data_dir: Path) -> None:
+    """Folders are swapped by renaming, which a mount point does not allow: say so
+    before anything is changed."""
+    names = {p.name for p in staged_data.iterdir()} if staged_data.is_dir() else set()
+    for name in sorted(names | SKIPPED_TOP):
+        if os.path.ismount(data_dir / name):
+            raise BackupError(f"{data_dir / name} is a mount point, which restore cannot "
+                              "replace: restore into an empty local data folder and copy "
+                              "its folders over (docs/deploy.md); nothing was restored")
 
 
 def _prepare_sqlite(staged: Path, manifest: dict[str, Any], migrations: list[str]) -> list[str]:
