@@ -172,3 +172,42 @@ def test_postgresql_round_trip_with_pg_dump(postgres_url: str, tmp_path: Path,
     finally:
         with psycopg.connect(admin.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{second.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def test_an_older_archive_is_upgraded_and_a_newer_one_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alembic import command
+
+    from caseforum import schema
+    from caseforum.plugin_host import PluginHost
+
+    source = tmp_path / "source"
+    assert _run(source, "init", monkeypatch=monkeypatch).exit_code == 0
+    host = PluginHost()
+    host.load()
+    engine = create_engine(f"sqlite:///{source / 'caseforum.db'}")
+    cfg = schema.alembic_config(host.migrations())
+    with engine.begin() as connection:  # the database as the previous release left it
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0007_remote_dossiers")
+    old = tmp_path / "old.tar"
+    assert _run(source, "backup", str(old), monkeypatch=monkeypatch).exit_code == 0
+    result = _run(tmp_path / "fresh", "restore", str(old), monkeypatch=monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert "schema upgraded" in result.output
+    restored = create_engine(f"sqlite:///{tmp_path / 'fresh' / 'caseforum.db'}")
+    with restored.connect() as connection:
+        at = set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    restored.dispose()
+    assert "0008_subscriptions" in at
+
+    with engine.begin() as connection:  # as a newer release would leave it
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099_future' "
+                                "WHERE version_num = '0007_remote_dossiers'"))
+    engine.dispose()
+    new = tmp_path / "new.tar"
+    assert _run(source, "backup", str(new), monkeypatch=monkeypatch).exit_code == 0
+    result = _run(tmp_path / "other", "restore", str(new), monkeypatch=monkeypatch)
+    assert result.exit_code == 1
+    assert "0099_future" in result.output and "newer CaseForum" in result.output
+    assert not (tmp_path / "other" / "caseforum.db").exists()

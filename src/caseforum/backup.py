@@ -369,9 +369,10 @@ def _prepare_sqlite(staged: Path, manifest: dict[str, Any], migrations: list[str
                           "nothing was restored")
     staged_engine = create_engine(f"sqlite:///{staged}")
     try:
-        if counts(staged_engine) != manifest["counts"]:
+        if (counts(staged_engine) != manifest["counts"]
+                or revisions(staged_engine) != sorted(manifest["schema_revisions"])):
             raise BackupError("the archive's database does not hold what its manifest "
-                              "counts; nothing was restored")
+                              "says (counts, schema revisions); nothing was restored")
         schema.upgrade(staged_engine, migrations)
         return revisions(staged_engine)
     finally:
