@@ -55,6 +55,9 @@ def archive(tmp_path: Path, data_dir: Path, client: Any, db: Any,
     csrf = login(client, "jp.examiner")
     start_thread(client, csrf, make_category(db, "Backups"), "Kept across restores",
                  "This post must come back after a restore.")
+    key = data_dir / "secret_key"  # as load_settings generates it when none is set
+    key.write_text("k" * 48)
+    key.chmod(0o600)
     dest = tmp_path / "caseforum-backup.tar.gz"
     result = _run(data_dir, "backup", str(dest), monkeypatch=monkeypatch)
     assert result.exit_code == 0, result.output
@@ -81,6 +84,10 @@ def test_restore_into_an_empty_instance_gives_the_same_content(
     assert not any(name.startswith("data/search") for name in names)  # rebuilt, not kept
     assert manifest["counts"]["posts"] == len(before["rows"]["post"])
     assert manifest["schema_revisions"]
+    assert dest.stat().st_mode & 0o777 == 0o600  # readable by its owner only
+    restored_key = fresh / "secret_key"  # sessions and the ICE keys need it
+    assert restored_key.read_text() == "k" * 48
+    assert restored_key.stat().st_mode & 0o777 == 0o600
     # the restored instance serves: the upgraded schema and the files are in place
     listing = _run(fresh, "users", "list", monkeypatch=monkeypatch)
     assert "jp.examiner" in listing.output

@@ -173,7 +173,7 @@ def backup(engine: Engine, data_dir: Path, dest: Path) -> dict[str, Any]:
         raise BackupError(f"no such folder: {dest.parent}")
     database = sqlite_path(engine)
     work = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-    work.mkdir()
+    work.mkdir(mode=0o700)
     try:
         if database is not None:
             if not database.exists():
@@ -213,6 +213,7 @@ def backup(engine: Engine, data_dir: Path, dest: Path) -> dict[str, Any]:
                 archive.add(path, arcname=name, recursive=False)
             (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
             archive.add(work / MANIFEST, arcname=MANIFEST)
+        part.chmod(0o600)  # it holds every document, the keys and perhaps the secret key
         os.replace(part, dest)
         return manifest
     finally:
@@ -260,6 +261,7 @@ def _unpack(archive_path: Path, staging: Path) -> dict[str, str]:
                 stream = archive.extractfile(member)
                 assert stream is not None  # a regular file
                 found[member.name] = _copy_hashing(stream, target)
+                target.chmod(member.mode & 0o777)  # the secret key stays private
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         if isinstance(exc, BackupError):
             raise
@@ -317,7 +319,7 @@ def restore(engine: Engine, data_dir: Path, src: Path, *, force: bool,
     locations = [str(m) for m in migrations]
     data_dir.mkdir(parents=True, exist_ok=True)
     staging = data_dir.parent / f".{data_dir.name}.restore-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    staging.mkdir(mode=0o700)
     try:
         found = _unpack(src, staging)
         try:
