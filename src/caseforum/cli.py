@@ -7,6 +7,7 @@ import gc
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -218,6 +219,47 @@ def reindex(ctx: Context) -> None:
         items = rebuild(ctx.engine, ctx.settings.data_dir / "search", progress,
                         plugin_items=ctx.host.search_items)
     click.echo(f"indexed {items} items")
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts.get(label, 0)} {label}"
+                     for label in ("dossiers", "documents", "posts", "parcels"))
+
+
+@cli.command()
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+@one_line_errors
+def backup(ctx: Context, dest: Path) -> None:
+    """Write the database and stored files to one archive (safe while serving)."""
+    from caseforum.backup import backup as make_backup
+
+    manifest = make_backup(ctx.engine, ctx.settings.data_dir, dest)
+    click.echo(f"backed up {_counted(manifest['counts'])} and "
+               f"{len(manifest['files']) - 1} files to {dest}")
+
+
+@cli.command()
+@click.argument("src", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="replace an instance that holds content")
+@pass_ctx
+@one_line_errors
+def restore(ctx: Context, src: Path, force: bool) -> None:
+    """Restore an archive made by 'backup': all of it or nothing."""
+    from caseforum.backup import restore as run_restore
+
+    # every installed plugin's migrations, read without opening the target database
+    # (a restore into a new folder leaves nothing behind when it is refused)
+    host = PluginHost(ctx.settings.plugins, data_dir=ctx.settings.data_dir)
+    logging.getLogger("caseforum.plugin_host").setLevel(logging.CRITICAL)
+    host.load(disabled=set())
+    summary = run_restore(ctx.engine, ctx.settings.data_dir, src, force=force,
+                          migrations=host.migrations())
+    click.echo(f"restored {_counted(summary['counts'])} (backup of "
+               f"{summary['created_at']}, CaseForum {summary['caseforum_version']})")
+    if summary["upgraded"]:
+        click.echo("schema upgraded to this version")
+    click.echo("the search index is rebuilt at the next start (or run 'caseforum reindex')")
 
 
 # users ---------------------------------------------------------------------------
