@@ -14,8 +14,7 @@ from caseforum.accounts import clean_email
 from caseforum.authz import Viewer, require
 from caseforum.channels import retry_now, still_visible
 from caseforum.db import SessionDep
-from caseforum.dossiers.access import Access
-from caseforum.forum import notify, service
+from caseforum.forum import inbox, notify
 from caseforum.models import (
     Delivery,
     Notification,
@@ -39,13 +38,7 @@ FEED_SIZE = 50  # entries of an Atom feed
 @router.get("/notifications")
 def notifications_page(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
     require(viewer, "forum.view")
-    rows = session.exec(select(Notification).where(Notification.user_id == viewer.user_id)
-                        .order_by(Notification.id.desc()).limit(LISTED)).all()  # type: ignore[union-attr]
-    readable = service.readable_notifications(session, viewer, list(rows))
-    access = Access(session, viewer)
-    documents = {d: access.document(d) is not None
-                 for d in {n.document_id for n in readable if n.document_id is not None}}
-    shown = [n for n in readable if n.document_id is None or documents[n.document_id]]
+    shown = inbox.recent(session, viewer, limit=LISTED)
     return render(request, "notifications.html",
                   {"groups": notify.group_notifications(shown)})
 
