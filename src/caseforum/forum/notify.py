@@ -83,11 +83,13 @@ def put_in_bell(session: Session, note: Notification) -> None:
 
 
 def mark_read(session: Session, *, user_id: int, ids: list[int] | None = None,
-              thread_id: int | None = None) -> int:
+              thread_id: int | None = None, document_id: int | None = None,
+              link: str | None = None) -> int:
     """Mark ``user_id``'s unread notifications read: those in ``ids``, those of
-    ``thread_id``, or (neither given) all of them.  One ``UPDATE``; when it
-    changed anything, a ``notification.read`` event lets open bells count down.
-    Returns how many were marked."""
+    ``thread_id``, of ``document_id`` or with ``link`` (all that are given), or
+    (none given) all of them.  One ``UPDATE``; when it changed anything, a
+    ``notification.read`` event lets open bells count down.  Returns how many were
+    marked."""
     query = update(Notification).where(
         Notification.user_id == user_id,  # type: ignore[arg-type]
         Notification.read_at.is_(None))  # type: ignore[union-attr]
@@ -95,6 +97,10 @@ def mark_read(session: Session, *, user_id: int, ids: list[int] | None = None,
         query = query.where(Notification.id.in_(ids))  # type: ignore[union-attr]
     if thread_id is not None:
         query = query.where(Notification.thread_id == thread_id)  # type: ignore[arg-type]
+    if document_id is not None:
+        query = query.where(Notification.document_id == document_id)  # type: ignore[arg-type]
+    if link is not None:
+        query = query.where(Notification.link == link)  # type: ignore[arg-type]
     changed = session.exec(query.values(read_at=utcnow())).rowcount or 0
     if changed:
         emit(session, kind="notification.read", subject_type="user", subject_id=user_id,

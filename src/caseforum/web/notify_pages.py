@@ -59,13 +59,15 @@ def notifications_read(request: Request, session: SessionDep, viewer: CurrentVie
 
 
 def _read_one(session: Session, user_id: int, notification_id: int) -> Notification:
+    """Mark the notification read with the rest of its line on the page: the others
+    of its thread, or (no thread: an exchange's alerts, a document's) of its link."""
     note = session.get(Notification, notification_id)
     if note is None or note.user_id != user_id:
         raise errors.NotFound("no such notification")
     if note.thread_id is not None:
         notify.mark_read(session, user_id=user_id, thread_id=note.thread_id)
     else:
-        notify.mark_read(session, user_id=user_id, ids=[notification_id])
+        notify.mark_read(session, user_id=user_id, link=note.link)
     return note
 
 
