@@ -23,18 +23,17 @@ exchange is seen by its two offices, and a user's office does not change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, exists, func, not_, or_
+from sqlalchemy import and_, bindparam, exists, func, not_, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.sql import Select
 from sqlmodel import Session, col, select
 
 from caseforum.authz import ThreadTarget, Viewer, can
 from caseforum.dossiers.access import Access
-from caseforum.forum.access import category_targets
-from caseforum.forum.notify import NotificationGroup, group_notifications
+from caseforum.forum.access import category_targets, in_chunks
 from caseforum.models import (
     Application,
     Category,
@@ -46,38 +45,50 @@ from caseforum.models import (
 )
 
 Q = TypeVar("Q", bound=Select[Any])
+_USER = bindparam("viewer_id")
+_OFFICE = bindparam("viewer_office")
+
+#: What the rules need of each notification's subject, as SQL expressions over the
+#: notification joined with its thread and its document's dossier.  A conversation's
+#: participants and a restricted document's named offices come as "is the viewer
+#: among them": all the rules ask of either.
+FACTS: list[Any] = [
+    col(Notification.thread_id).is_not(None),
+    col(Thread.id).is_not(None),
+    col(Thread.is_private),
+    col(Thread.category_id),
+    exists().where(col(ThreadParticipant.thread_id) == col(Notification.thread_id),
+                   col(ThreadParticipant.user_id) == _USER),
+    col(Notification.document_id).is_not(None),
+    col(Application.office_code),
+    col(Document.visibility),
+    exists().where(col(DocumentOffice.document_id) == col(Notification.document_id),
+                   col(DocumentOffice.office_code) == _OFFICE),
+]
 
 
-def _facts(viewer: Viewer) -> list[Any]:
-    """What the rules need of each notification's subject, as SQL expressions over
-    the notification joined with its thread and its document's dossier.
-
-    A conversation's participants and a restricted document's named offices come
-    as "is the viewer among them": all the rules ask of either."""
-    member = exists().where(col(ThreadParticipant.thread_id) == col(Notification.thread_id),
-                            col(ThreadParticipant.user_id) == (viewer.user_id or 0))
-    named = exists().where(col(DocumentOffice.document_id) == col(Notification.document_id),
-                           col(DocumentOffice.office_code) == (viewer.office_code or ""))
-    return [
-        col(Notification.thread_id).is_not(None),
-        col(Thread.id).is_not(None),
-        col(Thread.is_private),
-        col(Thread.category_id),
-        member,
-        col(Notification.document_id).is_not(None),
-        col(Application.office_code),
-        col(Document.visibility),
-        named,
-    ]
-
-
-def _joined(query: Q, viewer: Viewer, *, unread: bool) -> Q:
+def _joined(query: Q, *, unread: bool) -> Q:
     query = (query.select_from(Notification)
              .outerjoin(Thread, col(Thread.id) == col(Notification.thread_id))
              .outerjoin(Document, col(Document.id) == col(Notification.document_id))
              .outerjoin(Application, col(Application.id) == col(Document.application_id))
-             .where(col(Notification.user_id) == viewer.user_id))
+             .where(col(Notification.user_id) == _USER))
     return query.where(col(Notification.read_at).is_(None)) if unread else query
+
+
+# built once (the bell is asked on every page): a call binds only the viewer
+_GROUPED = _joined(sa_select(*FACTS, func.count()), unread=True).group_by(*FACTS)
+_UNREAD = _joined(select(Notification), unread=True).order_by(
+    col(Notification.id).desc()).limit(bindparam("limit"))
+_RECENT = _joined(sa_select(Notification, *FACTS), unread=False).order_by(
+    col(Notification.id).desc()).limit(bindparam("limit"))
+_BY_ID = _joined(sa_select(Notification.id, *FACTS), unread=False).where(
+    col(Notification.id).in_(bindparam("ids", expanding=True)))
+
+
+def _params(viewer: Viewer, **more: Any) -> dict[str, Any]:
+    return {"viewer_id": viewer.user_id or 0, "viewer_office": viewer.office_code or "",
+            **more}
 
 
 @dataclass(frozen=True)
@@ -129,21 +140,18 @@ def _unread_groups(session: Session, viewer: Viewer) -> list[_Group]:
     """The user's unread notifications grouped by their facts, each group judged:
     one grouped statement, one for the categories named, one for their office
     groups if any."""
-    facts = _facts(viewer)
-    query = _joined(sa_select(*facts, func.count()), viewer, unread=True).group_by(*facts)
-    rows = [tuple(r) for r in session.exec(query)]  # type: ignore[call-overload]
+    rows = [tuple(r) for r in session.exec(_GROUPED, params=_params(viewer))]  # type: ignore[call-overload]
     judge = _Judge(session, viewer, _category_ids(rows))
     return [_Group(r[:-1], r[-1], judge.readable(r[:-1])) for r in rows]
 
 
-def _readable_only(query: Q, viewer: Viewer, groups: list[_Group]) -> Q:
+def _readable_only(query: Q, groups: list[_Group]) -> Q:
     """``query`` without the notifications of the groups judged unreadable."""
     hidden = [g.facts for g in groups if not g.readable]
     if not hidden:
         return query
-    facts = _facts(viewer)
     return query.where(not_(or_(*(and_(*(expr.is_not_distinct_from(value)
-                                         for expr, value in zip(facts, key, strict=True)))
+                                         for expr, value in zip(FACTS, key, strict=True)))
                                   for key in hidden))))
 
 
@@ -171,9 +179,8 @@ def unread(session: Session, viewer: Viewer, *, limit: int) -> Inbox:
     count = sum(g.count for g in groups if g.readable)
     if not count:
         return Inbox(0, [])
-    query = _joined(select(Notification), viewer, unread=True)
-    notes = session.exec(_readable_only(query, viewer, groups)
-                         .order_by(col(Notification.id).desc()).limit(limit))
+    notes = session.exec(_readable_only(_UNREAD, groups),
+                         params=_params(viewer, limit=limit))
     return Inbox(count, list(notes))
 
 
@@ -183,9 +190,8 @@ def recent(session: Session, viewer: Viewer, *, limit: int) -> list[Notification
     the one statement: a long history is not grouped, only this window is judged."""
     if not viewer.is_authenticated:
         return []
-    query = (_joined(sa_select(Notification, *_facts(viewer)), viewer, unread=False)
-             .order_by(col(Notification.id).desc()).limit(limit))
-    rows = [(r[0], tuple(r[1:])) for r in session.exec(query)]  # type: ignore[call-overload]
+    rows = [(r[0], tuple(r[1:])) for r in session.exec(  # type: ignore[call-overload]
+        _RECENT, params=_params(viewer, limit=limit))]
     judge = _Judge(session, viewer, _category_ids([facts for _, facts in rows]))
     verdicts: dict[tuple[Any, ...], bool] = {}
     out = []
@@ -195,6 +201,51 @@ def recent(session: Session, viewer: Viewer, *, limit: int) -> list[Notification
         if verdicts[facts]:
             out.append(note)
     return out
+
+
+@dataclass
+class NotificationGroup:
+    """The notifications about one thread (or one other subject), newest first:
+    the page shows one line per group, not one per post."""
+
+    latest: Notification
+    notes: list[Notification] = field(default_factory=list)
+
+    @property
+    def unread(self) -> int:
+        return sum(1 for n in self.notes if n.read_at is None)
+
+    @property
+    def more(self) -> int:
+        return len(self.notes) - 1
+
+
+def group_notifications(notes: list[Notification]) -> list[NotificationGroup]:
+    """Group ``notes`` (newest first) per thread; notes without a thread group by
+    their link.  Groups keep the order of their newest note."""
+    groups: dict[tuple[str, Any], NotificationGroup] = {}
+    for note in notes:
+        key = ("thread", note.thread_id) if note.thread_id is not None else ("link", note.link)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = NotificationGroup(latest=note)
+        group.notes.append(note)
+    return list(groups.values())
+
+
+def readable(session: Session, viewer: Viewer,
+             notes: list[Notification]) -> list[Notification]:
+    """Those of the user's ``notes`` about what they may still read, order kept:
+    for the channels' check at send time (a digest's notes together)."""
+    if not viewer.is_authenticated or not notes:
+        return []
+    found: dict[int, tuple[Any, ...]] = {}
+    for chunk in in_chunks(sorted({n.id or 0 for n in notes})):
+        found |= {r[0]: tuple(r[1:]) for r in session.exec(  # type: ignore[call-overload]
+            _BY_ID, params=_params(viewer, ids=chunk))}
+    judge = _Judge(session, viewer, _category_ids(list(found.values())))
+    verdicts = {facts_: judge.readable(facts_) for facts_ in set(found.values())}
+    return [n for n in notes if n.id in found and verdicts[found[n.id]]]
 
 
 FOR_YOU_GROUPS = 6  # lines of the home page's "For you" list

@@ -48,7 +48,8 @@ def topics_of(event: Event) -> set[str]:
             topics.add(f"thread:{thread_id}")
         return topics
     if event.kind in ("notification.created", "notification.read"):
-        return {f"user:{event.payload.get('user_id')}"}
+        users = event.payload.get("user_ids") or [event.payload.get("user_id")]
+        return {f"user:{user_id}" for user_id in users}  # one event may ring many bells
     return set()
 
 

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from caseforum import errors, subscriptions
 from caseforum.accounts import clean_email
 from caseforum.authz import Viewer, require
-from caseforum.channels import retry_now, still_visible
+from caseforum.channels import retry_now, visible_notes
 from caseforum.db import SessionDep
 from caseforum.forum import inbox, notify
 from caseforum.models import (
@@ -40,7 +40,7 @@ def notifications_page(request: Request, session: SessionDep, viewer: CurrentVie
     require(viewer, "forum.view")
     shown = inbox.recent(session, viewer, limit=LISTED)
     return render(request, "notifications.html",
-                  {"groups": notify.group_notifications(shown)})
+                  {"groups": inbox.group_notifications(shown)})
 
 
 @router.post("/notifications/read")
@@ -291,7 +291,7 @@ def subscription_feed(request: Request, session: SessionDep, token: str) -> Resp
     notes = session.exec(select(Notification).where(
         Notification.subscription_id == sub.id, Notification.user_id == sub.user_id)
         .order_by(col(Notification.id).desc()).limit(FEED_SIZE)).all()
-    visible = [n for n in notes if still_visible(session, owner, n)]
+    visible = visible_notes(session, owner, list(notes))
     base = str(settings.base_url).rstrip("/")
     updated = (visible[0].created_at if visible else sub.created_at).isoformat()
     entries = "".join(
