@@ -238,3 +238,32 @@ def test_a_burst_of_documents_is_one_mail_per_follower_listing_each_once(
     assert send_now(app, "email") == 1
     assert f"/documents/{later}" in text_of(inbox.to("li@cnipa.test")[-1])
     assert len(inbox.to("li@cnipa.test")) == 2
+
+
+def test_a_mention_by_mail_keeps_its_quotes_and_accents(app, client, db, mail) -> None:
+    """Subjects and bodies that are not ASCII arrive as written (RFC 2047 subject,
+    UTF-8 parts)."""
+    from email.header import decode_header, make_header
+
+    from caseforum.forum import service as forum
+    from caseforum.models import Category
+    from caseforum.subscriptions import set_channels
+
+    inbox, _ = mail
+    set_email(db, "kr.examiner", "kim@kipo.test")
+    kim = user(db, "kr.examiner")
+    kim.display_name = "Examiner Kím"
+    db.add(kim)
+    set_channels(db, kim.id or 0, "mention", ["inapp", "email"])
+    category = db.exec(select(Category)).first() or forum.create_category(db, name="Cases")
+    forum.create_thread(db, author=user(db, "jp.examiner"), category=category,
+                        title="Argyrodite family", body="@kr.examiner your view?")
+    db.commit()
+    notify_now(app)
+    assert send_now(app, "email") == 1
+    [message] = inbox.to("kim@kipo.test")
+    assert str(make_header(decode_header(message["Subject"]))) == (
+        "[CaseForum] Examiner Sato (JPO) mentioned you in “Argyrodite family”")
+    assert "Hello Examiner Kím," in text_of(message)
+    assert "<p>Hello Examiner Kím,</p>" in text_of(message, "html")
+    assert not message.defects

@@ -45,6 +45,7 @@ from caseforum import authcache
 from caseforum.authz import Viewer
 from caseforum.db import open_session
 from caseforum.forum import inbox
+from caseforum.forum.access import in_chunks
 from caseforum.models import Delivery, Notification, User, utcnow
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ class Outgoing:
     host: Any = None
     #: the notifier's session, for immediate channels only (no network calls!)
     session: Session | None = None
+    #: other deliveries (ids) of this channel and user that ``deliver`` sent along with
+    #: this one and claimed itself (a digest's): recorded as sent together with it
+    along: list[int] = field(default_factory=list)
 
 
 @runtime_checkable
@@ -283,11 +287,13 @@ def send_one(engine: Engine, channel: Any, delivery_id: int, host: Any) -> str:
         wait = option(channel, "retry_seconds", 5.0) * 2 ** (delivery.attempts - 1)
         return _finish(engine, delivery_id, state="pending", error=error,
                        due_at=utcnow() + timedelta(seconds=wait))
-    return _finish(engine, delivery_id, state="sent", error="", sent=True)
+    return _finish(engine, delivery_id, state="sent", error="", sent=True,
+                   along=outgoing.along)
 
 
 def _finish(engine: Engine, delivery_id: int, *, state: str, error: str,
-            due_at: datetime | None = None, sent: bool = False, refund: bool = False) -> str:
+            due_at: datetime | None = None, sent: bool = False, refund: bool = False,
+            along: list[int] | None = None) -> str:
     values: dict[str, Any] = {"state": state, "last_error": error[:500], "lease_until": None}
     if due_at is not None:
         values["due_at"] = due_at
@@ -296,8 +302,9 @@ def _finish(engine: Engine, delivery_id: int, *, state: str, error: str,
     if refund:
         values["attempts"] = _TABLE.c.attempts - 1
     with open_session(engine) as session:
-        session.connection().execute(update(_TABLE).where(_TABLE.c.id == delivery_id)
-                                     .values(**values))
+        for chunk in in_chunks([delivery_id, *(along or [])]):
+            session.connection().execute(update(_TABLE).where(_TABLE.c.id.in_(chunk))
+                                         .values(**values))
         session.commit()
     return state
 
