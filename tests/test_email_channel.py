@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -188,7 +189,8 @@ def test_mail_settings_come_from_the_environment(monkeypatch, tmp_path) -> None:
 
 def test_a_restarted_mail_server_is_reconnected_to(settings, db) -> None:
     """Mails reuse the sending thread's SMTP connection; when the server restarted
-    meanwhile, a new connection is made and nothing is lost."""
+    meanwhile (a second ago: the kept connection is used without asking it first),
+    the mail goes once more on a new connection and nothing is lost."""
     from aiosmtpd.controller import Controller
     from fastapi.testclient import TestClient
 
@@ -204,12 +206,64 @@ def test_a_restarted_mail_server_is_reconnected_to(settings, db) -> None:
             controller = Controller(inbox, hostname="127.0.0.1", port=port)
             controller.start()
             try:
-                jp_upload(client, db)
-                jp_upload(client, db)
+                docs = [jp_upload(client, db), jp_upload(client, db)]
                 notify_now(app)
                 send_now(app, "email")
             finally:
                 controller.stop()
-            received.append(len(inbox.to("li@cnipa.test")))
-    assert received == [2, 2]
+            [message] = inbox.to("li@cnipa.test")  # both documents in one mail
+            received.append([f"/documents/{d}" in text_of(message) for d in docs])
+    assert received == [[True, True], [True, True]]
     assert {d.state for d in db.exec(select(Delivery))} == {"sent"}
+
+
+def test_a_burst_of_documents_is_one_mail_per_follower_listing_each_once(
+        app, client, db, mail) -> None:
+    """Immediate mail sends what is due when it sends: five documents uploaded
+    before the mail goes are one mail naming all five, and nothing comes twice."""
+    inbox, _ = mail
+    set_email(db, "cn.examiner", "li@cnipa.test")
+    follow_family(client, db, "cn.examiner")
+    docs = [jp_upload(client, db) for _ in range(5)]
+    notify_now(app)
+    assert send_now(app, "email") == 1  # one claimed; it took the other four along
+    assert send_now(app, "email") == 0
+    [message] = inbox.to("li@cnipa.test")
+    assert message["Subject"] == "[CaseForum] 5 new notifications"
+    assert re.findall(r"/documents/(\d+)", text_of(message)) == [str(d) for d in docs]
+    assert {d.state for d in db.exec(select(Delivery))} == {"sent"}
+
+    later = jp_upload(client, db)  # after the mail went: a mail of its own
+    notify_now(app)
+    assert send_now(app, "email") == 1
+    assert f"/documents/{later}" in text_of(inbox.to("li@cnipa.test")[-1])
+    assert len(inbox.to("li@cnipa.test")) == 2
+
+
+def test_a_mention_by_mail_keeps_its_quotes_and_accents(app, client, db, mail) -> None:
+    """Subjects and bodies that are not ASCII arrive as written (RFC 2047 subject,
+    UTF-8 parts)."""
+    from email.header import decode_header, make_header
+
+    from caseforum.forum import service as forum
+    from caseforum.models import Category
+    from caseforum.subscriptions import set_channels
+
+    inbox, _ = mail
+    set_email(db, "kr.examiner", "kim@kipo.test")
+    kim = user(db, "kr.examiner")
+    kim.display_name = "Examiner Kím"
+    db.add(kim)
+    set_channels(db, kim.id or 0, "mention", ["inapp", "email"])
+    category = db.exec(select(Category)).first() or forum.create_category(db, name="Cases")
+    forum.create_thread(db, author=user(db, "jp.examiner"), category=category,
+                        title="Argyrodite family", body="@kr.examiner your view?")
+    db.commit()
+    notify_now(app)
+    assert send_now(app, "email") == 1
+    [message] = inbox.to("kim@kipo.test")
+    assert str(make_header(decode_header(message["Subject"]))) == (
+        "[CaseForum] Examiner Sato (JPO) mentioned you in “Argyrodite family”")
+    assert "Hello Examiner Kím," in text_of(message)
+    assert "<p>Hello Examiner Kím,</p>" in text_of(message, "html")
+    assert not message.defects

@@ -1,6 +1,7 @@
 """In-app notifications as people expect them: read when opened or when the thread
-is read, none for one's own doing or a bot's answer to one's own command, one line
-per thread."""
+(or the document) is read, none for one's own doing or a bot's answer to one's own
+command, one line per thread on the notifications page and the home page (an
+exchange's alerts: one line, read together)."""
 
 from __future__ import annotations
 
@@ -180,3 +181,73 @@ def test_hook_register_notification_channels_delivers_through_a_plugin(app, engi
         assert send_now(app, "pager") == 0
     finally:
         app.state.plugins.remove("pager")
+
+
+def for_you(client: Any) -> str:
+    return client.get("/").text.split('id="for-you"')[1].split("</section>")[0]
+
+
+def test_the_home_list_is_one_line_per_thread_and_opening_a_line_reads_it(
+        app, engine, as_user) -> None:
+    thread_id, _ = new_thread(engine, "@kr.examiner first")
+    say(engine, thread_id, "@kr.examiner second", author="cn.examiner")
+    say(engine, thread_id, "@kr.examiner third", author="jp.examiner")
+    new_thread(engine, "@kr.examiner elsewhere", title="Other case")
+    notify_now(app)
+    kr, _ = as_user("kr.examiner")
+    assert bell(kr).endswith(">4")
+    home = for_you(kr)
+    assert home.count("<li>") == 2 and "and 2 more" in home
+    latest = max(n.id for n in notes_of(engine, "kr.examiner") if n.thread_id == thread_id)
+    assert f'href="/notifications/{latest}/open"' in home  # not straight to the post
+    opened = kr.get(f"/notifications/{latest}/open", follow_redirects=False)
+    assert opened.headers["location"].startswith(f"/threads/{thread_id}#post-")
+    assert bell(kr).endswith(">1")
+    assert for_you(kr).count("<li>") == 1
+
+
+def ice_step(engine: Any, step: str, exchange_id: str = "7c1f0e2a-ice-exchange") -> None:
+    """What the ICE plugin logs when SG takes a step in an exchange with JP."""
+    from caseforum.events import emit
+
+    with open_session(engine) as session:
+        emit(session, kind=f"ice.exchange.{step}", actor_id=user(session, "sg.examiner").id,
+             office_code="SG", subject_type="ice_exchange", subject_id=exchange_id,
+             payload={"exchange_id": exchange_id, "recipient_office": "SG",
+                      "donor_office": "JP"})
+        session.commit()
+
+
+def test_an_exchanges_alerts_are_one_line_and_marking_it_reads_them_all(
+        app, engine, as_user) -> None:
+    ice_step(engine, "requested")
+    ice_step(engine, "acknowledged")
+    notify_now(app)
+    assert len(notes_of(engine, "jp.admin")) == 2
+    jp, csrf = as_user("jp.admin")
+    assert bell(jp).endswith(">2")
+    page = jp.get("/notifications").text
+    assert page.count("/open\">") == 1 and "and 1 more, 2 unread" in page
+    latest = notes_of(engine, "jp.admin")[-1]
+    jp.post("/notifications/read", data={"csrf_token": csrf, "notification_id": str(latest.id)})
+    assert [n.read_at is not None for n in notes_of(engine, "jp.admin")] == [True, True]
+    assert bell(jp).endswith(">0")
+    assert 'class="is-unread"' not in jp.get("/notifications").text
+
+
+def test_reading_a_document_reads_its_notification(app, engine, client, db) -> None:
+    """As when the mail's link is followed rather than the bell's."""
+    from tests.conftest import login
+    from tests.dossier_helpers import pdf_bytes, token_for, upload
+
+    csrf = login(client, "sg.examiner")
+    client.post("/subscriptions", data={"csrf_token": csrf, "kind": "family",
+                                        "target": "JP 2019-041872"})
+    response = upload(client, token_for(db, "jp.admin"), "JP", "2019-041872",
+                      pdf_bytes("A new report"), code="SRPT", date="2021-02-03")
+    assert response.status_code == 201, response.text
+    notify_now(app)
+    assert bell(client).endswith(">1")
+    assert client.get(f"/documents/{response.json()['id']}").status_code == 200
+    assert bell(client).endswith(">0")
+    assert [n.read_at is not None for n in notes_of(engine, "sg.examiner")] == [True]

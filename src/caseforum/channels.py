@@ -35,22 +35,25 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, insert, or_, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
-from caseforum.authz import Viewer, can
+from caseforum import authcache
+from caseforum.authz import Viewer
 from caseforum.db import open_session
-from caseforum.dossiers.access import Access
-from caseforum.forum.access import thread_target
-from caseforum.models import Delivery, Notification, Office, Thread, User, utcnow
+from caseforum.forum import inbox
+from caseforum.forum.access import in_chunks
+from caseforum.models import Delivery, Notification, User, utcnow
 
 log = logging.getLogger(__name__)
 
 #: how long a claimed delivery may take before another worker may send it again
 LEASE = timedelta(minutes=2)
+#: the deliveries' table, for statements that need no ORM objects (claims, outcomes)
+_TABLE = Delivery.__table__  # type: ignore[attr-defined]
 
 
 class ChannelPaused(Exception):
@@ -77,6 +80,9 @@ class Outgoing:
     host: Any = None
     #: the notifier's session, for immediate channels only (no network calls!)
     session: Session | None = None
+    #: other deliveries (ids) of this channel and user that ``deliver`` sent along with
+    #: this one and claimed itself (a digest's): recorded as sent together with it
+    along: list[int] = field(default_factory=list)
 
 
 @runtime_checkable
@@ -126,47 +132,61 @@ class ChannelHost:
 def still_visible(session: Session, user: User | None, note: Notification) -> bool:
     """Whether ``user`` may still see what ``note`` is about (the thread, the
     document): rights change between the event and the send."""
+    return bool(visible_notes(session, user, [note]))
+
+
+def visible_notes(session: Session, user: User | None,
+                  notes: list[Notification]) -> list[Notification]:
+    """Those of ``user``'s ``notes`` they may still see, judged together
+    (:func:`caseforum.forum.inbox.readable`: a digest of fifty is one query, not fifty)."""
     if user is None or not user.is_active:
-        return False
-    office = session.get(Office, user.office_code)
-    viewer = Viewer.of(user, office)
-    if note.thread_id is not None:
-        thread = session.get(Thread, note.thread_id)
-        if thread is None or not can(viewer, "thread.view", thread_target(session, thread)):
-            return False
-    if note.document_id is not None:
-        return Access(session, viewer).document(note.document_id) is not None
-    return True
+        return []
+    office = authcache.offices(session).get(user.office_code)  # cached per process
+    return inbox.readable(session, Viewer.of(user, office), notes)
 
 
 # Queueing (in the notifier's transaction) -----------------------------------
 
 
-def queue(session: Session, note: Notification, user: User, wanted: list[str],
+def queue(session: Session, items: list[tuple[Notification, User, list[str]]],
           channels: list[Any], host: Any) -> int:
-    """Serve ``note`` through the channels in ``wanted`` that are registered (and
-    available): immediate ones now, the others as Delivery rows.  Returns rows added."""
-    added = 0
+    """Serve each stored notification of ``items`` (with its user and the channel
+    names they chose) through those of ``channels`` that are available: immediate
+    ones now (``deliver_many`` once for all, where the channel has it, else
+    ``deliver`` for each), the others as Delivery rows, written in one statement.
+    Returns the rows added."""
     now = utcnow()
+    rows: list[dict[str, Any]] = []
     for channel in channels:
-        if channel.name not in wanted:
-            continue
         if host is not None and not available(channel, host.settings):
             continue
+        wanted = [(note, user) for note, user, names in items if channel.name in names]
+        if not wanted:
+            continue
         if option(channel, "immediate", False):
-            channel.deliver(Outgoing(notification=note, user=user, host=host, session=session))
+            outgoing = [Outgoing(notification=note, user=user, host=host, session=session)
+                        for note, user in wanted]
+            many = getattr(channel, "deliver_many", None)
+            if many is not None:
+                many(outgoing)
+            else:
+                for one in outgoing:
+                    channel.deliver(one)
             continue
         finder = getattr(channel, "endpoints", None)
-        endpoints = finder(session, user) if finder is not None else [0]
         timing = getattr(channel, "due_at", None)  # e.g. an e-mail digest holds it back
-        due = (timing(user, now) if timing is not None else None) or now
-        for endpoint_id in endpoints:
-            session.add(Delivery(notification_id=note.id or 0, user_id=user.id or 0,
-                                 channel=channel.name, endpoint_id=endpoint_id, due_at=due))
-            added += 1
-    if added:
+        for note, user in wanted:
+            due = (timing(user, now) if timing is not None else None) or now
+            for endpoint_id in (finder(session, user) if finder is not None else [0]):
+                rows.append({"notification_id": note.id or 0, "user_id": user.id or 0,
+                             "channel": channel.name, "endpoint_id": endpoint_id,
+                             "state": "pending", "attempts": 0, "due_at": due,
+                             "lease_until": None, "last_error": "", "sent_at": None,
+                             "created_at": now})
+    if rows:
+        session.connection().execute(insert(Delivery), rows)
         session.info[_QUEUED] = True  # the commit wakes this process's delivery workers
-    return added
+    return len(rows)
 
 
 # Waking the delivery workers ------------------------------------------------------
@@ -203,15 +223,21 @@ def claim(engine: Engine, channel: str, *, limit: int, one_per_user: bool = Fals
     ``one_per_user``, at most one per user: the channel gathers the rest itself,
     as the e-mail digest does).
 
-    Each is taken with a conditional ``UPDATE``: of two workers, one changes the
-    row and the other sees 0 rows changed and leaves it."""
+    They are taken with one conditional ``UPDATE … RETURNING``: of two workers, one
+    changes a row and the other does not get it back, and leaves it."""
     now = utcnow()
+    due = or_(_TABLE.c.state == "pending",
+              (_TABLE.c.state == "sending") & (_TABLE.c.lease_until < now))
     with open_session(engine) as session:
-        rows = list(session.exec(select(Delivery.id, Delivery.user_id).where(
-            Delivery.channel == channel, col(Delivery.due_at) <= now,
-            or_(col(Delivery.state) == "pending",
-                (col(Delivery.state) == "sending") & (col(Delivery.lease_until) < now)))
-            .order_by(col(Delivery.id)).limit(limit)))
+        # two queries, not one with an OR: each walks the state index in id order and
+        # stops at the limit (the OR made SQLite sort every pending row, 10^5 in a burst)
+        rows = sorted({*session.exec(select(Delivery.id, Delivery.user_id).where(
+            col(Delivery.state) == "pending", Delivery.channel == channel,
+            col(Delivery.due_at) <= now).order_by(col(Delivery.id)).limit(limit)),
+            *session.exec(select(Delivery.id, Delivery.user_id).where(
+                col(Delivery.state) == "sending", Delivery.channel == channel,
+                col(Delivery.lease_until) < now).order_by(col(Delivery.id)).limit(limit))
+        })[:limit]
         users: set[int] = set()
         candidates = []
         for delivery_id, user_id in rows:
@@ -219,28 +245,28 @@ def claim(engine: Engine, channel: str, *, limit: int, one_per_user: bool = Fals
                 continue
             users.add(user_id)
             candidates.append(delivery_id)
-        taken = []
-        for delivery_id in candidates:
-            result = session.exec(update(Delivery).where(
-                col(Delivery.id) == delivery_id,
-                or_(col(Delivery.state) == "pending",
-                    (col(Delivery.state) == "sending") & (col(Delivery.lease_until) < now)))
+        taken: set[int] = set()
+        if candidates:
+            taken = set(session.connection().execute(
+                update(_TABLE).where(_TABLE.c.id.in_(candidates), due)
                 .values(state="sending", lease_until=now + LEASE,
-                        attempts=Delivery.attempts + 1))
-            if result.rowcount:
-                taken.append(delivery_id)
+                        attempts=_TABLE.c.attempts + 1)
+                .returning(_TABLE.c.id)).scalars())
         session.commit()
-    return [t for t in taken if t is not None]
+    return [d for d in candidates if d in taken]
 
 
 def send_one(engine: Engine, channel: Any, delivery_id: int, host: Any) -> str:
     """Send one claimed delivery and record the outcome; returns the new state."""
     with open_session(engine) as session:
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is None:
+        found = session.exec(
+            select(Delivery, Notification, User)
+            .outerjoin(Notification, col(Notification.id) == col(Delivery.notification_id))
+            .outerjoin(User, col(User.id) == col(Delivery.user_id))
+            .where(col(Delivery.id) == delivery_id)).first()
+        if found is None:
             return "gone"
-        note = session.get(Notification, delivery.notification_id)
-        user = session.get(User, delivery.user_id)
+        delivery, note, user = found
         visible = note is not None and still_visible(session, user, note)
     # the session is closed here: no transaction stays open across the network call
     if not visible or note is None or user is None:
@@ -261,21 +287,24 @@ def send_one(engine: Engine, channel: Any, delivery_id: int, host: Any) -> str:
         wait = option(channel, "retry_seconds", 5.0) * 2 ** (delivery.attempts - 1)
         return _finish(engine, delivery_id, state="pending", error=error,
                        due_at=utcnow() + timedelta(seconds=wait))
-    return _finish(engine, delivery_id, state="sent", error="", sent=True)
+    return _finish(engine, delivery_id, state="sent", error="", sent=True,
+                   along=outgoing.along)
 
 
 def _finish(engine: Engine, delivery_id: int, *, state: str, error: str,
-            due_at: datetime | None = None, sent: bool = False, refund: bool = False) -> str:
+            due_at: datetime | None = None, sent: bool = False, refund: bool = False,
+            along: list[int] | None = None) -> str:
     values: dict[str, Any] = {"state": state, "last_error": error[:500], "lease_until": None}
     if due_at is not None:
         values["due_at"] = due_at
     if sent:
         values["sent_at"] = utcnow()
     if refund:
-        values["attempts"] = Delivery.attempts - 1
+        values["attempts"] = _TABLE.c.attempts - 1
     with open_session(engine) as session:
-        session.exec(update(Delivery).where(col(Delivery.id) == delivery_id)
-                     .values(**values))
+        for chunk in in_chunks([delivery_id, *(along or [])]):
+            session.connection().execute(update(_TABLE).where(_TABLE.c.id.in_(chunk))
+                                         .values(**values))
         session.commit()
     return state
 
@@ -348,6 +377,14 @@ class DeliveryWorker:
         with _waiting_lock:
             _waiting.add(waiting)
         sending: set[asyncio.Task[None]] = set()
+
+        def done(task: asyncio.Task[None]) -> None:
+            """A send ended: once half the batch is through, claim more at once
+            (waiting for the next poll held a busy channel to a batch a second)."""
+            sending.discard(task)
+            if len(sending) == self.batch // 2:
+                flag.set()
+
         claiming = anyio.CapacityLimiter(1)
         limiter: anyio.CapacityLimiter | None = None
         try:
@@ -363,7 +400,7 @@ class DeliveryWorker:
                         for task in await self._start_sends(channel, limiter, claiming,
                                                             self.batch - len(sending)):
                             sending.add(task)
-                            task.add_done_callback(sending.discard)
+                            task.add_done_callback(done)
                     except Exception:
                         log.exception("delivery through %s failed; retrying", name)
                 with contextlib.suppress(TimeoutError):

@@ -42,6 +42,10 @@ def test_sg_opening_a_request_tells_jps_admin_in_the_bell_and_by_mail(
         [mail] = inbox.to("admin@jpo.test")
         assert "requested by SG" in mail["Subject"]
         assert alerted("sg.examiner") == [] and alerted("cn.examiner") == []
+        # opening the exchange (from the ICE list, not the bell) reads the alert
+        jp, _ = as_user("jp.admin", on=app)
+        assert jp.get(f"/ice/{exchange_id}").status_code == 200
+        assert [n.read_at is not None for n in alerted("jp.admin")] == [True]
 
     finally:
         controller.stop()

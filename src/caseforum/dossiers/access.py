@@ -91,16 +91,27 @@ class Access:
         self, docs: list[Document], apps: dict[int, Application]
     ) -> dict[int, DocumentTarget]:
         named = self._named_offices(docs)
-        targets = {}
-        for doc in docs:
-            app = apps[doc.application_id]
-            targets[doc.id or 0] = DocumentTarget(
-                office_code=app.office_code,
-                public_access=self._public_access(app.office_code),
-                visibility=str(doc.visibility),
-                offices=named.get(doc.id or 0, frozenset()),
-            )
-        return targets
+        return {doc.id or 0: self.document_target(apps[doc.application_id].office_code,
+                                                  doc.visibility,
+                                                  named.get(doc.id or 0, frozenset()))
+                for doc in docs}
+
+    def document_target(self, office_code: str, visibility: Any,
+                        offices: frozenset[str] = frozenset()) -> DocumentTarget:
+        """The rules' facts of a document of ``office_code``'s dossier (``offices``:
+        the named offices of a restricted one)."""
+        return DocumentTarget(office_code=office_code,
+                              public_access=self._public_access(office_code),
+                              visibility=str(visibility), offices=offices)
+
+    def shows_document(self, office_code: str, visibility: Any,
+                       offices: frozenset[str] = frozenset()) -> bool:
+        """Whether a document with these facts is visible: its dossier and itself
+        (for callers that read the facts in SQL rather than load documents)."""
+        return (can(self.viewer, "dossier.view", DossierTarget(
+                    office_code, self._public_access(office_code)))
+                and can(self.viewer, "document.view",
+                        self.document_target(office_code, visibility, offices)))
 
     def named_offices(self, target: DocumentTarget) -> list[str]:
         """The offices a restricted document is limited to, sorted, for a viewer

@@ -16,11 +16,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from jinja2 import Environment
-from sqlmodel import Session, func, or_, select
+from sqlmodel import Session, or_, select
 
 from caseforum import authcache
 from caseforum.authz import DocumentTarget, DossierTarget, ThreadTarget, Viewer, can
-from caseforum.forum import service
+from caseforum.forum import inbox, service
 from caseforum.forum.access import post_target, thread_target
 from caseforum.forum.view import Renderer, earlier_dossiers, references_of
 from caseforum.models import (
@@ -28,14 +28,12 @@ from caseforum.models import (
     Document,
     DocumentOffice,
     Event,
-    Notification,
     Post,
     ReadState,
     Reference,
     Thread,
 )
 
-HOME_NOTES = 6  # unread notifications the home page lists (as web/pages.py home() does)
 THREAD_KINDS = {"post.created", "post.edited", "post.hidden", "post.shown", "post.reacted",
                 "thread.changed"}
 
@@ -50,7 +48,8 @@ def topics_of(event: Event) -> set[str]:
             topics.add(f"thread:{thread_id}")
         return topics
     if event.kind in ("notification.created", "notification.read"):
-        return {f"user:{event.payload.get('user_id')}"}
+        users = event.payload.get("user_ids") or [event.payload.get("user_id")]
+        return {f"user:{user_id}" for user_id in users}  # one event may ring many bells
     return set()
 
 
@@ -276,24 +275,19 @@ class LiveEvent:
         return out
 
     def bell_html(self, user_id: int, viewers: Iterable[Viewer]) -> dict[Viewer, str]:
-        """The user's bell and the home page's "For you" list (the unread
-        notifications the user may still read), in three queries, rendered once per
-        distinct profile among the user's sockets (almost always one)."""
-        unread = self.session.exec(select(func.count()).select_from(Notification).where(
-            Notification.user_id == user_id,
-            Notification.read_at.is_(None))).one()  # type: ignore[union-attr]
-        latest = list(self.session.exec(select(Notification).where(
-            Notification.user_id == user_id, Notification.read_at.is_(None))  # type: ignore[union-attr]
-            .order_by(Notification.id.desc()).limit(HOME_NOTES)))  # type: ignore[union-attr]
+        """The user's bell and the home page's "For you" list, both of what the user
+        may still read (:func:`inbox.for_you`: a few statements however many are
+        unread), rendered once per distinct profile among the user's sockets
+        (almost always one)."""
         out: dict[Viewer, str] = {}
         by_profile: dict[Any, str] = {}
         for viewer in viewers:
             if viewer.profile not in by_profile:
                 self.renders += 1
-                notes = service.readable_notifications(self.session, viewer, latest)
+                mine = inbox.for_you(self.session, viewer)
                 by_profile[viewer.profile] = self.env.get_template(
-                    "partials/live_bell.html").render(count=unread, notes=notes, oob=True,
-                                                      event_id=self.event.id)
+                    "partials/live_bell.html").render(count=mine.count, groups=mine.groups,
+                                                      oob=True, event_id=self.event.id)
             out[viewer] = by_profile[viewer.profile]
         return out
 

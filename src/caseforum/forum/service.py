@@ -12,13 +12,12 @@ from sqlmodel import Session, col, select
 from caseforum import errors
 from caseforum.authz import Viewer, can
 from caseforum.events import emit
-from caseforum.forum.access import filter_threads, thread_target
+from caseforum.forum.access import thread_target
 from caseforum.forum.text import reference_key, render_post
 from caseforum.models import (
     Category,
     Flag,
     Mention,
-    Notification,
     Office,
     OfficeGroup,
     Post,
@@ -352,16 +351,6 @@ def unread_counts(session: Session, *, user_id: int, thread_ids: list[int]) -> d
         if post_id > marks.get(thread_id, 0):
             counts[thread_id] = counts.get(thread_id, 0) + 1
     return counts
-
-
-def readable_notifications(session: Session, viewer: Viewer,
-                           notes: list[Notification]) -> list[Notification]:
-    """Drop notifications about threads the user may no longer read (a category
-    narrowed, a conversation left): their titles are not to be shown any more."""
-    ids = {n.thread_id for n in notes if n.thread_id is not None}
-    readable = {t.id for t in filter_threads(session, viewer, session.exec(
-        select(Thread).where(Thread.id.in_(ids))))} if ids else set()  # type: ignore[union-attr]
-    return [n for n in notes if n.thread_id is None or n.thread_id in readable]
 
 
 MENTION_CHOICES = 8  # names the composer offers at a time

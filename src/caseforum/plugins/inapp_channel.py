@@ -10,7 +10,7 @@ from typing import Any
 
 from caseforum import hookimpl
 from caseforum.channels import Outgoing
-from caseforum.forum.notify import put_in_bell
+from caseforum.forum.notify import put_in_bells
 
 
 class InAppChannel:
@@ -19,8 +19,13 @@ class InAppChannel:
     immediate = True
 
     def deliver(self, outgoing: Outgoing) -> None:
-        assert outgoing.session is not None, "an immediate channel runs in the notifier"
-        put_in_bell(outgoing.session, outgoing.notification)
+        self.deliver_many([outgoing])
+
+    def deliver_many(self, outgoing: list[Outgoing]) -> None:
+        """All of one event's notes at once: one ``UPDATE`` and one event."""
+        session = outgoing[0].session
+        assert session is not None, "an immediate channel runs in the notifier"
+        put_in_bells(session, [o.notification for o in outgoing])
 
 
 CHANNEL = InAppChannel()

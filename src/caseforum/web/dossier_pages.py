@@ -21,6 +21,7 @@ from caseforum.dossiers.access import Access
 from caseforum.dossiers.compare import compare_texts, similarity
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
 from caseforum.dossiers.usage import log_access
+from caseforum.forum import notify
 from caseforum.forum.access import filter_threads
 from caseforum.models import Application, Document, Office, Post, Priority, Reference, Thread
 from caseforum.numbers import (
@@ -282,6 +283,8 @@ def document_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     target = access.document_targets([doc], {app.id: app})[doc.id or 0]  # type: ignore[dict-item]
     named_offices = access.named_offices(target)
     log_access(session, viewer=viewer, doc=doc, app=app, action="view")
+    if viewer.user_id is not None:  # reading it reads its notifications (a mail's link)
+        notify.mark_read(session, user_id=viewer.user_id, document_id=doc.id)
     session.commit()
     return render(request, "dossiers/document.html", {
         "doc": doc, "app": app, "info": _describer(request)(doc, app),

@@ -12,10 +12,9 @@ from sqlmodel import Session, col, select
 from caseforum import errors, subscriptions
 from caseforum.accounts import clean_email
 from caseforum.authz import Viewer, require
-from caseforum.channels import retry_now, still_visible
+from caseforum.channels import retry_now, visible_notes
 from caseforum.db import SessionDep
-from caseforum.dossiers.access import Access
-from caseforum.forum import notify, service
+from caseforum.forum import inbox, notify
 from caseforum.models import (
     Delivery,
     Notification,
@@ -39,15 +38,9 @@ FEED_SIZE = 50  # entries of an Atom feed
 @router.get("/notifications")
 def notifications_page(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
     require(viewer, "forum.view")
-    rows = session.exec(select(Notification).where(Notification.user_id == viewer.user_id)
-                        .order_by(Notification.id.desc()).limit(LISTED)).all()  # type: ignore[union-attr]
-    readable = service.readable_notifications(session, viewer, list(rows))
-    access = Access(session, viewer)
-    documents = {d: access.document(d) is not None
-                 for d in {n.document_id for n in readable if n.document_id is not None}}
-    shown = [n for n in readable if n.document_id is None or documents[n.document_id]]
+    shown = inbox.recent(session, viewer, limit=LISTED)
     return render(request, "notifications.html",
-                  {"groups": notify.group_notifications(shown)})
+                  {"groups": inbox.group_notifications(shown)})
 
 
 @router.post("/notifications/read")
@@ -66,13 +59,15 @@ def notifications_read(request: Request, session: SessionDep, viewer: CurrentVie
 
 
 def _read_one(session: Session, user_id: int, notification_id: int) -> Notification:
+    """Mark the notification read with the rest of its line on the page: the others
+    of its thread, or (no thread: an exchange's alerts, a document's) of its link."""
     note = session.get(Notification, notification_id)
     if note is None or note.user_id != user_id:
         raise errors.NotFound("no such notification")
     if note.thread_id is not None:
         notify.mark_read(session, user_id=user_id, thread_id=note.thread_id)
     else:
-        notify.mark_read(session, user_id=user_id, ids=[notification_id])
+        notify.mark_read(session, user_id=user_id, link=note.link)
     return note
 
 
@@ -296,7 +291,7 @@ def subscription_feed(request: Request, session: SessionDep, token: str) -> Resp
     notes = session.exec(select(Notification).where(
         Notification.subscription_id == sub.id, Notification.user_id == sub.user_id)
         .order_by(col(Notification.id).desc()).limit(FEED_SIZE)).all()
-    visible = [n for n in notes if still_visible(session, owner, n)]
+    visible = visible_notes(session, owner, list(notes))
     base = str(settings.base_url).rstrip("/")
     updated = (visible[0].created_at if visible else sub.created_at).isoformat()
     entries = "".join(

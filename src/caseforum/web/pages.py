@@ -3,15 +3,17 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import text
-from sqlmodel import select
+from sqlalchemy.orm import defer
+from sqlmodel import Session, col, select
 
 from caseforum import __version__, authcache
-from caseforum.authz import can
+from caseforum.authz import Viewer, can
 from caseforum.db import SessionDep
 from caseforum.dossiers.access import Access
+from caseforum.forum import inbox
 from caseforum.forum.access import readable_threads
-from caseforum.forum.service import readable_notifications, unread_counts
-from caseforum.models import AccountAudit, Application, Document, Notification, Office
+from caseforum.forum.service import unread_counts
+from caseforum.models import AccountAudit, Application, Document, Office
 from caseforum.web.deps import CurrentViewer
 from caseforum.web.templating import render
 
@@ -29,30 +31,33 @@ def home(request: Request, session: SessionDep, viewer: CurrentViewer) -> Respon
         .limit(8)
     ).all()
     offices = session.exec(select(Office).order_by(Office.code)).all()
-    notes = session.exec(select(Notification).where(
-        Notification.user_id == viewer.user_id, Notification.read_at.is_(None))  # type: ignore[union-attr]
-        .order_by(Notification.id.desc()).limit(6)).all()  # type: ignore[union-attr]
-    notes = readable_notifications(session, viewer, list(notes))
+    for_you = inbox.for_you(session, viewer)
     visible = readable_threads(session, viewer, limit=200)
     unread = unread_counts(session, user_id=viewer.user_id or 0,
                            thread_ids=[t.id or 0 for t in visible])
     unread_threads = [(t, unread[t.id]) for t in visible if unread.get(t.id or 0)][:6]
-    access = Access(session, viewer)
-    recent_docs = session.exec(select(Document).order_by(
-        Document.created_at.desc()).limit(60)).all()  # type: ignore[attr-defined]
-    apps = {a.id: a for a in session.exec(select(Application).where(
-        Application.id.in_({d.application_id for d in recent_docs})))}  # type: ignore[union-attr]
-    new_docs = []
-    for doc in recent_docs:
-        app = apps.get(doc.application_id)
-        if app is not None and access.document(doc.id or 0) is not None:
-            new_docs.append((doc, app))
-        if len(new_docs) == 8:
-            break
     panels = request.app.state.plugins.home_panels(session=session, viewer=viewer)
     return render(request, "home.html", {
-        "activity": activity, "offices": offices, "notes": notes,
-        "unread_threads": unread_threads, "new_docs": new_docs, "panels": panels})
+        "activity": activity, "offices": offices, "groups": for_you.groups,
+        "bell_count": lambda: for_you.count,  # counted once for the list and the bell
+        "unread_threads": unread_threads, "new_docs": new_documents(session, viewer),
+        "panels": panels})
+
+
+def new_documents(session: Session, viewer: Viewer, *, scan: int = 60,
+                  show: int = 8) -> list[tuple[Document, Application]]:
+    """The newest documents the viewer may see, with their dossiers: the ``scan``
+    newest are checked together (the named offices of restricted ones in one query),
+    not one by one."""
+    access = Access(session, viewer)
+    recent = list(session.exec(select(Document).options(defer(Document.text_content))  # type: ignore[arg-type]
+                               .order_by(col(Document.created_at).desc()).limit(scan)))
+    apps = {a.id: a for a in session.exec(select(Application).where(
+        col(Application.id).in_({d.application_id for d in recent})))}
+    recent = [d for d in recent if access.can_see(apps.get(d.application_id))]
+    targets = access.document_targets(recent, apps)  # type: ignore[arg-type]
+    return [(d, apps[d.application_id]) for d in recent
+            if can(viewer, "document.view", targets[d.id or 0])][:show]
 
 
 LANDING_DOSSIERS = 10

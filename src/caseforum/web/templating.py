@@ -10,14 +10,12 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from jinja2_fragments import render_block
-from sqlalchemy import func
-from sqlmodel import Session, select
 
 from caseforum import __version__
 from caseforum.authz import can
 from caseforum.db import open_session
+from caseforum.forum import inbox
 from caseforum.forum.access import post_target
-from caseforum.models import Notification
 from caseforum.web.proxy import cookies_secure
 from caseforum.web.security import csrf_token
 
@@ -41,22 +39,18 @@ def make_environment(extra_dirs: list[Path]) -> Environment:
 
 
 def unread_notifications(request: Request) -> int:
-    """The bell's number, asked in the request's own session (never a second
-    connection); outside a request's session (an error page rendered after the
-    session closed) in a short one of its own."""
-    user = getattr(request.state, "user", None)
-    if user is None:
+    """The bell's number (only what the user may still read: :mod:`caseforum.forum.inbox`),
+    asked in the request's own session (never a second connection); outside a
+    request's session (an error page rendered after the session closed) in a short
+    one of its own."""
+    viewer = getattr(request.state, "viewer", None)
+    if viewer is None or not viewer.is_authenticated:
         return 0
     session = getattr(request.state, "db", None)
     if session is not None:
-        return _unread(session, user.id)
+        return inbox.unread_count(session, viewer)
     with open_session(request.app.state.engine) as own:
-        return _unread(own, user.id)
-
-
-def _unread(session: Session, user_id: int | None) -> int:
-    return session.exec(select(func.count()).select_from(Notification).where(
-        Notification.user_id == user_id, Notification.read_at.is_(None))).one()
+        return inbox.unread_count(own, viewer)
 
 
 def _once(compute: Callable[[], int]) -> Callable[[], int]:

@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 
 from caseforum.authz import Viewer, can, require
 from caseforum.db import SessionDep
+from caseforum.forum import notify
 from caseforum.models import Office, User
 from caseforum.web.deps import CurrentUser, CurrentViewer
 from caseforum.web.templating import render
@@ -169,8 +170,11 @@ def exchange_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     except IceError as exc:
         return render(request, "error.html", {"status": exc.status, "detail": exc.message},
                       status_code=exc.status)
-    return render(request, "ice/exchange.html",
-                  _page_context(session, rt, viewer, user, exchange, done=done))
+    context = _page_context(session, rt, viewer, user, exchange, done=done)
+    # opening the exchange reads its alerts, as reading a thread reads its notifications
+    notify.mark_read(session, user_id=user.id or 0, link=f"/ice/{exchange.id}")
+    session.commit()
+    return render(request, "ice/exchange.html", context)
 
 
 def _step(rt: IceRuntime, viewer: Viewer, user: User, exchange_id: str,
