@@ -203,6 +203,8 @@ class EmailChannel:
         smtp = getattr(self._local, "smtp", None)
         self._local.smtp = None
         if smtp is not None:
+            import smtplib  # loaded by the mail that opened the connection
+
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 smtp.quit()
             smtp.close()
