@@ -333,29 +333,41 @@ def _facet_values(evaluator: Evaluator, name: str) -> list[tuple[str, bytes]]:
     return CACHE.get(key, make, lambda values: 64 * len(values))
 
 
+def _walk(order: Iterable[int], allowed: int, size: int, wanted: int) -> list[int]:
+    """The first ``wanted`` items of ``order`` that are in ``allowed``."""
+    mask = allowed.to_bytes((size + 7) // 8, "little")
+    out = []
+    for d in order:
+        if mask[d >> 3] >> (d & 7) & 1:
+            out.append(d)
+            if len(out) == wanted:
+                break
+    return out
+
+
 def _top(found: Found, allowed: int, part: Part, wanted: int, by_date: bool) -> list[Hit]:
-    """The ``wanted`` best of the allowed matches of one segment."""
+    """The ``wanted`` best (or newest) of the allowed matches of one segment.
+
+    Either every match is scored (or dated) and the best kept, or a list already in
+    order (the one scored set best first, or the segment newest first) is walked
+    until ``wanted`` matches have come by: about ``wanted * len(list) / matches``
+    steps, which wins unless the matches are few."""
     if not allowed:
         return []
+    segment = part.segment
+    matches = allowed.bit_count()
     ranked = found.ranked
     if by_date or not ranked:
-        dates = part.segment.dates()
-        docs = docs_of(allowed)
-        best = heapq.nlargest(wanted, docs, key=lambda d: (dates[d], d))
+        if wanted * segment.size * WALK_STEP < matches * matches:
+            return [Hit(part, d, 0.0) for d in _walk(segment.newest_first(), allowed,
+                                                        segment.size, wanted)]
+        best = heapq.nlargest(wanted, docs_of(allowed), key=segment.dates().__getitem__)
         return [Hit(part, d, 0.0) for d in best]
     scored = ranked[0]
-    matches = allowed.bit_count()
-    # walking visits about wanted * len(scored) / matches items; scoring, every match
     if (len(ranked) == 1 and not allowed & ~scored.bits
             and wanted * len(scored.docs) * WALK_STEP < matches * matches):
-        mask = allowed.to_bytes((part.segment.size + 7) // 8, "little")
-        hits = []
-        for d in scored.best():
-            if mask[d >> 3] >> (d & 7) & 1:
-                hits.append(Hit(part, d, scored.score(d)))
-                if len(hits) == wanted:
-                    break
-        return hits
+        return [Hit(part, d, scored.score(d))
+                for d in _walk(scored.best(), allowed, segment.size, wanted)]
     scores = ((sum(s.score(d) for s in ranked), d) for d in docs_of(allowed))
     return [Hit(part, d, score) for score, d in heapq.nlargest(wanted, scores)]
 

@@ -136,6 +136,7 @@ class Segment:
         self.all = (1 << self.size) - 1
         self._lengths: dict[str, bytes] = {}
         self._dates: array | list[int] | None = None
+        self._newest: list[int] | None = None
 
     def postings(self, field: str, btext: bytes, weights: bool) -> Postings:
         """Every item of the term, deleted ones too (deletions are applied by the
@@ -198,6 +199,13 @@ class Segment:
                 self._dates = [column[d] for d in range(self.size)]
         return self._dates
 
+    def newest_first(self) -> list[int]:
+        """Every item, the newest first (computed once per segment)."""
+        if self._newest is None:
+            dates = self.dates()
+            self._newest = sorted(range(self.size), key=dates.__getitem__, reverse=True)
+        return self._newest
+
     def stored(self, docnum: int) -> dict[str, Any]:
         return dict(self.reader.stored_fields(docnum))
 
@@ -249,25 +257,33 @@ class IndexHandle:
             if self._view is not None and self._view.generation == generation:
                 return self._view
             try:
-                toc = self.ix._read_toc()  # the segments and their deletions, as committed
-                break
-            except OSError:  # a commit replaced that table of contents meanwhile
-                if attempt == 4:
+                return self._load()
+            except OSError:  # a commit replaced that table of contents, or merged
+                if attempt == 4:  # away a segment, between the listing and the reading
                     raise
+        raise AssertionError("unreachable")
+
+    def _load(self) -> View:
+        toc = self.ix._read_toc()  # the segments and their deletions, as committed
         opened: dict[str, Segment] = {}
-        parts = []
-        for segment in toc.segments:
-            sid = segment.segment_id()
-            found = self._segments.get(sid) or Segment(
-                SegmentReader(self.ix.storage, toc.schema, segment, generation=toc.generation))
-            opened[sid] = found
-            parts.append(Part(found, _live(segment, found)))
+        try:
+            for segment in toc.segments:
+                sid = segment.segment_id()
+                opened[sid] = self._segments.get(sid) or Segment(SegmentReader(
+                    self.ix.storage, toc.schema, segment, generation=toc.generation))
+        except BaseException:
+            for sid, new in opened.items():
+                if sid not in self._segments:
+                    new.reader.close()
+            raise
+        parts = tuple(Part(opened[s.segment_id()], _live(s, opened[s.segment_id()]))
+                      for s in toc.segments)
         for sid, gone in self._segments.items():
             if sid not in opened:
                 gone.reader.close()
                 CACHE.drop(sid)
         self._segments = opened
-        self._view = View(toc.generation, tuple(parts), toc.schema)
+        self._view = View(toc.generation, parts, toc.schema)
         return self._view
 
     def close(self) -> None:
