@@ -4,16 +4,23 @@ SQLite FTS5 over the same generated corpus in the same run.
     .venv/bin/python benchmarks/search_bench.py           # 100,000 dossiers, 200,000 posts
     .venv/bin/python benchmarks/search_bench.py --quick   # 5,000 and 10,000
     .venv/bin/python benchmarks/search_bench.py --dossiers 20000 --posts 40000 --queries 300
+    .venv/bin/python benchmarks/search_bench.py --quick --keep /tmp/sb   # build once, reuse
 
 CaseForum's side is its own code: items shaped as ``search/items.py`` makes them,
 written with ``search/store.write`` in batches of 500 (as the indexer consumer
 writes), and queried with ``search/query.search`` for an examiner of one office (the
-permission filter, three facets and highlighted snippets included).  The anchor is an
+permission filter, six facets and highlighted snippets included).  The anchor is an
 FTS5 table (``unicode61`` words for English with the porter stemmer, and a second
 ``trigram`` table for CJK) with the same access tokens in a column, asked for the
 first page, the total and the office facet with the same filter.  Five query shapes:
 one word, a two-word phrase, a class prefix, an applicant with a word, a CJK phrase.
 The goal is p95 < 20 ms for a single client.
+
+Each shape's query is repeated, so the p50 and p95 are those of a query whose words
+were asked before; the ``first`` columns are each shape's first query, on an index
+just opened (CaseForum then reads the postings of its words: see
+``search/segments.py``), beside FTS5's first.  ``--keep DIR`` builds the corpus in
+``DIR`` once and reuses it on later runs (the index rate is then not measured).
 """
 
 from __future__ import annotations
@@ -37,8 +44,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import summary  # noqa: E402
 
-from caseforum.authz import Viewer  # noqa: E402
+from caseforum.authz import CategoryTarget, Viewer  # noqa: E402
 from caseforum.search import acl, store  # noqa: E402
+from caseforum.search.grants import Grants  # noqa: E402
 from caseforum.search.items import Batch  # noqa: E402
 from caseforum.search.query import search  # noqa: E402
 
@@ -84,19 +92,28 @@ def corpus(dossiers: int, posts: int, seed: int = 7) -> list[dict[str, Any]]:
             "body": f"{office} {2015 + i % 10}-{i:06d} " + text(rng, 20),
             "applicant": rng.choice(APPLICANTS), "numbers": f"{office}{2015 + i % 10}{i:06d}",
             "ipc": " ".join(rng.sample(CLASSES, 2)), "cited": "", "code": "",
-            "office": office, "year": when.year, "date": when, "url": f"/dossiers/{i}",
+            "office": office, "source": "opd_link" if i % 10 == 0 else "hosted",
+            "year": when.year, "date": when, "url": f"/dossiers/{i}",
             "acl": " ".join(sorted(acl.dossier_tokens(office)))})
     for i in range(posts):
         office = rng.choice(OFFICES)
         when = start + timedelta(days=rng.randrange(3600), seconds=i)
         limited = rng.random() < 0.2
-        tokens = (acl.thread_tokens(is_private=False, participants=(),
-                                    category_offices=(office,) if limited else ()))
+        category = LIMITED[office] if limited else i // 20 % len(OPEN)  # a thread: 20 posts
         items.append({
             "id": f"post:{i}", "kind": "post", "title": text(rng, 5), "body": text(rng, 40),
             "office": office, "year": when.year, "date": when, "url": f"/threads/{i // 20}",
-            "acl": " ".join(sorted(tokens))})
+            "category": str(category), "thread": str(i // 20),
+            "acl": " ".join(sorted(acl.thread_tokens(is_private=False, participants=(),
+                                                     category_id=category)))})
     return items
+
+
+#: forum categories: eight open to every office, and one limited to each office
+OPEN = {n: CategoryTarget() for n in range(8)}
+LIMITED = {office: 100 + n for n, office in enumerate(OFFICES)}
+CATEGORIES = {**OPEN, **{cid: CategoryTarget(frozenset({office}))
+                         for office, cid in LIMITED.items()}}
 
 
 QUERIES = {  # shape: (CaseForum query, FTS5 query on the words table, on the CJK table)
@@ -170,49 +187,59 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=200, help="per shape and engine")
     parser.add_argument("--quick", action="store_true", help="5,000 dossiers, 10,000 posts")
+    parser.add_argument("--keep", type=Path, help="build in this folder once, then reuse it")
     args = parser.parse_args()
     if args.quick:
         args.dossiers, args.posts, args.queries = 5_000, 10_000, 100
     print(f"# search_bench: {args.dossiers:,} dossiers, {args.posts:,} posts, "
           f"{args.queries} queries per shape; Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
-    work = Path(tempfile.mkdtemp(prefix="cf-search-bench-"))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="cf-search-bench-"))
     try:
-        items = corpus(args.dossiers, args.posts)
-        seconds = build_whoosh(work / "search", items)
-        whoosh_rate = len(items) / seconds
-        db, fts_seconds = build_fts(work / "fts.db", items)
-        fts_rate = len(items) / fts_seconds
-        print(f"index: whoosh {whoosh_rate:,.0f} items/s ({seconds:.1f} s), "
-              f"fts5 {fts_rate:,.0f} items/s ({fts_seconds:.1f} s)")
-        summary("search index rate", whoosh_rate, fts_rate, "(no goal)", "items/s")
+        if args.keep and (work / "fts.db").exists():
+            db = sqlite3.connect(work / "fts.db")
+            print(f"reusing the corpus in {work}")
+        else:
+            work.mkdir(parents=True, exist_ok=True)
+            items = corpus(args.dossiers, args.posts)
+            seconds = build_whoosh(work / "search", items)
+            whoosh_rate = len(items) / seconds
+            db, fts_seconds = build_fts(work / "fts.db", items)
+            fts_rate = len(items) / fts_seconds
+            del items
+            print(f"index: whoosh {whoosh_rate:,.0f} items/s ({seconds:.1f} s), "
+                  f"fts5 {fts_rate:,.0f} items/s ({fts_seconds:.1f} s)")
+            summary("search index rate", whoosh_rate, fts_rate, "(no goal)", "items/s")
         viewer = Viewer(user_id=1, office_code="CN", role="examiner", accessing=True)
-        tokens = sorted(acl.viewer_tokens(viewer, set()))
-        print("| query shape | hits (CF) | CF p50 ms | CF p95 ms | hits (FTS5) | "
-              "FTS5 p50 ms | FTS5 p95 ms |")
-        print("|---|---|---|---|---|---|---|")
+        tokens = sorted(acl.viewer_tokens(viewer, set(), CATEGORIES))
+        grants = Grants(frozenset(tokens), {cid: f"category {cid}" for cid in CATEGORIES})
+        print("| query shape | hits (CF) | CF first ms | CF p50 ms | CF p95 ms | hits (FTS5) | "
+              "FTS5 first ms | FTS5 p50 ms | FTS5 p95 ms |")
+        print("|---|---|---|---|---|---|---|---|---|")
         worst = 0.0
         for shape, (ours, words, cjk) in QUERIES.items():
             cf_times, fts_times = [], []
             cf_hits = fts_hits = 0
             for _ in range(args.queries):  # alternate, so both see the same machine
                 began = time.perf_counter()
-                cf_hits = search(work / "search", viewer, set(), ours).total
+                cf_hits = search(work / "search", grants, ours).total
                 cf_times.append((time.perf_counter() - began) * 1000)
                 began = time.perf_counter()
                 fts_hits = fts_query(db, "cjk" if cjk else "words", cjk or words or "", tokens)
                 fts_times.append((time.perf_counter() - began) * 1000)
             p95 = percentile(cf_times, 95)
             worst = max(worst, p95)
-            print(f"| {shape} | {cf_hits:,} | {statistics.median(cf_times):.1f} | {p95:.1f} | "
-                  f"{fts_hits:,} | {statistics.median(fts_times):.1f} | "
+            print(f"| {shape} | {cf_hits:,} | {cf_times[0]:.1f} | "
+                  f"{statistics.median(cf_times):.1f} | {p95:.1f} | {fts_hits:,} | "
+                  f"{fts_times[0]:.1f} | {statistics.median(fts_times):.1f} | "
                   f"{percentile(fts_times, 95):.1f} |")
             summary(f"search p95, {shape}", p95, percentile(fts_times, 95), "< 20 ms", "ms",
                     higher_is_better=False)
         print(f"worst CaseForum p95: {worst:.1f} ms (goal < 20 ms)")
         db.close()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

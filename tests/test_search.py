@@ -6,6 +6,12 @@ copied for each test); what a test adds is indexed by ``index_now``.
 
 from __future__ import annotations
 
+import html
+import re
+from datetime import date
+
+from caseforum.dossiers.remote import store_dossier
+from caseforum.sources import SourceApplication, SourceDocument, SourceDossier
 from tests.dossier_helpers import token_for, upload
 from tests.forum_helpers import make_category, reply, start_thread
 from tests.search_helpers import found, index_now
@@ -95,3 +101,49 @@ def test_document_text_uploaded_later_is_found(client, as_user, db, app) -> None
     cn, _ = as_user("cn.examiner")
     assert found(cn, "フィンピッチ")["total"] == 1
     assert found(cn, "quasifin code:EXRP")["total"] == 1
+
+
+def test_facets_source_group_and_category_filter_the_page_and_the_api(client, as_user, db,
+                                                                     app) -> None:
+    """A dossier from a remote source with an office action (whose title carries the
+    dossier's), a search report on a hosted dossier and a post, all holding one word:
+    each facet narrows to its part."""
+    store_dossier(db, "opd_link", SourceDossier("opd:1", "US", "55555555", (SourceApplication(
+        "US", "55555555", "55/555,555", date(2021, 3, 4), title="Gossamer louvre fins",
+        documents=(SourceDocument("opd:1/ctnf", "CTNF", "Non-final rejection of gossamer",
+                                  date(2022, 1, 5)),)),)))
+    db.commit()
+    jp = token_for(db, "jp.examiner")
+    done = upload(client, jp, "JP", "2019041872", b"gossamer in a search report",
+                  filename="s.txt", code="SRPT")
+    assert done.status_code in (200, 201), done.text
+    cn, csrf = as_user("cn.examiner")
+    start_thread(cn, csrf, make_category(db, "Louvres"), "Louvres", "a gossamer louvre")
+    index_now(app)
+
+    facets = found(cn, "gossamer")["facets"]
+    assert facets["source"] == {"opd_link": 2, "hosted": 1}
+    assert facets["group"] == {"examination": 1, "search": 1}
+    assert facets["category"] == {"Louvres": 1}
+    remote = found(cn, "gossamer", source="opd_link")
+    assert {r["kind"] for r in remote["results"]} == {"dossier", "document"}
+    assert "/dossiers/US/55555555" in _urls(remote)
+    assert _urls(found(cn, "gossamer", group="search")) == {
+        u for u in _urls(found(cn, "gossamer", kind="document", source="hosted"))}
+    assert found(cn, "gossamer", category="Louvres")["results"][0]["kind"] == "post"
+    bad = cn.get("/api/v1/search", params={"q": "gossamer", "group": "searches"})
+    assert bad.status_code == 422 and "group: one of search" in bad.json()["detail"]
+
+    page = cn.get("/search", params={"q": "gossamer"})
+    assert page.status_code == 200
+    link = re.search(r'href="(/search\?q=gossamer&amp;category=Louvres&amp;sort=relevance)"',
+                     page.text)
+    assert link, "the category facet links to the narrowed search"
+    narrowed = cn.get(html.unescape(link.group(1)))  # following the link: no JavaScript
+    assert narrowed.status_code == 200 and "1 result<" in narrowed.text
+    assert 'aria-current="true"' in narrowed.text  # the chosen value is marked
+    assert '<option value="Louvres" selected>' in narrowed.text
+    fragment = cn.get("/search", params={"q": "gossamer", "group": "search"},
+                      headers={"HX-Request": "true"})
+    assert fragment.text.lstrip().startswith('<section id="results"')
+    assert "1 result<" in fragment.text and "/documents/" in fragment.text

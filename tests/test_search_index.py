@@ -11,27 +11,34 @@ from click.testing import CliRunner
 from sqlmodel import select
 
 from caseforum.cli import cli
+from caseforum.dossiers.service import set_document_visibility
 from caseforum.forum import service as forum
-from caseforum.models import Category, Post, User
+from caseforum.models import Category, Document, Post, User
 from caseforum.search import store
 from caseforum.search.indexer import SearchIndexer, rebuild
 from tests.dossier_helpers import token_for, upload
 from tests.forum_helpers import make_category, reply, start_thread
 from tests.search_helpers import found, index_now
 
+#: fields that are indexed and not stored: read back from their terms
+UNSTORED = ("acl", "source", "group", "category", "thread")
+
 
 def _contents(folder: Path) -> dict[str, dict[str, Any]]:
-    """Every item's stored fields and access tokens, by id (the cursor marker left out)."""
+    """Every item's stored fields and its terms of the unstored fields, by id (the
+    cursor marker left out)."""
     ix = store.open_index(folder)
     out = {}
     with ix.searcher() as searcher:
-        tokens: dict[int, set[str]] = {}
-        for term in searcher.lexicon("acl"):
-            for docnum in searcher.postings("acl", term).all_ids():
-                tokens.setdefault(docnum, set()).add(term.decode())
+        terms: dict[int, dict[str, set[str]]] = {}
+        for name in UNSTORED:
+            for term in searcher.lexicon(name):
+                for docnum in searcher.postings(name, term).all_ids():
+                    terms.setdefault(docnum, {n: set() for n in UNSTORED})[name].add(
+                        term.decode())
         for docnum, fields in searcher.iter_docs():
             if fields["id"] != store.CURSOR_ID:
-                out[fields["id"]] = {**fields, "acl": tokens.get(docnum, set())}
+                out[fields["id"]] = {**fields, **terms.get(docnum, {})}
     return out
 
 
@@ -42,11 +49,15 @@ def _duplicates(folder: Path) -> list[str]:
     return sorted({i for i in ids if ids.count(i) > 1})
 
 
-def _changes(client: Any, as_user: Any, db: Any) -> None:
-    """A bit of everything the indexer listens to."""
+def _changes(client: Any, as_user: Any, db: Any) -> int:
+    """A bit of everything the indexer listens to; returns the category's id."""
     jp = token_for(db, "jp.examiner")
     upload(client, jp, "JP", "2019041872", b"a note on fin pitch", filename="n.txt",
            code="EXRP", visibility="restricted", offices="KR")
+    note = db.exec(select(Document).where(Document.text_content.contains("fin pitch"))).one()
+    set_document_visibility(db, document=note, visibility="restricted", offices=["CN", "SG"],
+                            actor_id=None)
+    db.commit()
     author, csrf = as_user("jp.examiner")
     category = make_category(db, "Moving offices")
     thread = start_thread(author, csrf, category, "Fins", "first post on fins")
@@ -56,12 +67,18 @@ def _changes(client: Any, as_user: Any, db: Any) -> None:
     hidden = db.exec(select(Post).where(Post.body == "third post, hidden later")).one()
     forum.set_hidden(db, moderator=admin, post=hidden, hidden=True, reason="test")
     forum.set_category_offices(db, category=db.get(Category, category), offices=["JP"])
+    users = {u.username: u for u in db.exec(select(User))}
+    talk, _ = forum.create_thread(db, author=users["jp.examiner"], category=None,
+                                  title="Talk", body="private fins",
+                                  participants=[users["kr.examiner"]])
+    forum.set_members(db, thread=talk, members=[users["jp.examiner"], users["cn.examiner"]])
     db.commit()
     assert post
+    return category
 
 
 def test_reindex_equals_incremental_indexing(client, as_user, db, app, tmp_path) -> None:
-    _changes(client, as_user, db)
+    category = _changes(client, as_user, db)
     index_now(app)
     incremental = _contents(app.state.search_dir)
     rebuilt = tmp_path / "rebuilt" / "search"
@@ -71,7 +88,15 @@ def test_reindex_equals_incremental_indexing(client, as_user, db, app, tmp_path)
     assert store.cursor(store.open_index(rebuilt)) == store.cursor(
         store.open_index(app.state.search_dir))
     fins = [i for i in incremental.values() if i.get("title") == "Fins"]
-    assert fins and all(i["acl"] == {"cat:JP", "cat:*"} for i in fins)  # category moved
+    assert fins and all(i["acl"] == {f"category:{category}"} for i in fins)
+    assert all(i["category"] == {str(category)} for i in fins)
+    note = next(i for i in incremental.values() if "fin pitch" in (i.get("body") or ""))
+    assert note["acl"] == {"own:JP", "named:CN", "named:SG"} and note["group"] == {
+        "examination"}
+    talk = [i for i in incremental.values() if i.get("title") == "Talk"]
+    users = {u.username: u.id for u in db.exec(select(User))}
+    assert talk and all(i["acl"] == {f"user:{users['jp.examiner']}",
+                                     f"user:{users['cn.examiner']}"} for i in talk)
     assert not any("hidden later" in (i.get("body") or "") for i in incremental.values())
 
 

@@ -24,6 +24,7 @@ from caseforum.authz import (
 from caseforum.forum import service as forum
 from caseforum.models import Office, User
 from caseforum.search import acl
+from caseforum.search.query import FACETS
 from tests.dossier_helpers import token_for, upload
 from tests.forum_helpers import make_category, start_thread
 from tests.search_helpers import found, index_now
@@ -59,7 +60,7 @@ def test_restricted_document_limited_category_private_conversation(as_user, clie
     for name in ("cn.examiner", "kr.examiner", "us.admin", None):
         answer = total(name, "glimmerfin")
         assert answer == {"total": 0, "page": 1, "pages": 0, "results": [],
-                          "facets": {"kind": {}, "office": {}, "year": {}}}, name
+                          "facets": {name: {} for name in FACETS}}, name
     assert total("cn.examiner", "plovercoil")["total"] == 1
     assert total("sg.examiner", "plovercoil")["total"] == 0
     assert total("sg.examiner", "plovercoil")["facets"]["kind"] == {}
@@ -94,6 +95,9 @@ VIEWERS = [
           (None, frozenset({"forum"}), frozenset({"dossiers:read"}))), start=1)),
 ]
 OFFICES = ("JP", "CN", "US")
+#: forum categories by id: open to all, limited to JP, limited to CN and US
+CATEGORIES = {1: CategoryTarget(), 2: CategoryTarget(frozenset({"JP"})),
+              3: CategoryTarget(frozenset({"CN", "US"}))}
 
 
 def _public(office: str) -> bool:
@@ -103,7 +107,7 @@ def _public(office: str) -> bool:
 @pytest.mark.parametrize("viewer", VIEWERS, ids=lambda v: f"{v.office_code}-{v.role}-"
                          f"{int(v.providing)}{int(v.accessing)}-{v.scopes and sorted(v.scopes)}")
 def test_tokens_say_what_the_rules_say(viewer: Viewer) -> None:
-    held = acl.viewer_tokens(viewer, {o for o in OFFICES if _public(o)})
+    held = acl.viewer_tokens(viewer, {o for o in OFFICES if _public(o)}, CATEGORIES)
 
     def finds(tokens: set[str]) -> bool:
         return bool(held & tokens)
@@ -118,15 +122,14 @@ def test_tokens_say_what_the_rules_say(viewer: Viewer) -> None:
                 can(viewer, "document.view", target)
                 and can(viewer, "dossier.view", DossierTarget(office, _public(office)))), (
                 office, visibility, named)
-    for offices in ((), ("JP",), ("CN", "US")):
-        target = ThreadTarget(category=CategoryTarget(frozenset(offices)))
+    for cid, category in CATEGORIES.items():
         assert finds(acl.thread_tokens(is_private=False, participants=(),
-                                       category_offices=offices)) == can(
-            viewer, "thread.view", target), offices
+                                       category_id=cid)) == can(
+            viewer, "thread.view", ThreadTarget(category=category)), category
     for members in ((1, 2), (3,)):
         target = ThreadTarget(category=None, is_private=True, participants=frozenset(members))
         assert finds(acl.thread_tokens(is_private=True, participants=members,
-                                       category_offices=None)) == can(
+                                       category_id=None)) == can(
             viewer, "thread.view", target), members
 
 
@@ -134,5 +137,73 @@ def test_offices_table_decides_public_access(db) -> None:
     """The anonymous side reads public access at query time (no re-index needed)."""
     offices = {o.code: o.public_access for o in db.exec(select(Office))}
     public = {code for code, on in offices.items() if on}
-    assert acl.viewer_tokens(Viewer(), public) == (
+    assert acl.viewer_tokens(Viewer(), public, CATEGORIES) == (
         {f"public:{c}" for c in public} | {f"publicdoc:{c}" for c in public})
+
+
+# Facet counts come only from what the viewer may see -------------------------------
+
+
+@pytest.fixture
+def quill_things(client, as_user, db, app) -> None:
+    """The word quillbrace in a JP-restricted report, a report every accessing office
+    sees, a post in a JP+CN category, a post in an open category and a private
+    conversation of JP and KR."""
+    jp = token_for(db, "jp.examiner")
+    for code, visibility, offices in (("EXRP", "restricted", "JP"), ("SRPT", "offices", "")):
+        done = upload(client, jp, "JP", "2019041872", b"quillbrace " + code.encode(),
+                      filename=f"{code}.txt", code=code, visibility=visibility,
+                      offices=offices)
+        assert done.status_code in (200, 201), done.text
+    jp_client, csrf = as_user("jp.examiner")
+    start_thread(jp_client, csrf, make_category(db, "Quill limited", offices=["JP", "CN"]),
+                 "Limited", "quillbrace in a limited category")
+    start_thread(jp_client, csrf, make_category(db, "Quill open"), "Open",
+                 "quillbrace in an open category")
+    users = {u.username: u for u in db.exec(select(User))}
+    forum.create_thread(db, author=users["jp.examiner"], category=None, title="Us two",
+                        body="quillbrace between us", participants=[users["kr.examiner"]])
+    db.commit()
+    index_now(app)
+
+
+@pytest.mark.usefixtures("quill_things")
+@pytest.mark.parametrize(("username", "kinds", "groups", "categories"), [
+    ("jp.examiner", {"document": 2, "post": 3}, {"examination": 1, "search": 1},
+     {"Quill limited": 1, "Quill open": 1}),
+    ("cn.examiner", {"document": 1, "post": 2}, {"search": 1},
+     {"Quill limited": 1, "Quill open": 1}),
+    ("kr.examiner", {"document": 1, "post": 2}, {"search": 1}, {"Quill open": 1}),
+    ("sg.examiner", {"document": 1, "post": 1}, {"search": 1}, {"Quill open": 1}),
+    ("us.admin", {"post": 1}, {}, {"Quill open": 1}),  # providing only: no JP dossiers
+    (None, {}, {}, {}),
+])
+def test_facet_counts_only_count_what_the_viewer_sees(as_user, client, username, kinds,
+                                                      groups, categories) -> None:
+    who = as_user(username)[0] if username else client
+    answer = found(who, "quillbrace")
+    facets = answer["facets"]
+    assert answer["total"] == sum(kinds.values())
+    assert (facets["kind"], facets["group"], facets["category"]) == (kinds, groups,
+                                                                     categories)
+    assert facets["source"] == ({"hosted": kinds["document"]} if "document" in kinds else {})
+    for name in ("kind", "office", "year"):  # every item has one value of these
+        assert sum(facets[name].values()) == answer["total"], name
+    # narrowing by a facet value counts within the same visible items
+    for name, values in (("group", groups), ("category", categories)):
+        for value, count in values.items():
+            assert found(who, "quillbrace", **{name: value})["total"] == count
+
+
+@pytest.mark.usefixtures("quill_things")
+def test_a_category_the_viewer_cannot_read_is_not_named(as_user) -> None:
+    sg, _ = as_user("sg.examiner")
+    page = sg.get("/search", params={"q": "quillbrace"})
+    assert page.status_code == 200 and "Quill open" in page.text
+    assert "Quill limited" not in page.text  # neither a facet nor a filter option
+    refused = sg.get("/api/v1/search", params={"q": "quillbrace", "category": "Quill limited"})
+    assert refused.status_code == 422
+    assert "no category called 'Quill limited'" in refused.json()["detail"]
+    missing = sg.get("/api/v1/search", params={"q": "quillbrace", "category": "No such"})
+    assert missing.json()["detail"].replace("No such", "Quill limited") == \
+        refused.json()["detail"]  # absent or unreadable: the same answer

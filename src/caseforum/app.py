@@ -129,7 +129,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         Notifier(engine, plugins.notification_channels,
                  group_of=lambda code: group_of(doc_types, code), host=channel_host),
         BotRunner(engine, plugins.bots, broker=broker, patterns=plugins.reference_patterns),
-        SearchIndexer(search_dir, plugins.search_items),
+        SearchIndexer(search_dir, plugins.search_items, doc_types.describe),
     ]
     runner = ConsumerRunner(engine, broker, consumers, keep_days=settings.event_retention_days)
     deliveries = DeliveryWorker(engine, plugins.notification_channels, channel_host, broker)

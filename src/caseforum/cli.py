@@ -208,6 +208,7 @@ def sweep(ctx: Context, min_age_minutes: int | None) -> None:
 @one_line_errors
 def reindex(ctx: Context) -> None:
     """Rebuild the search index from the database (a fresh folder, swapped in at the end)."""
+    from caseforum.app import build_doc_types
     from caseforum.search.indexer import rebuild
 
     with click.progressbar(length=1, label="indexing dossiers and threads",
@@ -217,7 +218,8 @@ def reindex(ctx: Context) -> None:
             bar.update(done - bar.pos)
 
         items = rebuild(ctx.engine, ctx.settings.data_dir / "search", progress,
-                        plugin_items=ctx.host.search_items)
+                        plugin_items=ctx.host.search_items,
+                        describe=build_doc_types(ctx.host).describe)
     click.echo(f"indexed {items} items")
 
 

@@ -7,6 +7,7 @@ matching event; the caller commits (or rolls back, and nothing happened).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import BinaryIO
@@ -208,6 +209,27 @@ class DocumentMeta:
 MAX_LABEL = 300
 
 
+def _check_visibility(session: Session, given: str,
+                      named: Iterable[str]) -> tuple[Visibility, tuple[str, ...]]:
+    """A document's visibility and, for a restricted one, the offices that may see it."""
+    try:
+        visibility = Visibility(given.strip().lower())
+    except ValueError:
+        raise DossierError("use public, offices or restricted", "visibility") from None
+    offices = tuple(sorted({o.strip().upper() for o in named if o.strip()}))
+    if visibility == Visibility.restricted:
+        if not offices:
+            raise DossierError("a restricted document needs the offices that may see it",
+                               "offices")
+        known = _known_offices(session)
+        unknown = [o for o in offices if o not in known]
+        if unknown:
+            raise DossierError(f"unknown office {unknown[0]!r}", "offices")
+    elif offices:
+        raise DossierError("offices are named only with visibility=restricted", "offices")
+    return visibility, offices
+
+
 def check_document_meta(
     session: Session, meta: DocumentMeta, registry: DocTypeRegistry
 ) -> DocumentMeta:
@@ -228,21 +250,7 @@ def check_document_meta(
     if not LANGUAGE_RE.match(language):
         raise DossierError("use a two- or three-letter ISO 639 code such as en, ja, zh",
                            "language")
-    try:
-        visibility = Visibility(meta.visibility.strip().lower())
-    except ValueError:
-        raise DossierError("use public, offices or restricted", "visibility") from None
-    offices = tuple(sorted({o.strip().upper() for o in meta.offices if o.strip()}))
-    if visibility == Visibility.restricted:
-        if not offices:
-            raise DossierError("a restricted document needs the offices that may see it",
-                               "offices")
-        known = _known_offices(session)
-        unknown = [o for o in offices if o not in known]
-        if unknown:
-            raise DossierError(f"unknown office {unknown[0]!r}", "offices")
-    elif offices:
-        raise DossierError("offices are named only with visibility=restricted", "offices")
+    visibility, offices = _check_visibility(session, meta.visibility, meta.offices)
     return DocumentMeta(code=code, date=meta.date, language=language,
                         is_translation=meta.is_translation, visibility=visibility.value,
                         offices=offices, label=label)
@@ -314,6 +322,29 @@ def add_stored_document(
          payload={"application_id": app.id, "document_id": document.id, "code": meta.code,
                   "office": app.office_code, "number": app.number,
                   "family_id": app.family_id})
+    return document
+
+
+def set_document_visibility(session: Session, *, document: Document, visibility: str,
+                            offices: Iterable[str] = (), actor_id: int | None) -> Document:
+    """Change who may see a document: its visibility and, for a restricted one, the
+    offices named.  The event re-indexes it for search; until then search decides
+    it from these rows (``search/grants.py``)."""
+    checked, named = _check_visibility(session, visibility, offices)
+    for row in session.exec(select(DocumentOffice).where(
+            DocumentOffice.document_id == document.id)):
+        session.delete(row)
+    session.flush()
+    document.visibility = checked
+    session.add(document)
+    for office in named:
+        session.add(DocumentOffice(document_id=document.id or 0, office_code=office))
+    app = session.get(Application, document.application_id)
+    emit(session, kind="document.visibility_changed", actor_id=actor_id,
+         office_code=app.office_code if app else None, subject_type="document",
+         subject_id=document.id or "",
+         payload={"application_id": document.application_id, "document_id": document.id,
+                  "visibility": checked.value, "offices": list(named)})
     return document
 
 

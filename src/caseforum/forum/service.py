@@ -248,6 +248,31 @@ def create_thread(
     return thread, post
 
 
+def set_members(session: Session, *, thread: Thread, members: list[User],
+                actor_id: int | None = None) -> Thread:
+    """Change who takes part in a private conversation (an examiner added, or one
+    who left).  The event re-indexes the conversation for search; until then search
+    decides its items from these rows (``search/grants.py``)."""
+    if not thread.is_private:
+        raise ForumError("only a private conversation has members; a thread's readers "
+                         "are its category's offices")
+    people = {u.id or 0 for u in members}
+    if len(people) < 2:
+        raise ForumError("a private conversation needs at least two examiners")
+    held = set(session.exec(select(ThreadParticipant.user_id).where(
+        ThreadParticipant.thread_id == thread.id)))
+    for user_id in held - people:
+        row = session.get(ThreadParticipant, (thread.id, user_id))
+        if row is not None:
+            session.delete(row)
+    for user_id in people - held:
+        session.add(ThreadParticipant(thread_id=thread.id or 0, user_id=user_id))
+    emit(session, kind="thread.members_changed", actor_id=actor_id, subject_type="thread",
+         subject_id=thread.id or "",
+         payload={"thread_id": thread.id, "members": sorted(people)})
+    return thread
+
+
 def edit_post(session: Session, *, editor: User, post: Post, body: str,
               patterns: list | None = None) -> Post:
     body = _clean_body(body)

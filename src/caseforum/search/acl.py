@@ -5,19 +5,25 @@ the permission check runs *inside* the query: each item carries the tokens that
 grant it (``acl``) and a viewer's query is filtered to the tokens the viewer
 holds.  Both sides are derived here from the facts the authorization rules of
 :mod:`caseforum.authz` read (providing office and its public access, document
-visibility and named offices, category offices, conversation members), and
+visibility and named offices, conversation members), and
 ``tests/test_search_permissions.py`` checks, viewer by viewer and item by item,
-that a token match is exactly what ``authz.can`` answers.  What may change
-without touching the items (an office's public access or roles, a user's role)
-is applied on the viewer's side, at query time.
+that a token match is exactly what ``authz.can`` answers.
+
+What may change without touching the items is applied on the viewer's side, at
+query time: an office's public access or roles, a user's role, and which
+categories a viewer may read (an item names its category, ``category:12``, never
+the category's offices, so a category's offices or office group may change without
+re-indexing a single thread).  What does change an item's tokens (a document's
+visibility, a conversation's members) is re-indexed from its event, and until the
+indexer has applied that event :mod:`caseforum.search.grants` decides those items
+from the database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from caseforum.authz import SCOPES, Viewer, forum_policy
-from caseforum.models.account import Role
+from caseforum.authz import SCOPES, CategoryTarget, Viewer, can
 
 
 def _has_scope(viewer: Viewer, scope: str) -> bool:
@@ -41,16 +47,11 @@ def document_tokens(office: str, visibility: str, named: Iterable[str]) -> set[s
 
 
 def thread_tokens(*, is_private: bool, participants: Iterable[int],
-                  category_offices: Iterable[str] | None) -> set[str]:
-    """``category_offices`` None: no category (only a private conversation is readable)."""
+                  category_id: int | None) -> set[str]:
+    """``category_id`` None: no category (only a private conversation is readable)."""
     if is_private:
         return {f"user:{uid}" for uid in participants}
-    if category_offices is None:
-        return set()
-    offices = set(category_offices)
-    if not offices:
-        return {"forum"}
-    return {f"cat:{code}" for code in offices} | {"cat:*"}
+    return set() if category_id is None else {f"category:{category_id}"}
 
 
 def party_tokens(scope: str, parties: Iterable[str]) -> set[str]:
@@ -59,8 +60,11 @@ def party_tokens(scope: str, parties: Iterable[str]) -> set[str]:
     return {f"party:{scope}:{code}" for code in parties}
 
 
-def viewer_tokens(viewer: Viewer, public_offices: Iterable[str]) -> set[str]:
-    """The tokens ``viewer`` holds; ``public_offices``: offices open to the public."""
+def viewer_tokens(viewer: Viewer, public_offices: Iterable[str],
+                  categories: Mapping[int, CategoryTarget]) -> set[str]:
+    """The tokens ``viewer`` holds; ``public_offices``: offices open to the public;
+    ``categories``: every forum category with its offices (the rules pick those the
+    viewer may read)."""
     tokens: set[str] = set()
     if _has_scope(viewer, "dossiers:read"):
         if viewer.is_authenticated:
@@ -71,9 +75,9 @@ def viewer_tokens(viewer: Viewer, public_offices: Iterable[str]) -> set[str]:
             for code in public_offices:
                 tokens |= {f"public:{code}", f"publicdoc:{code}"}
     if _has_scope(viewer, "forum") and viewer.is_authenticated:
-        tokens |= {"forum", f"cat:{viewer.office_code}", f"user:{viewer.user_id}"}
-        if viewer.role == Role.platform_admin.value and forum_policy().platform_admins_read_all:
-            tokens.add("cat:*")
+        tokens.add(f"user:{viewer.user_id}")
+        tokens |= {f"category:{cid}" for cid, target in categories.items()
+                   if can(viewer, "category.view", target)}
     if viewer.is_authenticated:
         scopes = viewer.scopes if viewer.scopes is not None else SCOPES
         tokens |= {f"party:{scope}:{viewer.office_code}" for scope in scopes}

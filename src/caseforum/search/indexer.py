@@ -25,8 +25,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from caseforum.db import open_session
+from caseforum.doccodes import describe
 from caseforum.events import Consumer, _cursor, oldest_event_id
-from caseforum.models import Event, Thread
+from caseforum.models import Event
+from caseforum.search.items import Describe
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +51,18 @@ class Touched:
     posts: set[int] = field(default_factory=set)
 
 
-def _touched(session: Session, events: list[Event]) -> Touched:
-    """A post event touches its post; other thread events (created, locked, moved)
-    the whole thread; a category change every thread in it."""
+def _touched(events: list[Event]) -> Touched:
+    """A post event touches its post; other thread events (created, locked, its
+    members changed) the whole thread.  A category's offices are not in its items
+    (they name the category), so a category change touches none."""
     touched = Touched()
-    categories: set[int] = set()
     for event in events:
         payload = event.payload or {}
         if payload.get("application_id"):
             touched.apps.add(int(payload["application_id"]))
         elif event.subject_type == "application" and event.subject_id.isdigit():
             touched.apps.add(int(event.subject_id))
-        if event.kind == "category.changed" and payload.get("category_id"):
-            categories.add(int(payload["category_id"]))
-        elif event.kind.startswith(("post.", "thread.")):
+        if event.kind.startswith(("post.", "thread.")):
             thread_id = payload.get("thread_id") or (
                 event.subject_id if event.subject_type == "thread" else None)
             post_id = payload.get("post_id")
@@ -70,9 +70,6 @@ def _touched(session: Session, events: list[Event]) -> Touched:
                 touched.posts.add(int(post_id))
             elif thread_id and str(thread_id).isdigit():
                 touched.threads.add(int(thread_id))
-    if categories:
-        touched.threads |= set(session.exec(select(Thread.id).where(
-            col(Thread.category_id).in_(categories))))  # type: ignore[arg-type]
     return touched
 
 
@@ -85,9 +82,11 @@ class SearchIndexer(Consumer):
     #: a busy thread's posts are indexed together, not each with a commit of its own
     settle_seconds = 1.0
 
-    def __init__(self, folder: Path, plugin_items: PluginItems | None = None) -> None:
+    def __init__(self, folder: Path, plugin_items: PluginItems | None = None,
+                 describe: Describe = describe) -> None:
         self.folder = folder
         self.plugin_items = plugin_items  # the plugins' collect_search_items hook
+        self.describe = describe  # the app's document types: a document's group
         self._lock = threading.Lock()  # one writer in this process
 
     def handle(self, session: Session, event: Event) -> None:
@@ -97,12 +96,12 @@ class SearchIndexer(Consumer):
     def _apply(self, session: Session, events: list[Event], last_id: int) -> int:
         from caseforum.search import items, store
 
-        touched = _touched(session, events)
+        touched = _touched(events)
         batches = []
         if self.plugin_items is not None:
             batches.append(items.plugin_batch(self.plugin_items(session, events)))
         if touched.apps:
-            batches.append(items.dossiers(session, touched.apps))
+            batches.append(items.dossiers(session, touched.apps, self.describe))
         if touched.threads:
             batches.append(items.threads(session, touched.threads))
         if touched.posts:
@@ -124,14 +123,16 @@ class SearchIndexer(Consumer):
         with self._lock:
             if not store.exists(self.folder):
                 log.warning("search index missing in %s: rebuilding it", self.folder)
-                rebuild(engine, self.folder, plugin_items=self.plugin_items)
+                rebuild(engine, self.folder, plugin_items=self.plugin_items,
+                        describe=self.describe)
             ix = store.open_index(self.folder)
             with open_session(engine) as session:
                 oldest = oldest_event_id(session)
             if 0 < store.cursor(ix) < oldest - 1:  # the log was pruned past the cursor
                 log.warning("search index cursor %d is older than the event log: rebuilding",
                             store.cursor(ix))
-                rebuild(engine, self.folder, plugin_items=self.plugin_items)
+                rebuild(engine, self.folder, plugin_items=self.plugin_items,
+                        describe=self.describe)
                 ix = store.open_index(self.folder)
             done = 0
             while True:
@@ -158,7 +159,7 @@ def _chunks(ids: list[int]) -> Iterator[list[int]]:
 
 def rebuild(engine: Engine, folder: Path,
             progress: Callable[[int, int], None] | None = None, *,
-            plugin_items: PluginItems | None = None) -> int:
+            plugin_items: PluginItems | None = None, describe: Describe = describe) -> int:
     """Build a fresh index from the database in a new folder and swap it in;
     returns the number of items.  The cursor is the last event id read *before*
     the rows, so events that land meanwhile are applied again afterwards (which
@@ -175,7 +176,7 @@ def rebuild(engine: Engine, folder: Path,
         size = len(app_ids) + len(thread_ids)
         done = 0
         for chunk in _chunks(app_ids):
-            total += store.write(ix, [items.dossiers(session, chunk)])
+            total += store.write(ix, [items.dossiers(session, chunk, describe)])
             done += len(chunk)
             if progress:
                 progress(done, size)

@@ -9,13 +9,14 @@ both call them, so an incremental index and a rebuilt one hold the same items.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
 from sqlmodel import Session, select
 
+from caseforum.doccodes import CodeInfo, describe
 from caseforum.forum.access import in_chunks, thread_targets
 from caseforum.models import (
     Application,
@@ -31,6 +32,9 @@ from caseforum.numbers import NumberError, parse_publication_number
 from caseforum.search import acl
 
 Item = dict[str, Any]
+#: a document code's description (office, code, label): its ``group`` is the facet;
+#: the app passes its registry's ``describe`` (plugins add types), else the built-in tables
+Describe = Callable[[str, str, str], CodeInfo]
 
 
 @dataclass
@@ -76,7 +80,7 @@ def _by_ids(session: Session, model: Any, column: Any, ids: Iterable[int]) -> li
     return rows
 
 
-def dossiers(session: Session, app_ids: Iterable[int]) -> Batch:
+def dossiers(session: Session, app_ids: Iterable[int], describe: Describe = describe) -> Batch:
     """Each dossier and all its documents (their titles carry the dossier's)."""
     app_ids = set(app_ids)
     apps = {a.id: a for a in _by_ids(session, Application, Application.id, app_ids)}
@@ -104,8 +108,8 @@ def dossiers(session: Session, app_ids: Iterable[int]) -> Batch:
             "numbers": _numbers(app, priorities[app.id or 0]),
             "ipc": _classes(app),
             "cited": " ".join(k for k in map(_cited_key, (c.cited for c in own)) if k),
-            "code": "", "office": app.office_code, "year": app.filing_date.year,
-            "date": _when(app.publication_date),
+            "code": "", "office": app.office_code, "source": app.source,
+            "year": app.filing_date.year, "date": _when(app.publication_date),
             "url": f"/dossiers/{app.office_code}/{app.number}",
             "acl": " ".join(sorted(acl.dossier_tokens(app.office_code))),
         })
@@ -120,8 +124,9 @@ def dossiers(session: Session, app_ids: Iterable[int]) -> Batch:
             "numbers": _numbers(app, priorities[app.id or 0]),
             "ipc": _classes(app),
             "cited": " ".join(k for k in map(_cited_key, (c.cited for c in cites)) if k),
-            "code": doc.code.upper(), "office": app.office_code, "year": doc.date.year,
-            "date": _when(doc.date), "url": f"/documents/{doc.id}",
+            "code": doc.code.upper(), "office": app.office_code, "source": app.source,
+            "group": describe(app.office_code, doc.code, doc.label).group,
+            "year": doc.date.year, "date": _when(doc.date), "url": f"/documents/{doc.id}",
             "acl": " ".join(sorted(acl.document_tokens(
                 app.office_code, str(doc.visibility), named[doc.id or 0]))),
         })
@@ -157,20 +162,20 @@ def _thread_batch(session: Session, found: dict[Any, Thread], posts: list[Post])
     authors = {u.id: u for u in _by_ids(session, User, User.id,
                                         {p.author_id for p in posts} |
                                         {t.author_id for t in found.values()})}
-    tokens: dict[int, str] = {}
+    common: dict[int, Item] = {}  # what a thread's item and its posts' items share
     for tid, thread in found.items():
         target = targets.get(tid or 0)
-        granted = acl.thread_tokens(
-            is_private=bool(target and target.is_private),
-            participants=target.participants if target else (),
-            category_offices=(target.category.offices if target and target.category
-                              else None)) if target else set()
-        tokens[tid or 0] = " ".join(sorted(granted))
+        private = bool(target and target.is_private)
+        category = None if private else thread.category_id
+        granted = acl.thread_tokens(is_private=private, category_id=category,
+                                    participants=target.participants if target else ())
+        common[tid or 0] = {"thread": str(tid), "acl": " ".join(sorted(granted)),
+                            **({"category": str(category)} if category is not None else {})}
         author = authors.get(thread.author_id)
         batch.items.append({
             "id": f"thread:{tid}", "kind": "thread", "title": thread.title, "body": "",
             "office": author.office_code if author else "", "year": thread.created_at.year,
-            "date": thread.last_post_at, "url": f"/threads/{tid}", "acl": tokens[tid or 0],
+            "date": thread.last_post_at, "url": f"/threads/{tid}", **common[tid or 0],
         })
     for post in posts:
         if post.hidden or post.quiet:  # hidden: not to be found; quiet: a per-reader note
@@ -182,7 +187,7 @@ def _thread_batch(session: Session, found: dict[Any, Thread], posts: list[Post])
             "id": f"post:{post.id}", "kind": "post", "title": thread.title, "body": post.body,
             "office": author.office_code if author else "", "year": post.created_at.year,
             "date": post.created_at, "url": f"/threads/{thread.id}#post-{post.id}",
-            "acl": tokens[thread.id or 0],
+            **common[thread.id or 0],
         })
     return batch
 

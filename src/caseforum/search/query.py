@@ -1,69 +1,46 @@
-"""Searching: the query language, permission filter, facets, snippets, pages.
+"""Searching: the query language, the viewer's filter, facets, snippets, pages.
 
 ``q`` is free text (English words are stemmed, CJK text is matched as a phrase
 of bigrams) plus optional field prefixes: ``applicant:``, ``ipc:`` (a class or a
 class prefix, ``ipc:H01M10/*``), ``office:``, ``cited:`` (any form of a
 publication number), ``code:`` (document code), ``kind:``, ``year:``.  Text that
-is a number in any form also finds the dossiers it names.
+is a number in any form also finds the dossiers it names.  The page's filters
+(kind, office, year, source, document group, category) narrow the same way.
 
-The viewer's permission filter is part of the query (see :mod:`.acl`), so the
-total, the facet counts and the snippets only ever come from items the viewer
-may see.
+The viewer's permission filter is applied to the matches before anything is
+counted (see :mod:`.grants` and :mod:`.engine`), so the total, the facet counts
+and the snippets only ever come from items the viewer may see.
 """
 
 from __future__ import annotations
 
 import re
-import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup, escape
-from whoosh import highlight, sorting
-from whoosh.index import Index
+from whoosh import highlight
 from whoosh.qparser import FieldsPlugin, MultifieldParser, QueryParser
-from whoosh.query import (
-    And,
-    ConstantScoreQuery,
-    Every,
-    NullQuery,
-    NumericRange,
-    Or,
-    Prefix,
-    Query,
-    Term,
-)
+from whoosh.query import And, NullQuery, NumericRange, Or, Prefix, Query, Term
 
-from caseforum.authz import Viewer
+from caseforum.doccodes import DOC_GROUPS
 from caseforum.dossiers.lookup import candidates
 from caseforum.numbers import NumberError, read_number
-from caseforum.search import acl, store
-from caseforum.search.schema import KINDS, make_schema
+from caseforum.search import engine, segments
+from caseforum.search.grants import Grants
+from caseforum.search.schema import FACET_FIELDS, KINDS, make_schema
+from caseforum.search.store import CURSOR_ID
 
 PER_PAGE = 20
-FACETS = ("kind", "office", "year")
+FACETS = FACET_FIELDS
 SORTS = ("relevance", "date")
 PREFIX_RE = re.compile(r'(?<!\S)(applicant|ipc|cpc|office|cited|code|kind|year):'
                        r'("[^"]*"|\S+)', re.IGNORECASE)
-
-_indexes: dict[Path, Index] = {}
-_lock = threading.Lock()
-
-
-def _index(folder: Path) -> Index | None:
-    """One open index per folder and process (a searcher sees the latest commit)."""
-    with _lock:
-        ix = _indexes.get(folder)
-        if ix is None and store.exists(folder):
-            ix = _indexes[folder] = store.open_index(folder)
-        return ix
-
-
-def forget(folder: Path) -> None:
-    """Drop the cached index object (after a rebuild swapped the folder)."""
-    with _lock:
-        _indexes.pop(folder, None)
+SOURCE_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")  # a dossier source's name (sources.py)
 
 
 @dataclass(frozen=True)
@@ -91,10 +68,20 @@ class SearchError(ValueError):
     """A query we cannot run; the message says what to change."""
 
 
-def _text_query(text: str) -> Query | None:
-    parser = MultifieldParser(["title", "body", "applicant"], make_schema())
+@cache
+def _schema() -> Any:
+    return make_schema()
+
+
+@cache
+def _parser() -> MultifieldParser:
+    parser = MultifieldParser(["title", "body", "applicant"], _schema())
     parser.remove_plugin_class(FieldsPlugin)  # prefixes are ours (above); ":" is text
-    parsed = parser.parse(text)
+    return parser
+
+
+def _text_query(text: str) -> Query | None:
+    parsed = _parser().parse(text)
     if parsed is NullQuery:
         parsed = None
     try:
@@ -113,7 +100,7 @@ def _prefix_query(name: str, value: str) -> Query:
     if not value:
         raise SearchError(f"{name}: needs a value, as in {name}:{_EXAMPLES[name]}")
     if name == "applicant":
-        return QueryParser("applicant", make_schema()).parse(f'"{value}"')
+        return QueryParser("applicant", _schema()).parse(f'"{value}"')
     if name in ("ipc", "cpc"):
         return Prefix("ipc", value.rstrip("*").replace(" ", "").upper())
     if name == "cited":
@@ -139,7 +126,26 @@ _EXAMPLES = {"applicant": '"Daikin"', "ipc": "H01M10/*", "cpc": "F28F1/32", "off
              "cited": "WO2015/123450", "code": "SRPT", "kind": "post", "year": "2020"}
 
 
-def build_query(q: str, filters: dict[str, str]) -> Query | None:
+def _filter_query(name: str, value: str, grants: Grants) -> Query:
+    """One of the page's facet filters (the values the facets show)."""
+    value = value.strip()
+    if name == "source":
+        if not SOURCE_RE.fullmatch(value):
+            raise SearchError(f"source: a source name such as hosted (not {value!r})")
+        return Term("source", value)
+    if name == "group":
+        if value not in DOC_GROUPS:
+            raise SearchError(f"group: one of {', '.join(DOC_GROUPS)} (not {value!r})")
+        return Term("group", value)
+    if name == "category":
+        ids = [cid for cid, title in grants.categories.items() if title == value]
+        if not ids:  # absent or not readable: the same answer, nothing revealed
+            raise SearchError(f"category: you can read no category called {value!r}")
+        return Term("category", str(ids[0]))
+    return _prefix_query(name, value)
+
+
+def build_query(q: str, filters: dict[str, str], grants: Grants | None = None) -> Query | None:
     """The query for ``q`` and the page's filters; None when there is nothing to ask."""
     parts: list[Query] = []
     for m in PREFIX_RE.finditer(q):
@@ -153,50 +159,91 @@ def build_query(q: str, filters: dict[str, str]) -> Query | None:
             return None
     for name, value in filters.items():
         if value:
-            parts.append(_prefix_query(name, value))
+            parts.append(_filter_query(name, value, grants or Grants(frozenset())))
     if not parts:
         return None
-    if not text:
-        parts.insert(0, Every())
     return And(parts) if len(parts) > 1 else parts[0]
 
 
-def search(folder: Path, viewer: Viewer, public_offices: set[str], q: str, *,
-           kind: str = "", office: str = "", year: str = "", sort: str = "relevance",
-           page: int = 1, per_page: int = PER_PAGE) -> Results:
-    """One page of results the viewer may see, with facet counts over all of them."""
+def index_cursor(folder: Path) -> int | None:
+    """The last event the index in ``folder`` has applied (``None``: no index)."""
+    found = segments.handle(folder)
+    if found is None:
+        return None
+    with found.lock:
+        view = found.current()
+        for part in view.parts:
+            bits = engine.Evaluator(part, engine.Stats(view), view.schema).term(
+                "id", CURSOR_ID).bits & part.live
+            if bits:
+                return int(part.segment.stored(bits.bit_length() - 1).get("cursor", 0))
+    return 0
+
+
+def _words(q: Query, reader: Any, name: str) -> frozenset[str]:
+    """The words of ``q`` in field ``name``, prefixes expanded (for highlighting).
+    (Whoosh's ``existing_terms`` skips fields after the first it meets.)"""
+    words: set[str] = set()
+    for leaf in q.leaves():
+        if leaf.field() == name:
+            words.update(text if isinstance(text, str) else _schema()[name].from_bytes(text)
+                         for _, text in leaf.expanded_terms(reader, phrases=True))
+    return frozenset(words)
+
+
+_FRAGMENTER = highlight.ContextFragmenter(maxchars=240, surround=60)
+_FORMATTER = highlight.HtmlFormatter(tagname="mark", classname="hit")
+
+
+def _snippet(stored: dict[str, Any], words: dict[str, frozenset[str]]) -> Markup:
+    """Where the words are: in the body, else the title, else the body's start."""
+    for name, top in (("body", 2), ("title", 1)):
+        text = stored.get(name) or ""
+        if text and words[name]:
+            found = highlight.highlight(text, words[name], _schema()[name].analyzer,
+                                        _FRAGMENTER, _FORMATTER, top=top)
+            if found:
+                return Markup(found)
+    return Markup(escape((stored.get("body") or "")[:200]))
+
+
+def search(folder: Path, grants: Grants, q: str, filters: Mapping[str, str] | None = None,
+           *, sort: str = "relevance", page: int = 1, per_page: int = PER_PAGE) -> Results:
+    """One page of results the grants allow, with facet counts over all of them;
+    ``filters``: facet name -> chosen value (kind, office, year, source, group,
+    category)."""
     if sort not in SORTS:
         raise SearchError(f"sort: one of {', '.join(SORTS)} (not {sort!r})")
     results = Results(q=q, page=max(page, 1), sort=sort)
-    query = build_query(q, {"kind": kind, "office": office, "year": year})
-    tokens = acl.viewer_tokens(viewer, public_offices)
-    ix = _index(folder)
-    if query is None or not tokens or ix is None:
+    query = build_query(q, dict(filters or {}), grants)
+    found = segments.handle(folder)
+    if query is None or not grants.tokens or found is None:
         return results
-    # the permission filter is part of the query (not Whoosh's ``filter=``, which would
-    # first list every item the viewer may see): the matcher skips along the posting
-    # lists, so the cost follows the matches, not the size of the index
-    allowed = ConstantScoreQuery(Or([Term("acl", t) for t in sorted(tokens)]), 0.0)
-    facets = {name: sorting.FieldFacet(name, maptype=sorting.Count) for name in FACETS}
-    with ix.searcher() as searcher:
-        found = searcher.search_page(
-            And([query, allowed]), results.page, pagelen=per_page, groupedby=facets,
-            sortedby="date" if sort == "date" else None, reverse=sort == "date", terms=True)
-        results.total = found.total
-        results.pages = (found.total + per_page - 1) // per_page
-        raw = found.results
-        for name in FACETS:
-            counts = raw.groups(name)
-            results.facets[name] = {str(k): int(v) for k, v in sorted(
-                counts.items(), key=lambda kv: (-kv[1], str(kv[0]))) if k not in (None, "")}
-        raw.fragmenter = highlight.ContextFragmenter(maxchars=240, surround=60)
-        raw.formatter = highlight.HtmlFormatter(tagname="mark", classname="hit")
-        for hit in found:
-            snippet = hit.highlights("body", top=2) or hit.highlights("title")
-            if not snippet:
-                snippet = str(escape((hit.get("body") or "")[:200]))
+    with found.lock:
+        view = found.current()
+        answer = engine.answer(view, query, grants.tokens, grants.overlay,
+                               by_date=sort == "date", first=(results.page - 1) * per_page,
+                               count=per_page)
+        words: dict[str, dict[str, frozenset[str]]] = {}  # by segment, then field
+        for hit in answer.hits:
+            stored = hit.part.segment.stored(hit.docnum)
+            reader = hit.part.segment.reader
+            if hit.part.segment.id not in words:
+                words[hit.part.segment.id] = {name: _words(query, reader, name)
+                                              for name in ("body", "title")}
+            when = stored.get("date")
             results.hits.append(Hit(
-                kind=hit["kind"], title=hit.get("title") or "", url=hit.get("url") or "",
-                snippet=Markup(snippet), office=hit.get("office") or "",
-                date=hit.get("date")))
+                kind=stored.get("kind") or "", title=stored.get("title") or "",
+                url=stored.get("url") or "",
+                snippet=_snippet(stored, words[hit.part.segment.id]),
+                office=stored.get("office") or "",
+                date=when if isinstance(when, datetime) else None))
+    results.total = answer.total
+    results.pages = (answer.total + per_page - 1) // per_page
+    for name in FACETS:
+        counts = answer.facets.get(name, {})
+        if name == "category":  # ids in the index, names on the page
+            counts = {grants.categories[int(k)]: v for k, v in counts.items()
+                      if k.isdigit() and int(k) in grants.categories}
+        results.facets[name] = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     return results

@@ -28,7 +28,11 @@ def index_dir(data_dir: Path) -> Path:
 
 
 def exists(folder: Path) -> bool:
-    return folder.is_dir() and whoosh_index.exists_in(str(folder))
+    """Whether ``folder`` holds an index of the current layout: one written with
+    an older schema counts as missing, so the indexer rebuilds it at start-up."""
+    if not (folder.is_dir() and whoosh_index.exists_in(str(folder))):
+        return False
+    return set(open_index(folder).schema.names()) == set(make_schema().names())
 
 
 def create(folder: Path) -> Index:
