@@ -33,6 +33,7 @@ from caseforum.authz import (
     require,
     set_forum_policy,
 )
+from caseforum.i18n import N_
 from caseforum.models import Category, OfficeGroup, Post, Thread, ThreadParticipant
 
 
@@ -161,7 +162,7 @@ def _member(viewer: Viewer | None) -> None:
     log in (401; a browser is sent to the log-in page and comes back here),
     whether or not the object exists, so nothing is revealed to them either."""
     if viewer is None or not viewer.is_authenticated:
-        raise errors.Unauthorized("Log in to read the forum")
+        raise errors.Unauthorized(N_("Log in to read the forum"))
 
 
 def _check(viewer: Viewer | None, action: str, target: Any, view: str, what: str,
@@ -181,9 +182,9 @@ def access_category(session: Session, viewer: Viewer | None, category_id: int, *
     _member(viewer)
     category = _get(session, Category, category_id)
     if category is None:
-        raise NotFound("category")
-    _check(viewer, action, category_target(session, category), "category.view", "category",
-           hide)
+        raise NotFound(N_("category"))
+    _check(viewer, action, category_target(session, category), "category.view",
+           N_("category"), hide)
     return category
 
 
@@ -203,8 +204,8 @@ def access_thread(session: Session, viewer: Viewer | None, thread_id: int, *,
     _member(viewer)
     thread = _get(session, Thread, thread_id)
     if thread is None:
-        raise NotFound("thread")
-    _check(viewer, action, thread_target(session, thread), "thread.view", "thread", hide)
+        raise NotFound(N_("thread"))
+    _check(viewer, action, thread_target(session, thread), "thread.view", N_("thread"), hide)
     return thread
 
 
@@ -216,15 +217,15 @@ def access_post(session: Session, viewer: Viewer | None, post_id: int, *,
     post = _get(session, Post, post_id)
     thread = session.get(Thread, post.thread_id) if post is not None else None
     if post is None or thread is None:
-        raise NotFound("post")
+        raise NotFound(N_("post"))
     target = thread_target(session, thread)
     as_post = post_target(target, post)
     if not can(viewer, "post.view", as_post):
-        raise NotFound("post")
+        raise NotFound(N_("post"))
     if action != "post.view":
         on = target if action == "forum.moderate" else as_post
         if hide and not can(viewer, action, on):
-            raise NotFound("post")
+            raise NotFound(N_("post"))
         require(viewer, action, on)
     return post, thread
 

@@ -22,6 +22,7 @@ from caseforum.dossiers.compare import compare_texts, similarity
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
 from caseforum.dossiers.usage import log_access
 from caseforum.forum.access import filter_threads
+from caseforum.i18n import N_, Msg
 from caseforum.models import Application, Document, Office, Post, Priority, Reference, Thread
 from caseforum.numbers import (
     NumberError,
@@ -44,7 +45,8 @@ def dossier_url(app: Application) -> str:
 def _visible_app(session: SessionDep, access: Access, office: str, number: str) -> Application:
     app = service.get_dossier(session, office=office, number=number)
     if app is None or not access.can_see(app):
-        raise errors.NotFound(f"No dossier {office} {number} for you")
+        raise errors.NotFound(Msg("No dossier %(office)s %(number)s for you",
+                                  office=office, number=number))
     return app
 
 
@@ -123,8 +125,9 @@ def _remote_view(request: Request, session: SessionDep, access: Access, office: 
                                 ask_sources=access.viewer.is_authenticated)
     session.commit()
     if app is None or not access.can_see(app):
-        raise errors.NotFound(f"No dossier {office} {number} for you: it is not held here "
-                              "and no dossier source knows it")
+        raise errors.NotFound(Msg("No dossier %(office)s %(number)s for you: it is not held "
+                                  "here and no dossier source knows it",
+                                  office=office, number=number))
     return app, remote.freshness(session, host, app)
 
 
@@ -270,7 +273,7 @@ def _visible_doc(session: SessionDep, viewer: CurrentViewer, document_id: int,
                  access: Access | None = None) -> tuple[Document, Application]:
     found = (access or Access(session, viewer)).document(document_id)
     if found is None:
-        raise errors.NotFound("No such document")
+        raise errors.NotFound(N_("No such document"))
     return found
 
 
@@ -382,7 +385,7 @@ def compare_page(request: Request, session: SessionDep, viewer: CurrentViewer,
                                 Query(max_length=2)] = None) -> Response:
     ids = [x for x in (a, b) if x is not None] or list(doc or [])
     if len(ids) != 2:
-        raise errors.InvalidInput("tick exactly two documents to compare")
+        raise errors.InvalidInput(N_("tick exactly two documents to compare"))
     (da, aa), (db_, ab) = (_visible_doc(session, viewer, i) for i in ids)
     for d, ap in ((da, aa), (db_, ab)):
         log_access(session, viewer=viewer, doc=d, app=ap, action="compare")

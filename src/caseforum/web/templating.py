@@ -1,4 +1,10 @@
-"""Jinja2 pages: the whole page on reload, one named block for htmx requests."""
+"""Jinja2 pages: the whole page on reload, one named block for htmx requests.
+
+Pages speak the reader's language and show times in the reader's zone: Jinja's i18n
+extension (newstyle gettext: values are escaped, ``%`` placeholders by name) reads the
+locale made current by :func:`render` (``caseforum.i18n.using``); a render outside a
+page (the live fragments) gets the environment's default locale.
+"""
 
 from __future__ import annotations
 
@@ -13,29 +19,52 @@ from jinja2_fragments import render_block
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from caseforum import __version__
+from caseforum import __version__, i18n
 from caseforum.authz import can
 from caseforum.db import open_session
 from caseforum.forum.access import post_target
 from caseforum.models import Notification
+from caseforum.web.locale import request_locale
 from caseforum.web.security import csrf_token
 
 CORE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
-def make_environment(extra_dirs: list[Path]) -> Environment:
+def make_environment(extra_dirs: list[Path], *, default_locale: str = i18n.DEFAULT_LANGUAGE,
+                     default_time_zone: str = i18n.UTC_ZONE) -> Environment:
+    """The one template environment of an app.  ``default_locale`` and
+    ``default_time_zone`` are what a render outside a page (a live fragment) uses."""
     env = Environment(
         loader=ChoiceLoader([FileSystemLoader(str(d)) for d in [CORE_TEMPLATES, *extra_dirs]]),
         autoescape=select_autoescape(default=True),
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,  # templates ship with the code; no stat() per render
+        extensions=["jinja2.ext.i18n"],
     )
+    env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks: whitespace as in HTML
+    fallback = i18n.PageLocale.of(default_locale, default_time_zone)
+    current = i18n.current
+
+    def locale() -> i18n.PageLocale:
+        return current() or fallback
+
+    # one context-variable read per message: the catalogue is a dict lookup away
+    def gettext(message: str) -> str:
+        return (current() or fallback).translations.gettext(message)
+
+    def ngettext(singular: str, plural: str, n: int) -> str:
+        return (current() or fallback).translations.ngettext(singular, plural, n)
+
+    env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["version"] = __version__
     env.globals["post_target"] = post_target
     env.globals["can"] = can
+    env.globals["languages"] = list(i18n.LANGUAGES.values())
     env.filters["isodate"] = lambda d: d.strftime("%Y-%m-%d") if d else ""
-    env.filters["isotime"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else ""
+    env.filters["isotime"] = lambda d: i18n.local_time(d, locale().zone) if d else ""
+    #: a message from Python code (an error's text, ``N_``/``Msg``) in the reader's language
+    env.filters["tr"] = lambda message: i18n.translate(message, locale())
     return env
 
 
@@ -93,6 +122,7 @@ def render(
     """Render ``template``; an htmx request gets only ``block``."""
     state = request.app.state
     viewer = getattr(request.state, "viewer", None)
+    locale = request_locale(request)
     ctx: dict[str, Any] = {
         "request": request,
         "viewer": viewer,
@@ -103,13 +133,15 @@ def render(
         "path": request.url.path,
         "live_after": _once(state.latest_event_id),
         "bell_count": _once(lambda: unread_notifications(request)),
+        "locale": locale,
     }
     ctx.update(context or {})
     env: Environment = state.templates
-    if block and is_htmx(request):
-        body = render_block(env, template, block, **ctx)
-    else:
-        body = env.get_template(template).render(**ctx)
+    with i18n.using(locale):
+        if block and is_htmx(request):
+            body = render_block(env, template, block, **ctx)
+        else:
+            body = env.get_template(template).render(**ctx)
     response = HTMLResponse(body, status_code=status_code, headers=headers)
     new_cookie = getattr(request.state, "new_csrf_cookie", None)
     if new_cookie:

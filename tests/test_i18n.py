@@ -1,0 +1,235 @@
+"""The interface in English, Simplified Chinese, Japanese and Korean.
+
+The language of a page: the user's preference, else the switcher's cookie, else the
+browser's ``Accept-Language``, else the instance default.  Pages say which in
+``<html lang>``.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from caseforum import i18n
+from caseforum.app import create_app
+from caseforum.config import SettingsError, load_settings
+from caseforum.models import User
+from tests.conftest import csrf_of
+
+HTML_LANG = re.compile(r'<html lang="([^"]+)">')
+
+
+def html_lang(html: str) -> str:
+    found = HTML_LANG.search(html)
+    assert found, "page has no <html lang>"
+    return found.group(1)
+
+
+# Choosing the language ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("tags", "expected"), [
+    (["zh-CN", "en"], "zh-Hans"),
+    (["zh"], "zh-Hans"),
+    (["zh-Hans-SG"], "zh-Hans"),
+    (["zh-TW", "ja"], "ja"),  # Traditional Chinese is not the Simplified catalogue
+    (["KO-kr"], "ko"),
+    (["fr", "de"], None),
+    (["en-GB"], "en"),
+])
+def test_browser_tags_match_our_languages(tags: list[str], expected: str | None) -> None:
+    assert i18n.match_language(tags) == expected
+
+
+def test_accept_language_is_read_by_quality_then_order() -> None:
+    header = "fr;q=0.9, ja;q=0.8, en;q=0.5, *;q=0.1, ko;q=0"
+    assert i18n.accept_language(header) == ["fr", "ja", "en"]
+    assert i18n.match_language(i18n.accept_language(header)) == "ja"
+    assert i18n.accept_language("en;q=abc, zh") == ["zh"]
+
+
+def test_anonymous_visitor_gets_the_browser_language(client: TestClient) -> None:
+    page = client.get("/login", headers={"Accept-Language": "ja,en;q=0.5"})
+    assert html_lang(page.text) == "ja"
+    assert "<h1>ログイン</h1>" in page.text
+    english = client.get("/login", headers={"Accept-Language": "fr"})
+    assert html_lang(english.text) == "en" and "<h1>Log in</h1>" in english.text
+
+
+def test_the_switcher_keeps_a_visitor_s_choice_in_a_cookie(client: TestClient) -> None:
+    page = client.get("/login?next=/forum")
+    switched = client.post("/language", data={
+        "language": "ko", "next": "/login?next=/forum", "csrf_token": csrf_of(page.text)},
+        follow_redirects=False)
+    assert switched.status_code == 303
+    assert switched.headers["location"] == "/login?next=/forum"
+    again = client.get("/login", headers={"Accept-Language": "ja"})  # the choice wins
+    assert html_lang(again.text) == "ko" and "로그인" in again.text
+
+
+def test_the_switcher_refuses_an_unknown_language_and_a_foreign_next(
+        client: TestClient) -> None:
+    token = csrf_of(client.get("/login").text)
+    bad = client.post("/language", data={"language": "xx", "csrf_token": token},
+                      headers={"Accept": "application/json"})
+    assert bad.status_code == 422 and "language" in bad.json()["detail"]
+    away = client.post("/language", data={
+        "language": "ja", "next": "https://evil.example/", "csrf_token": token},
+        follow_redirects=False)
+    assert away.headers["location"] == "/"
+
+
+def test_a_user_s_preference_beats_the_browser_and_follows_them(as_user: Any,
+                                                                 db: Any) -> None:
+    browser, token = as_user("cn.examiner")
+    assert html_lang(browser.get("/forum", headers={"Accept-Language": "ja"}).text) == "ja"
+    saved = browser.post("/settings/locale", data={"language": "zh-Hans", "csrf_token": token},
+                         follow_redirects=False)
+    assert saved.status_code == 303
+    user = db.exec(select(User).where(User.username == "cn.examiner")).one()
+    db.refresh(user)
+    assert user.locale == "zh-Hans"
+    browser.cookies.clear()  # another browser: the preference still holds after log-in
+    other, _ = as_user("cn.examiner")
+    page = other.get("/forum", headers={"Accept-Language": "ja"})
+    assert html_lang(page.text) == "zh-Hans" and ">论坛</a>" in page.text
+    # back to "as my browser asks"
+    other_token = csrf_of(page.text)
+    other.post("/settings/locale", data={"language": "", "csrf_token": other_token})
+    db.refresh(user)
+    assert user.locale == ""
+    assert html_lang(other.get("/forum", headers={"Accept-Language": "ko"}).text) == "ko"
+
+
+def test_the_instance_default_applies_when_nothing_else_does(data_dir: Path) -> None:
+    app = create_app(load_settings(data_dir=data_dir, secret_key="s" * 32,
+                                   default_locale="ja"))
+    with TestClient(app) as visitor:
+        assert html_lang(visitor.get("/login").text) == "ja"
+        assert html_lang(visitor.get("/login", headers={"Accept-Language": "ko"}).text) == "ko"
+
+
+def test_a_bad_default_locale_stops_start_up_with_one_line(data_dir: Path) -> None:
+    with pytest.raises(SettingsError, match="CASEFORUM_DEFAULT_LOCALE"):
+        load_settings(data_dir=data_dir, secret_key="s" * 32, default_locale="xx")
+
+
+# Every visible string goes through the catalogue ----------------------------------------
+
+TEMPLATES = Path(i18n.__file__).parent / "templates"
+#: the templates translated so far (issue 14); the rest follow screen by screen
+TRANSLATED = sorted({
+    "base.html", "error.html", "login.html", "partials/bell.html",
+    "partials/language_switch.html",
+})
+#: attributes a reader sees or hears
+VISIBLE_ATTRIBUTES = frozenset({"title", "placeholder", "aria-label", "alt", "label"})
+#: words that are the same in every language: the product's name
+SAME_EVERYWHERE = ("CaseForum",)
+_COMMENT = re.compile(r"{#.*?#}", re.S)
+_TRANS_BLOCK = re.compile(r"{%-?\s*trans\b.*?{%-?\s*endtrans\s*-?%}", re.S)
+_TAG = re.compile(r"{{.*?}}|{%.*?%}", re.S)
+_WORD = re.compile(r"[^\W\d_]")
+
+
+def _needs_translation(text: str) -> bool:
+    """Letters a reader would read: not a code in capitals (``CN JP KR``, ``PCT``),
+    a sample number or an address, and not the product's name."""
+    for name in SAME_EVERYWHERE:
+        text = text.replace(name, "")
+    text = " ".join(text.split())
+    if not _WORD.search(text):
+        return False
+    if text.startswith(("http://", "https://")):
+        return False
+    return any(ch.islower() or not ch.isascii() for ch in text if ch.isalpha())
+
+
+class _VisibleText(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        for name, value in attrs:
+            if name in VISIBLE_ATTRIBUTES and value and _needs_translation(value):
+                self.found.append(f'<{tag} {name}="{value}">')
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip = max(0, self._skip - 1)
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip and _needs_translation(data):
+            self.found.append(" ".join(data.split()))
+
+
+def untranslated_text(source: str) -> list[str]:
+    """The text of a template a reader sees that is not in a translation call: what is
+    left once comments, ``{% trans %}`` blocks and every ``{{ }}``/``{% %}`` are gone."""
+    source = _TAG.sub("", _TRANS_BLOCK.sub("", _COMMENT.sub("", source)))
+    parser = _VisibleText()
+    parser.feed(source)
+    parser.close()
+    return parser.found
+
+
+def test_the_checker_finds_text_outside_the_translation_functions() -> None:
+    assert untranslated_text('<p title="Open it">{{ _("Hello") }} there</p>') == [
+        '<p title="Open it">', "there"]
+    assert untranslated_text(
+        '{# a note #}<p>{% trans n=1 %}<a href="/x">Log in</a>{% endtrans %}</p>'
+        '<input placeholder="CN JP KR"><b>{{ x }}</b> · <i>CaseForum</i>') == []
+
+
+@pytest.mark.parametrize("name", TRANSLATED)
+def test_translated_templates_show_no_text_outside_the_catalogue(name: str) -> None:
+    assert untranslated_text((TEMPLATES / name).read_text(encoding="utf-8")) == []
+
+
+def extracted_messages() -> dict[str, Any]:
+    """Every message ``make i18n`` would extract now, by msgid."""
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.frontend import parse_mapping_cfg
+
+    root = Path(i18n.__file__).parent
+    with open(root.parents[1] / "babel.cfg", encoding="utf-8") as cfg:
+        method_map, options_map = parse_mapping_cfg(cfg)
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None,
+                "Msg": None, "NMsg": (1, 2)}
+    found: dict[str, Any] = {}
+    for _file, _line, message, _comments, _context in extract_from_dir(
+            root, method_map, options_map, keywords=keywords):
+        found[message[0] if isinstance(message, tuple) else message] = message
+    return found
+
+
+@pytest.mark.parametrize("language", [lang for lang in i18n.LANGUAGES.values()
+                                      if lang.code != i18n.SOURCE_LANGUAGE],
+                         ids=lambda lang: lang.code)
+def test_every_catalogue_translates_every_message(language: i18n.Language) -> None:
+    from babel.messages.pofile import read_po
+
+    path = i18n.LOCALE_DIR / language.catalogue / "LC_MESSAGES" / "messages.po"
+    with open(path, "rb") as po:
+        catalogue = read_po(po)
+    lacking = []
+    for msgid, message in extracted_messages().items():
+        entry = catalogue.get(msgid)
+        strings = entry.string if entry is not None else ""
+        strings = strings if isinstance(strings, tuple) else (strings,)
+        if entry is None or entry.fuzzy or not all(strings):
+            lacking.append(msgid)
+        elif isinstance(message, tuple) and not isinstance(entry.id, tuple):
+            lacking.append(f"{msgid} (needs its plural forms)")
+    assert lacking == [], f"{path.name} of {language.code}: run 'make i18n' and translate"
+    assert (path.with_suffix(".mo")).is_file(), "compiled by 'make setup'"
