@@ -233,3 +233,63 @@ def test_every_catalogue_translates_every_message(language: i18n.Language) -> No
             lacking.append(f"{msgid} (needs its plural forms)")
     assert lacking == [], f"{path.name} of {language.code}: run 'make i18n' and translate"
     assert (path.with_suffix(".mo")).is_file(), "compiled by 'make setup'"
+
+
+# Times in the reader's zone -------------------------------------------------------------
+
+POST_TIME = re.compile(
+    r'<time datetime="([^"]+)" title="[^"]+">(\d{4}-\d\d-\d\d \d\d:\d\d) ([^<]+)</time>')
+
+
+def _post_times(html: str) -> list[tuple[str, str, str]]:
+    return POST_TIME.findall(html)
+
+
+def test_offices_have_the_zone_of_their_seat(db: Any) -> None:
+    from caseforum.models import Office
+
+    zones = {o.code: o.time_zone for o in db.exec(select(Office))}
+    assert zones["JP"] == "Asia/Tokyo" and zones["KR"] == "Asia/Seoul"
+    assert zones["CN"] == "Asia/Shanghai" and zones["GB"] == "Europe/London"
+    assert all(i18n.zone(name) is not None for name in zones.values())
+
+
+def test_the_thread_page_shows_times_in_the_reader_s_zone(as_user: Any, db: Any) -> None:
+    from datetime import datetime
+
+    from tests.forum_helpers import make_category, start_thread
+
+    category = make_category(db)
+    jp, jp_token = as_user("jp.examiner")
+    thread = start_thread(jp, jp_token, category, "Zones", "posted once, read everywhere")
+    (machine, shown, zone_label), = _post_times(jp.get(f"/threads/{thread}").text)
+    moment = datetime.fromisoformat(machine)
+    assert moment.utcoffset() is not None and moment.utcoffset().total_seconds() == 0
+    tokyo = moment.astimezone(i18n.zone("Asia/Tokyo"))
+    assert (shown, zone_label) == (f"{tokyo:%Y-%m-%d %H:%M}", "JST")  # the office's zone
+
+    kr, _ = as_user("kr.examiner")
+    assert _post_times(kr.get(f"/threads/{thread}").text)[0][2] == "KST"
+
+    # a zone of one's own beats the office's
+    saved = jp.post("/settings/locale", data={"time_zone": "Europe/Berlin",
+                                             "csrf_token": jp_token}, follow_redirects=False)
+    assert saved.status_code == 303
+    berlin = moment.astimezone(i18n.zone("Europe/Berlin"))
+    (_, shown, zone_label), = _post_times(jp.get(f"/threads/{thread}").text)
+    assert (shown, zone_label) == (f"{berlin:%Y-%m-%d %H:%M}", berlin.tzname())
+    assert zone_label in ("CET", "CEST")
+
+    # machines still get UTC
+    from tests.dossier_helpers import token_for
+
+    api = jp.get(f"/api/v1/threads/{thread}", headers=token_for(db, "jp.examiner", "forum"))
+    created = api.json()["posts"][0]["created_at"]
+    assert datetime.fromisoformat(created.replace("Z", "+00:00")).utcoffset().seconds == 0
+
+
+def test_a_bad_time_zone_is_refused_with_its_name(as_user: Any) -> None:
+    browser, token = as_user("jp.examiner")
+    refused = browser.post("/settings/locale", data={"time_zone": "Mars/Olympus",
+                                                    "csrf_token": token})
+    assert refused.status_code == 422 and "Mars/Olympus" in refused.text

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from gettext import NullTranslations
 from pathlib import Path
@@ -156,6 +156,15 @@ def translations(code: str) -> NullTranslations:
 # Time zones ---------------------------------------------------------------------------
 
 UTC_ZONE = "UTC"
+#: the zones the settings page offers besides the offices' own (any IANA name is
+#: accepted by the form; these are the ones most readers need)
+COMMON_ZONES = (
+    "UTC", "Europe/London", "Europe/Paris", "Europe/Berlin", "Europe/Zurich",
+    "Europe/Moscow", "Asia/Dubai", "Asia/Kolkata", "Asia/Bangkok", "Asia/Singapore",
+    "Asia/Hong_Kong", "Asia/Taipei", "Asia/Shanghai", "Asia/Seoul", "Asia/Tokyo",
+    "Australia/Perth", "Australia/Sydney", "Pacific/Auckland", "America/Sao_Paulo",
+    "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
+)
 
 
 @cache
@@ -185,6 +194,16 @@ def local_time(moment: datetime, where: ZoneInfo | None) -> str:
         moment = moment.astimezone(where)
         return f"{moment:%Y-%m-%d %H:%M} {zone_label(moment)}"
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def local_date(day: date | datetime, where: ZoneInfo | None) -> str:
+    """``2026-05-04``: a calendar date as it is; the date of a moment in the reader's
+    zone (a moment late on the 3rd in UTC is the 4th in Tokyo)."""
+    if isinstance(day, datetime):
+        if day.tzinfo is None:
+            day = day.replace(tzinfo=UTC)
+        day = day.astimezone(where or UTC)
+    return f"{day:%Y-%m-%d}"
 
 
 # The locale of the page being rendered ---------------------------------------------------

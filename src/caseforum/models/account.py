@@ -33,6 +33,9 @@ class User(SQLModel, table=True):
     email_digest: str = Field(default="immediate", max_length=16,
                               sa_column_kwargs={"server_default": "immediate"})
 
+    #: the zone the user reads times in (IANA name); empty: the office's
+    time_zone: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
+
     @property
     def label(self) -> str:
         return self.display_name or self.username

@@ -1,5 +1,5 @@
 """The language switcher in every page's header (a plain form: no script needed) and
-the settings page's language."""
+the settings page's language and time zone."""
 
 from __future__ import annotations
 
@@ -50,12 +50,23 @@ def switch_language(request: Request, session: SessionDep,
     return response
 
 
+def zone_name(value: str) -> str:
+    """A time zone asked for in a form: an IANA name, or :class:`InvalidInput`."""
+    if i18n.zone(value) is None:
+        raise errors.InvalidInput(i18n.Msg(
+            "time_zone: no time zone %(name)s; use a name such as Asia/Tokyo", name=value))
+    return value
+
+
 @router.post("/settings/locale")
 def save_locale(request: Request, session: SessionDep, viewer: CurrentViewer,
-                user: CurrentUser, language: Annotated[str, Form(max_length=20)] = "") -> Response:
-    """The settings page's language: one of ours, or empty (the browser decides)."""
+                user: CurrentUser, language: Annotated[str, Form(max_length=20)] = "",
+                time_zone: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """The settings page's language (one of ours, or empty: the browser decides) and
+    time zone (an IANA name, or empty: the office's)."""
     require(viewer, "me.view")
     user.locale = language_code(language) if language else ""
+    user.time_zone = zone_name(time_zone.strip()) if time_zone.strip() else ""
     session.add(user)
     session.commit()
     response = RedirectResponse("/settings", status_code=303)

@@ -24,6 +24,7 @@ from caseforum.authz import can
 from caseforum.db import open_session
 from caseforum.forum.access import post_target
 from caseforum.models import Notification
+from caseforum.offices import OFFICE_ZONES
 from caseforum.web.locale import request_locale
 from caseforum.web.security import csrf_token
 
@@ -61,7 +62,9 @@ def make_environment(extra_dirs: list[Path], *, default_locale: str = i18n.DEFAU
     env.globals["post_target"] = post_target
     env.globals["can"] = can
     env.globals["languages"] = list(i18n.LANGUAGES.values())
-    env.filters["isodate"] = lambda d: d.strftime("%Y-%m-%d") if d else ""
+    env.globals["default_time_zone"] = default_time_zone
+    env.globals["time_zones"] = sorted({*i18n.COMMON_ZONES, *OFFICE_ZONES.values()})
+    env.filters["isodate"] = lambda d: i18n.local_date(d, locale().zone) if d else ""
     env.filters["isotime"] = lambda d: i18n.local_time(d, locale().zone) if d else ""
     #: a message from Python code (an error's text, ``N_``/``Msg``) in the reader's language
     env.filters["tr"] = lambda message: i18n.translate(message, locale())
