@@ -62,7 +62,7 @@ $(LOCALES)/%/LC_MESSAGES/messages.mo: $(LOCALES)/%/LC_MESSAGES/messages.po $(BIN
 # bring each language's catalogue up to date (then translate what is new; a test
 # fails while a catalogue lacks a translation). A new language: pybabel init -l xx
 i18n: $(BIN)/.installed
-	$(BIN)/pybabel -q extract -F babel.cfg -k Msg -k NMsg:1,2 -c TRANSLATORS: --add-location=file --sort-by-file \
+	$(BIN)/pybabel -q extract -F babel.cfg -k Msg -k NMsg:1,2 -k CMsg:1c,2 -c TRANSLATORS: --add-location=file --sort-by-file \
 	  --project=CaseForum --copyright-holder="CaseForum contributors" \
 	  -o $(LOCALES)/messages.pot src/caseforum
 	$(BIN)/pybabel -q update -i $(LOCALES)/messages.pot -d $(LOCALES) --no-fuzzy-matching \

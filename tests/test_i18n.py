@@ -125,8 +125,11 @@ def test_a_bad_default_locale_stops_start_up_with_one_line(data_dir: Path) -> No
 TEMPLATES = Path(i18n.__file__).parent / "templates"
 #: the templates translated so far (issue 14); the rest follow screen by screen
 TRANSLATED = sorted({
-    "base.html", "error.html", "login.html", "partials/bell.html",
-    "partials/language_switch.html",
+    "base.html", "error.html", "home.html", "landing.html", "login.html", "settings.html",
+    *(f"forum/{p.name}" for p in (TEMPLATES / "forum").glob("*.html")),
+    *(f"dossiers/{p.name}" for p in (TEMPLATES / "dossiers").glob("*.html")),
+    "partials/bell.html", "partials/dossier_head.html", "partials/dossier_list.html",
+    "partials/for_you.html", "partials/language_switch.html", "partials/visibility_chip.html",
 })
 #: attributes a reader sees or hears
 VISIBLE_ATTRIBUTES = frozenset({"title", "placeholder", "aria-label", "alt", "label"})
@@ -196,20 +199,21 @@ def test_translated_templates_show_no_text_outside_the_catalogue(name: str) -> N
     assert untranslated_text((TEMPLATES / name).read_text(encoding="utf-8")) == []
 
 
-def extracted_messages() -> dict[str, Any]:
-    """Every message ``make i18n`` would extract now, by msgid."""
+def extracted_messages() -> dict[tuple[str | None, str], Any]:
+    """Every message ``make i18n`` would extract now, by context and msgid."""
     from babel.messages.extract import extract_from_dir
     from babel.messages.frontend import parse_mapping_cfg
 
     root = Path(i18n.__file__).parent
     with open(root.parents[1] / "babel.cfg", encoding="utf-8") as cfg:
         method_map, options_map = parse_mapping_cfg(cfg)
-    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None,
-                "Msg": None, "NMsg": (1, 2)}
-    found: dict[str, Any] = {}
-    for _file, _line, message, _comments, _context in extract_from_dir(
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2),
+                "npgettext": ((1, "c"), 2, 3), "N_": None, "Msg": None, "NMsg": (1, 2),
+                "CMsg": ((1, "c"), 2)}
+    found: dict[tuple[str | None, str], Any] = {}
+    for _file, _line, message, _comments, context in extract_from_dir(
             root, method_map, options_map, keywords=keywords):
-        found[message[0] if isinstance(message, tuple) else message] = message
+        found[context, message[0] if isinstance(message, tuple) else message] = message
     return found
 
 
@@ -223,8 +227,8 @@ def test_every_catalogue_translates_every_message(language: i18n.Language) -> No
     with open(path, "rb") as po:
         catalogue = read_po(po)
     lacking = []
-    for msgid, message in extracted_messages().items():
-        entry = catalogue.get(msgid)
+    for (context, msgid), message in extracted_messages().items():
+        entry = catalogue.get(msgid, context=context)
         strings = entry.string if entry is not None else ""
         strings = strings if isinstance(strings, tuple) else (strings,)
         if entry is None or entry.fuzzy or not all(strings):

@@ -8,7 +8,8 @@ default given to the template environment: the language of whoever caused an eve
 never leaks into what everybody else receives.
 
 Domain code does not translate.  It marks what a user may read: :func:`N_` for a fixed
-message, :class:`Msg` for one with values and :class:`NMsg` for one that counts; all
+message, :class:`Msg` for one with values, :class:`NMsg` for one that counts and
+:class:`CMsg` for a word that needs its context to be translated; all
 stay English strings (API answers, logs, the command line) and are translated when a
 page shows them (:func:`translate`).  ``make i18n`` extracts the markers (``babel.cfg``).
 """
@@ -96,6 +97,19 @@ class NMsg(Msg):
         params["num"] = num
         self = str.__new__(cls, (singular if num == 1 else plural) % params)
         self.msgid, self.plural, self.params = singular, plural, params
+        return self
+
+
+class CMsg(Msg):
+    """A fixed message whose English word means more than one thing (the "Search"
+    group of documents, the "Search" page): ``context`` tells them apart in the
+    catalogue (``msgctxt``)."""
+
+    context: str
+
+    def __new__(cls, context: str, message: str) -> CMsg:
+        self = str.__new__(cls, message)
+        self.context, self.msgid, self.params = context, message, {}
         return self
 
 
@@ -253,6 +267,8 @@ def translate(message: object, locale: PageLocale) -> str:
     """A message for the reader: a :class:`Msg` through its catalogue id, a plain
     string if the catalogue knows it (a message marked with :func:`N_`), else as is."""
     if isinstance(message, Msg):
+        if isinstance(message, CMsg):
+            return locale.translations.pgettext(message.context, message.msgid)
         if isinstance(message, NMsg):
             text = locale.translations.ngettext(message.msgid, message.plural,
                                                 message.params["num"])

@@ -22,7 +22,7 @@ from caseforum.dossiers.compare import compare_texts, similarity
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
 from caseforum.dossiers.usage import log_access
 from caseforum.forum.access import filter_threads
-from caseforum.i18n import N_, Msg
+from caseforum.i18n import N_, CMsg, Msg
 from caseforum.models import Application, Document, Office, Post, Priority, Reference, Thread
 from caseforum.numbers import (
     NumberError,
@@ -131,16 +131,21 @@ def _remote_view(request: Request, session: SessionDep, access: Access, office: 
     return app, remote.freshness(session, host, app)
 
 
-#: how pages name the document groups and directions
-GROUP_NAMES = {"search": "Search", "examination": "Examination", "grant": "Grant",
-               "application": "Application", "applicant": "Applicant", "other": "Other"}
-DIRECTION_NAMES = {"incoming": "incoming", "outgoing": "outgoing", "internal": "internal"}
+#: how pages name the document groups and directions (English; pages translate them)
+GROUP_NAMES = {"search": CMsg("document group", "Search"),
+               "examination": CMsg("document group", "Examination"),
+               "grant": CMsg("document group", "Grant"),
+               "application": CMsg("document group", "Application"),
+               "applicant": CMsg("document group", "Applicant"),
+               "other": CMsg("document group", "Other")}
+DIRECTION_NAMES = {"incoming": N_("incoming"), "outgoing": N_("outgoing"),
+                   "internal": N_("internal")}
 
 
 #: the languages dossiers of the participating offices come in (ISO 639-1)
-LANGUAGE_NAMES = {"en": "English", "ja": "Japanese", "zh": "Chinese", "ko": "Korean",
-                  "de": "German", "fr": "French", "es": "Spanish", "ru": "Russian",
-                  "pt": "Portuguese"}
+LANGUAGE_NAMES = {"en": N_("English"), "ja": N_("Japanese"), "zh": N_("Chinese"),
+                  "ko": N_("Korean"), "de": N_("German"), "fr": N_("French"),
+                  "es": N_("Spanish"), "ru": N_("Russian"), "pt": N_("Portuguese")}
 
 
 def language_name(code: str) -> str:
@@ -289,7 +294,7 @@ def document_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     return render(request, "dossiers/document.html", {
         "doc": doc, "app": app, "info": _describer(request)(doc, app),
         "named_offices": named_offices,
-        "group_names": GROUP_NAMES, "dossier_url": dossier_url,
+        "group_names": GROUP_NAMES, "direction_names": DIRECTION_NAMES, "dossier_url": dossier_url,
         "content_src": content_src(request, viewer, doc),
     })
 

@@ -57,7 +57,14 @@ def make_environment(extra_dirs: list[Path], *, default_locale: str = i18n.DEFAU
     def ngettext(singular: str, plural: str, n: int) -> str:
         return (current() or fallback).translations.ngettext(singular, plural, n)
 
-    env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    def pgettext(context: str, message: str) -> str:
+        return (current() or fallback).translations.pgettext(context, message)
+
+    def npgettext(context: str, singular: str, plural: str, n: int) -> str:
+        return (current() or fallback).translations.npgettext(context, singular, plural, n)
+
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext, ngettext, newstyle=True, pgettext=pgettext, npgettext=npgettext)
     env.globals["version"] = __version__
     env.globals["post_target"] = post_target
     env.globals["can"] = can
