@@ -297,3 +297,133 @@ def test_a_bad_time_zone_is_refused_with_its_name(as_user: Any) -> None:
     refused = browser.post("/settings/locale", data={"time_zone": "Mars/Olympus",
                                                     "csrf_token": token})
     assert refused.status_code == 422 and "Mars/Olympus" in refused.text
+
+
+# Every translated page in every language ---------------------------------------------------
+
+
+def _core_pages(db: Any, browser: TestClient, token: str) -> list[str]:
+    """One address of each translated screen, from the demo data and a post of the
+    ``browser``'s user (edited once, so that it has a history)."""
+    from caseforum.models import Application, Category, Document, Thread
+    from tests.forum_helpers import reply
+
+    thread = db.exec(select(Thread).where(Thread.category_id.is_not(None))
+                     .order_by(Thread.id)).first()
+    post_id = reply(browser, token, thread.id, "A first version")
+    browser.post(f"/posts/{post_id}/edit", data={"body": "A second one", "csrf_token": token})
+    category = db.get(Category, thread.category_id)
+    app = db.exec(select(Application).where(Application.office_code == "JP")
+                  .order_by(Application.id)).first()
+    docs = db.exec(select(Document).where(Document.application_id == app.id)
+                   .order_by(Document.id)).all()
+    dossier = f"/dossiers/{app.office_code}/{app.number}"
+    return [
+        "/", "/settings", "/forum", f"/forum/c/{category.id}", f"/threads/{thread.id}",
+        f"/threads/{thread.id}/chat", "/forum/unread", "/forum/flags", "/messages/new",
+        f"/posts/{post_id}/edit", f"/posts/{post_id}/revisions", "/dossiers",
+        "/dossiers?q=nothing-like-a-number", "/dossiers-new", dossier, f"{dossier}/timeline",
+        f"/documents/{docs[0].id}", f"/compare?doc={docs[0].id}&doc={docs[1].id}",
+        "/threads/999999",
+    ]
+
+
+def _catalogue_phrases(code: str) -> list[str]:
+    """English phrases (three words or more) of the catalogue that the language
+    translates differently: none of them may be left on a page in that language."""
+    translations = i18n.translations(code)
+    phrases = []
+    for (context, msgid), _message in extracted_messages().items():
+        if "%" in msgid or "<" in msgid or len(msgid.split()) < 3:
+            continue
+        shown = (translations.pgettext(context, msgid) if context
+                 else translations.gettext(msgid))
+        if shown != msgid:
+            phrases.append(msgid)
+    return phrases
+
+
+def _visible_text(html: str) -> str:
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", html)
+    from html import unescape
+
+    return " ".join(unescape(text).split())
+
+
+@pytest.mark.parametrize("code", list(i18n.LANGUAGES))
+def test_every_translated_screen_renders_in_every_language(as_user: Any, db: Any,
+                                                          code: str) -> None:
+    browser, token = as_user("jp.admin")  # an office admin: every screen is open to them
+    switched = browser.post("/language", data={"language": code, "csrf_token": token},
+                            follow_redirects=False)
+    assert switched.status_code == 303
+    phrases = _catalogue_phrases(code)
+    for path in _core_pages(db, browser, token):
+        page = browser.get(path)
+        assert page.status_code in (200, 404), (path, page.status_code)
+        assert html_lang(page.text) == code, path
+        text = _visible_text(page.text)
+        left = [phrase for phrase in phrases if phrase in text]
+        assert left == [], f"{path} in {code} still shows English: {left}"
+
+
+def test_a_chinese_examiner_reads_chinese_navigation_and_errors(as_user: Any,
+                                                                db: Any) -> None:
+    browser, token = as_user("cn.examiner")
+    browser.post("/settings/locale", data={"language": "zh-Hans", "csrf_token": token})
+    forum = browser.get("/forum")
+    assert html_lang(forum.text) == "zh-Hans"
+    nav = forum.text.split('<nav class="sidenav"')[1].split("</nav>")[0]
+    assert ">首页</a>" in nav and ">案卷</a>" in nav and ">论坛</a>" in nav
+    assert ">退出</button>" in forum.text
+    missing = browser.get("/threads/999999")
+    assert missing.status_code == 404
+    assert "<h1>未找到</h1>" in missing.text and "没有该主题" in missing.text
+    forbidden = browser.get("/admin")
+    assert forbidden.status_code == 403 and "您无权执行此操作" in forbidden.text
+    refused = browser.get("/compare?doc=1")
+    assert refused.status_code == 422 and "请勾选两份文件进行比较" in refused.text
+    # a message with values: the dossier's number inside the Chinese sentence
+    unknown = browser.get("/dossiers/JP/2099999999")
+    assert unknown.status_code == 404 and "没有您可查看的案卷 JP" in unknown.text
+    # a machine asking the same gets English and the stable code
+    api = browser.get("/api/v1/threads/999999")
+    assert api.json()["code"] == "not_found" and api.json()["detail"] == "No such thread"
+
+
+def test_an_anonymous_visitor_asking_for_japanese_gets_the_landing_page_in_japanese(
+        client: TestClient) -> None:
+    page = client.get("/", headers={"Accept-Language": "ja-JP,ja;q=0.9,en;q=0.8"})
+    assert html_lang(page.text) == "ja"
+    assert "一般公開している庁" in page.text and ">ログイン</a>" in page.text
+    switch = page.text.split('<details class="lang-switch">')[1].split("</details>")[0]
+    assert 'value="ko" lang="ko"' in switch and "한국어" in switch
+
+
+# Templates compiled per language ----------------------------------------------------------
+
+
+def test_fixed_messages_are_translated_when_compiled_and_the_rest_when_rendered() -> None:
+    from caseforum.web.template_i18n import for_language
+    from caseforum.web.templating import make_environment
+
+    env = make_environment([])
+    source = ('{{ _("Reply") }}|{{ pgettext("verb", "Post") }}|{{ x._("Reply") }}|'
+              '{{ _("Welcome, %(name)s", name=who) }}|{{ ngettext("%(num)d post", '
+              '"%(num)d posts", 2) }}|{% trans %}Log in{% endtrans %}')
+
+    class Thing:
+        def _(self, text: str) -> str:
+            return f"[{text}]"
+
+    japanese = for_language(env, "ja")
+    compiled = japanese.compile(source, raw=True)
+    assert "返信|投稿する|" in compiled  # written into the page: no lookup left to do
+    with i18n.using(i18n.PageLocale.of("ja")):
+        shown = japanese.from_string(source).render(x=Thing(), who="<b>")
+    assert shown == ("返信|投稿する|[Reply]|ようこそ、&lt;b&gt; さん|"
+                     "2 件の投稿|ログイン")
+    # the app's environment is the default language's: live fragments render there
+    assert env.from_string(source).render(x=Thing(), who="<b>").startswith("Reply|Post|")
+    assert for_language(env, "xx") is env

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache
 from gettext import NullTranslations
@@ -230,6 +230,9 @@ class PageLocale:
     language: Language
     translations: NullTranslations
     zone: ZoneInfo | None
+    #: messages already translated by :func:`translate`: one shown on every post
+    #: (a reaction's label) is looked up once
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def code(self) -> str:
@@ -245,12 +248,15 @@ def _page_locale(code: str, zone_name: str) -> PageLocale:
     return PageLocale(LANGUAGES[code], translations(code), zone(zone_name))
 
 
+#: the most finished messages a locale keeps (far more than the catalogue has)
+MEMO_LIMIT = 10_000
+
 _current: ContextVar[PageLocale | None] = ContextVar("caseforum_page_locale", default=None)
 
 
-def current() -> PageLocale | None:
-    """The locale of the page rendering now, if any."""
-    return _current.get()
+#: the locale of the page rendering now, if any (the context variable's own ``get``:
+#: asked for every message, so no Python function around it)
+current = _current.get
 
 
 @contextmanager
@@ -280,5 +286,10 @@ def translate(message: object, locale: PageLocale) -> str:
             log.warning("catalogue %s: bad placeholders in %r", locale.code, text)
             return str(message)
     if isinstance(message, str):
-        return locale.translations.gettext(message) if message else message
+        found: str | None = locale.memo.get(("tr", message))
+        if found is None:
+            found = locale.translations.gettext(message)
+            if len(locale.memo) < MEMO_LIMIT:  # messages with values: not kept for ever
+                locale.memo["tr", message] = found
+        return found
     return "" if message is None else str(message)

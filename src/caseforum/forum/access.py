@@ -36,12 +36,17 @@ from caseforum.authz import (
 from caseforum.i18n import N_
 from caseforum.models import Category, OfficeGroup, Post, Thread, ThreadParticipant
 
+#: what a reader is told when a forum object is absent or not for them (``N_``: the
+#: error page shows them in the reader's language)
+_NOT_FOUND = {"category": N_("No such category"), "thread": N_("No such thread"),
+              "post": N_("No such post")}
+
 
 class NotFound(errors.NotFound):
     """Absent, or present but not for this viewer: one answer for both."""
 
     def __init__(self, what: str) -> None:
-        super().__init__(f"No such {what}")
+        super().__init__(_NOT_FOUND.get(what) or f"No such {what}")
 
 
 def configure(settings: Any) -> None:
@@ -182,9 +187,9 @@ def access_category(session: Session, viewer: Viewer | None, category_id: int, *
     _member(viewer)
     category = _get(session, Category, category_id)
     if category is None:
-        raise NotFound(N_("category"))
-    _check(viewer, action, category_target(session, category), "category.view",
-           N_("category"), hide)
+        raise NotFound("category")
+    _check(viewer, action, category_target(session, category), "category.view", "category",
+           hide)
     return category
 
 
@@ -204,8 +209,8 @@ def access_thread(session: Session, viewer: Viewer | None, thread_id: int, *,
     _member(viewer)
     thread = _get(session, Thread, thread_id)
     if thread is None:
-        raise NotFound(N_("thread"))
-    _check(viewer, action, thread_target(session, thread), "thread.view", N_("thread"), hide)
+        raise NotFound("thread")
+    _check(viewer, action, thread_target(session, thread), "thread.view", "thread", hide)
     return thread
 
 
@@ -217,15 +222,15 @@ def access_post(session: Session, viewer: Viewer | None, post_id: int, *,
     post = _get(session, Post, post_id)
     thread = session.get(Thread, post.thread_id) if post is not None else None
     if post is None or thread is None:
-        raise NotFound(N_("post"))
+        raise NotFound("post")
     target = thread_target(session, thread)
     as_post = post_target(target, post)
     if not can(viewer, "post.view", as_post):
-        raise NotFound(N_("post"))
+        raise NotFound("post")
     if action != "post.view":
         on = target if action == "forum.moderate" else as_post
         if hide and not can(viewer, action, on):
-            raise NotFound(N_("post"))
+            raise NotFound("post")
         require(viewer, action, on)
     return post, thread
 

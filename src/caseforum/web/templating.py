@@ -1,9 +1,9 @@
 """Jinja2 pages: the whole page on reload, one named block for htmx requests.
 
-Pages speak the reader's language and show times in the reader's zone: Jinja's i18n
-extension (newstyle gettext: values are escaped, ``%`` placeholders by name) reads the
-locale made current by :func:`render` (``caseforum.i18n.using``); a render outside a
-page (the live fragments) gets the environment's default locale.
+Pages speak the reader's language and show times in the reader's zone: :func:`render`
+picks the environment compiled for the reader's language and makes the reader's
+locale current while it renders (``web/template_i18n.py``); a render outside a page
+(the live fragments) gets the app environment's default locale.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from caseforum.db import open_session
 from caseforum.forum.access import post_target
 from caseforum.models import Notification
 from caseforum.offices import OFFICE_ZONES
+from caseforum.web import template_i18n
 from caseforum.web.locale import request_locale
 from caseforum.web.security import csrf_token
 
@@ -41,30 +42,16 @@ def make_environment(extra_dirs: list[Path], *, default_locale: str = i18n.DEFAU
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,  # templates ship with the code; no stat() per render
-        extensions=["jinja2.ext.i18n"],
+        extensions=["jinja2.ext.i18n", template_i18n.FixedMessages],
     )
     env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks: whitespace as in HTML
     fallback = i18n.PageLocale.of(default_locale, default_time_zone)
+    template_i18n.install(env, fallback)
     current = i18n.current
 
     def locale() -> i18n.PageLocale:
         return current() or fallback
 
-    # one context-variable read per message: the catalogue is a dict lookup away
-    def gettext(message: str) -> str:
-        return (current() or fallback).translations.gettext(message)
-
-    def ngettext(singular: str, plural: str, n: int) -> str:
-        return (current() or fallback).translations.ngettext(singular, plural, n)
-
-    def pgettext(context: str, message: str) -> str:
-        return (current() or fallback).translations.pgettext(context, message)
-
-    def npgettext(context: str, singular: str, plural: str, n: int) -> str:
-        return (current() or fallback).translations.npgettext(context, singular, plural, n)
-
-    env.install_gettext_callables(  # type: ignore[attr-defined]
-        gettext, ngettext, newstyle=True, pgettext=pgettext, npgettext=npgettext)
     env.globals["version"] = __version__
     env.globals["post_target"] = post_target
     env.globals["can"] = can
@@ -146,7 +133,7 @@ def render(
         "locale": locale,
     }
     ctx.update(context or {})
-    env: Environment = state.templates
+    env = template_i18n.for_language(state.templates, locale.code)
     with i18n.using(locale):
         if block and is_htmx(request):
             body = render_block(env, template, block, **ctx)
