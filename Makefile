@@ -13,7 +13,13 @@ TEST_VENDOR := tests/vendor
 export CASEFORUM_DATA_DIR ?= $(CURDIR)/var
 OPD_PORT ?= 8765
 
-.PHONY: run test test-fast setup assets db browser lint clean services-test bench
+.PHONY: run test test-fast setup assets db browser lint clean services-test bench i18n catalogues
+
+# the interface's translations: src/caseforum/locale/<lang>/LC_MESSAGES/messages.po, compiled
+# to .mo by `make setup` (the .mo files are not kept in git)
+LOCALES := src/caseforum/locale
+CATALOGUES := $(wildcard $(LOCALES)/*/LC_MESSAGES/messages.po)
+COMPILED := $(CATALOGUES:.po=.mo)
 
 # beside the app, the One Portal Dossier reference server (recorded Global Dossier
 # answers): type US 16/123,456 in the number box to see an OPD family arrive
@@ -33,7 +39,7 @@ test: setup browser lint
 test-fast: setup
 	$(BIN)/python -m pytest -x -q -m "not slow and not browser" $(PYTEST_ARGS)
 
-setup: $(BIN)/.installed assets
+setup: $(BIN)/.installed assets catalogues
 	@# byte-compile the project's own modules as pip does for every installed package:
 	@# without it each start compiles ~50 modules again (a tenth of `serve`'s start-up
 	@# where PYTHONDONTWRITEBYTECODE is set); only changed files are compiled again
@@ -46,6 +52,22 @@ $(BIN)/.installed: pyproject.toml plugins/opd_link/pyproject.toml plugins/ice_ex
 	$(BIN)/python -m pip install --progress-bar on -e '.[test]' -e plugins/opd_link -e plugins/ice_exchange
 	touch $@
 	@echo "==> Python packages ready"
+
+catalogues: $(COMPILED)
+
+$(LOCALES)/%/LC_MESSAGES/messages.mo: $(LOCALES)/%/LC_MESSAGES/messages.po $(BIN)/.installed
+	$(BIN)/pybabel -q compile -i $< -o $@
+
+# after changing interface text: extract every marked message into messages.pot and
+# bring each language's catalogue up to date (then translate what is new; a test
+# fails while a catalogue lacks a translation). A new language: pybabel init -l xx
+i18n: $(BIN)/.installed
+	$(BIN)/pybabel -q extract -F babel.cfg -k Msg -k NMsg:1,2 -k CMsg:1c,2 -c TRANSLATORS: --add-location=file --sort-by-file \
+	  --project=CaseForum --copyright-holder="CaseForum contributors" \
+	  -o $(LOCALES)/messages.pot src/caseforum
+	$(BIN)/pybabel -q update -i $(LOCALES)/messages.pot -d $(LOCALES) --no-fuzzy-matching \
+	  --ignore-obsolete
+	$(MAKE) catalogues
 
 ASSETS := $(VENDOR)/htmx.min.js $(VENDOR)/ws.js $(VENDOR)/swagger-ui-bundle.js $(VENDOR)/swagger-ui.css \
 	$(TEST_VENDOR)/axe.min.js

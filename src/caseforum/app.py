@@ -182,7 +182,9 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.state.plugins = plugins
     app.state.consumers = runner
     app.state.search_dir = search_dir
-    app.state.templates = make_environment(plugins.template_dirs())
+    app.state.templates = make_environment(plugins.template_dirs(),
+                                           default_locale=settings.default_locale,
+                                           default_time_zone=settings.default_time_zone)
     app.state.store = FileStore(settings.storage_dir)
     app.state.sweeper = PeriodicSweep.from_settings(engine, settings)
     app.state.hub = Hub(engine, broker, plugins, app.state.templates)
@@ -231,6 +233,7 @@ def build_routes(app: FastAPI) -> None:
         feeds_api,
         forum_api,
         forum_pages,
+        locale_pages,
         lookup_api,
         notify_api,
         notify_pages,
@@ -243,7 +246,7 @@ def build_routes(app: FastAPI) -> None:
                    dossier_pages.router, dossier_api.router, stats_pages.router,
                    forum_pages.router, forum_api.router, ws.router, bots_admin.router,
                    notify_pages.router, notify_api.router, feeds_api.router,
-                   lookup_api.router, search_pages.router):
+                   lookup_api.router, search_pages.router, locale_pages.router):
         app.include_router(router)
     plugins: PluginHost = app.state.plugins
     for name, router in plugins.routes():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from caseforum import errors
+from caseforum.i18n import N_
 from caseforum.models import Office, User
 from caseforum.models.account import Role
 
@@ -119,10 +120,10 @@ def require(viewer: Viewer | None, action: str, obj: Any = None, *, hide: bool =
     if can(viewer, action, obj):
         return
     if hide:
-        raise errors.NotFound("Not found")
+        raise errors.NotFound(N_("Not found"))
     if viewer is None or not viewer.is_authenticated:
-        raise errors.Unauthorized("Log in first")
-    raise errors.Forbidden("You are not allowed to do this")
+        raise errors.Unauthorized(N_("Log in first"))
+    raise errors.Forbidden(N_("You are not allowed to do this"))
 
 
 def _is(viewer: Viewer, *roles: Role) -> bool:

@@ -23,6 +23,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from caseforum import i18n
+
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message names it."""
@@ -92,6 +94,10 @@ class Settings(BaseSettings):
     concurrency: int = Field(default=4, ge=1, le=256)
     # argon2id cost: "test" (argon2's cheapest parameters) is for test suites only
     password_hash_profile: Literal["standard", "test"] = "standard"
+    #: the interface language when neither the user nor the browser names one we have
+    default_locale: str = "en"
+    #: the zone of times for visitors (a user's own setting, then the office's, come first)
+    default_time_zone: str = "UTC"
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     mail: MailSettings = Field(default_factory=MailSettings)
     # operations: proxies whose X-Forwarded-* headers count, and who may read /metrics
@@ -135,6 +141,21 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        found = i18n.match_language([value])
+        if found is None:
+            raise ValueError(f"use one of {', '.join(i18n.LANGUAGES)}")
+        return found
+
+    @field_validator("default_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if i18n.zone(value.strip()) is None:
+            raise ValueError("use a time zone name such as UTC, Asia/Tokyo or Europe/Berlin")
+        return value.strip()
 
     @field_validator("redis_url")
     @classmethod

@@ -36,6 +36,32 @@ REFERENCE_OFFICES: tuple[tuple[str, str, bool, bool], ...] = (
     ("VN", "Intellectual Property Office of Viet Nam", False, True),
 )
 
+#: the zone of each office's seat: its examiners' times unless they choose another
+#: (migration 0009 gave existing offices the same)
+OFFICE_ZONES: dict[str, str] = {
+    "AU": "Australia/Sydney",
+    "CA": "America/Toronto",
+    "CN": "Asia/Shanghai",
+    "IL": "Asia/Jerusalem",
+    "JP": "Asia/Tokyo",
+    "KR": "Asia/Seoul",
+    "GB": "Europe/London",
+    "US": "America/New_York",
+    "IB": "Europe/Zurich",
+    "EP": "Europe/Berlin",
+    "CL": "America/Santiago",
+    "IN": "Asia/Kolkata",
+    "ID": "Asia/Jakarta",
+    "LA": "Asia/Vientiane",
+    "MY": "Asia/Kuala_Lumpur",
+    "MN": "Asia/Ulaanbaatar",
+    "NZ": "Pacific/Auckland",
+    "PH": "Asia/Manila",
+    "SG": "Asia/Singapore",
+    "TH": "Asia/Bangkok",
+    "VN": "Asia/Ho_Chi_Minh",
+}
+
 ROLE_NAMES = ("providing", "accessing")
 CODE_RE = re.compile(r"^[A-Z]{2}$")
 
@@ -52,7 +78,8 @@ def seed_reference_offices(session: Session) -> int:
     added = 0
     for code, name, providing, accessing in REFERENCE_OFFICES:
         if code not in present:
-            session.add(Office(code=code, name=name, providing=providing, accessing=accessing))
+            session.add(Office(code=code, name=name, providing=providing, accessing=accessing,
+                               time_zone=OFFICE_ZONES.get(code, "")))
             added += 1
     return added
 
@@ -80,7 +107,8 @@ def add_office(session: Session, *, code: str, name: str, roles: list[str]) -> O
     if session.get(Office, code) is not None:
         raise OfficeError(f"office {code} exists already: use 'offices set-roles'")
     providing, accessing = parse_roles(roles)
-    office = Office(code=code, name=name.strip(), providing=providing, accessing=accessing)
+    office = Office(code=code, name=name.strip(), providing=providing, accessing=accessing,
+                    time_zone=OFFICE_ZONES.get(code, ""))
     session.add(office)
     return office
 

@@ -33,14 +33,20 @@ from caseforum.authz import (
     require,
     set_forum_policy,
 )
+from caseforum.i18n import N_
 from caseforum.models import Category, OfficeGroup, Post, Thread, ThreadParticipant
+
+#: what a reader is told when a forum object is absent or not for them (``N_``: the
+#: error page shows them in the reader's language)
+_NOT_FOUND = {"category": N_("No such category"), "thread": N_("No such thread"),
+              "post": N_("No such post")}
 
 
 class NotFound(errors.NotFound):
     """Absent, or present but not for this viewer: one answer for both."""
 
     def __init__(self, what: str) -> None:
-        super().__init__(f"No such {what}")
+        super().__init__(_NOT_FOUND.get(what) or f"No such {what}")
 
 
 def configure(settings: Any) -> None:
@@ -161,7 +167,7 @@ def _member(viewer: Viewer | None) -> None:
     log in (401; a browser is sent to the log-in page and comes back here),
     whether or not the object exists, so nothing is revealed to them either."""
     if viewer is None or not viewer.is_authenticated:
-        raise errors.Unauthorized("Log in to read the forum")
+        raise errors.Unauthorized(N_("Log in to read the forum"))
 
 
 def _check(viewer: Viewer | None, action: str, target: Any, view: str, what: str,

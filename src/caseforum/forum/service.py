@@ -14,6 +14,7 @@ from caseforum.authz import Viewer, can
 from caseforum.events import emit
 from caseforum.forum.access import thread_target
 from caseforum.forum.text import reference_key, render_post
+from caseforum.i18n import N_
 from caseforum.models import (
     Category,
     Flag,
@@ -31,9 +32,9 @@ from caseforum.models import (
     utcnow,
 )
 
-# plain labels: offices' machines often lack emoji fonts
-REACTIONS: dict[str, str] = {"+1": "+1", "agree": "✓ agree", "question": "? question",
-                             "seen": "seen"}
+# plain labels: offices' machines often lack emoji fonts (English; pages translate them)
+REACTIONS: dict[str, str] = {"+1": "+1", "agree": N_("✓ agree"), "question": N_("? question"),
+                             "seen": N_("seen")}
 MAX_TITLE = 300
 
 

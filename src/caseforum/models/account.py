@@ -23,13 +23,18 @@ class User(SQLModel, table=True):
     role: Role = Role.examiner
     password_hash: str | None = None
     is_active: bool = True
-    locale: str = "en"
+    #: the interface language the user chose (a code of ``caseforum.i18n.LANGUAGES``);
+    #: empty: none chosen, the browser's languages decide
+    locale: str = ""
     created_at: datetime = Field(default_factory=utcnow)
     #: where the e-mail channel writes; empty: no e-mail
     email: str = Field(default="", max_length=254, sa_column_kwargs={"server_default": ""})
     #: e-mail timing: immediate | daily | weekly (a digest)
     email_digest: str = Field(default="immediate", max_length=16,
                               sa_column_kwargs={"server_default": "immediate"})
+
+    #: the zone the user reads times in (IANA name); empty: the office's
+    time_zone: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
 
     @property
     def label(self) -> str:

@@ -27,6 +27,9 @@ class Office(SQLModel, table=True):
     #: when and by whom public access was last switched (``None``: never decided)
     public_access_changed_at: datetime | None = None
     public_access_changed_by: str | None = None
+    #: the zone its examiners read times in unless they choose another (IANA name;
+    #: empty: the instance default, ``default_time_zone``)
+    time_zone: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
 
     @property
     def roles(self) -> list[str]:

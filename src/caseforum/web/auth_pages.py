@@ -8,21 +8,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from caseforum import accounts
 from caseforum.db import SessionDep
+from caseforum.i18n import N_, NMsg
 from caseforum.web.deps import SESSION_COOKIE, cookie_signer
 from caseforum.web.proxy import cookies_secure
+from caseforum.web.security import safe_next
 from caseforum.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-
-
-def _safe_next(target: str | None) -> str:
-    """Only same-site paths: never redirect a user off to another host."""
-    if not target:
-        return "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return "/"
-    return target
 
 
 def login_url(request: Request) -> str:
@@ -40,7 +32,7 @@ def login_url(request: Request) -> str:
         same_site = not came_from.netloc or came_from.netloc == request.url.netloc
         target = (came_from.path or "/") + (f"?{came_from.query}" if came_from.query else "")
         target = target if same_site else "/"
-    target = _safe_next(target)
+    target = safe_next(target)
     return "/login" if target == "/" else f"/login?next={quote(target, safe='/')}"
 
 
@@ -50,7 +42,7 @@ def _address(request: Request) -> str:
 
 @router.get("/login")
 def login_form(request: Request, next: str = "/") -> Response:
-    return render(request, "login.html", {"next": _safe_next(next), "error": None})
+    return render(request, "login.html", {"next": safe_next(next), "error": None})
 
 
 @router.post("/login")
@@ -62,7 +54,7 @@ def login(
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     settings = request.app.state.settings
-    target = _safe_next(next)
+    target = safe_next(next)
     try:
         user = accounts.authenticate(
             session,
@@ -75,13 +67,18 @@ def login(
             backoff_seconds=settings.login_backoff_seconds,
         )
     except accounts.Throttled as exc:
-        wait = f"{exc.retry_after} seconds" if exc.retry_after < 120 else \
-            f"{(exc.retry_after + 59) // 60} minutes"
+        if exc.retry_after < 120:
+            error = NMsg("Too many failed log-ins. Wait %(num)d second and try again, or ask "
+                         "your office admin.", "Too many failed log-ins. Wait %(num)d seconds "
+                         "and try again, or ask your office admin.", exc.retry_after)
+        else:
+            error = NMsg("Too many failed log-ins. Wait %(num)d minute and try again, or ask "
+                         "your office admin.", "Too many failed log-ins. Wait %(num)d minutes "
+                         "and try again, or ask your office admin.",
+                         (exc.retry_after + 59) // 60)
         page = render(
             request, "login.html",
-            {"next": target, "username": username,
-             "error": f"Too many failed log-ins. Wait {wait} and try again, "
-                      "or ask your office admin."},
+            {"next": target, "username": username, "error": error},
             status_code=429, block=None,
         )
         page.headers["Retry-After"] = str(exc.retry_after)
@@ -89,7 +86,7 @@ def login(
     if user is None:
         return render(
             request, "login.html",
-            {"next": target, "username": username, "error": "Wrong username or password."},
+            {"next": target, "username": username, "error": N_("Wrong username or password.")},
             status_code=401, block=None,
         )
     # a fresh session id at every log-in (no session fixation)

@@ -21,6 +21,7 @@ from caseforum import accounts, authcache, errors
 from caseforum.authcache import Identity
 from caseforum.authz import ANONYMOUS, Viewer
 from caseforum.db import SessionDep, open_session
+from caseforum.i18n import N_
 from caseforum.models import User, utcnow
 
 SESSION_COOKIE = "cf_session"
@@ -173,7 +174,7 @@ async def current_user(conn: HTTPConnection) -> User:
     await current_viewer(conn)
     user = getattr(conn.state, "user", None)
     if user is None:
-        raise errors.Unauthorized("Log in first")
+        raise errors.Unauthorized(N_("Log in first"))
     return user
 
 

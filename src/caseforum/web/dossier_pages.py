@@ -23,6 +23,7 @@ from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
 from caseforum.dossiers.usage import log_access
 from caseforum.forum import notify
 from caseforum.forum.access import filter_threads
+from caseforum.i18n import N_, CMsg, Msg
 from caseforum.models import Application, Document, Office, Post, Priority, Reference, Thread
 from caseforum.numbers import (
     NumberError,
@@ -45,7 +46,8 @@ def dossier_url(app: Application) -> str:
 def _visible_app(session: SessionDep, access: Access, office: str, number: str) -> Application:
     app = service.get_dossier(session, office=office, number=number)
     if app is None or not access.can_see(app):
-        raise errors.NotFound(f"No dossier {office} {number} for you")
+        raise errors.NotFound(Msg("No dossier %(office)s %(number)s for you",
+                                  office=office, number=number))
     return app
 
 
@@ -124,21 +126,27 @@ def _remote_view(request: Request, session: SessionDep, access: Access, office: 
                                 ask_sources=access.viewer.is_authenticated)
     session.commit()
     if app is None or not access.can_see(app):
-        raise errors.NotFound(f"No dossier {office} {number} for you: it is not held here "
-                              "and no dossier source knows it")
+        raise errors.NotFound(Msg("No dossier %(office)s %(number)s for you: it is not held "
+                                  "here and no dossier source knows it",
+                                  office=office, number=number))
     return app, remote.freshness(session, host, app)
 
 
-#: how pages name the document groups and directions
-GROUP_NAMES = {"search": "Search", "examination": "Examination", "grant": "Grant",
-               "application": "Application", "applicant": "Applicant", "other": "Other"}
-DIRECTION_NAMES = {"incoming": "incoming", "outgoing": "outgoing", "internal": "internal"}
+#: how pages name the document groups and directions (English; pages translate them)
+GROUP_NAMES = {"search": CMsg("document group", "Search"),
+               "examination": CMsg("document group", "Examination"),
+               "grant": CMsg("document group", "Grant"),
+               "application": CMsg("document group", "Application"),
+               "applicant": CMsg("document group", "Applicant"),
+               "other": CMsg("document group", "Other")}
+DIRECTION_NAMES = {"incoming": N_("incoming"), "outgoing": N_("outgoing"),
+                   "internal": N_("internal")}
 
 
 #: the languages dossiers of the participating offices come in (ISO 639-1)
-LANGUAGE_NAMES = {"en": "English", "ja": "Japanese", "zh": "Chinese", "ko": "Korean",
-                  "de": "German", "fr": "French", "es": "Spanish", "ru": "Russian",
-                  "pt": "Portuguese"}
+LANGUAGE_NAMES = {"en": N_("English"), "ja": N_("Japanese"), "zh": N_("Chinese"),
+                  "ko": N_("Korean"), "de": N_("German"), "fr": N_("French"),
+                  "es": N_("Spanish"), "ru": N_("Russian"), "pt": N_("Portuguese")}
 
 
 def language_name(code: str) -> str:
@@ -271,7 +279,7 @@ def _visible_doc(session: SessionDep, viewer: CurrentViewer, document_id: int,
                  access: Access | None = None) -> tuple[Document, Application]:
     found = (access or Access(session, viewer)).document(document_id)
     if found is None:
-        raise errors.NotFound("No such document")
+        raise errors.NotFound(N_("No such document"))
     return found
 
 
@@ -289,7 +297,7 @@ def document_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     return render(request, "dossiers/document.html", {
         "doc": doc, "app": app, "info": _describer(request)(doc, app),
         "named_offices": named_offices,
-        "group_names": GROUP_NAMES, "dossier_url": dossier_url,
+        "group_names": GROUP_NAMES, "direction_names": DIRECTION_NAMES, "dossier_url": dossier_url,
         "content_src": content_src(request, viewer, doc),
     })
 
@@ -385,7 +393,7 @@ def compare_page(request: Request, session: SessionDep, viewer: CurrentViewer,
                                 Query(max_length=2)] = None) -> Response:
     ids = [x for x in (a, b) if x is not None] or list(doc or [])
     if len(ids) != 2:
-        raise errors.InvalidInput("tick exactly two documents to compare")
+        raise errors.InvalidInput(N_("tick exactly two documents to compare"))
     (da, aa), (db_, ab) = (_visible_doc(session, viewer, i) for i in ids)
     for d, ap in ((da, aa), (db_, ab)):
         log_access(session, viewer=viewer, doc=d, app=ap, action="compare")

@@ -4,12 +4,14 @@ import functools
 import hashlib
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caseforum import errors
+from caseforum.i18n import N_
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -124,8 +126,18 @@ async def verify_csrf(conn: HTTPConnection) -> None:
             sent = value if isinstance(value, str) else None
     if not sent or _basis(request) is None:
         raise errors.Forbidden(
-            "Security token missing: reload the page and send the form again", code="csrf")
+            N_("Security token missing: reload the page and send the form again"), code="csrf")
     if not hmac.compare_digest(sent, csrf_token(request)):
         raise errors.Forbidden(
-            "Security token does not match: reload the page and send the form again",
+            N_("Security token does not match: reload the page and send the form again"),
             code="csrf")
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect a user off to another host."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target

@@ -1,4 +1,10 @@
-"""Jinja2 pages: the whole page on reload, one named block for htmx requests."""
+"""Jinja2 pages: the whole page on reload, one named block for htmx requests.
+
+Pages speak the reader's language and show times in the reader's zone: :func:`render`
+picks the environment compiled for the reader's language and makes the reader's
+locale current while it renders (``web/template_i18n.py``); a render outside a page
+(the live fragments) gets the app environment's default locale.
+"""
 
 from __future__ import annotations
 
@@ -11,30 +17,50 @@ from fastapi.responses import HTMLResponse
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from jinja2_fragments import render_block
 
-from caseforum import __version__
+from caseforum import __version__, i18n
 from caseforum.authz import can
 from caseforum.db import open_session
 from caseforum.forum import inbox
 from caseforum.forum.access import post_target
+from caseforum.offices import OFFICE_ZONES
+from caseforum.web import template_i18n
+from caseforum.web.locale import request_locale
 from caseforum.web.proxy import cookies_secure
 from caseforum.web.security import csrf_token
 
 CORE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
-def make_environment(extra_dirs: list[Path]) -> Environment:
+def make_environment(extra_dirs: list[Path], *, default_locale: str = i18n.DEFAULT_LANGUAGE,
+                     default_time_zone: str = i18n.UTC_ZONE) -> Environment:
+    """The one template environment of an app.  ``default_locale`` and
+    ``default_time_zone`` are what a render outside a page (a live fragment) uses."""
     env = Environment(
         loader=ChoiceLoader([FileSystemLoader(str(d)) for d in [CORE_TEMPLATES, *extra_dirs]]),
         autoescape=select_autoescape(default=True),
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,  # templates ship with the code; no stat() per render
+        extensions=["jinja2.ext.i18n", template_i18n.FixedMessages],
     )
+    env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks: whitespace as in HTML
+    fallback = i18n.PageLocale.of(default_locale, default_time_zone)
+    template_i18n.install(env, fallback)
+    current = i18n.current
+
+    def locale() -> i18n.PageLocale:
+        return current() or fallback
+
     env.globals["version"] = __version__
     env.globals["post_target"] = post_target
     env.globals["can"] = can
-    env.filters["isodate"] = lambda d: d.strftime("%Y-%m-%d") if d else ""
-    env.filters["isotime"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else ""
+    env.globals["languages"] = list(i18n.LANGUAGES.values())
+    env.globals["default_time_zone"] = default_time_zone
+    env.globals["time_zones"] = sorted({*i18n.COMMON_ZONES, *OFFICE_ZONES.values()})
+    env.filters["isodate"] = lambda d: i18n.local_date(d, locale().zone) if d else ""
+    env.filters["isotime"] = lambda d: i18n.local_time(d, locale().zone) if d else ""
+    #: a message from Python code (an error's text, ``N_``/``Msg``) in the reader's language
+    env.filters["tr"] = lambda message: i18n.translate(message, locale())
     return env
 
 
@@ -88,6 +114,7 @@ def render(
     """Render ``template``; an htmx request gets only ``block``."""
     state = request.app.state
     viewer = getattr(request.state, "viewer", None)
+    locale = request_locale(request)
     ctx: dict[str, Any] = {
         "request": request,
         "viewer": viewer,
@@ -98,13 +125,15 @@ def render(
         "path": request.url.path,
         "live_after": _once(state.latest_event_id),
         "bell_count": _once(lambda: unread_notifications(request)),
+        "locale": locale,
     }
     ctx.update(context or {})
-    env: Environment = state.templates
-    if block and is_htmx(request):
-        body = render_block(env, template, block, **ctx)
-    else:
-        body = env.get_template(template).render(**ctx)
+    env = template_i18n.for_language(state.templates, locale.code)
+    with i18n.using(locale):
+        if block and is_htmx(request):
+            body = render_block(env, template, block, **ctx)
+        else:
+            body = env.get_template(template).render(**ctx)
     response = HTMLResponse(body, status_code=status_code, headers=headers)
     new_cookie = getattr(request.state, "new_csrf_cookie", None)
     if new_cookie:
