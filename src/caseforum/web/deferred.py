@@ -119,11 +119,17 @@ class AfterStartUp:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        loop = asyncio.get_running_loop()
         for task in list(self._tasks):
-            if not task.done():
+            if task.done():
+                continue
+            owner = task.get_loop()
+            if owner is loop:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            elif not owner.is_closed():  # the same app started again on another loop
+                owner.call_soon_threadsafe(task.cancel)
 
     def request_began(self) -> None:
         self.in_hand += 1
