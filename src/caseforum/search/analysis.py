@@ -24,10 +24,11 @@ from whoosh.analysis import (
 )
 
 # Han, Hiragana, Katakana, Hangul (syllables and jamo), CJK punctuation excluded
-_CJK = (r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-        r"\u1100-\u11ff\u3130-\u318f")
-_RUN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+(?:['.][^\W{_CJK}]+)*", re.UNICODE)
-_IS_CJK = re.compile(rf"[{_CJK}]")
+CJK_CLASS = (r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+             r"\u1100-\u11ff\u3130-\u318f")
+#: a run of CJK characters, or a word
+RUN = re.compile(rf"[{CJK_CLASS}]+|[^\W{CJK_CLASS}]+(?:['.][^\W{CJK_CLASS}]+)*", re.UNICODE)
+_IS_CJK = re.compile(rf"[{CJK_CLASS}]")
 
 
 class MixedTokenizer(Tokenizer):
@@ -55,7 +56,7 @@ class MixedTokenizer(Tokenizer):
             yield token
             return
         pos = start_pos
-        for match in _RUN.finditer(value):
+        for match in RUN.finditer(value):
             run, at = match.group(), match.start()
             if _IS_CJK.match(run):
                 pieces = ([(run, 0)] if len(run) == 1

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup, escape
-from whoosh import highlight
 from whoosh.qparser import FieldsPlugin, MultifieldParser, QueryParser
 from whoosh.query import And, NullQuery, NumericRange, Or, Prefix, Query, Term
 
@@ -33,6 +32,7 @@ from caseforum.numbers import NumberError, read_number
 from caseforum.search import engine, segments
 from caseforum.search.grants import Grants
 from caseforum.search.schema import FACET_FIELDS, KINDS, make_schema
+from caseforum.search.snippets import snippet
 from caseforum.search.store import CURSOR_ID
 
 PER_PAGE = 20
@@ -191,19 +191,12 @@ def _words(q: Query, reader: Any, name: str) -> frozenset[str]:
     return frozenset(words)
 
 
-_FRAGMENTER = highlight.ContextFragmenter(maxchars=240, surround=60)
-_FORMATTER = highlight.HtmlFormatter(tagname="mark", classname="hit")
-
-
 def _snippet(stored: dict[str, Any], words: dict[str, frozenset[str]]) -> Markup:
     """Where the words are: in the body, else the title, else the body's start."""
-    for name, top in (("body", 2), ("title", 1)):
-        text = stored.get(name) or ""
-        if text and words[name]:
-            found = highlight.highlight(text, words[name], _schema()[name].analyzer,
-                                        _FRAGMENTER, _FORMATTER, top=top)
-            if found:
-                return Markup(found)
+    for name in ("body", "title"):
+        found = snippet(stored.get(name) or "", words[name])
+        if found is not None:
+            return found
     return Markup(escape((stored.get("body") or "")[:200]))
 
 

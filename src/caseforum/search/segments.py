@@ -24,12 +24,14 @@ reader's deletion filter, a whole column at once); whoosh-reloaded is pinned.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -89,32 +91,26 @@ def bits_size(bits: int) -> int:
 
 
 def bits_of(docs: Any, size: int) -> int:
-    """An int with bit ``d`` set for each ``d`` in ``docs`` (all below ``size``)."""
-    mask = bytearray((size + 7) // 8)
+    """An int with bit ``d`` set for each ``d`` in ``docs`` (all below ``size``).
+
+    Written as a string of binary digits, highest item first, and read by ``int``
+    (linear for base 2): twice as fast as setting bits in a byte array."""
+    digits = bytearray(b"0") * size
     for d in docs:
-        mask[d >> 3] |= 1 << (d & 7)
-    return int.from_bytes(mask, "little")
+        digits[d] = 49  # "1"
+    digits.reverse()
+    return int(digits, 2) if size else 0
+
+
+_ONE = re.compile("1")
 
 
 def docs_of(bits: int) -> list[int]:
-    """The numbers of the bits set in ``bits``, ascending."""
-    out: list[int] = []
+    """The numbers of the bits set in ``bits``, ascending (a C-speed scan of the
+    binary digits for the ones)."""
     if not bits:
-        return out
-    data = bits.to_bytes((bits.bit_length() + 63) // 64 * 8, "little")
-    words = array("Q")
-    words.frombytes(data)
-    if sys.byteorder == "big":
-        words.byteswap()
-    append = out.append
-    for i, word in enumerate(words):
-        if word:
-            base = i << 6
-            while word:
-                low = word & -word
-                append(base + low.bit_length() - 1)
-                word ^= low
-    return out
+        return []
+    return [m.start() for m in _ONE.finditer(format(bits, "b")[::-1])]
 
 
 @dataclass(frozen=True)
@@ -147,10 +143,11 @@ class Segment:
         fmt = self.reader.schema[field].format
         # the raw matcher: SegmentReader.postings filters by the reader's deletions
         m = self.reader._terms.matcher(field, btext, fmt)
-        if hasattr(m, "_read_ids") and hasattr(m, "_next_block"):  # a W3LeafMatcher
+        if hasattr(m, "_read_data") and hasattr(m, "_next_block"):  # a W3LeafMatcher
             while m.is_active():
-                m._read_ids()
-                docs.extend(m._ids)  # an array or a tuple
+                m._read_data()  # one block: (ids as deltas, weights, values)
+                ids = m._data[0]
+                docs.extend(ids if m._byteids else accumulate(ids))
                 if found is not None:
                     m._read_weights()
                     found.extend(m._weights)
