@@ -182,6 +182,32 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_doubles_nothing(app, cli
     assert sorted(r["notification"]["document_id"] for r in receiver.received) == docs
 
 
+def test_a_delivery_that_waited_past_its_lease_goes_out_once(app, client, db, receiver,
+                                                             monkeypatch) -> None:
+    """A worker claims deliveries and its sends wait (a busy process) longer than the
+    lease; another claim takes them meanwhile and sends them.  When the first worker's
+    turn comes, the delivery is no longer its to send."""
+    from caseforum import channels
+
+    hook_up(client, db, "cn.examiner", receiver)
+    docs = jp_upload(client, db, 2)
+    notify_now(app)
+    webhook = next(c for c in app.state.plugins.notification_channels()
+                   if c.name == "webhook")
+    host = ChannelHost(app.state.engine, app.state.settings)
+    monkeypatch.setattr(channels, "LEASE", timedelta(seconds=-1))  # as if it waited long
+    slow, slow_lease = channels.claim_leased(app.state.engine, "webhook", limit=10)
+    monkeypatch.undo()
+    quick, quick_lease = channels.claim_leased(app.state.engine, "webhook", limit=10)
+    assert sorted(quick) == sorted(slow)  # the lease ran out: claimed again
+    assert [channels.send_one(app.state.engine, webhook, d, host, quick_lease)
+            for d in quick] == ["sent", "sent"]
+    assert [channels.send_one(app.state.engine, webhook, d, host, slow_lease)
+            for d in slow] == ["taken", "taken"]
+    assert sorted(r["notification"]["document_id"] for r in receiver.received) == docs
+    assert {d.state for d in db.exec(select(Delivery))} == {"sent"}
+
+
 def test_a_slow_endpoint_delays_nobody_else(app, client, db) -> None:
     slow, fast = Receiver(delay=3.0).start(), Receiver().start()
     try:

@@ -221,11 +221,19 @@ def _forget_queued(session: OrmSession) -> None:
 def claim(engine: Engine, channel: str, *, limit: int, one_per_user: bool = False) -> list[int]:
     """Take up to ``limit`` due deliveries of ``channel`` for this worker (with
     ``one_per_user``, at most one per user: the channel gathers the rest itself,
-    as the e-mail digest does).
+    as the e-mail digest does).  See :func:`claim_leased`."""
+    return claim_leased(engine, channel, limit=limit, one_per_user=one_per_user)[0]
+
+
+def claim_leased(engine: Engine, channel: str, *, limit: int,
+                 one_per_user: bool = False) -> tuple[list[int], datetime]:
+    """:func:`claim`, and the lease the deliveries were taken with (hand it to
+    :func:`send_one`, which sends only while the lease is still this one).
 
     They are taken with one conditional ``UPDATE … RETURNING``: of two workers, one
     changes a row and the other does not get it back, and leaves it."""
     now = utcnow()
+    lease = now + LEASE
     due = or_(_TABLE.c.state == "pending",
               (_TABLE.c.state == "sending") & (_TABLE.c.lease_until < now))
     with open_session(engine) as session:
@@ -249,16 +257,33 @@ def claim(engine: Engine, channel: str, *, limit: int, one_per_user: bool = Fals
         if candidates:
             taken = set(session.connection().execute(
                 update(_TABLE).where(_TABLE.c.id.in_(candidates), due)
-                .values(state="sending", lease_until=now + LEASE,
-                        attempts=_TABLE.c.attempts + 1)
+                .values(state="sending", lease_until=lease, attempts=_TABLE.c.attempts + 1)
                 .returning(_TABLE.c.id)).scalars())
         session.commit()
-    return [d for d in candidates if d in taken]
+    return [d for d in candidates if d in taken], lease
 
 
-def send_one(engine: Engine, channel: Any, delivery_id: int, host: Any) -> str:
-    """Send one claimed delivery and record the outcome; returns the new state."""
+def _still_ours(session: Session, delivery_id: int, lease: datetime) -> bool:
+    """Renew the lease of a claimed delivery if it is still the one it was claimed
+    with.  A delivery that waited for a free sender longer than :data:`LEASE` (a
+    busy process) may have been claimed again meanwhile, by another worker or by
+    this one: then the other claim sends it, not this one (it went out twice when
+    a burst held the sends back for minutes)."""
+    held = session.connection().execute(
+        update(_TABLE).where(_TABLE.c.id == delivery_id, _TABLE.c.state == "sending",
+                             _TABLE.c.lease_until == lease)
+        .values(lease_until=utcnow() + LEASE)).rowcount
+    session.commit()  # at once: a write transaction held across reads makes writers wait
+    return bool(held)
+
+
+def send_one(engine: Engine, channel: Any, delivery_id: int, host: Any,
+             lease: datetime | None = None) -> str:
+    """Send one claimed delivery and record the outcome; returns the new state
+    (``"taken"``: claimed again by someone else since ``lease``, left to them)."""
     with open_session(engine) as session:
+        if lease is not None and not _still_ours(session, delivery_id, lease):
+            return "taken"
         found = session.exec(
             select(Delivery, Notification, User)
             .outerjoin(Notification, col(Notification.id) == col(Delivery.notification_id))
@@ -416,14 +441,15 @@ class DeliveryWorker:
                            room: int) -> list[asyncio.Task[None]]:
         if room <= 0:
             return []
-        ids = await anyio.to_thread.run_sync(
-            lambda: claim(self.engine, channel.name, limit=room,
-                          one_per_user=option(channel, "one_per_user", False)),
+        ids, lease = await anyio.to_thread.run_sync(
+            lambda: claim_leased(self.engine, channel.name, limit=room,
+                                 one_per_user=option(channel, "one_per_user", False)),
             limiter=claiming)
 
         async def one(delivery_id: int) -> None:
             await anyio.to_thread.run_sync(
-                send_one, self.engine, channel, delivery_id, self.host, limiter=limiter)
+                send_one, self.engine, channel, delivery_id, self.host, lease,
+                limiter=limiter)
 
         return [asyncio.create_task(one(i), name=f"deliver-{channel.name}-{i}") for i in ids]
 
@@ -442,9 +468,11 @@ def prune_deliveries(engine: Engine, keep_days: int) -> int:
 def deliver_pending(engine: Engine, channel: Any, host: Any, *, limit: int = 1000) -> int:
     """Send every due delivery of ``channel`` now, in this thread (commands, tests)."""
     done = 0
-    while ids := claim(engine, channel.name, limit=limit,
-                       one_per_user=option(channel, "one_per_user", False)):
+    while True:
+        ids, lease = claim_leased(engine, channel.name, limit=limit,
+                                  one_per_user=option(channel, "one_per_user", False))
+        if not ids:
+            return done
         for delivery_id in ids:
-            send_one(engine, channel, delivery_id, host)
+            send_one(engine, channel, delivery_id, host, lease)
             done += 1
-    return done

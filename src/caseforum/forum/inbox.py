@@ -77,7 +77,11 @@ def _joined(query: Q, *, unread: bool) -> Q:
 
 
 # built once (the bell is asked on every page): a call binds only the viewer
-_GROUPED = _joined(sa_select(*FACTS, func.count()), unread=True).group_by(*FACTS)
+_UNREAD_FACTS = _joined(sa_select(*(f.label(f"f{i}") for i, f in enumerate(FACTS))),
+                       unread=True).subquery()
+#: grouped outside the subquery, by its columns: PostgreSQL would not match a GROUP BY
+#: expression with bound parameters (the EXISTS) to the same one in the select list
+_GROUPED = sa_select(*_UNREAD_FACTS.c, func.count()).group_by(*_UNREAD_FACTS.c)
 _UNREAD = _joined(select(Notification), unread=True).order_by(
     col(Notification.id).desc()).limit(bindparam("limit"))
 _RECENT = _joined(sa_select(Notification, *FACTS), unread=False).order_by(
