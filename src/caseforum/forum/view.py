@@ -112,6 +112,7 @@ class PagePermissions:
         self.viewer = viewer
         self._threads: dict[int, ThreadTarget | None] = {}
         self._answers: dict[tuple[str, Any], bool] = {}
+        self._posts: dict[tuple[str, int, int, bool], bool] = {}
 
     def thread(self, thread_id: int) -> ThreadTarget | None:
         if thread_id not in self._threads:
@@ -123,6 +124,7 @@ class PagePermissions:
     def know_thread(self, thread_id: int, target: ThreadTarget | None) -> None:
         """Facts the caller loaded already (the live hub has them for its event)."""
         self._threads[thread_id] = target
+        self._posts.clear()
 
     def can(self, action: str, target: Any) -> bool:
         key = (action, target)
@@ -131,13 +133,21 @@ class PagePermissions:
         return self._answers[key]
 
     def post(self, action: str, post: PostData) -> bool:
-        thread = self.thread(post.thread_id)
-        if thread is None:
-            return False
-        if action == "post.react":
-            return self.can(action, PostTarget(thread=thread, author_id=post.author_id,
-                                               hidden=post.hidden))
-        return self.can(action, thread)
+        # keyed by plain values: 600 questions on a 200-post page, and hashing the
+        # thread's target (frozen sets of offices) for each was most of their cost
+        key = (action, post.thread_id, post.author_id, post.hidden)
+        found = self._posts.get(key)
+        if found is None:
+            thread = self.thread(post.thread_id)
+            if thread is None:
+                found = False
+            elif action == "post.react":
+                found = self.can(action, PostTarget(thread=thread, author_id=post.author_id,
+                                                    hidden=post.hidden))
+            else:
+                found = self.can(action, thread)
+            self._posts[key] = found
+        return found
 
 
 @dataclass
