@@ -407,7 +407,7 @@ class DeliveryWorker:
             """A send ended: once half the batch is through, claim more at once
             (waiting for the next poll held a busy channel to a batch a second)."""
             sending.discard(task)
-            if len(sending) == self.batch // 2:
+            if len(sending) <= self.batch // 2:
                 flag.set()
 
         claiming = anyio.CapacityLimiter(1)
