@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
+from caseforum.app import create_app
 from caseforum.cli import cli
 from caseforum.dossiers.service import set_document_visibility
 from caseforum.forum import service as forum
@@ -19,6 +20,14 @@ from caseforum.search.indexer import SearchIndexer, rebuild
 from tests.dossier_helpers import token_for, upload
 from tests.forum_helpers import make_category, reply, start_thread
 from tests.search_helpers import found, index_now
+
+
+@pytest.fixture
+def app(settings: Any) -> Any:
+    """No background consumers: the index moves only when a test says so (the
+    notifier's events after a change would otherwise race the rebuild's cursor)."""
+    return create_app(settings.model_copy(update={"run_consumers": False}))
+
 
 #: fields that are indexed and not stored: read back from their terms
 UNSTORED = ("acl", "source", "group", "category", "thread")

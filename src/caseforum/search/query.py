@@ -167,11 +167,9 @@ def build_query(q: str, filters: dict[str, str], grants: Grants | None = None) -
 
 def index_cursor(folder: Path) -> int | None:
     """The last event the index in ``folder`` has applied (``None``: no index)."""
-    found = segments.handle(folder)
-    if found is None:
-        return None
-    with found.lock:
-        view = found.current()
+    with segments.reading(folder) as view:
+        if view is None:
+            return None
         for part in view.parts:
             bits = engine.Evaluator(part, engine.Stats(view), view.schema).term(
                 "id", CURSOR_ID).bits & part.live
@@ -209,11 +207,11 @@ def search(folder: Path, grants: Grants, q: str, filters: Mapping[str, str] | No
         raise SearchError(f"sort: one of {', '.join(SORTS)} (not {sort!r})")
     results = Results(q=q, page=max(page, 1), sort=sort)
     query = build_query(q, dict(filters or {}), grants)
-    found = segments.handle(folder)
-    if query is None or not grants.tokens or found is None:
+    if query is None or not grants.tokens:
         return results
-    with found.lock:
-        view = found.current()
+    with segments.reading(folder) as view:
+        if view is None:
+            return results
         answer = engine.answer(view, query, grants.tokens, grants.overlay,
                                by_date=sort == "date", first=(results.page - 1) * per_page,
                                count=per_page)

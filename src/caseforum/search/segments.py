@@ -29,7 +29,8 @@ import sys
 import threading
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
@@ -246,6 +247,7 @@ class IndexHandle:
         self.lock = threading.RLock()
         self._segments: dict[str, Segment] = {}
         self._view: View | None = None
+        self.closed = False
 
     def current(self) -> View:
         """The newest view (call with the lock held)."""
@@ -284,6 +286,7 @@ class IndexHandle:
         return self._view
 
     def close(self) -> None:
+        self.closed = True
         for segment in self._segments.values():
             segment.reader.close()
             CACHE.drop(segment.id)
@@ -291,8 +294,15 @@ class IndexHandle:
         self._view = None
 
 
-_handles: dict[Path, IndexHandle] = {}
+#: open index folders kept per process (one in production; a test run opens many)
+OPEN_INDEXES = 8
+_handles: OrderedDict[Path, IndexHandle] = OrderedDict()
 _handles_lock = threading.Lock()
+
+
+def _close(found: IndexHandle) -> None:
+    with found.lock:
+        found.close()
 
 
 def handle(folder: Path) -> IndexHandle | None:
@@ -305,13 +315,30 @@ def handle(folder: Path) -> IndexHandle | None:
         except OSError:
             inode = None
         if found is not None and found.inode == inode:
+            _handles.move_to_end(folder)
             return found
         if found is not None:
-            with found.lock:
-                found.close()
-            del _handles[folder]
+            _close(_handles.pop(folder))
         if inode is None or not store.exists(folder):
             return None
         found = _handles[folder] = IndexHandle(folder)
+        while len(_handles) > OPEN_INDEXES:
+            _close(_handles.popitem(last=False)[1])
         return found
 
+
+
+@contextmanager
+def reading(folder: Path) -> Iterator[View | None]:
+    """The index in ``folder`` as it is now, read under its lock (``None``: no index)."""
+    for _ in range(3):
+        found = handle(folder)
+        if found is None:
+            yield None
+            return
+        with found.lock:
+            if found.closed:  # closed by another thread meanwhile: open it again
+                continue
+            yield found.current()
+            return
+    raise RuntimeError(f"the search index in {folder} keeps being closed")
