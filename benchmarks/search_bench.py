@@ -136,8 +136,9 @@ def build_whoosh(folder: Path, items: list[dict[str, Any]]) -> float:
 
 
 def _token(token: str) -> str:
-    """An access token as one FTS5 word."""
-    return re.sub(r"\W", "_", token)
+    """An access token as one FTS5 word, fenced so that the trigram table never finds
+    one inside another (``category:1`` in ``category:100``)."""
+    return "x" + re.sub(r"\W", "_", token) + "x"
 
 
 def build_fts(path: Path, items: list[dict[str, Any]]) -> tuple[sqlite3.Connection, float]:
