@@ -16,9 +16,12 @@ file into memory), and Whoosh's own ``refresh`` keeps a segment's *old* deletion
 when it reuses a reader, which made an updated item show twice.
 
 Whoosh readers are not safe to share between threads (their files seek), so
-everything that reads the index runs under the handle's lock.  This module is the
-only one that touches Whoosh internals (the postings of a segment without its
-reader's deletion filter, a whole column at once); whoosh-reloaded is pinned.
+everything that reads the index runs under the handle's lock (:func:`reading`).
+This module is the only one that reads Whoosh's storage internals (a segment's
+postings a block at a time without its reader's deletion filter, a whole column at
+once); :mod:`.engine` also calls two query methods Whoosh keeps private (the terms of
+a prefix or a numeric range).  whoosh-reloaded is pinned; ``tests/test_search_engine.py``
+checks every query shape against Whoosh's own matching.
 """
 
 from __future__ import annotations
