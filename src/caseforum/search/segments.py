@@ -164,11 +164,33 @@ class Segment:
                 m.next()
         return Postings(docs, found)
 
-    def matcher(self, field: str, btext: bytes) -> Any:
-        """A raw matcher over the term's postings (for positions), or ``None``."""
+    def positions(self, field: str, btext: bytes, wanted: bytes) -> dict[int, list[int]]:
+        """Where the term stands in each item whose byte in ``wanted`` is not zero
+        (a phrase's candidates): every block is read, positions decoded for those."""
+        out: dict[int, list[int]] = {}
         if (field, btext) not in self.reader:
-            return None
-        return self.reader._terms.matcher(field, btext, self.reader.schema[field].format)
+            return out
+        fmt = self.reader.schema[field].format
+        decode = fmt.decoder("positions")
+        m = self.reader._terms.matcher(field, btext, fmt)
+        if hasattr(m, "_read_data") and hasattr(m, "_next_block"):  # a W3LeafMatcher
+            while m.is_active():
+                m._read_data()
+                ids = m._data[0] if m._byteids else accumulate(m._data[0])
+                values = None
+                for i, d in enumerate(ids):
+                    if wanted[d]:
+                        if values is None:
+                            m._read_values()
+                            values = m._values
+                        out[d] = decode(values[i])
+                m._next_block()
+        else:  # a short posting list stored inline with the term
+            while m.is_active():
+                if wanted[m.id()]:
+                    out[m.id()] = decode(m.value())
+                m.next()
+        return out
 
     def lengths(self, field: str) -> bytes:
         """Each item's length of ``field``, one byte each (Whoosh's encoding;
