@@ -264,23 +264,12 @@ class Evaluator:
 
     def _verify(self, name: str, btexts: list[bytes], candidates: list[int],
                 slop: int) -> list[int]:
-        matchers = [self.segment.matcher(name, b) for b in btexts]
-        if any(m is None for m in matchers):
-            return []
-        decode = self.schema[name].format.decoder("positions")
-        kept = []
+        wanted = bytearray(self.segment.size)
         for d in candidates:
-            lists = []
-            for m in matchers:
-                if m.is_active() and m.id() < d:
-                    m.skip_to(d)
-                if not m.is_active() or m.id() != d:
-                    break
-                lists.append(decode(m.value()))
-            else:
-                if _ordered(lists, slop):
-                    kept.append(d)
-        return kept
+            wanted[d] = 1
+        found = [self.segment.positions(name, b, bytes(wanted)) for b in btexts]
+        return [d for d in candidates
+                if all(d in f for f in found) and _ordered([f[d] for f in found], slop)]
 
     def _fallback(self, q: Any) -> Found:
         """A query type this module does not know: Whoosh's matcher finds its items
@@ -414,3 +403,22 @@ def answer(view: View, q: Any, tokens: Iterable[str], overlay: Overlay, *,
     candidates.sort(key=key, reverse=True)
     out.hits = candidates[first:first + count]
     return out
+
+
+def warm(view: View) -> None:
+    """Decode what most queries need, for the segments that have not had it yet:
+    each facet value's items, the access tokens that one item in a hundred or more
+    carries, the newest-first order.  The indexer calls it after each round, so that
+    a searcher does not pay for a segment the indexer has just written (or, after a
+    start or a rebuild, for the whole index)."""
+    stats = Stats(view)
+    for part in view.parts:
+        evaluator = Evaluator(part, stats, view.schema)
+        for name in FACET_FIELDS:
+            for _, btext in _facet_values(evaluator, name):
+                evaluator.term(name, btext)
+        reader = part.segment.reader
+        for btext in reader.lexicon("acl"):
+            if reader.doc_frequency("acl", btext) * 100 >= part.segment.size:
+                evaluator.term("acl", btext)
+        part.segment.newest_first()

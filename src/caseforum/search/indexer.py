@@ -88,6 +88,7 @@ class SearchIndexer(Consumer):
         self.plugin_items = plugin_items  # the plugins' collect_search_items hook
         self.describe = describe  # the app's document types: a document's group
         self._lock = threading.Lock()  # one writer in this process
+        self._warmed = False
 
     def handle(self, session: Session, event: Event) -> None:
         """One event at a time (the generic path): the same work as a batch of one."""
@@ -141,7 +142,7 @@ class SearchIndexer(Consumer):
                     events = list(session.exec(select(Event).where(col(Event.id) > start)
                                                .order_by(col(Event.id)).limit(BATCH)))
                     if not events:
-                        return done
+                        break
                     self._apply(session, events, events[-1].id or 0)
                     cur = _cursor(session, self.name, lock=True)
                     cur.last_event_id = max(cur.last_event_id, events[-1].id or 0)
@@ -149,7 +150,21 @@ class SearchIndexer(Consumer):
                     session.commit()
                 done += len(events)
                 if len(events) < BATCH:
-                    return done
+                    break
+        if done or not self._warmed:
+            self._warm()
+        return done
+
+    def _warm(self) -> None:
+        """Decode what searches need from the segments just written, here rather
+        than in the next searcher's request (a failure only costs that searcher)."""
+        from caseforum.search import query
+
+        try:
+            query.warm(self.folder)
+            self._warmed = True
+        except Exception:  # noqa: BLE001  (search answers without it, only slower)
+            log.exception("warming the search index in %s failed", self.folder)
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:

@@ -178,6 +178,13 @@ def index_cursor(folder: Path) -> int | None:
     return 0
 
 
+def warm(folder: Path) -> None:
+    """Decode in advance what most searches need (see :func:`.engine.warm`)."""
+    with segments.reading(folder) as view:
+        if view is not None:
+            engine.warm(view)
+
+
 def _words(q: Query, reader: Any, name: str) -> frozenset[str]:
     """The words of ``q`` in field ``name``, prefixes expanded (for highlighting).
     (Whoosh's ``existing_terms`` skips fields after the first it meets.)"""

@@ -16,9 +16,12 @@ file into memory), and Whoosh's own ``refresh`` keeps a segment's *old* deletion
 when it reuses a reader, which made an updated item show twice.
 
 Whoosh readers are not safe to share between threads (their files seek), so
-everything that reads the index runs under the handle's lock.  This module is the
-only one that touches Whoosh internals (the postings of a segment without its
-reader's deletion filter, a whole column at once); whoosh-reloaded is pinned.
+everything that reads the index runs under the handle's lock (:func:`reading`).
+This module is the only one that reads Whoosh's storage internals (a segment's
+postings a block at a time without its reader's deletion filter, a whole column at
+once); :mod:`.engine` also calls two query methods Whoosh keeps private (the terms of
+a prefix or a numeric range).  whoosh-reloaded is pinned; ``tests/test_search_engine.py``
+checks every query shape against Whoosh's own matching.
 """
 
 from __future__ import annotations
@@ -161,11 +164,33 @@ class Segment:
                 m.next()
         return Postings(docs, found)
 
-    def matcher(self, field: str, btext: bytes) -> Any:
-        """A raw matcher over the term's postings (for positions), or ``None``."""
+    def positions(self, field: str, btext: bytes, wanted: bytes) -> dict[int, list[int]]:
+        """Where the term stands in each item whose byte in ``wanted`` is not zero
+        (a phrase's candidates): every block is read, positions decoded for those."""
+        out: dict[int, list[int]] = {}
         if (field, btext) not in self.reader:
-            return None
-        return self.reader._terms.matcher(field, btext, self.reader.schema[field].format)
+            return out
+        fmt = self.reader.schema[field].format
+        decode = fmt.decoder("positions")
+        m = self.reader._terms.matcher(field, btext, fmt)
+        if hasattr(m, "_read_data") and hasattr(m, "_next_block"):  # a W3LeafMatcher
+            while m.is_active():
+                m._read_data()
+                ids = m._data[0] if m._byteids else accumulate(m._data[0])
+                values = None
+                for i, d in enumerate(ids):
+                    if wanted[d]:
+                        if values is None:
+                            m._read_values()
+                            values = m._values
+                        out[d] = decode(values[i])
+                m._next_block()
+        else:  # a short posting list stored inline with the term
+            while m.is_active():
+                if wanted[m.id()]:
+                    out[m.id()] = decode(m.value())
+                m.next()
+        return out
 
     def lengths(self, field: str) -> bytes:
         """Each item's length of ``field``, one byte each (Whoosh's encoding;
