@@ -45,7 +45,7 @@ from sqlalchemy import String, cast, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from caseforum import accounts
+from caseforum import accounts, i18n
 from caseforum.authz import ANONYMOUS, Viewer
 from caseforum.bots.base import (
     BotAnswer,
@@ -169,8 +169,11 @@ class BotRunner(Consumer):
         max_age: float = 3600.0,
         stale_after: float = 60.0,
         sweep_seconds: float = 30.0,
+        default_language: str = i18n.DEFAULT_LANGUAGE,
     ) -> None:
         self.engine = engine
+        #: what a bot answers in when the asker chose no language, and for events
+        self.default_language = default_language
         self.bots = bots  # a callable, so that a disabled plugin's bots drop out at once
         self.broker = broker
         self.patterns = patterns
@@ -413,7 +416,7 @@ class BotRunner(Consumer):
             return BotContext(session, viewer=ANONYMOUS, threads=infos,
                               event=BotEvent(id=event.id or 0, kind=event.kind,
                                              payload=dict(event.payload)),
-                              patterns=self._patterns())
+                              patterns=self._patterns(), language=self.default_language)
         post = session.get(Post, job.post_id)
         thread = session.get(Thread, post.thread_id) if post else None
         author = session.get(User, post.author_id) if post else None
@@ -428,7 +431,9 @@ class BotRunner(Consumer):
         return BotContext(
             session, viewer=viewer, post=snapshot, thread=thread_info(thread), references=refs,
             invocations=find_invocations(call.loaded.name, call.loaded.triggers, post.body, refs),
-            patterns=self._patterns())
+            patterns=self._patterns(),
+            # the asker's own choice (the switcher or the settings page), else the default
+            language=i18n.match_language([author.locale]) or self.default_language)
 
     # Writing the results ----------------------------------------------------
 

@@ -23,7 +23,6 @@ from caseforum.forum.access import (
     visible_categories,
 )
 from caseforum.forum.service import REACTIONS, ForumError, mention_candidates
-from caseforum.forum.view import Renderer
 from caseforum.models import (
     Category,
     Event,
@@ -35,7 +34,7 @@ from caseforum.models import (
 )
 from caseforum.web.deps import CurrentUser, CurrentViewer
 from caseforum.web.params import MAX_ID, PathId
-from caseforum.web.templating import is_htmx, render
+from caseforum.web.templating import is_htmx, page_renderer, render
 
 router = APIRouter(tags=["forum pages"], include_in_schema=False)
 PAGE_SIZE = 200
@@ -114,7 +113,7 @@ def thread_create(request: Request, session: SessionDep, viewer: CurrentViewer,
 def _thread_context(request: Request, session: Session, viewer: Viewer,
                     thread: Thread, *, newest: bool = False) -> dict:
     posts = posts_of(session, thread, limit=PAGE_SIZE, newest=newest)
-    renderer = Renderer(session, viewer, request.app.state.plugins, request.app.state.templates)
+    renderer = page_renderer(request, session, viewer)
     target = thread_target(session, thread)
     category = session.get(Category, thread.category_id) if thread.category_id else None
     return {"thread": thread, "category": category, "posts": renderer.posts(posts),
@@ -179,7 +178,7 @@ def preview(request: Request, viewer: CurrentViewer, session: SessionDep,
         return render(request, "forum/_preview.html", {"error": "the post is too long"},
                       block=None)
     thread_id = access_thread(session, viewer, thread).id if thread is not None else None
-    renderer = Renderer(session, viewer, request.app.state.plugins, request.app.state.templates)
+    renderer = page_renderer(request, session, viewer)
     body_html, cards, unknown = renderer.preview(body, patterns(request), thread_id)
     return render(request, "forum/_preview.html",
                   {"html": body_html, "cards": cards, "unknown": unknown}, block=None)

@@ -16,12 +16,14 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from jinja2_fragments import render_block
+from sqlmodel import Session
 
 from caseforum import __version__, i18n
-from caseforum.authz import can
+from caseforum.authz import Viewer, can
 from caseforum.db import open_session
 from caseforum.forum import inbox
 from caseforum.forum.access import post_target
+from caseforum.forum.view import Renderer
 from caseforum.offices import OFFICE_ZONES
 from caseforum.web import template_i18n
 from caseforum.web.locale import request_locale
@@ -62,6 +64,14 @@ def make_environment(extra_dirs: list[Path], *, default_locale: str = i18n.DEFAU
     #: a message from Python code (an error's text, ``N_``/``Msg``) in the reader's language
     env.filters["tr"] = lambda message: i18n.translate(message, locale())
     return env
+
+
+def page_renderer(request: Request, session: Session, viewer: Viewer) -> Renderer:
+    """Posts as ``viewer`` sees them on a page, their dossier cards and bot blocks in
+    the reader's language and zone."""
+    state = request.app.state
+    return Renderer(session, viewer, state.plugins, state.templates,
+                    locale=request_locale(request))
 
 
 def unread_notifications(request: Request) -> int:
