@@ -620,7 +620,8 @@ def test_a_bot_answers_in_the_asker_s_language(engine: Any, as_user: Any) -> Non
     assert hint == "请在命令后写上申请号或公开号，例如 `/dossier US 16/123,456`。"
     assert unreadable.startswith("无法将 `not-a-number` 识别为号码：")
     assert card == "`JP 2019-041872`"
-    assert default == "続けて出願番号または公開番号を書いてください（例: `/dossier US 16/123,456`）。"
+    assert default == ("続けて出願番号または公開番号を書いてください"
+                       "（例: `/dossier US 16/123,456`）。")
 
     # the card in the answer: Chinese for the Chinese reader, Korean for the Korean one
     cn, _ = as_user("cn.examiner")
@@ -629,3 +630,9 @@ def test_a_bot_answers_in_the_asker_s_language(engine: Any, as_user: Any) -> Non
     zh_page, ko_page = cn.get(f"/threads/{thread_id}").text, kr.get(f"/threads/{thread_id}").text
     assert "打开案卷" in zh_page and "도시에 열기" in ko_page
     assert "请在命令后写上申请号或公开号" in ko_page  # the text is the asker's, for everyone
+
+    # a plugin's bot does the same through ctx.tr: the documented family bot
+    family_id, _ = new_thread(engine, f"/family {JP_APP}", author="cn.examiner")
+    process_pending(BotRunner(engine, bots_of(example_plugin.FamilyBot())), engine)
+    [(members, _)] = answers(engine, family_id)
+    assert members.body == "该同族的成员（您可查看的部分）："
