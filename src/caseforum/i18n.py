@@ -2,16 +2,16 @@
 
 The web layer chooses a :class:`PageLocale` per request (``caseforum.web.locale``) and
 makes it current only while that request's page renders (:func:`using`).  Anything
-rendered outside a page — above all the live fragments the hub renders once for many
-viewers (``forum/live.py``) — sees no current locale and falls back to the instance
-default given to the template environment: the language of whoever caused an event
-never leaks into what everybody else receives.
+rendered outside a page with no locale of its own sees none and falls back to the
+instance default given to the template environment (:func:`default_locale`): the
+language of whoever caused an event never leaks into what everybody else receives.
 
-The live fragments are the exception that is rendered for many readers at once: the
-hub renders each once per language among its watchers (:func:`for_language` picks the
-templates compiled for it) with a locale whose zone is :data:`ZONE_LATER`, which writes
-times as placeholders; each zone's copy then only fills them in (:func:`fill_times`),
-so seven offices in seven zones still share one render per language.
+The live fragments the hub renders once for many viewers (``forum/live.py``) carry
+their readers' own: the hub renders each once per language among its watchers
+(:func:`for_language` picks the templates compiled for it) with a locale whose zone is
+:data:`ZONE_LATER`, which writes times as placeholders; each zone's copy then only
+fills them in (:func:`fill_times`), so seven offices in seven zones still share one
+render per language.
 
 Domain code does not translate.  It marks what a user may read: :func:`N_` for a fixed
 message, :class:`Msg` for one with values, :class:`NMsg` for one that counts and

@@ -18,8 +18,8 @@ sign.
 The language environments are overlays of the app's environment: they share its
 loader, globals and filters (anything added later reaches them too) and have
 template caches of their own.  The app's environment itself is that of the
-instance default language, which is what live fragments, rendered outside any page,
-are in.
+instance default language; the live hub picks the environment of each watcher's
+language as pages do (``caseforum.i18n.for_language``, read outside the web layer).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Pages speak the reader's language and show times in the reader's zone: :func:`render`
 picks the environment compiled for the reader's language and makes the reader's
 locale current while it renders (``web/template_i18n.py``); a render outside a page
-(the live fragments) gets the app environment's default locale.
+with no locale of its own gets the app environment's default locale (the live hub
+brings each watcher's, ``forum/live.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ CORE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 def make_environment(extra_dirs: list[Path], *, default_locale: str = i18n.DEFAULT_LANGUAGE,
                      default_time_zone: str = i18n.UTC_ZONE) -> Environment:
     """The one template environment of an app.  ``default_locale`` and
-    ``default_time_zone`` are what a render outside a page (a live fragment) uses."""
+    ``default_time_zone`` are what a render outside a page uses when it brings no
+    locale of its own."""
     env = Environment(
         loader=ChoiceLoader([FileSystemLoader(str(d)) for d in [CORE_TEMPLATES, *extra_dirs]]),
         autoescape=select_autoescape(default=True),
