@@ -604,8 +604,9 @@ def test_a_bot_note_whose_every_block_is_hidden_is_not_shown(as_user, db) -> Non
 
 
 def test_a_bot_answers_in_the_asker_s_language(engine: Any, as_user: Any) -> None:
-    """The answer's text is in the asker's language (their choice, else the instance
-    default); the card in it is drawn in each reader's own."""
+    """The answer's text is in the asker's language (their choice, else the page's
+    they asked on, else the instance default); the card in it is drawn in each
+    reader's own."""
     with open_session(engine) as session:
         user(session, "cn.examiner").locale = "zh-Hans"
         session.commit()
@@ -630,6 +631,15 @@ def test_a_bot_answers_in_the_asker_s_language(engine: Any, as_user: Any) -> Non
     zh_page, ko_page = cn.get(f"/threads/{thread_id}").text, kr.get(f"/threads/{thread_id}").text
     assert "打开案卷" in zh_page and "도시에 열기" in ko_page
     assert "请在命令后写上申请号或公开号" in ko_page  # the text is the asker's, for everyone
+
+    # no language chosen: the one of the page the question was asked on
+    au, au_token = as_user("au.examiner")
+    asked = au.post(f"/threads/{other_id}/posts", data={"body": "/dossier",
+                                                      "csrf_token": au_token},
+                    headers={"Accept-Language": "ko-KR,ko;q=0.9"}, follow_redirects=False)
+    assert asked.status_code == 303
+    process_pending(BotRunner(engine, bots_of(DossierBot()), default_language="ja"), engine)
+    assert answers(engine, other_id)[-1][0].body.startswith("뒤에 출원번호나 공개번호를")
 
     # a plugin's bot does the same through ctx.tr: the documented family bot
     family_id, _ = new_thread(engine, f"/family {JP_APP}", author="cn.examiner")

@@ -86,7 +86,8 @@ class BotContext:
     ) -> None:
         self._session = session
         #: the language to answer in (a code of ``caseforum.i18n.LANGUAGES``): the
-        #: asker's own choice, else the instance default (for an event: the default)
+        #: asker's own choice, else their page's, else the instance default (for an
+        #: event: the default)
         self.language = language
         self._locale = i18n.PageLocale.of(language)
         self._access = Access(session, viewer)

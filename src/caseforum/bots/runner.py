@@ -95,6 +95,9 @@ class _Job:
     kind: str  # post | event
     event_id: int | None
     post_id: int | None = None
+    #: the language of the page the post was written on (the event says; a job
+    #: picked up again after a crash does not know it)
+    language: str = ""
 
 
 @dataclass(eq=False)
@@ -278,7 +281,8 @@ class BotRunner(Consumer):
             session.add(run)
             session.flush()
             if status == PENDING:
-                self._jobs.append(_Job(run.id or 0, bot.name, "post", event.id, post.id))
+                self._jobs.append(_Job(run.id or 0, bot.name, "post", event.id, post.id,
+                                       str(event.payload.get("language") or "")))
 
     def _decide_event(self, session: Session, event: Event, loaded: list[LoadedBot]) -> None:
         bots = [b for b in loaded if event.kind in b.triggers.events]
@@ -432,8 +436,10 @@ class BotRunner(Consumer):
             session, viewer=viewer, post=snapshot, thread=thread_info(thread), references=refs,
             invocations=find_invocations(call.loaded.name, call.loaded.triggers, post.body, refs),
             patterns=self._patterns(),
-            # the asker's own choice (the switcher or the settings page), else the default
-            language=i18n.match_language([author.locale]) or self.default_language)
+            # the asker's own choice (the switcher or the settings page), else the
+            # language of the page they asked on, else the instance default
+            language=i18n.match_language([author.locale])
+            or i18n.match_language([job.language]) or self.default_language)
 
     # Writing the results ----------------------------------------------------
 

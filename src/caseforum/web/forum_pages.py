@@ -33,6 +33,7 @@ from caseforum.models import (
     User,
 )
 from caseforum.web.deps import CurrentUser, CurrentViewer
+from caseforum.web.locale import request_locale
 from caseforum.web.params import MAX_ID, PathId
 from caseforum.web.templating import is_htmx, page_renderer, render
 
@@ -105,7 +106,8 @@ def thread_create(request: Request, session: SessionDep, viewer: CurrentViewer,
                   body: Annotated[str, Form(max_length=60_000)]) -> Response:
     category = access_category(session, viewer, category_id, action="thread.create")
     thread, _ = service.create_thread(session, author=user, category=category, title=title,
-                                      body=body, patterns=patterns(request))
+                                      body=body, patterns=patterns(request),
+                                      language=request_locale(request).code)
     request.app.state.hub.commit(session)  # with its live fragments (forum/hub.py)
     return RedirectResponse(f"/threads/{thread.id}", status_code=303)
 
@@ -158,8 +160,8 @@ def post_create(request: Request, session: SessionDep, viewer: CurrentViewer,
                 reply_to: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None) -> Response:
     thread = access_thread(session, viewer, thread_id, action="post.create")
     post = service.add_post(session, author=user, thread=thread, body=body,
-                            reply_to_id=reply_to,
-                            patterns=patterns(request))
+                            reply_to_id=reply_to, patterns=patterns(request),
+                            language=request_locale(request).code)
     service.mark_read(session, user_id=user.id or 0, thread=thread)
     request.app.state.hub.commit(session)  # with its live fragments (forum/hub.py)
     if is_htmx(request):
@@ -322,7 +324,8 @@ def new_message(request: Request, session: SessionDep, viewer: CurrentViewer,
     try:
         thread, _ = service.create_thread(session, author=user, category=None, title=title,
                                           body=body, participants=people,
-                                          patterns=patterns(request))
+                                          patterns=patterns(request),
+                                          language=request_locale(request).code)
     except ForumError as exc:
         return render(request, "forum/new_message.html",
                       {"to": to, "error": str(exc), "title": title, "body": body},
