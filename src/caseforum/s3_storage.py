@@ -16,6 +16,7 @@ never load it.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -40,6 +41,42 @@ MB = 1024 * 1024
 CONNECT_SECONDS = 3.0
 READ_SECONDS = 60.0
 PROBE_SECONDS = 2.0
+
+
+class _Body(io.RawIOBase):
+    """An object's body as a read-only stream that knows its length.
+
+    botocore's body hands out its socket's ``fileno``, so a reader that sizes a file
+    by ``fstat`` (httpx, sending an ICE parcel's part on with a Content-Length) would
+    take it as empty.  This one has no ``fileno``; asked for its end with
+    ``seek(0, SEEK_END)`` it gives the object's length, and seeking back to where it
+    is reading is allowed; any other move is refused, the body is read once."""
+
+    def __init__(self, body: Any, length: int) -> None:
+        self._body, self._length, self._read = body, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._body.read(len(buffer))
+        buffer[:len(data)] = data
+        self._read += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._read
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END and offset == 0:
+            return self._length
+        if whence == io.SEEK_SET and offset == self._read:
+            return self._read
+        raise io.UnsupportedOperation("an object's body is read once, from the start")
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
 
 
 class S3Store:
@@ -202,8 +239,8 @@ class S3Store:
         self._upload(path, key)
 
     def open_blob(self, key: str) -> BinaryIO:
-        body: BinaryIO = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-        return body
+        answer = self.client.get_object(Bucket=self.bucket, Key=key)
+        return _Body(answer["Body"], int(answer["ContentLength"]))
 
     def delete_blobs(self, prefix: str) -> None:
         keys = [{"Key": item["Key"]} for item in self._objects(prefix)]
