@@ -259,3 +259,44 @@ def test_hook_register_storage_backends_lets_a_plugin_keep_the_files(
     stored = store.put(io.BytesIO(b"plain text, kept on the volume"), max_bytes=MB)
     assert (tmp_path / "volume" / "files" / stored.sha256[:2] / stored.sha256[2:4]
             / stored.sha256).read_bytes() == b"plain text, kept on the volume"
+
+
+def test_backup_takes_the_buckets_files_and_restore_puts_them_in_another_bucket(
+        s3_client: TestClient, us: dict[str, str], s3_server: S3Server, s3_bucket: str,
+        data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    content = pdf_bytes("Claim 1. Kept through a backup.")
+    doc = upload(s3_client, us, "US", "16123456", content).json()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CASEFORUM_SECRET_KEY", "d" * 32)
+    for key, value in storage_env(s3_server.endpoint, s3_bucket).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CASEFORUM_DATA_DIR", str(data_dir))
+    made = CliRunner().invoke(cli, ["backup", "archive.tar.gz"], catch_exceptions=False)
+    assert made.exit_code == 0, made.output
+
+    target = "cf-restored"
+    s3_server.client().create_bucket(Bucket=target)
+    monkeypatch.setenv("CASEFORUM_DATA_DIR", str(tmp_path / "restored"))
+    monkeypatch.setenv("CASEFORUM_STORAGE__S3_BUCKET", target)
+    put_back = CliRunner().invoke(cli, ["restore", "archive.tar.gz"], catch_exceptions=False)
+    assert put_back.exit_code == 0, put_back.output
+    # the bucket's files, and the ones the instance still had on disk (the demo's,
+    # from before it used a bucket): a backup and restore moves an instance to S3
+    on_disk = {"files/" + p.relative_to(data_dir / "files").as_posix()
+               for p in (data_dir / "files").glob("??/??/*")}
+    assert on_disk
+    assert set(object_keys(s3_server, target)) \
+        == set(object_keys(s3_server, s3_bucket)) | on_disk
+    assert not list((tmp_path / "restored" / "files").rglob("*.pdf"))  # not on the disk
+    assert not any(p.is_file() for p in (tmp_path / "restored" / "files").rglob("*")
+                   if "tmp" not in p.parts)
+    restored = load_settings()
+    with TestClient(create_app(restored)) as client:
+        from tests.dossier_helpers import token_for as token_again
+
+        with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+            headers = token_again(session, "us.admin")
+        got = client.get(f"/api/v1/documents/{doc['id']}/content", headers=headers)
+    assert got.status_code == 200 and got.content == content
+    again = CliRunner().invoke(cli, ["restore", "archive.tar.gz"])
+    assert again.exit_code != 0 and "not empty" in again.output

@@ -246,7 +246,7 @@ def backup(ctx: Context, dest: Path) -> None:
     """Write the database and stored files to one archive (safe while serving)."""
     from caseforum.backup import backup as make_backup
 
-    manifest = make_backup(ctx.engine, ctx.settings.data_dir, dest)
+    manifest = make_backup(ctx.engine, ctx.settings.data_dir, dest, ctx.store)
     click.echo(f"backed up {_counted(manifest['counts'])} and "
                f"{len(manifest['files']) - 1} files to {dest}")
 
@@ -265,8 +265,13 @@ def restore(ctx: Context, src: Path, force: bool) -> None:
     host = PluginHost(ctx.settings.plugins, data_dir=ctx.settings.data_dir)
     logging.getLogger("caseforum.plugin_host").setLevel(logging.CRITICAL)
     host.load(disabled=set())
+    store = None  # the local store is the data folder itself, restored as before
+    if ctx.settings.storage.backend != "local":
+        from caseforum.storage_backends import open_store
+
+        store = open_store(ctx.settings, host.storage_backends())
     summary = run_restore(ctx.engine, ctx.settings.data_dir, src, force=force,
-                          migrations=host.migrations())
+                          migrations=host.migrations(), store=store)
     click.echo(f"restored {_counted(summary['counts'])} (backup of "
                f"{summary['created_at']}, CaseForum {summary['caseforum_version']})")
     if summary["upgraded"]:

@@ -248,6 +248,10 @@ class S3Store:
             self.client.delete_objects(Bucket=self.bucket,
                                        Delete={"Objects": keys[start:start + 1000]})
 
+    def blob_keys(self, prefix: str) -> Iterator[str]:
+        for item in self._objects(prefix):
+            yield str(item["Key"])
+
     # operations ----------------------------------------------------------------
 
     def check(self) -> str:

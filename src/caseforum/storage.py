@@ -287,6 +287,12 @@ class FileStore:
         else:
             target.unlink(missing_ok=True)
 
+    def blob_keys(self, prefix: str) -> Iterator[str]:
+        top = self._blob_path(prefix.rstrip("/"))
+        for path in sorted(top.rglob("*")) if top.is_dir() else []:
+            if path.is_file() and not path.is_symlink():
+                yield path.relative_to(self.blob_root).as_posix()
+
     # operations ----------------------------------------------------------------
 
     def check(self) -> str:

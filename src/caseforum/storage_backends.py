@@ -67,6 +67,10 @@ class StorageBackend(Protocol):
     def delete_blobs(self, prefix: str) -> None:
         """Remove every blob whose key starts with ``prefix``."""
 
+    def blob_keys(self, prefix: str) -> Iterator[str]:
+        """The keys that start with ``prefix``, content included (``files/ab/cd/<sha>``
+        is a blob key too); for ``caseforum backup``."""
+
     def check(self) -> str:
         """``"ok"`` or a short reason why the store cannot be used now (``/readyz``)."""
 
