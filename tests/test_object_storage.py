@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from prometheus_client import generate_latest
 from sqlmodel import Session
 
 from caseforum import hookimpl
@@ -93,6 +96,11 @@ def test_the_app_stores_and_serves_a_document_from_the_bucket(
     again = upload(s3_client, us, "US", "16123456", content, code="SRPT")
     assert again.status_code == 201 and again.json()["id"] != doc["id"]
     assert object_keys(s3_server, s3_bucket) == [f"files/{sha[:2]}/{sha[2:4]}/{sha}"]
+
+    metrics = generate_latest(s3_app.state.metrics.registry).decode()  # what /metrics sends
+    assert 'caseforum_storage_requests_total{backend="s3",operation="PutObject",' \
+           'outcome="ok"} 1.0' in metrics
+    assert 'operation="HeadObject",outcome="not_found"' in metrics  # asked before the put
 
 
 @pytest.mark.parametrize(("content", "status", "message"), [
@@ -300,3 +308,19 @@ def test_backup_takes_the_buckets_files_and_restore_puts_them_in_another_bucket(
     assert got.status_code == 200 and got.content == content
     again = CliRunner().invoke(cli, ["restore", "archive.tar.gz"])
     assert again.exit_code != 0 and "not empty" in again.output
+
+
+def test_the_object_storage_examples_of_the_configuration_page_load(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text()
+    section = doc.split("## Object storage", 1)[1].split("\n## ", 1)[0]
+    (toml_block,) = re.findall(r"```toml\n(.*?)```", section, re.S)
+    from_file = load_settings(data_dir=tmp_path, **tomllib.loads(toml_block))
+    assert (from_file.storage.backend, from_file.storage.s3_sse) == ("s3", "AES256")
+    (sh_block,) = re.findall(r"```sh\n(.*?)```", section, re.S)
+    for line in sh_block.split():
+        name, value = line.split("=", 1)
+        monkeypatch.setenv(name, value)
+    from_env = load_settings(data_dir=tmp_path)
+    assert (from_env.storage.s3_bucket, from_env.storage.s3_endpoint) \
+        == ("caseforum-files", "https://s3.office.example")

@@ -19,6 +19,7 @@ import contextlib
 import io
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -92,6 +93,9 @@ class S3Store:
         self.endpoint = endpoint
         self._credentials = (access_key or None, secret_key or None)
         tmp_dir.mkdir(parents=True, exist_ok=True)
+        #: requests to the store by (operation, outcome), for ``/metrics``
+        self.request_counts: dict[tuple[str, str], int] = {}
+        self._counting = threading.Lock()
         self.client = self._client(connect=CONNECT_SECONDS, read=READ_SECONDS, attempts=3)
         #: for /readyz: one try, answered within the readiness check's time
         self.probe = self._client(connect=PROBE_SECONDS, read=PROBE_SECONDS, attempts=1)
@@ -102,7 +106,26 @@ class S3Store:
                                        max_concurrency=4)
         self.extra: dict[str, str] = {"ServerSideEncryption": sse} if sse else {}
 
+    def _count(self, operation: str, outcome: str) -> None:
+        with self._counting:
+            key = (operation, outcome)
+            self.request_counts[key] = self.request_counts.get(key, 0) + 1
+
+    def _answered(self, event_name: str = "", http_response: Any = None, **_: Any) -> None:
+        status = getattr(http_response, "status_code", 0)
+        outcome = "ok" if status < 400 else "not_found" if status == 404 else "error"
+        self._count(event_name.rsplit(".", 1)[-1], outcome)
+
+    def _unreachable(self, event_name: str = "", **_: Any) -> None:
+        self._count(event_name.rsplit(".", 1)[-1], "unreachable")
+
     def _client(self, *, connect: float, read: float, attempts: int) -> Any:
+        client = self._new_client(connect=connect, read=read, attempts=attempts)
+        client.meta.events.register("after-call.s3", self._answered)
+        client.meta.events.register("after-call-error.s3", self._unreachable)
+        return client
+
+    def _new_client(self, *, connect: float, read: float, attempts: int) -> Any:
         import boto3
         from botocore.config import Config
 
