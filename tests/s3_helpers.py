@@ -5,7 +5,8 @@ or AWS would; CaseForum reaches it only through boto3 and the ``[storage]`` sett
 so the same settings (or environment, :func:`storage_env`) point any number of app
 processes at one bucket.  ``tests/conftest.py`` offers the fixtures to every test:
 ``s3_server`` (one per test session, started on first use) is the endpoint;
-``s3_bucket`` a fresh, empty bucket on it for one test.
+``s3_bucket`` a fresh, empty bucket on it for one test; ``s3_env`` the environment
+that points an app process (``caseforum serve``, ``caseforum init`` ...) at that bucket.
 """
 
 from __future__ import annotations
@@ -134,6 +135,14 @@ def s3_bucket(s3_server: S3Server) -> str:
     name = f"cf-{uuid.uuid4().hex[:16]}"
     s3_server.client().create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def s3_env(s3_server: S3Server, s3_bucket: str) -> dict[str, str]:
+    """The ``CASEFORUM_STORAGE__*`` environment for ``s3_bucket``: give it to every app
+    process (``environ_with``) and they share one bucket.  The bucket starts empty;
+    ``seed_bucket`` copies a data folder's files (the demo's documents) into it."""
+    return storage_env(s3_server.endpoint, s3_bucket)
 
 
 def environ_with(env: dict[str, str]) -> dict[str, str]:

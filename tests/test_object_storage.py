@@ -324,3 +324,17 @@ def test_the_object_storage_examples_of_the_configuration_page_load(
     from_env = load_settings(data_dir=tmp_path)
     assert (from_env.storage.s3_bucket, from_env.storage.s3_endpoint) \
         == ("caseforum-files", "https://s3.office.example")
+
+
+def test_two_app_processes_given_the_same_environment_share_one_bucket(
+        s3_env: dict[str, str], s3_server: S3Server, s3_bucket: str, data_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a cross-host test relies on: the environment alone picks the bucket."""
+    for key, value in s3_env.items():
+        monkeypatch.setenv(key, value)
+    first = open_store(load_settings(data_dir=data_dir / "host-a"))
+    second = open_store(load_settings(data_dir=data_dir / "host-b"))
+    stored = first.put(io.BytesIO(b"written on host a"), max_bytes=MB)
+    assert b"".join(second.iter_bytes(stored.sha256)) == b"written on host a"
+    assert object_keys(s3_server, s3_bucket) == ["files/" + "/".join(
+        (stored.sha256[:2], stored.sha256[2:4], stored.sha256))]

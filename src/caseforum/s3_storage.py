@@ -22,7 +22,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from caseforum.storage import (
     CHUNK,
@@ -263,7 +263,7 @@ class S3Store:
 
     def open_blob(self, key: str) -> BinaryIO:
         answer = self.client.get_object(Bucket=self.bucket, Key=key)
-        return _Body(answer["Body"], int(answer["ContentLength"]))
+        return cast(BinaryIO, _Body(answer["Body"], int(answer["ContentLength"])))
 
     def delete_blobs(self, prefix: str) -> None:
         keys = [{"Key": item["Key"]} for item in self._objects(prefix)]

@@ -165,7 +165,12 @@ def pair(tmp_path: Path, template_db: Path) -> Iterator[tuple[Instance, Instance
                        secret="jp-instance-secret-" + "y" * 16)
     introduce(sg, jp)
     yield sg, jp
-    for instance in (sg, jp):
+    close(sg, jp)
+
+
+def close(*instances: Instance) -> None:
+    """Stop the instances' servers (those started) and close their databases."""
+    for instance in instances:
         if instance.server.server.started:
             instance.server.stop()
         instance.engine.dispose()

@@ -13,8 +13,8 @@ import pytest
 
 from tests.s3_helpers import S3Server, object_keys, storage_settings
 
-from .conftest import Instance, introduce, make_instance, wait_for
-from .test_ice_webservice import CLAIMS, all_delivered, exchange_on
+from .conftest import Instance, close, introduce, make_instance
+from .test_ice_webservice import CLAIMS, ask_jp_for_a_search, exchange_on
 
 
 @pytest.fixture
@@ -30,10 +30,7 @@ def s3_pair(tmp_path: Path, template_db: Path,
     sg, jp = made
     introduce(sg, jp)
     yield sg, jp
-    for instance in (sg, jp):
-        if instance.server.server.started:
-            instance.server.stop()
-        instance.engine.dispose()
+    close(sg, jp)
 
 
 def test_an_ice_parcel_is_stored_in_the_bucket_and_read_back_from_it(
@@ -42,14 +39,7 @@ def test_an_ice_parcel_is_stored_in_the_bucket_and_read_back_from_it(
     sg.server.start()
     jp.server.start()
     sg_api, jp_api = sg.api("sg.examiner"), jp.api("jp.examiner")
-    created = sg_api.post("/api/v1/ice/exchanges", data={
-        "donor_office": "JP", "application": "JP 2017-187096", "kind": "search",
-        "due_date": "2099-01-31", "message": "Could you search claims 1-3?",
-        "route": "webservice",
-    }, files=[("file", ("claims.txt", CLAIMS, "text/plain"))])
-    assert created.status_code == 201, created.text
-    exchange_id = created.json()["id"]
-    wait_for(lambda: all_delivered(sg_api, exchange_id, 1), what="request delivered")
+    exchange_id = ask_jp_for_a_search(sg_api)
 
     parcel = exchange_on(jp_api, exchange_id)["parcels"][0]
     prefix = f"ice/parcels/{parcel['id'][:2]}/{parcel['id']}/"
