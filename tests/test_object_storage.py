@@ -91,6 +91,7 @@ def test_the_app_stores_and_serves_a_document_from_the_bucket(
     # the text layer was read from the bucket's copy: the document is searchable
     with Session(s3_app.state.engine) as session:
         assert "layered fins" in (session.get(Document, doc["id"]).text_content or "")
+    assert list((data_dir / "files" / "tmp").iterdir()) == []  # the copy read was removed
 
     # the same bytes again: a second document, one object
     again = upload(s3_client, us, "US", "16123456", content, code="SRPT")

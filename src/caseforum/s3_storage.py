@@ -4,7 +4,9 @@ An upload is spooled to a temporary file on this host while it is hashed and che
 (:func:`caseforum.storage.spool`, the same refusals as the local store), then sent
 to ``files/ab/cd/<sha256>`` with boto3's managed transfer, which switches to a
 multipart upload above ``s3_part_size_mb``: nothing is ever held whole in memory, and
-a refused upload never reaches the bucket.  Content already in the bucket is not sent
+a refused upload never reaches the bucket.  The spooled copy of a PDF or text file is
+kept for the text extraction that follows, so it is not downloaded again (a copy
+nobody takes is removed by the sweep with the other temporary files).  Content already in the bucket is not sent
 again; it is copied onto itself instead, which makes it new for the sweeper (the
 local store touches the file for the same reason).  Downloads stream the object's
 body chunk by chunk.  ICE parcels are blobs under ``ice/parcels/...``.
@@ -42,6 +44,8 @@ MB = 1024 * 1024
 CONNECT_SECONDS = 3.0
 READ_SECONDS = 60.0
 PROBE_SECONDS = 2.0
+#: types whose text is extracted right after they are stored (dossiers/service.py)
+TEXT_TYPES = frozenset({"application/pdf", "text/plain", "application/xml"})
 
 
 class _Body(io.RawIOBase):
@@ -179,6 +183,8 @@ class S3Store:
                                             "ContentType": "application/octet-stream",
                                             **self.extra},
                                  Config=self.transfer)
+            if spooled.media_type in TEXT_TYPES:  # its text is read next: keep the copy
+                os.replace(spooled.path, self._kept(spooled.sha256))
         finally:
             spooled.path.unlink(missing_ok=True)
         return StoredFile(sha256=spooled.sha256, size=spooled.size,
@@ -204,14 +210,22 @@ class S3Store:
     def iter_bytes(self, sha256: str) -> Iterator[bytes]:
         return self._body_chunks(self.key_for(sha256))
 
+    def _kept(self, sha256: str) -> Path:
+        return self.tmp_dir / f"kept-{check_sha256(sha256)}"
+
     @contextlib.contextmanager
     def local_copy(self, sha256: str) -> Iterator[Path]:
+        """The copy ``put`` kept of a file whose text is read right after storing it
+        (taken by one reader, then removed), else a download of the object."""
         fd, name = tempfile.mkstemp(dir=self.tmp_dir, prefix="read-")
         os.close(fd)
         path = Path(name)
         try:
-            self.client.download_file(self.bucket, self.key_for(sha256), name,
-                                      Config=self.transfer)
+            try:
+                os.replace(self._kept(sha256), path)
+            except FileNotFoundError:
+                self.client.download_file(self.bucket, self.key_for(sha256), name,
+                                          Config=self.transfer)
             yield path
         finally:
             path.unlink(missing_ok=True)
