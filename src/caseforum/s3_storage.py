@@ -6,10 +6,11 @@ to ``files/ab/cd/<sha256>`` with boto3's managed transfer, which switches to a
 multipart upload above ``s3_part_size_mb``: nothing is ever held whole in memory, and
 a refused upload never reaches the bucket.  The spooled copy of a PDF or text file is
 kept for the text extraction that follows, so it is not downloaded again (a copy
-nobody takes is removed by the sweep with the other temporary files).  Content already in the bucket is not sent
-again; it is copied onto itself instead, which makes it new for the sweeper (the
-local store touches the file for the same reason).  Downloads stream the object's
-body chunk by chunk.  ICE parcels are blobs under ``ice/parcels/...``.
+nobody takes is removed by the sweep with the other temporary files).  Content
+already in the bucket is not sent again; it is copied onto itself instead, which
+makes it new for the sweeper (the local store touches the file for the same reason).
+Downloads stream the object's body chunk by chunk.  ICE parcels are blobs under
+``ice/parcels/...``.
 
 boto3 is imported when an ``s3`` store is opened, so instances on the local store
 never load it.
