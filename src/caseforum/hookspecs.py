@@ -153,3 +153,13 @@ def collect_search_items(session: Any, events: list[Any] | None) -> list[dict[st
     offices whose users may find it) and ``scope`` (what an API token needs); or
     ``{"id": ..., "gone": True}`` to take an item out."""
 
+
+@hookspec
+def register_storage_backends() -> list[Any]:
+    """Return storage backend factories: objects with ``name`` (the value of the
+    ``[storage] backend`` setting that picks it) and ``open(settings)``, which returns
+    a :class:`caseforum.storage_backends.StorageBackend` (content-addressed ``put``,
+    streamed ``iter_bytes``, ``discard``, sweeping, blobs for ICE parcels, ``check``
+    for ``/readyz`` and ``prepare`` for ``caseforum init``).  The first factory of the
+    configured name is used; the built-in ``object_storage`` plugin registers ``local``
+    and ``s3``."""
