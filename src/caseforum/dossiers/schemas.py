@@ -98,8 +98,11 @@ class DocumentOut(BaseModel):
     group: str = "other"  # search | examination | grant | application | applicant | other
     direction: str | None = None  # incoming | outgoing | internal; None: not known
     date: date
-    language: str
+    language: str  # BCP-47: en, ja, zh, ko, zh-Hant ...
     is_translation: bool
+    #: a translation: its original's id, when the caller may see the original
+    translation_of: int | None = None
+    translations: list[int] = []  # an original: the ids of its translations the caller sees
     visibility: str
     offices: list[str] = []  # restricted: the named offices, for readers who may know
     media_type: str
