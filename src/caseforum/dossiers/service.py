@@ -6,7 +6,6 @@ matching event; the caller commits (or rolls back, and nothing happened).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -17,6 +16,7 @@ from sqlmodel import Session, select
 
 from caseforum.doccodes import DocTypeRegistry, normalise_code
 from caseforum.dossiers.access import Access
+from caseforum.dossiers.languages import normalise_language
 from caseforum.dossiers.pdftext import pdf_text, plain_text
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
 from caseforum.events import emit
@@ -39,23 +39,13 @@ from caseforum.numbers import (
 )
 from caseforum.storage import FileStore, StorageError, StoredFile, safe_filename
 
-#: a BCP-47 tag as dossiers need it: an ISO 639 language (``en``, ``ja``, ``zh``, ``ko``),
-#: optionally a script (``zh-Hant``) or a region (``pt-BR``); 8 characters at most (the column)
-LANGUAGE_RE = re.compile(r"^([a-z]{2,3})(?:-([a-z]{4}))?(?:-([a-z]{2}))?$", re.IGNORECASE)
-MAX_LANGUAGE = 8
-
-
-def normalise_language(given: str) -> str:
-    """``JA`` -> ``ja``, ``zh-hant`` -> ``zh-Hant``, ``pt-br`` -> ``pt-BR``; a
-    :class:`DossierError` on ``language`` for anything else."""
-    match = LANGUAGE_RE.match(given.strip())
-    if match is None or len(given.strip()) > MAX_LANGUAGE:
+def _language(given: str) -> str:
+    language = normalise_language(given)
+    if language is None:
         raise DossierError("use a BCP-47 language tag of at most 8 characters: an ISO 639 "
                            "code such as en, ja, zh or ko, optionally with a script or "
                            "region (zh-Hant, pt-BR)", "language")
-    lang, script, region = match.groups()
-    return "-".join(part for part in (lang.lower(), script and script.title(),
-                                      region and region.upper()) if part)
+    return language
 
 
 def _known_offices(session: Session) -> set[str]:
@@ -264,7 +254,7 @@ def check_document_meta(
     if len(label) > MAX_LABEL:
         raise DossierError(f"at most {MAX_LABEL} characters", "label")
     _not_future(meta.date, "date")
-    language = normalise_language(meta.language)
+    language = _language(meta.language)
     visibility, offices = _check_visibility(session, meta.visibility, meta.offices)
     return DocumentMeta(code=code, date=meta.date, language=language,
                         is_translation=meta.is_translation or meta.translation_of is not None,

@@ -17,12 +17,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("document", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("translation_of", sa.Integer(), nullable=True))
-        batch_op.create_index(batch_op.f("ix_document_translation_of"), ["translation_of"],
-                              unique=False)
-        batch_op.create_foreign_key("fk_document_translation_of", "document",
-                                    ["translation_of"], ["id"])
+    # a plain ADD COLUMN, instant however many documents there are. No foreign key: on
+    # SQLite adding one means copying the document table, which it refuses to drop while
+    # other tables refer to documents; documents are never deleted, and the service
+    # checks every pairing (same dossier, visible to the uploader: service.check_original)
+    op.add_column("document", sa.Column("translation_of", sa.Integer(), nullable=True))
+    op.create_index(op.f("ix_document_translation_of"), "document", ["translation_of"],
+                    unique=False)
 
     # constant statement (schema.create_empty runs it too, a no-op on empty tables): remote
     # documents already knew their original's source reference (remote_document.original_ref,
@@ -38,7 +39,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("document", schema=None) as batch_op:
-        batch_op.drop_constraint("fk_document_translation_of", type_="foreignkey")
-        batch_op.drop_index(batch_op.f("ix_document_translation_of"))
-        batch_op.drop_column("translation_of")
+    op.drop_index(op.f("ix_document_translation_of"), table_name="document")
+    op.drop_column("document", "translation_of")
