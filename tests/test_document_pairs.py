@@ -14,8 +14,14 @@ from sqlmodel import select
 
 from caseforum.models import Document, Event
 from caseforum.plugin_host import PluginHost
-from tests.conftest import csrf_of, login
-from tests.dossier_helpers import dossier_json, package_bytes, pdf_bytes, token_for
+from tests.conftest import login
+from tests.dossier_helpers import (
+    dossier_json,
+    new_dossier,
+    package_bytes,
+    pdf_bytes,
+    token_for,
+)
 
 JP_NUMBER = "2020-098765"
 ORIGINAL_TEXT = "拒絶理由通知書 請求項1に係る発明は進歩性を有しない。"
@@ -33,9 +39,8 @@ def _upload(client: TestClient, headers: dict[str, str], content: bytes, *,
 @pytest.fixture
 def jp(client: TestClient, db) -> dict[str, str]:
     headers = token_for(db, "jp.admin")
-    made = client.post("/api/v1/dossiers", headers=headers, json=dossier_json(
-        "JP", JP_NUMBER, publication_number="JP 2021-012345 A", title="Fin spacing"))
-    assert made.status_code == 201, made.text
+    new_dossier(client, headers, "JP", JP_NUMBER, publication_number="JP 2021-012345 A",
+                title="Fin spacing")
     return headers
 
 
@@ -159,9 +164,7 @@ def elsewhere(client: TestClient, db) -> dict[str, int]:
     """Documents a JP uploader may not name: one of another dossier it sees, and one of
     a dossier it may see whose document is restricted to CN (hidden from JP)."""
     kr = token_for(db, "kr.examiner")
-    made = client.post("/api/v1/dossiers", headers=kr, json=dossier_json(
-        "KR", "10-2020-0012345", publication_number="KR 10-2021-0054321 A"))
-    assert made.status_code == 201, made.text
+    new_dossier(client, kr, "KR", "10-2020-0012345", publication_number="KR 10-2021-0054321 A")
     ids = {}
     for name, visibility, offices in (("other", "offices", ""), ("hidden", "restricted",
                                                                   "CN")):

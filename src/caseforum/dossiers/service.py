@@ -39,6 +39,7 @@ from caseforum.numbers import (
 )
 from caseforum.storage import FileStore, StorageError, StoredFile, safe_filename
 
+
 def _language(given: str) -> str:
     language = normalise_language(given)
     if language is None:
