@@ -274,3 +274,41 @@ def test_migration_pairs_the_remote_documents_a_database_already_has(engine, db)
     assert db.exec(select(func.count()).select_from(Document).where(
         Document.translation_of.is_not(None))).one() == 1  # type: ignore[union-attr]
     assert app_id
+
+
+@pytest.mark.usefixtures("steady_identity_cache")
+def test_the_pair_pages_ask_a_fixed_number_of_queries(settings, db) -> None:
+    """However many translations an original has, its page and the dossier's API answer
+    send the same statements (the pairs come from rows already read)."""
+    from caseforum.app import create_app
+    from tests.sql_helpers import counted
+
+    # no background consumers: every statement counted belongs to the request
+    app = create_app(settings.model_copy(update={"run_consumers": False}))
+    client = TestClient(app)
+    jp = token_for(db, "jp.admin")
+    new_dossier(client, jp, "JP", JP_NUMBER, publication_number="JP 2021-012345 A")
+    original, _ = _pair(client, jp)
+    page = TestClient(app)
+    login(page, "kr.examiner")
+
+    def cost() -> tuple[int, int]:
+        with counted(app.state.engine) as html:
+            assert page.get(f"/documents/{original['id']}").status_code == 200
+        with counted(app.state.engine) as api:
+            assert client.get(f"/api/v1/dossiers/JP/{JP_NUMBER}", headers=jp).status_code == 200
+        return len(html), len(api)
+
+    cost()  # caches warm
+    one = cost()
+    single = _upload(client, jp, pdf_bytes("alone"), language="en").json()["id"]
+    page.get(f"/documents/{single}")
+    with counted(app.state.engine) as alone:
+        page.get(f"/documents/{single}")
+    for language in ("ko", "zh"):
+        assert _upload(client, jp, pdf_bytes(f"Notice ({language})"), language=language,
+                       translation_of=original["id"]).status_code == 201
+    again = cost()
+    assert again == one, (one, again)
+    print(f"document page with its pair: {one[0]} statements, alone: {len(alone)}; "
+          f"dossier API: {one[1]}")
