@@ -93,6 +93,8 @@ def test_a_translation_naming_its_original_is_shown_beside_it(client, app, db, j
     listing = page.get(f"/dossiers/JP/{JP_NUMBER}").text
     assert "translation of" in listing and f'/documents/{original["id"]}?with=' \
         f'{translation["id"]}' in listing
+    newest = page.get("/").text.split("New documents", 1)[1]  # the home page's list too
+    assert "English (en), translation" in newest and "Japanese (ja)" in newest
     compare = page.get(f"/compare?a={translation['id']}&b={original['id']}").text
     heads = compare.split('class="compare-heads"', 1)[1]
     assert heads.index("Original") < heads.index("Translation")  # the original left
