@@ -62,6 +62,7 @@ def test_the_pair_side_by_side_on_desktop_and_phone(browser, live_server, client
         tab.wait_for_url(re.compile(r"/compare\?a="))
         expect(tab.locator(".compare-head").nth(0)).to_contain_text("Original")
         expect(tab.locator("tr.d-pair").first).to_be_visible()
+        screenshot(tab, f"compare-pair-{name}")
         tab.wait_for_load_state("networkidle")
         assert tab.console_errors == [], (name, tab.console_errors)
         tab.context.close()
