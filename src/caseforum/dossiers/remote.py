@@ -428,6 +428,27 @@ def _documents(session: Session, source: str, app: Application,
                                    label=item.label[:500], shareable=item.shareable,
                                    original_ref=item.original_ref))
         held[item.ref] = RemoteDocument(document_id=doc.id or 0, source=source, ref=item.ref)
+    session.flush()
+    _pair(session, app)
+
+
+def _pair(session: Session, app: Application) -> None:
+    """Pair each remote translation with its original, the document of the same dossier
+    whose source reference is the translation's ``original_ref`` (how a source pairs
+    them is its own rule: the OPD one is in plugins/opd_link/README.md).  An original the
+    source no longer names unpairs it."""
+    rows = session.exec(
+        select(Document, RemoteDocument).join(RemoteDocument,
+                                              RemoteDocument.document_id == Document.id)
+        .where(Document.application_id == app.id)).all()
+    by_ref = {remote.ref: doc.id for doc, remote in rows}
+    for doc, remote in rows:
+        original = by_ref.get(remote.original_ref) if remote.original_ref else None
+        original = original if original != doc.id else None
+        if doc.translation_of != original:
+            doc.translation_of = original
+            doc.is_translation = doc.is_translation or original is not None
+            session.add(doc)
 
 
 def store_dossier(session: Session, source: str, dossier: SourceDossier, *,
