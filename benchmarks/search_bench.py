@@ -7,8 +7,9 @@ SQLite FTS5 over the same generated corpus in the same run.
     .venv/bin/python benchmarks/search_bench.py --quick --keep /tmp/sb   # build once, reuse
 
 CaseForum's side is its own code: items shaped as ``search/items.py`` makes them,
-written with ``search/store.write`` in batches of 500 (as the indexer consumer
-writes), and queried with ``search/query.search`` for an examiner of one office (the
+written as ``caseforum reindex`` writes them (``search/store.BulkWriter``: one
+writer, one commit; the indexer consumer's small rounds are measured by
+``index_lag_bench.py``), and queried with ``search/query.search`` for an examiner of one office (the
 permission filter, six facets and highlighted snippets included).  The anchor is an
 FTS5 table (``unicode61`` words for English with the porter stemmer, and a second
 ``trigram`` table for CJK) with the same access tokens in a column, asked for the
@@ -129,11 +130,13 @@ QUERIES = {  # shape: (CaseForum query, FTS5 query on the words table, on the CJ
 
 
 def build_whoosh(folder: Path, items: list[dict[str, Any]]) -> float:
+    """As ``caseforum reindex`` builds an index: one bulk writer, one commit."""
     ix = store.create(folder)
     began = time.perf_counter()
+    bulk = store.BulkWriter(ix)
     for i in range(0, len(items), 500):
-        store.write(ix, [Batch(items=items[i:i + 500])])
-    ix.optimize()  # as caseforum reindex does at the end
+        bulk.add(Batch(items=items[i:i + 500]))
+    bulk.commit()
     return time.perf_counter() - began
 
 

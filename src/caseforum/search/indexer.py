@@ -13,6 +13,7 @@ index folder copied from elsewhere or deleted by hand knows where it stands.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -184,27 +185,33 @@ def rebuild(engine: Engine, folder: Path,
     folder.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(prefix="search-", dir=folder.parent))
     ix = store.create(fresh)
-    total = 0
-    with open_session(engine) as session:
-        last = session.exec(select(func.max(Event.id))).one() or 0
-        app_ids, thread_ids = items.all_ids(session)
-        size = len(app_ids) + len(thread_ids)
-        done = 0
-        for chunk in _chunks(app_ids):
-            total += store.write(ix, [items.dossiers(session, chunk, describe)])
-            done += len(chunk)
-            if progress:
-                progress(done, size)
-            session.expunge_all()
-        for chunk in _chunks(thread_ids):
-            total += store.write(ix, [items.threads(session, chunk)])
-            done += len(chunk)
-            if progress:
-                progress(done, size)
-            session.expunge_all()
-        extra = [items.plugin_batch(plugin_items(session, None))] if plugin_items else []
-        total += store.write(ix, extra, cursor_to=last)
-    ix.optimize()  # one segment: a query pays per segment (12 segments cost 3x one)
+    bulk = store.BulkWriter(ix)
+    try:
+        with open_session(engine) as session:
+            last = session.exec(select(func.max(Event.id))).one() or 0
+            app_ids, thread_ids = items.all_ids(session)
+            size = len(app_ids) + len(thread_ids)
+            done = 0
+            for chunk in _chunks(app_ids):
+                bulk.add(items.dossiers(session, chunk, describe))
+                done += len(chunk)
+                if progress:
+                    progress(done, size)
+                session.expunge_all()
+            for chunk in _chunks(thread_ids):
+                bulk.add(items.threads(session, chunk))
+                done += len(chunk)
+                if progress:
+                    progress(done, size)
+                session.expunge_all()
+            if plugin_items:
+                bulk.add(items.plugin_batch(plugin_items(session, None)))
+        total = bulk.commit(cursor_to=last)  # one segment: a query pays per segment
+    except BaseException:
+        bulk.cancel()
+        ix.close()
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
     ix.close()
     store.swap_in(fresh, folder)
     return total
