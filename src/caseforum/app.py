@@ -20,7 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from caseforum import __version__, errors, passwords
+from caseforum import __version__, authcache, errors, passwords
 from caseforum.bots.runner import BotRunner
 from caseforum.channels import ChannelHost, DeliveryWorker
 from caseforum.config import Settings, load_settings
@@ -187,7 +187,8 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
                                            default_time_zone=settings.default_time_zone)
     app.state.store = FileStore(settings.storage_dir)
     app.state.sweeper = PeriodicSweep.from_settings(engine, settings)
-    app.state.hub = Hub(engine, broker, plugins, app.state.templates)
+    app.state.hub = Hub(engine, broker, plugins, app.state.templates,
+                        followers=[plugins.follow_switch, authcache.follow])
     app.state.latest_event_id = lambda: latest_event_id(engine)
     app.state.doc_types = doc_types
     app.state.deliveries = deliveries

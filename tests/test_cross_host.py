@@ -1,0 +1,269 @@
+"""N app hosts, one truth (issue 15): two real ``caseforum serve`` processes on loopback,
+each with a data folder of its own, sharing one PostgreSQL database and one Redis.  What a
+user does through one host holds on the other: live posts, plugin switches, the log-in
+throttle, idempotent uploads, search; a host killed mid-stream loses its sockets' viewers
+nothing.  Skipped (with the reason) without CASEFORUM_TEST_POSTGRES_URL and
+CASEFORUM_TEST_REDIS_URL; CI (.ci/run) sets both."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, func
+from sqlmodel import Session, select
+
+from caseforum.models import Category, Document
+from tests.conftest import _service_or_skip
+from tests.dossier_helpers import dossier_json, pdf_bytes, token_for, upload
+from tests.hosts_helpers import Host, fresh_database, hosts
+from tests.test_forum_live import EVENT_RE, Browserless, receive_posts
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+WITHIN = 10.0  # seconds a change made on one host may take to show on the other
+BODY_RE = re.compile(r"<p>(cross-\w+)</p>")
+
+
+class Cluster:
+    """The two hosts and a way into their shared database."""
+
+    def __init__(self, a: Host, b: Host, database_url: str, redis_url: str,
+                 folder: Path) -> None:
+        self.a, self.b = a, b
+        self.database_url, self.redis_url, self.folder = database_url, redis_url, folder
+        self.engine = create_engine(database_url)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def category(self, name: str = "General") -> int:
+        with self.session() as db:
+            return db.exec(select(Category.id).where(Category.name == name)).one() or 0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    import os
+
+    base = _service_or_skip("postgres", os.environ.get("CASEFORUM_TEST_POSTGRES_URL"), 5432)
+    redis_url = _service_or_skip("redis", os.environ.get("CASEFORUM_TEST_REDIS_URL"), 6379)
+    folder = tmp_path_factory.mktemp("hosts")
+    with fresh_database(base) as url, hosts(folder, url, redis_url) as (a, b):
+        made = Cluster(a, b, url, redis_url, folder)
+        yield made
+        made.engine.dispose()
+
+
+def person(host: Host, username: str) -> Browserless:
+    return Browserless(host.url, username)
+
+
+def via(who: Browserless, host: Host) -> Browserless:
+    """The same browser (cookie and CSRF token) talking to another host, as a load
+    balancer would send it: the session lives in the shared database."""
+    who.base = host.url
+    who.http.base_url = httpx.URL(host.url)
+    return who
+
+
+def until(check: Callable[[], bool], seconds: float = WITHIN) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
+
+
+def workers_of(host: Host) -> list[int]:
+    """The worker processes uvicorn started under a host's ``caseforum serve``."""
+    pid = host.process.pid if host.process else 0
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children
+            if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def bodies(fragments: list[str]) -> list[str]:
+    return [m.group(1) for f in fragments if (m := BODY_RE.search(f))]
+
+
+def test_a_post_made_through_a_reaches_a_socket_on_b(cluster: Cluster) -> None:
+    jp, kr = person(cluster.a, "jp.examiner"), person(cluster.b, "kr.examiner")
+    thread = jp.start(cluster.category(), "Across hosts", "cross-opening")
+    with kr.socket(f"/ws/threads/{thread}") as ws:
+        jp.post(thread, "cross-live")
+        assert bodies(receive_posts(ws, 1, timeout=WITHIN)) == ["cross-live"]
+
+
+def test_a_plugin_switched_off_on_a_is_off_on_b_within_seconds(cluster: Cluster) -> None:
+    admin = person(cluster.a, "admin")
+    reader = person(cluster.b, "jp.examiner")
+
+    def ice_answers() -> int:
+        return reader.http.get("/api/v1/ice/exchanges").status_code
+
+    def switch(action: str) -> None:
+        done = admin.http.post(f"/admin/plugins/ice_exchange/{action}",
+                               data={"csrf_token": admin.csrf})
+        assert done.status_code == 303, done.text
+
+    assert ice_answers() == 200
+    switch("disable")
+    try:
+        assert until(lambda: ice_answers() == 404), "host B still serves the ICE plugin"
+    finally:
+        switch("enable")
+    assert until(lambda: ice_answers() == 200), "host B did not switch the plugin back on"
+
+
+def test_the_login_throttle_counts_failures_on_both_hosts(cluster: Cluster) -> None:
+    def attempt(host: Host) -> httpx.Response:
+        http = httpx.Client(base_url=host.url, timeout=10)
+        form = http.get("/login")
+        token = re.search(r'name="csrf-token" content="([^"]+)"', form.text).group(1)
+        return http.post("/login", data={"username": "sg.examiner", "password": "wrong",
+                                         "csrf_token": token})
+
+    # five failures allowed per account and address (login_max_failures), spread over both
+    for host in (cluster.a, cluster.b, cluster.a, cluster.b, cluster.a):
+        assert attempt(host).status_code == 401
+    for host in (cluster.b, cluster.a):
+        refused = attempt(host)
+        assert refused.status_code == 429, f"host {host.name} let a sixth guess through"
+        assert "Too many failed log-ins" in refused.text
+
+
+def test_an_upload_retried_on_the_other_host_is_stored_once(cluster: Cluster) -> None:
+    with cluster.session() as db:
+        us = token_for(db, "us.admin")
+    a = httpx.Client(base_url=cluster.a.url, timeout=20)
+    b = httpx.Client(base_url=cluster.b.url, timeout=20)
+    made = a.post("/api/v1/dossiers", headers=us, json=dossier_json(
+        "US", "17/000,001", publication_number="US 2019/0094399 A1"))
+    assert made.status_code == 201, made.text
+
+    def documents() -> int:
+        with cluster.session() as db:
+            return db.exec(select(func.count()).select_from(Document)).one()
+
+    before = documents()
+    key = {"Idempotency-Key": "cross-host-upload-1"}
+    content = pdf_bytes("a search report sent twice")
+    first = upload(a, us, "US", "17000001", content, extra_headers=key)
+    again = upload(b, us, "US", "17000001", content, extra_headers=key)
+    assert first.status_code == again.status_code == 201, (first.text, again.text)
+    assert again.json() == first.json()
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert documents() == before + 1
+
+    # both hosts at once (a client that gave up waiting on A and tried B): one document,
+    # and both answers name it
+    key = {"Idempotency-Key": "cross-host-upload-2"}
+    content = pdf_bytes("a written opinion sent to both hosts at once")
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(
+            lambda client: upload(client, us, "US", "17000001", content, code="WOSA",
+                                  extra_headers=key), (a, b)))
+    assert [r.status_code for r in answers] == [201, 201], [r.text for r in answers]
+    assert answers[0].json()["id"] == answers[1].json()["id"]
+    assert documents() == before + 2
+
+
+def test_a_post_made_on_a_is_found_by_search_on_b(cluster: Cluster) -> None:
+    jp = person(cluster.a, "jp.examiner")
+    thread = jp.start(cluster.category(), "Indexed on every host", "cross-opening")
+    jp.post(thread, "cross-zirconium-oxynitride")
+    kr = person(cluster.b, "kr.examiner")
+
+    def found(client: Browserless) -> bool:
+        answer = client.http.get("/api/v1/search", params={"q": "oxynitride"})
+        assert answer.status_code == 200, answer.text
+        return any(f"/threads/{thread}" in hit["url"] for hit in answer.json()["results"])
+
+    assert until(lambda: found(kr)), "host B's index did not get the post"
+    assert until(lambda: found(via(jp, cluster.a)))
+    # each host's index is its own folder, fed by its own cursor
+    for host in (cluster.a, cluster.b):
+        assert (host.data_dir / "search").is_dir()
+
+
+def test_sockets_of_a_killed_host_resume_on_the_other_with_nothing_lost_or_doubled(
+        cluster: Cluster) -> None:
+    jp = person(cluster.b, "jp.examiner")
+    kr = person(cluster.a, "kr.examiner")
+    thread = jp.start(cluster.category(), "Failover", "cross-opening")
+    posted: list[str] = []
+    stop = threading.Event()
+
+    def keep_posting() -> None:  # another examiner writing all along, through B
+        n = 0
+        while not stop.is_set():
+            n += 1
+            body = f"cross-p{n:03d}"
+            jp.post(thread, body)
+            posted.append(body)
+            time.sleep(0.05)
+
+    seen: list[str] = []
+    last = 0
+    writer = threading.Thread(target=keep_posting)
+    try:
+        with kr.socket(f"/ws/threads/{thread}") as ws:
+            writer.start()
+            for fragment in receive_posts(ws, 5, timeout=WITHIN):
+                seen += bodies([fragment])
+                last = max(last, int(EVENT_RE.search(fragment).group(1)))
+            cluster.a.kill()  # mid-stream: B's writer keeps posting
+            with pytest.raises(Exception):  # noqa: B017  (the socket's end, however it shows)
+                while True:
+                    fragment = ws.recv(timeout=WITHIN)
+                    if 'id="post-' in fragment:
+                        seen += bodies([fragment])
+                        last = max(last, int(EVENT_RE.search(fragment).group(1)))
+        time.sleep(0.5)  # posts made while the client is away
+        via(kr, cluster.b)
+        with kr.socket(f"/ws/threads/{thread}?after={last}") as ws:
+            time.sleep(0.5)
+            stop.set()
+            writer.join(timeout=WITHIN)
+            while len(seen) < len(posted):
+                seen += bodies(receive_posts(ws, 1, timeout=WITHIN))
+            with pytest.raises(TimeoutError):
+                receive_posts(ws, 1, timeout=1.0)  # and nothing twice
+    finally:
+        stop.set()
+        if writer.is_alive():
+            writer.join(timeout=WITHIN)
+        cluster.a.start().wait_ready()  # the next tests find both hosts up
+    assert seen == posted
+    assert len(posted) > 10
+
+
+def test_serve_with_two_workers_on_postgres_and_redis(cluster: Cluster) -> None:
+    """``caseforum serve --workers 2`` as a third host: both workers start, and a socket
+    on it gets a post made through host A."""
+    folder = cluster.folder / "host-workers"
+    folder.mkdir()
+    third = Host("W", folder, {**cluster.a.env, "CASEFORUM_DATA_DIR": str(folder)},
+                 workers=2).start()
+    try:
+        third.wait_ready()
+        assert until(lambda: len(workers_of(third)) == 2), workers_of(third)
+        jp, kr = person(cluster.a, "jp.examiner"), person(third, "kr.examiner")
+        thread = jp.start(cluster.category(), "Workers", "cross-opening")
+        with ExitStack() as stack:  # four sockets: on either worker
+            sockets = [stack.enter_context(kr.socket(f"/ws/threads/{thread}"))
+                       for _ in range(4)]
+            jp.post(thread, "cross-workers")
+            for ws in sockets:
+                assert bodies(receive_posts(ws, 1, timeout=WITHIN)) == ["cross-workers"]
+    finally:
+        third.stop()
