@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import create_engine, func
 from sqlmodel import Session, select
 
+from caseforum.events import emit
 from caseforum.models import Category, Document
 from tests.conftest import _service_or_skip
 from tests.dossier_helpers import dossier_json, pdf_bytes, token_for, upload
@@ -245,6 +246,31 @@ def test_sockets_of_a_killed_host_resume_on_the_other_with_nothing_lost_or_doubl
         cluster.a.start().wait_ready()  # the next tests find both hosts up
     assert seen == posted
     assert len(posted) > 10
+
+
+def test_events_become_visible_in_id_order(cluster: Cluster) -> None:
+    """A transaction holding an event id blocks later events until it ends: otherwise a
+    reader (a host's live hub, a consumer, a resuming socket) that has passed a later id
+    never comes back for the earlier one, committed a moment after it."""
+    slow = cluster.session()
+    early = emit(slow, kind="test.slow")
+    slow.flush()  # its id is taken; the commit comes later
+    later: list[int] = []
+
+    def quick() -> None:  # another request, on another host
+        with cluster.session() as db:
+            event = emit(db, kind="test.quick")
+            db.commit()
+            later.append(event.id or 0)
+
+    writer = threading.Thread(target=quick)
+    writer.start()
+    writer.join(timeout=1.0)
+    assert writer.is_alive(), "a later event became visible before an earlier one"
+    slow.commit()
+    slow.close()
+    writer.join(timeout=WITHIN)
+    assert later and later[0] > (early.id or 0)
 
 
 def test_serve_with_two_workers_on_postgres_and_redis(cluster: Cluster) -> None:
