@@ -92,6 +92,19 @@ def workers_of(host: Host) -> list[int]:
             if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
+def searched(who: Browserless, words: str, thread: int, times: int = 1) -> list[bool]:
+    """Whether search finds ``thread`` for ``words``, asked ``times`` times on fresh
+    connections (so that several workers answer)."""
+    out = []
+    for _ in range(times):
+        with httpx.Client(base_url=who.base, cookies=who.http.cookies, timeout=10) as http:
+            answer = http.get("/api/v1/search", params={"q": words})
+        assert answer.status_code == 200, answer.text
+        out.append(any(f"/threads/{thread}" in hit["url"]
+                       for hit in answer.json()["results"]))
+    return out
+
+
 def bodies(fragments: list[str]) -> list[str]:
     return [m.group(1) for f in fragments if (m := BODY_RE.search(f))]
 
@@ -184,13 +197,9 @@ def test_a_post_made_on_a_is_found_by_search_on_b(cluster: Cluster) -> None:
     jp.post(thread, "cross-zirconium-oxynitride")
     kr = person(cluster.b, "kr.examiner")
 
-    def found(client: Browserless) -> bool:
-        answer = client.http.get("/api/v1/search", params={"q": "oxynitride"})
-        assert answer.status_code == 200, answer.text
-        return any(f"/threads/{thread}" in hit["url"] for hit in answer.json()["results"])
-
-    assert until(lambda: found(kr)), "host B's index did not get the post"
-    assert until(lambda: found(via(jp, cluster.a)))
+    assert until(lambda: searched(kr, "oxynitride", thread) == [True]), \
+        "host B's index did not get the post"
+    assert until(lambda: searched(via(jp, cluster.a), "oxynitride", thread) == [True])
     # each host's index is its own folder, fed by its own cursor
     for host in (cluster.a, cluster.b):
         assert (host.data_dir / "search").is_dir()
@@ -291,5 +300,8 @@ def test_serve_with_two_workers_on_postgres_and_redis(cluster: Cluster) -> None:
             jp.post(thread, "cross-workers")
             for ws in sockets:
                 assert bodies(receive_posts(ws, 1, timeout=WITHIN)) == ["cross-workers"]
+        # the host's one index, written by one worker at a time, answers on both
+        assert until(lambda: searched(kr, "cross-workers", thread, 4) == [True] * 4)
+        assert "search-indexer crashed" not in third.output()
     finally:
         third.stop()
