@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -144,16 +144,19 @@ def fresh_database(base_url: str) -> Iterator[str]:
 
 @contextmanager
 def hosts(folder: Path, database_url: str, redis_url: str, *, count: int = 2,
-          env: Mapping[str, str] | None = None, workers: int = 1) -> Iterator[list[Host]]:
+          env: Mapping[str, str] | None = None,
+          workers: Sequence[int] = ()) -> Iterator[list[Host]]:
     """``count`` hosts on one database and one Redis: the schema and the demo data made
     once (``caseforum demo`` from the first host), then every host started at once and
-    waited for; all stopped afterwards."""
+    waited for; all stopped afterwards.  ``workers``: each host's ``--workers`` (1 for
+    those not named)."""
     made = []
     for i in range(count):
         data_dir = folder / f"host-{chr(ord('a') + i)}"
         data_dir.mkdir(parents=True, exist_ok=True)
         made.append(Host(chr(ord("A") + i), data_dir,
-                         command_env(data_dir, database_url, redis_url, env), workers))
+                         command_env(data_dir, database_url, redis_url, env),
+                         workers[i] if i < len(workers) else 1))
     run_command(made[0].env, "demo")
     try:
         for host in made:
