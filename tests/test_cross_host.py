@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import create_engine, func
 from sqlmodel import Session, select
 
+from caseforum import authcache
 from caseforum.events import emit
 from caseforum.models import Category, Document
 from tests.conftest import _service_or_skip
@@ -162,6 +163,26 @@ def test_the_login_throttle_counts_failures_on_both_hosts(cluster: Cluster) -> N
         refused = attempt(host)
         assert refused.status_code == 429, f"host {host.name} let a sixth guess through"
         assert "Too many failed log-ins" in refused.text
+
+
+def test_a_log_out_on_a_ends_the_session_on_b_at_once(cluster: Cluster) -> None:
+    """Sessions live in the shared database; each worker remembers who a cookie belongs
+    to for a few seconds, and forgets it as soon as its live hub reads the log-out."""
+    au = person(cluster.a, "au.examiner")
+    kept = dict(au.http.cookies)  # the same cookie in another tab, or a stolen copy
+
+    def on_b() -> set[int]:
+        answers = []
+        for _ in range(ASKS):
+            with httpx.Client(base_url=cluster.b.url, cookies=kept, timeout=10) as http:
+                answers.append(http.get("/api/v1/me").status_code)
+        return set(answers)
+
+    assert on_b() == {200}  # B's workers know the session now, for CACHE_SECONDS
+    assert au.http.post("/logout", data={"csrf_token": au.csrf}).status_code == 303
+    started = time.monotonic()
+    assert until(lambda: on_b() == {401}), "host B still accepts the session"
+    assert time.monotonic() - started < authcache.CACHE_SECONDS - 1
 
 
 def test_an_upload_retried_on_the_other_host_is_stored_once(cluster: Cluster) -> None:
