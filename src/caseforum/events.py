@@ -92,9 +92,18 @@ def _events_in_commit_order(session: OrmSession, _context: Any, _instances: Any)
     session.info[_ORDER_LOCKED] = True
 
 
+@sa_event.listens_for(OrmSession, "after_transaction_end")
+def _order_lock_released(session: OrmSession, transaction: Any) -> None:
+    """The lock ends with the transaction (commit, rollback or close); a savepoint
+    rolled back may have released it too, so after a savepoint the next flush with
+    events asks again (PostgreSQL counts a lock taken twice; it ends with the
+    transaction).  A flush's own inner transaction changes nothing."""
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_ORDER_LOCKED, None)
+
+
 @sa_event.listens_for(OrmSession, "after_commit")
 def _wake_after_commit(session: OrmSession) -> None:
-    session.info.pop(_ORDER_LOCKED, None)
     emitted = session.info.pop("emitted", [])
     if session.info.pop("events_emitted", False):
         if session.info.get(WAKE_LATER):
@@ -107,7 +116,6 @@ def _wake_after_commit(session: OrmSession) -> None:
 
 @sa_event.listens_for(OrmSession, "after_rollback")
 def _forget_after_rollback(session: OrmSession) -> None:
-    session.info.pop(_ORDER_LOCKED, None)
     session.info.pop("events_emitted", None)
     session.info.pop("emitted", None)
 
