@@ -66,6 +66,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         made.engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def host_logs(cluster: Cluster) -> Iterator[None]:
+    """The hosts' own logs of each test, printed (and so shown when the test fails)."""
+    sizes = {host.name: host.log.stat().st_size for host in (cluster.a, cluster.b)}
+    yield
+    for host in (cluster.a, cluster.b):
+        with host.log.open("rb") as log:
+            log.seek(sizes[host.name])
+            print(f"--- host {host.name} ---\n" + log.read().decode(errors="replace")[-6000:])
+
+
 def person(host: Host, username: str) -> Browserless:
     return Browserless(host.url, username)
 

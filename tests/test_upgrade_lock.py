@@ -112,3 +112,48 @@ def test_a_host_of_the_previous_version_uses_a_newer_schema(engine: Any, caplog:
         schema.upgrade(engine, locations)
     assert "newer than this version" in caplog.text
     assert "0099_from_the_future" in caplog.text
+
+
+PROBE_MIGRATION = '''
+"""A new version's migration that alters a table running requests use."""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "probe0001"
+down_revision = None
+branch_labels = ("probe",)
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("event", sa.Column("probe", sa.Integer, nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("event", "probe")
+'''
+
+
+@pytest.mark.services
+def test_a_migration_gives_up_on_a_busy_table_instead_of_queueing_requests(
+        postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from caseforum.config import load_settings
+
+    engine = make_engine(load_settings(data_dir=tmp_path, database_url=postgres_url,
+                                       secret_key="u" * 32))
+    schema.upgrade(engine, _locations(), create_if_empty=True)
+    probe = tmp_path / "probe_migrations"
+    probe.mkdir()
+    (probe / "probe0001.py").write_text(PROBE_MIGRATION)
+    monkeypatch.setattr(schema, "DDL_LOCK_TIMEOUT", "1s")
+    reader = psycopg.connect(postgres_url.replace("postgresql+psycopg://", "postgresql://"))
+    try:
+        reader.execute("SELECT count(*) FROM event").fetchone()  # a request's transaction
+        with pytest.raises(errors.Unavailable, match="waited 1s for a table"):
+            schema.upgrade(engine, [*_locations(), probe])
+    finally:
+        reader.close()
+    assert "probe" not in {c["name"] for c in inspect(engine).get_columns("event")}
+    schema.upgrade(engine, [*_locations(), probe])  # quiet again: it goes through
+    assert "probe" in {c["name"] for c in inspect(engine).get_columns("event")}
+    engine.dispose()
