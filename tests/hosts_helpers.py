@@ -1,7 +1,9 @@
 """Several app hosts on loopback: real ``caseforum serve`` processes, each with a data
 folder of its own, sharing one fresh PostgreSQL database and one Redis (issue 15, "N app
 hosts, one truth").  Used by tests/test_cross_host.py; extra settings (for example an
-object store: ``CASEFORUM_STORAGE__BACKEND=s3`` ...) go to every host through ``env``."""
+object store: ``CASEFORUM_STORAGE__BACKEND=s3`` ...) go to every host through ``env``.
+CaseForum keeps nothing in Redis but its wake-ups (pub/sub), so there is nothing to
+flush there afterwards; the database is made for the hosts and dropped after them."""
 
 from __future__ import annotations
 
