@@ -19,11 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from caseforum import authcache
-from caseforum.events import emit
-from caseforum.models import Category, Document
+from caseforum.events import AUDITED_OFFICE_EVENTS, emit
+from caseforum.models import AccountAudit, Category, Document, Event
 from tests.conftest import _service_or_skip
 from tests.dossier_helpers import dossier_json, pdf_bytes, token_for, upload
 from tests.hosts_helpers import Host, fresh_database, hosts
@@ -279,10 +279,12 @@ def test_sockets_of_a_killed_host_resume_on_the_other_with_nothing_lost_or_doubl
                     if 'id="post-' in fragment:
                         seen += bodies([fragment])
                         last = max(last, int(EVENT_RE.search(fragment).group(1)))
-        time.sleep(0.5)  # posts made while the client is away
+        away = len(posted)
+        assert until(lambda: len(posted) >= away + 3)  # posts made while the client is away
         via(kr, cluster.b)
         with kr.socket(f"/ws/threads/{thread}?after={last}") as ws:
-            time.sleep(0.5)
+            back = len(posted)
+            assert until(lambda: len(posted) >= back + 3)  # and while it catches up
             stop.set()
             writer.join(timeout=WITHIN)
             while len(seen) < len(posted):
@@ -295,7 +297,26 @@ def test_sockets_of_a_killed_host_resume_on_the_other_with_nothing_lost_or_doubl
             writer.join(timeout=WITHIN)
         cluster.a.start().wait_ready()  # the next tests find both hosts up
     assert seen == posted
-    assert len(posted) > 10
+    assert len(posted) >= 11
+
+
+def test_the_consumers_of_all_hosts_handle_each_event_once(cluster: Cluster) -> None:
+    """Three processes (A, and B's two workers) run the account-history consumer on one
+    shared cursor: every log-in, made on either host, is recorded once."""
+    for host in (cluster.a, cluster.b, cluster.a, cluster.b):
+        person(host, "cn.examiner")
+
+    def recorded() -> bool:
+        with cluster.session() as db:
+            audits = db.exec(select(func.count()).select_from(AccountAudit)).one()
+            events = db.exec(select(func.count()).select_from(Event).where(
+                col(Event.kind).like("account.%")
+                | col(Event.kind).in_(AUDITED_OFFICE_EVENTS))).one()
+        return bool(audits == events)
+
+    assert until(recorded), "the account history misses events"
+    for host in (cluster.a, cluster.b):
+        assert "consumer account-audit failed" not in host.output()
 
 
 def test_events_become_visible_in_id_order(cluster: Cluster) -> None:
