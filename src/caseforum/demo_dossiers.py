@@ -38,7 +38,8 @@ from caseforum.dossiers import service
 from caseforum.dossiers.schemas import CitationIn, DossierIn, PriorityIn
 from caseforum.models import Application, Citation, Document
 from caseforum.numbers import parse_application_number
-from caseforum.storage import FileStore, StoredFile, safe_filename
+from caseforum.storage import StoredFile, safe_filename
+from caseforum.storage_backends import StorageBackend
 
 if TYPE_CHECKING:
     from fpdf import FPDF
@@ -913,7 +914,7 @@ def _stored_name(doc: DemoDoc) -> str:
     return safe_filename(doc.name, "text/plain" if doc.fmt == "text" else "application/pdf")
 
 
-def _load_one(session: Session, store: FileStore, registry: DocTypeRegistry,
+def _load_one(session: Session, store: StorageBackend, registry: DocTypeRegistry,
               dossier: DemoDossier, stored: list[StoredFile]) -> int:
     added = 0
     app = service.get_dossier(session, office=dossier.office, number=dossier.number)
@@ -950,7 +951,7 @@ def _load_one(session: Session, store: FileStore, registry: DocTypeRegistry,
     return added
 
 
-def load_demo_dossiers(engine: Engine, store: FileStore, registry: DocTypeRegistry) -> int:
+def load_demo_dossiers(engine: Engine, store: StorageBackend, registry: DocTypeRegistry) -> int:
     """Add whatever part of the demo families is missing; returns how many
     dossiers, documents and citations were added (0 when all were there).
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -45,7 +44,8 @@ from caseforum.doccodes import DocTypeRegistry
 from caseforum.dossiers import service
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
 from caseforum.models import Document, ImportRecord
-from caseforum.storage import FileStore, StorageError, StoredFile
+from caseforum.storage import StorageError, StoredFile
+from caseforum.storage_backends import StorageBackend
 
 MB = 1024 * 1024
 MAX_MANIFEST_BYTES = 16 * MB
@@ -215,7 +215,7 @@ def read_manifest(archive: zipfile.ZipFile, *, max_bytes: int,
 
 def import_package(
     session: Session,
-    store: FileStore,
+    store: StorageBackend,
     *,
     stream: BinaryIO,
     office: str | None,
@@ -327,7 +327,7 @@ def _check_rows(session: Session, manifest: Manifest,
 
 
 def _store_files(
-    archive: zipfile.ZipFile, store: FileStore, manifest: Manifest,
+    archive: zipfile.ZipFile, store: StorageBackend, manifest: Manifest,
     stored: dict[str, StoredFile], *, max_bytes: int, limits: PackageLimits,
 ) -> dict[str, tuple[str, int | None]]:
     """Inflate each document file once into the store, counting every byte
@@ -353,13 +353,11 @@ def _store_files(
                     raise DossierError(f"{doc.file} is damaged or not what the package's "
                                        f"directory says ({exc})", "package") from None
             budget -= reader.count
-            if not stored[name].created:  # fresh again: the sweeper leaves it alone
-                os.utime(stored[name].path)
-            texts[name] = service.document_text(stored[name])
+            texts[name] = service.document_text(store, stored[name])
     return texts
 
 
-def _discard(session: Session, store: FileStore, files: Any) -> None:
+def _discard(session: Session, store: StorageBackend, files: Any) -> None:
     """Remove the files a refused package added, unless a document row uses
     the same content by now (an upload of the same file may have landed while
     this package was being inflated)."""

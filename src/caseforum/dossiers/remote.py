@@ -59,7 +59,8 @@ from caseforum.sources import (
     SourceDossier,
     SourceUnavailable,
 )
-from caseforum.storage import FileStore, StoredFile, safe_filename
+from caseforum.storage import StoredFile, safe_filename
+from caseforum.storage_backends import StorageBackend
 
 if TYPE_CHECKING:
     from caseforum.plugin_host import PluginHost
@@ -459,7 +460,7 @@ def store_dossier(session: Session, source: str, dossier: SourceDossier, *,
 
 
 class _ChunkReader(io.RawIOBase):
-    """A file object over an iterator of chunks, for :meth:`FileStore.put`."""
+    """A file object over an iterator of chunks, for :meth:`StorageBackend.put`."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks: Iterator[bytes] = iter(chunks)
@@ -480,7 +481,7 @@ class _ChunkReader(io.RawIOBase):
         return out
 
 
-def document_chunks(session: Session, host: PluginHost, store: FileStore, doc: Document, *,
+def document_chunks(session: Session, host: PluginHost, store: StorageBackend, doc: Document, *,
                     max_bytes: int) -> Iterator[bytes]:
     """The document's bytes: from the file store when held, else fetched from its
     source now (guarded), stored by SHA-256 and recorded on the document, so the
@@ -495,7 +496,7 @@ def document_chunks(session: Session, host: PluginHost, store: FileStore, doc: D
         raise SourceUnavailable(f"the {remote.source} dossier source is switched off")
     stored: StoredFile = guard.read_document(
         remote.ref, lambda chunks: store.put(_ChunkReader(chunks), max_bytes=max_bytes))
-    text, pages = service.document_text(stored)
+    text, pages = service.document_text(store, stored)
     doc.sha256, doc.size, doc.media_type = stored.sha256, stored.size, stored.media_type
     doc.filename = safe_filename(doc.filename, stored.media_type)
     doc.text_content = text

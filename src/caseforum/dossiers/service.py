@@ -36,7 +36,8 @@ from caseforum.numbers import (
     parse_application_number,
     parse_publication_number,
 )
-from caseforum.storage import FileStore, StorageError, StoredFile, safe_filename
+from caseforum.storage import StorageError, StoredFile, safe_filename
+from caseforum.storage_backends import StorageBackend
 
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
 
@@ -258,7 +259,7 @@ def check_document_meta(
 
 def add_document(
     session: Session,
-    store: FileStore,
+    store: StorageBackend,
     *,
     app: Application,
     meta: DocumentMeta,
@@ -275,21 +276,22 @@ def add_document(
         stored = store.put(stream, max_bytes=max_bytes)
     except StorageError as exc:  # keeps its status: a file over the limit is a 413
         raise DossierError(str(exc), "file", status=exc.status, code=exc.code) from None
-    text, pages = document_text(stored)
+    text, pages = document_text(store, stored)
     document = add_stored_document(session, app=app, meta=meta, stored=stored,
                                    filename=filename, text=text, pages=pages,
                                    actor_id=actor_id)
     return document, stored
 
 
-def document_text(stored: StoredFile) -> tuple[str, int | None]:
+def document_text(store: StorageBackend, stored: StoredFile) -> tuple[str, int | None]:
     """The searchable text and page count of a stored file.  Slow for a big PDF:
     bulk imports call it before their write transaction begins."""
-    if stored.media_type == "application/pdf":
-        return pdf_text(stored.path)
-    if stored.media_type in ("text/plain", "application/xml"):
-        return plain_text(stored.path), None
-    return "", None
+    if stored.media_type not in ("application/pdf", "text/plain", "application/xml"):
+        return "", None
+    with store.local_copy(stored.sha256) as path:
+        if stored.media_type == "application/pdf":
+            return pdf_text(path)
+        return plain_text(path), None
 
 
 def add_stored_document(
