@@ -1,9 +1,9 @@
 """N app hosts, one truth (issue 15): two real ``caseforum serve`` processes on loopback,
-each with a data folder of its own, sharing one PostgreSQL database and one Redis (host B
-runs two workers).  What a
-user does through one host holds on the other: live posts, plugin switches, the log-in
-throttle, idempotent uploads, search; a host killed mid-stream loses its sockets' viewers
-nothing.  Skipped (with the reason) without CASEFORUM_TEST_POSTGRES_URL and
+each with a data folder of its own, sharing one PostgreSQL database, one Redis and one
+S3-protocol bucket (host B runs two workers).  What a user does through one host holds
+on the other: live posts, plugin switches, log-outs, the log-in throttle, idempotent
+uploads, documents, search; a host killed mid-stream loses its sockets' viewers nothing.
+Skipped (with the reason) without CASEFORUM_TEST_POSTGRES_URL and
 CASEFORUM_TEST_REDIS_URL; CI (.ci/run) sets both."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -27,6 +28,7 @@ from caseforum.models import AccountAudit, Category, Document, Event
 from tests.conftest import _service_or_skip
 from tests.dossier_helpers import dossier_json, pdf_bytes, token_for, upload
 from tests.hosts_helpers import Host, fresh_database, hosts
+from tests.s3_helpers import S3Server, storage_env
 from tests.test_forum_live import EVENT_RE, Browserless, receive_posts
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -54,13 +56,18 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server) -> Iterator[Cluster]:
+    """Hosts A and B (two workers) on one new database, one Redis and one bucket."""
     import os
 
     base = _service_or_skip("postgres", os.environ.get("CASEFORUM_TEST_POSTGRES_URL"), 5432)
     redis_url = _service_or_skip("redis", os.environ.get("CASEFORUM_TEST_REDIS_URL"), 6379)
     folder = tmp_path_factory.mktemp("hosts")
-    with fresh_database(base) as url, hosts(folder, url, redis_url, workers=(1, 2)) as (a, b):
+    bucket = f"cf-hosts-{uuid.uuid4().hex[:12]}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    with fresh_database(base) as url, hosts(folder, url, redis_url, workers=(1, 2),
+                                            env=storage_env(s3_server.endpoint, bucket)
+                                            ) as (a, b):
         made = Cluster(a, b, url, redis_url, folder)
         yield made
         made.engine.dispose()
@@ -230,6 +237,25 @@ def test_an_upload_retried_on_the_other_host_is_stored_once(cluster: Cluster) ->
     assert [r.status_code for r in answers] == [201, 201], [r.text for r in answers]
     assert answers[0].json()["id"] == answers[1].json()["id"]
     assert documents() == before + 2
+
+
+def test_a_document_uploaded_on_a_is_downloaded_on_b(cluster: Cluster) -> None:
+    """The hosts share the object store, not a folder: what one stored the other serves."""
+    with cluster.session() as db:
+        us = token_for(db, "us.admin")
+    a = httpx.Client(base_url=cluster.a.url, headers=us, timeout=20)
+    b = httpx.Client(base_url=cluster.b.url, headers=us, timeout=20)
+    made = a.post("/api/v1/dossiers", json=dossier_json(
+        "US", "17/000,002", publication_number="US 2019/0094400 A1"))
+    assert made.status_code == 201, made.text
+    content = pdf_bytes("claims stored through host A")
+    stored = upload(a, {}, "US", "17000002", content, code="CLM")
+    assert stored.status_code == 201, stored.text
+    for host in (b, a):  # B first: nothing of it is on B's disk
+        download = host.get(f"/api/v1/documents/{stored.json()['id']}/content")
+        assert download.status_code == 200, download.text
+        assert download.content == content
+    assert not list((cluster.b.data_dir / "files").rglob(stored.json()["sha256"]))
 
 
 def test_a_post_made_on_a_is_found_by_search_on_b(cluster: Cluster) -> None:

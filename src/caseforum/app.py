@@ -17,7 +17,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlmodel import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from caseforum import __version__, authcache, errors, passwords
@@ -38,11 +37,11 @@ from caseforum.events import (
     ConsumerRunner,
     PluginEventsConsumer,
     make_broker,
+    newest_event_id,
 )
 from caseforum.forum import access as forum_access
 from caseforum.forum.hub import Hub
 from caseforum.forum.notify import Notifier
-from caseforum.models import Event
 from caseforum.plugin_host import PluginHost
 from caseforum.search.indexer import SearchIndexer
 from caseforum.storage_backends import open_store
@@ -78,7 +77,7 @@ def latest_event_id(engine: Any) -> int:
 
 
 def _latest_event_id(session: Any) -> int:
-    return session.exec(select(Event.id).order_by(Event.id.desc()).limit(1)).first() or 0
+    return newest_event_id(session)
 
 
 def build_doc_types(plugins: PluginHost) -> DocTypeRegistry:

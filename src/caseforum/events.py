@@ -528,6 +528,11 @@ def prune_events(session: Session, *, keep_days: int) -> int:
     return result.rowcount or 0
 
 
+def newest_event_id(session: Session) -> int:
+    """The last event committed (0: none): where "from now" starts."""
+    return session.exec(select(Event.id).order_by(col(Event.id).desc()).limit(1)).first() or 0
+
+
 def oldest_event_id(session: Session) -> int:
     first = session.exec(select(Event.id).order_by(col(Event.id)).limit(1)).first()
     return first or 0
