@@ -6,7 +6,8 @@ viewer who may not see a thread is refused before anything is sent.  It also
 settles the language and zone the socket's fragments are rendered in, as a page
 of the same browser would (``web/locale.py``).  It costs
 one worker-thread hop and two queries (credential with user and office, then
-the thread), so many sockets connect cheaply.
+the thread), so many sockets connect cheaply; a socket without ``after`` (not a
+page's: those always say where they were rendered) adds a third, for the newest event.
 
 A credential that is presented but not good (unknown, revoked, expired,
 malformed, the user disabled) is answered with close code 4401 and a reason;
