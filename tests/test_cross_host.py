@@ -27,8 +27,8 @@ from caseforum.events import AUDITED_OFFICE_EVENTS, emit
 from caseforum.models import AccountAudit, Category, Document, Event
 from tests.conftest import _service_or_skip
 from tests.dossier_helpers import dossier_json, pdf_bytes, token_for, upload
-from tests.hosts_helpers import Host, fresh_database, hosts
-from tests.s3_helpers import S3Server, storage_env
+from tests.hosts_helpers import SECRET, Host, fresh_database, hosts
+from tests.s3_helpers import S3Server, object_keys, storage_env
 from tests.test_forum_live import EVENT_RE, Browserless, receive_posts
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -256,6 +256,45 @@ def test_a_document_uploaded_on_a_is_downloaded_on_b(cluster: Cluster) -> None:
         assert download.status_code == 200, download.text
         assert download.content == content
     assert not list((cluster.b.data_dir / "files").rglob(stored.json()["sha256"]))
+
+
+def test_an_ice_parcel_sent_through_a_is_read_through_b(cluster: Cluster,
+                                                        s3_server: S3Server) -> None:
+    """Both offices on this instance (the hosted route): SG asks JP through host A; the
+    parcel's parts are in the bucket, and JP's examiner opens them through host B."""
+    from caseforum_ice_exchange import keys
+
+    from caseforum.models import Office
+    from caseforum.models.office import IceRole
+
+    with cluster.session() as db:
+        for code, role in (("SG", "recipient"), ("JP", "both")):
+            office = db.get(Office, code)
+            assert office is not None
+            office.ice_role = IceRole(role)
+            db.add(office)
+            if not keys.is_local(db, code):
+                keys.generate_keys(db, office_code=code, secret=SECRET, actor="test")
+        db.commit()
+        sg = token_for(db, "sg.examiner", "ice")
+        jp = token_for(db, "jp.examiner", "ice")
+    claims = b"1. A lamp comprising a solar cell.\n" * 20
+    with httpx.Client(base_url=cluster.a.url, headers=sg, timeout=30) as a:
+        created = a.post("/api/v1/ice/exchanges", data={
+            "donor_office": "JP", "application": "JP 2017-187096", "kind": "search",
+            "due_date": "2099-01-31", "message": "Claims 1-3, please."},
+            files=[("file", ("claims.txt", claims, "text/plain"))])
+    assert created.status_code == 201, created.text
+    with httpx.Client(base_url=cluster.b.url, headers=jp, timeout=30) as b:
+        exchange = b.get(f"/api/v1/ice/exchanges/{created.json()['id']}")
+        assert exchange.status_code == 200, exchange.text
+        parcel = exchange.json()["parcels"][0]
+        assert parcel["message"] == "Claims 1-3, please."
+        assert b.get(parcel["files"][0]["url"]).content == claims
+    bucket = cluster.a.env["CASEFORUM_STORAGE__S3_BUCKET"]
+    assert object_keys(s3_server, bucket, f"ice/parcels/{parcel['id'][:2]}/{parcel['id']}/")
+    for host in (cluster.a, cluster.b):
+        assert not list((host.data_dir / "ice").rglob(parcel["id"]))
 
 
 def test_a_post_made_on_a_is_found_by_search_on_b(cluster: Cluster) -> None:
