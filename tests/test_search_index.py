@@ -170,3 +170,22 @@ def test_hook_collect_search_items_feeds_plugin_items(app, as_user, db) -> None:
         app.state.plugins.remove("ledger")
 
 
+
+
+def test_one_writer_per_host_the_other_workers_pass(as_user, db, app) -> None:
+    """``serve --workers N``: every worker runs an indexer on the host's one index and
+    Whoosh allows one writer; a worker that finds another writing passes its round
+    instead of failing on Whoosh's lock, and the next round takes what it left."""
+    import fcntl
+
+    author, csrf = as_user("cn.examiner")
+    start_thread(author, csrf, make_category(db), "Workers", "a rhodium catalyst")
+    indexer = next(c for c in app.state.consumers.consumers if isinstance(c, SearchIndexer))
+    folder = app.state.search_dir
+    before = store.cursor(store.open_index(folder))
+    with open(folder.parent / "search.lock", "a+b") as other_worker:
+        fcntl.flock(other_worker, fcntl.LOCK_EX)
+        assert indexer.process(app.state.engine) == 0
+        assert store.cursor(store.open_index(folder)) == before
+    assert indexer.process(app.state.engine) > 0
+    assert found(author, "rhodium", kind="post")["total"] == 1

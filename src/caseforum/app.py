@@ -17,10 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlmodel import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from caseforum import __version__, errors, passwords
+from caseforum import __version__, authcache, errors, passwords
 from caseforum.bots.runner import BotRunner
 from caseforum.channels import ChannelHost, DeliveryWorker
 from caseforum.config import Settings, load_settings
@@ -38,11 +37,11 @@ from caseforum.events import (
     ConsumerRunner,
     PluginEventsConsumer,
     make_broker,
+    newest_event_id,
 )
 from caseforum.forum import access as forum_access
 from caseforum.forum.hub import Hub
 from caseforum.forum.notify import Notifier
-from caseforum.models import Event
 from caseforum.plugin_host import PluginHost
 from caseforum.search.indexer import SearchIndexer
 from caseforum.storage_backends import open_store
@@ -78,7 +77,7 @@ def latest_event_id(engine: Any) -> int:
 
 
 def _latest_event_id(session: Any) -> int:
-    return session.exec(select(Event.id).order_by(Event.id.desc()).limit(1)).first() or 0
+    return newest_event_id(session)
 
 
 def build_doc_types(plugins: PluginHost) -> DocTypeRegistry:
@@ -188,7 +187,8 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
                                            default_time_zone=settings.default_time_zone)
     app.state.store = open_store(settings, plugins.storage_backends())
     app.state.sweeper = PeriodicSweep.from_settings(engine, settings, app.state.store)
-    app.state.hub = Hub(engine, broker, plugins, app.state.templates)
+    app.state.hub = Hub(engine, broker, plugins, app.state.templates,
+                        followers=[plugins.follow_switch, authcache.follow])
     app.state.latest_event_id = lambda: latest_event_id(engine)
     app.state.doc_types = doc_types
     app.state.deliveries = deliveries

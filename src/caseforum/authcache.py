@@ -13,7 +13,8 @@ Why this is safe:
 * A load that began before such a commit cannot put its stale answer back (each
   cache has a generation number, bumped by every clear).
 * Other processes (other workers, other hosts, the ``caseforum`` command) do not
-  see our commits: there a change takes effect within :data:`CACHE_SECONDS`.
+  see our commits: there a change takes effect when their live hub reads its event
+  (:func:`follow`), at the latest within :data:`CACHE_SECONDS`.
   Expiry of a token or a log-in session is checked on every hit.
 
 Cached ORM objects are detached snapshots shared between threads: callers must
@@ -98,6 +99,21 @@ _offices: TTLCache[dict[str, Office]] = TTLCache(CACHE_SECONDS)
 def clear() -> None:
     identities.clear()
     _offices.clear()
+
+
+#: account events that change nobody's rights (most frequent: log-ins)
+_HARMLESS = frozenset({"account.login", "account.login_failed", "account.created",
+                       "account.token_created"})
+
+
+def follow(event: Any) -> None:
+    """Empty the caches when another process (worker, host, command) changed a user,
+    token, session or office: the live hub calls this with every event in the log, so
+    a log-out or a disabled account counts on every host within a wake-up rather than
+    after :data:`CACHE_SECONDS`."""
+    kind = event.kind
+    if (kind.startswith("account.") and kind not in _HARMLESS) or kind.startswith("office."):
+        clear()
 
 
 def snapshot(obj: Any) -> Any:

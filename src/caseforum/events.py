@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
-from sqlalchemy import delete, update
+from sqlalchemy import delete, text, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -70,6 +70,36 @@ def emit(
 #: ``info[COMMITTED]``
 WAKE_LATER = "wake_later"
 COMMITTED = "committed_events"
+
+
+#: PostgreSQL hands out event ids when a row is inserted, but transactions commit in
+#: their own order: a reader that has seen event 101 would never look back for 100,
+#: committed a moment later by a slower transaction (another request, worker or host),
+#: and the live hub, every consumer and every resuming socket would skip it.  So a
+#: transaction takes this lock before it writes its first event and holds it until it
+#: ends: ids become visible in order.  Events are written at the end of short
+#: transactions, so the wait is short; SQLite has one writer at a time anyway.
+EVENT_ORDER_LOCK = 0x63665F6576656E74  # "cf_event"
+_ORDER_LOCKED = "event_order_locked"
+
+
+@sa_event.listens_for(OrmSession, "before_flush")
+def _events_in_commit_order(session: OrmSession, _context: Any, _instances: Any) -> None:
+    if not session.info.get("emitted") or session.info.get(_ORDER_LOCKED):
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_ORDER_LOCK})
+    session.info[_ORDER_LOCKED] = True
+
+
+@sa_event.listens_for(OrmSession, "after_transaction_end")
+def _order_lock_released(session: OrmSession, transaction: Any) -> None:
+    """The lock ends with the transaction (commit, rollback or close); a savepoint
+    rolled back may have released it too, so after a savepoint the next flush with
+    events asks again (PostgreSQL counts a lock taken twice; it ends with the
+    transaction).  A flush's own inner transaction changes nothing."""
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_ORDER_LOCKED, None)
 
 
 @sa_event.listens_for(OrmSession, "after_commit")
@@ -496,6 +526,11 @@ def prune_events(session: Session, *, keep_days: int) -> int:
         delete(Event).where(col(Event.at) < cutoff))
     session.commit()
     return result.rowcount or 0
+
+
+def newest_event_id(session: Session) -> int:
+    """The last event committed (0: none): where "from now" starts."""
+    return session.exec(select(Event.id).order_by(col(Event.id).desc()).limit(1)).first() or 0
 
 
 def oldest_event_id(session: Session) -> int:

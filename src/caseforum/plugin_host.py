@@ -27,6 +27,8 @@ from caseforum import PROJECT, __version__, errors, hookspecs
 from caseforum.sources import GuardedSource, SourceHealth, contract_problem
 
 log = logging.getLogger(__name__)
+#: the event an administrator's plugin switch emits (web/admin.py), read by every process
+PLUGIN_SWITCHED = "plugin.switched"
 SECRET_WORDS = re.compile(r"secret|password|token|key", re.IGNORECASE)
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -225,6 +227,20 @@ class PluginHost:
             self.pm.unregister(name=name)
             record.state = "disabled"
         return record
+
+    def follow_switch(self, event: Any) -> None:
+        """Apply a switch an administrator made through another worker or host (its
+        :data:`PLUGIN_SWITCHED` event, which every process's live hub reads): the
+        switch is in force everywhere within a wake-up, without a restart."""
+        if event.kind != PLUGIN_SWITCHED:
+            return
+        name, enabled = event.payload.get("name"), bool(event.payload.get("enabled"))
+        record = self.records.get(name) if isinstance(name, str) else None
+        if record is None or record.state == "failed" or self.is_enabled(name) == enabled:
+            return
+        self.set_enabled(name, enabled)
+        log.info("plugin %s switched %s elsewhere: switched here too", name,
+                 "on" if enabled else "off")
 
     def config(self, name: str) -> dict[str, Any]:
         record = self.records.get(name)

@@ -6,17 +6,23 @@ import ast
 import contextlib
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from caseforum import errors
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -46,27 +52,108 @@ def upgrade(engine: Engine, extra_locations: Iterable[Path | str] = (), *,
     (:func:`create_empty`, which calls ``load_models`` first: the plugins' tables,
     ``PluginHost.models``), when the migrations allow it."""
     extra = [str(p) for p in extra_locations]
-    if create_if_empty and create_empty(engine, extra, load_models):
-        if stamp is not None:
-            with contextlib.suppress(OSError):
-                stamp.write_text(json.dumps(_state(engine, extra)))
-        return
-    seen = _state(engine, extra) if stamp is not None else None
-    if stamp is not None and seen is not None:
-        try:
-            if json.loads(stamp.read_text()) == seen:
-                return
-        except (OSError, ValueError):
-            pass
-    from alembic import command
+    if stamp is not None and _stamped(engine, extra, stamp):
+        return  # nothing changed since this host last checked: no lock, no Alembic
+    with upgrade_lock(engine):  # another host may be upgrading the same database now
+        if create_if_empty and create_empty(engine, extra, load_models):
+            _write_stamp(engine, extra, stamp)
+            return
+        from alembic import command
 
-    cfg = alembic_config(extra)
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "heads")
+        cfg = alembic_config(extra)
+        newer = _unknown_revisions(engine, cfg)
+        if newer:
+            # a rolling upgrade: a newer version on another host migrated already (expand
+            # migrations keep the schema usable by this one); nothing to do here
+            log.warning("the database schema is newer than this version of CaseForum "
+                        "(revisions %s are not installed here): using it as it is; "
+                        "install the new version on this host too", ", ".join(newer))
+            return
+        with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                # a migration that cannot have its table at once gives up instead of
+                # queueing every request behind its lock (docs/deploy.md, upgrades)
+                connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+            cfg.attributes["connection"] = connection
+            try:
+                command.upgrade(cfg, "heads")
+            except OperationalError as exc:
+                if "lock timeout" not in str(exc):
+                    raise
+                raise errors.Unavailable(
+                    f"a migration waited {DDL_LOCK_TIMEOUT} for a table that running "
+                    "requests hold and gave up (nothing was changed): run the command "
+                    "again, when the instance is quieter") from None
+        _write_stamp(engine, extra, stamp)
+
+
+#: an arbitrary key of PostgreSQL's advisory locks ("cf_schem"), held by whoever upgrades
+UPGRADE_LOCK = 0x63665F736368656D
+#: how long a second host waits for another's upgrade before it gives up
+UPGRADE_WAIT_SECONDS = 900.0
+#: how long one migration step may wait for a table lock (PostgreSQL ``lock_timeout``)
+DDL_LOCK_TIMEOUT = "15s"
+
+
+@contextlib.contextmanager
+def upgrade_lock(engine: Engine, wait: float | None = None) -> Iterator[None]:
+    """One schema upgrade at a time per database: hosts started together, or
+    ``caseforum init`` run while a host starts, would otherwise create the same tables
+    or run the same migration twice at once.  On PostgreSQL a session advisory lock on
+    a connection of its own (released if the process dies); SQLite's write lock does
+    this there.  A waiter says once that it waits, and gives up after ``wait`` seconds
+    with an error that says why."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    limit = UPGRADE_WAIT_SECONDS if wait is None else wait
+    deadline = time.monotonic() + limit
+    with engine.connect() as connection:
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        told = False
+        while not connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                     {"key": UPGRADE_LOCK}).scalar():
+            if not told:
+                log.warning("another process is upgrading the database schema: waiting "
+                            "for it (at most %.0f s)", limit)
+                told = True
+            if time.monotonic() > deadline:
+                raise errors.Unavailable(
+                    f"another process has been upgrading the database schema for over "
+                    f"{limit:.0f} s; wait for it to finish (or stop it), then try again")
+            time.sleep(0.25)
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": UPGRADE_LOCK})
+
+
+def _stamped(engine: Engine, extra: list[str], stamp: Path) -> bool:
+    """Whether ``stamp`` records the migration files and revisions there are now."""
+    try:
+        return bool(json.loads(stamp.read_text()) == _state(engine, extra))
+    except (OSError, ValueError):
+        return False
+
+
+def _write_stamp(engine: Engine, extra: list[str], stamp: Path | None) -> None:
     if stamp is not None:
         with contextlib.suppress(OSError):  # a read-only data folder: check every time
             stamp.write_text(json.dumps(_state(engine, extra)))
+
+
+def _unknown_revisions(engine: Engine, cfg: Config) -> list[str]:
+    """Revisions in the database that no installed migration names (a newer version
+    upgraded it)."""
+    from alembic.script import ScriptDirectory
+
+    if not inspect(engine).has_table("alembic_version"):
+        return []
+    with engine.connect() as connection:
+        revisions = [row[0] for row in connection.execute(
+            text("SELECT version_num FROM alembic_version"))]
+    known = {script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()}
+    return sorted(set(revisions) - known)
 
 
 #: migration operations whose effect the models describe (anything else: run Alembic)

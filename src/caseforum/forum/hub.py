@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,11 +151,16 @@ def _concerns(revocation: Event, sub: Subscriber) -> bool:
 
 
 class Hub:
-    def __init__(self, engine: Engine, broker: LocalBroker, host: Any, env: Environment) -> None:
+    def __init__(self, engine: Engine, broker: LocalBroker, host: Any, env: Environment,
+                 followers: Sequence[Callable[[Event], None]] = ()) -> None:
         self.engine = engine
         self.broker = broker
         self.host = host
         self.env = env
+        #: called with every event, in every process: what each worker and host keeps
+        #: in memory and must change when any of them changes it (plugin switches,
+        #: the identity cache); this hub is the one reader of the log every process has
+        self.followers = list(followers)
         self.subscribers: set[Subscriber] = set()
         self.last_id = 0  # every event up to here is handled
         #: the newest event whose watchers have been chosen: a socket that joins now
@@ -296,6 +301,7 @@ class Hub:
                 batch, more = await anyio.to_thread.run_sync(self._read, self.last_id,
                                                              self._wanted())
             for event, rendered_for, fragments in batch:
+                self._follow(event)
                 if event.kind in REVOKING:
                     self._revocations.append(event)
                     concerned = [s for s in self.subscribers if _concerns(event, s)]
@@ -311,6 +317,13 @@ class Hub:
                 for stale in [k for k in list(self._early) if k <= self.last_id]:
                     self._early.pop(stale, None)
                 return  # that was all: no second trip to the database to learn it
+
+    def _follow(self, event: Event) -> None:
+        for follower in self.followers:
+            try:
+                follower(event)
+            except Exception:
+                log.exception("following event %s (%s) failed", event.id, event.kind)
 
     # rendering in the request that made the change ---------------------------------
 

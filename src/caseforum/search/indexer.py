@@ -12,11 +12,13 @@ index folder copied from elsewhere or deleted by hand knows where it stands.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,7 +91,7 @@ class SearchIndexer(Consumer):
         self.plugin_items = plugin_items  # the plugins' collect_search_items hook
         self.describe = describe  # the app's document types: a document's group
         self._lock = threading.Lock()  # one writer in this process
-        self._warmed = False
+        self._warmed: int | None = None  # the index generation last warmed
 
     def handle(self, session: Session, event: Event) -> None:
         """One event at a time (the generic path): the same work as a batch of one."""
@@ -120,52 +122,91 @@ class SearchIndexer(Consumer):
     def process(self, engine: Engine, broker: Any = None) -> int:
         """Apply every event past the index's cursor, a batch per commit; a missing
         index is rebuilt first.  Returns how many events were read."""
-        from caseforum.search import store
-
-        with self._lock:
-            if not store.exists(self.folder):
-                log.warning("search index missing in %s: rebuilding it", self.folder)
-                rebuild(engine, self.folder, plugin_items=self.plugin_items,
-                        describe=self.describe)
-            ix = store.open_index(self.folder)
-            with open_session(engine) as session:
-                oldest = oldest_event_id(session)
-            if 0 < store.cursor(ix) < oldest - 1:  # the log was pruned past the cursor
-                log.warning("search index cursor %d is older than the event log: rebuilding",
-                            store.cursor(ix))
-                rebuild(engine, self.folder, plugin_items=self.plugin_items,
-                        describe=self.describe)
-                ix = store.open_index(self.folder)
-            done = 0
-            while True:
-                start = store.cursor(ix)
-                with open_session(engine, broker) as session:
-                    events = list(session.exec(select(Event).where(col(Event.id) > start)
-                                               .order_by(col(Event.id)).limit(BATCH)))
-                    if not events:
-                        break
-                    self._apply(session, events, events[-1].id or 0)
-                    cur = _cursor(session, self.name, lock=True)
-                    cur.last_event_id = max(cur.last_event_id, events[-1].id or 0)
-                    session.add(cur)
-                    session.commit()
-                done += len(events)
-                if len(events) < BATCH:
-                    break
-        if done or not self._warmed:
-            self._warm()
+        done = 0
+        with self._lock, _only_writer(self.folder) as mine:
+            if mine:  # else another worker of this host is writing this index now
+                done = self._process(engine, broker)
+        # what another worker wrote is warmed here too, for this process's searchers
+        generation = _generation(self.folder)
+        if (done or generation != self._warmed) and self._warm():
+            self._warmed = generation
         return done
 
-    def _warm(self) -> None:
+    def _process(self, engine: Engine, broker: Any) -> int:
+        from caseforum.search import store
+
+        if not store.exists(self.folder):
+            log.warning("search index missing in %s: rebuilding it", self.folder)
+            rebuild(engine, self.folder, plugin_items=self.plugin_items,
+                    describe=self.describe)
+        ix = store.open_index(self.folder)
+        with open_session(engine) as session:
+            oldest = oldest_event_id(session)
+        if 0 < store.cursor(ix) < oldest - 1:  # the log was pruned past the cursor
+            log.warning("search index cursor %d is older than the event log: rebuilding",
+                        store.cursor(ix))
+            rebuild(engine, self.folder, plugin_items=self.plugin_items,
+                    describe=self.describe)
+            ix = store.open_index(self.folder)
+        done = 0
+        while True:
+            start = store.cursor(ix)
+            with open_session(engine, broker) as session:
+                events = list(session.exec(select(Event).where(col(Event.id) > start)
+                                           .order_by(col(Event.id)).limit(BATCH)))
+                if not events:
+                    break
+                self._apply(session, events, events[-1].id or 0)
+                cur = _cursor(session, self.name, lock=True)
+                cur.last_event_id = max(cur.last_event_id, events[-1].id or 0)
+                session.add(cur)
+                session.commit()
+            done += len(events)
+            if len(events) < BATCH:
+                break
+        return done
+
+    def _warm(self) -> bool:
         """Decode what searches need from the segments just written, here rather
         than in the next searcher's request (a failure only costs that searcher)."""
         from caseforum.search import query
 
         try:
             query.warm(self.folder)
-            self._warmed = True
         except Exception:  # noqa: BLE001  (search answers without it, only slower)
             log.exception("warming the search index in %s failed", self.folder)
+            return False
+        return True
+
+
+def _generation(folder: Path) -> int:
+    """Which commit of the index is the newest (-1: none yet); reads a folder listing."""
+    from whoosh.filedb.filestore import FileStorage
+    from whoosh.index import _DEF_INDEX_NAME, TOC
+
+    if not folder.is_dir():
+        return -1
+    return int(TOC._latest_generation(FileStorage(str(folder)), _DEF_INDEX_NAME))
+
+
+@contextmanager
+def _only_writer(folder: Path) -> Iterator[bool]:
+    """Whether this process may write the index in ``folder`` now.  Every worker of
+    ``caseforum serve --workers N`` runs an indexer on the host's one index, and
+    Whoosh allows one writer: the worker holding this lock file writes, the others
+    pass (the next round of whichever worker comes first takes what arrived since).
+    The lock is the operating system's, so a killed worker leaves none behind."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / (folder.name + ".lock"), "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:

@@ -9,8 +9,10 @@ from sqlmodel import or_, select
 from caseforum import accounts, errors, offices
 from caseforum.authz import SCOPES, can, require
 from caseforum.db import SessionDep
+from caseforum.events import emit
 from caseforum.models import AccountAudit, ApiToken, Office, PluginState, User, utcnow
 from caseforum.models.account import Role
+from caseforum.plugin_host import PLUGIN_SWITCHED
 from caseforum.web.deps import CurrentViewer
 from caseforum.web.params import PathId
 from caseforum.web.templating import render
@@ -61,6 +63,9 @@ def plugin_toggle(
     state.changed_by = viewer.username
     state.changed_at = utcnow()
     session.add(state)
+    # the other workers and hosts switch it too when their live hub reads this
+    emit(session, kind=PLUGIN_SWITCHED, actor_id=viewer.user_id, subject_type="plugin",
+         subject_id=name, payload={"name": name, "enabled": state.enabled})
     session.commit()
     if request.headers.get("hx-request") == "true":
         return render(request, "admin/plugins.html",

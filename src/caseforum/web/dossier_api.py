@@ -14,6 +14,7 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import and_, bindparam, or_
 from sqlalchemy import select as sa_select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from caseforum import errors
@@ -219,6 +220,23 @@ def _remember(session: Session, viewer: Viewer, key: str | None, fingerprint: st
                                       fingerprint=fingerprint, status_code=status, body=body))
 
 
+def _commit_or_replay(session: Session, viewer: Viewer, key: str | None,
+                      fingerprint: str) -> Response | None:
+    """Commit; when the same key's first request committed meanwhile (the client gave
+    up waiting and sent it again, perhaps to another host), answer as that one did
+    instead of failing on the key's unique row: the caller returns what this returns
+    unless it is None.  The work done here is rolled back, so it is stored once."""
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        replay = _replay(session, viewer, key, fingerprint) if key else None
+        if replay is None:
+            raise
+        return replay
+    return None
+
+
 def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -242,7 +260,8 @@ def put_dossier(request: Request, session: SessionDep, viewer: CurrentViewer, da
     body = dossier_body(request, session, access, app, access.family(app))
     status = 201 if created else 200
     _remember(session, viewer, idempotency_key, fingerprint, status, body)
-    session.commit()
+    if (replay := _commit_or_replay(session, viewer, idempotency_key, fingerprint)):
+        return replay
     return JSONResponse(body, status_code=status)
 
 
@@ -316,7 +335,8 @@ def post_citation(session: SessionDep, viewer: CurrentViewer, office: str, numbe
     citation = service.add_citation(session, app=app, data=data, actor_id=viewer.user_id)
     body = citation_out(citation).model_dump(mode="json")
     _remember(session, viewer, idempotency_key, fingerprint, 201, body)
-    session.commit()
+    if (replay := _commit_or_replay(session, viewer, idempotency_key, fingerprint)):
+        return replay
     return JSONResponse(body, status_code=201)
 
 
@@ -364,7 +384,10 @@ def post_document(
             actor_id=viewer.user_id, access=access)
         body = document_out(request, access, doc, app).model_dump(mode="json")
         _remember(session, viewer, idempotency_key, fingerprint, 201, body)
-        session.commit()
+        # a replay leaves the file: it may be the first request's too (the sweeper
+        # removes it if nothing refers to it)
+        if (replay := _commit_or_replay(session, viewer, idempotency_key, fingerprint)):
+            return replay
     except DossierError:  # nothing new stays: the row is rolled back, the file discarded
         session.rollback()
         if stored is not None:

@@ -6,7 +6,8 @@ viewer who may not see a thread is refused before anything is sent.  It also
 settles the language and zone the socket's fragments are rendered in, as a page
 of the same browser would (``web/locale.py``).  It costs
 one worker-thread hop and two queries (credential with user and office, then
-the thread), so many sockets connect cheaply.
+the thread), so many sockets connect cheaply; a socket without ``after`` (not a
+page's: those always say where they were rendered) adds a third, for the newest event.
 
 A credential that is presented but not good (unknown, revoked, expired,
 malformed, the user disabled) is answered with close code 4401 and a reason;
@@ -24,6 +25,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from caseforum.authz import Viewer, can
 from caseforum.db import open_session
+from caseforum.events import newest_event_id
 from caseforum.forum.access import thread_targets
 from caseforum.forum.hub import Subscriber, TooOld
 from caseforum.forum.live_auth import (
@@ -61,11 +63,14 @@ class _NoCredential(Exception):
     """Neither a token nor a session cookie: not logged in."""
 
 
-def _credential(ws: WebSocket, thread_id: int | None
-                ) -> tuple[Credential, Viewer, bool]:
+def _credential(ws: WebSocket, thread_id: int | None, from_now: bool = False
+                ) -> tuple[Credential, Viewer, bool, int | None]:
     """Who is calling and whether they may watch ``thread_id`` (sync: one worker
     thread, one session, two queries).  Raises :class:`Rejected` for a credential
-    that is not good and :class:`_NoCredential` when none was presented."""
+    that is not good and :class:`_NoCredential` when none was presented.  With
+    ``from_now`` (no ``after`` given) also the newest event id, a third query: this
+    host's hub may not have read an event another host committed a moment ago, and
+    "from now" must not start before it."""
     state = ws.app.state
     auth = ws.headers.get("authorization", "")
     with open_session(state.engine) as session:
@@ -88,7 +93,8 @@ def _credential(ws: WebSocket, thread_id: int | None
         allowed = True
         if thread_id is not None and can(viewer, "forum.view"):
             allowed = may_watch(viewer, thread_targets(session, [thread_id]).get(thread_id))
-        return credential, viewer, allowed
+        newest = newest_event_id(session) if from_now else None
+        return credential, viewer, allowed, newest
 
 
 async def _serve(ws: WebSocket, topics: set[str], after: int | None,
@@ -101,8 +107,8 @@ async def _serve(ws: WebSocket, topics: set[str], after: int | None,
     hub = app.state.hub
     checked_after = hub.now_id  # revocations after this may postdate the check below
     try:
-        credential, viewer, allowed = await anyio.to_thread.run_sync(
-            _credential, ws, thread_id)
+        credential, viewer, allowed, newest = await anyio.to_thread.run_sync(
+            _credential, ws, thread_id, after is None)
     except _NoCredential:
         await ws.close(code=CLOSE_FORBIDDEN, reason="log in first")
         return
@@ -122,7 +128,7 @@ async def _serve(ws: WebSocket, topics: set[str], after: int | None,
     topics = topics | {f"user:{viewer.user_id}"}
     await ws.accept()
     if after is None:
-        after = hub.now_id
+        after = max(hub.now_id, newest or 0)
     sub = Subscriber(viewer=viewer, topics=topics, send=ws.send_text, credential=credential,
                      thread_id=thread_id, checked_after=checked_after)
     writer = reader = None
