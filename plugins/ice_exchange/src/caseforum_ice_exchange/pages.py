@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from caseforum.authz import Viewer, can, require
 from caseforum.db import SessionDep
 from caseforum.forum import notify
+from caseforum.i18n import CMsg, Msg
 from caseforum.models import Office, User
 from caseforum.web.deps import CurrentUser, CurrentViewer
 from caseforum.web.templating import render
@@ -30,8 +31,8 @@ from .views import audit_label
 
 router = APIRouter(prefix="/ice", tags=["ice pages"], include_in_schema=False)
 
-TABS = (("waiting", "Waiting for my office"), ("open", "Open"), ("closed", "Closed"),
-        ("all", "All"))
+TABS = (("waiting", Msg("Waiting for my office")), ("open", CMsg("exchanges", "Open")),
+        ("closed", CMsg("exchanges", "Closed")), ("all", CMsg("exchanges", "All")))
 DONE_MESSAGES = {
     "request": "Request sent.",
     "assign": "Assignment saved.",
