@@ -225,7 +225,6 @@ def _set_state(engine: Any, ids: list[int], state: str, *, sent: bool,
 
 #: what a mail says around its notifications (in the recipient's language)
 HELLO = N_("Hello %(name)s,")
-MANY, MANY_PLURAL = N_("%(num)d new notification"), N_("%(num)d new notifications")
 WHY_TEXT = N_("You get this because of your CaseForum settings: %(settings)s")
 STOP_TEXT = N_("Stop these e-mails: %(stop)s")
 WHY_HTML = N_('You get this because of your <a href="%(settings)s">CaseForum settings</a>. '
@@ -263,7 +262,7 @@ def compose(host: Any, user: User, notes: list[Notification], delivery_id: int) 
 
     texts = [i18n.translate(notices.as_message(n.text), locale) for n in notes]
     subject = "[CaseForum] " + (texts[0] if len(notes) == 1 else i18n.translate(
-        NMsg(MANY, MANY_PLURAL, len(notes)), locale))
+        NMsg("%(num)d new notification", "%(num)d new notifications", len(notes)), locale))
     lines = [f"- {shown}\n  {base}{n.link}" for shown, n in zip(texts, notes, strict=True)]
     text = (say(HELLO, name=user.label) + "\n\n" + "\n".join(lines) + "\n\n-- \n"
             + say(WHY_TEXT, settings=f"{base}/settings") + "\n"
