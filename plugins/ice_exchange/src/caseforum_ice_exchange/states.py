@@ -44,7 +44,7 @@ class Step:
     target: str | None  # None: the status stays
     needs_files: bool = False
     needs_note: bool = False
-    help: str = ""
+    help: str = ""  # a sentence the page shows under the step's button
 
 
 def _s(*names: str) -> frozenset[str]:
@@ -53,24 +53,24 @@ def _s(*names: str) -> frozenset[str]:
 
 STEPS: dict[str, Step] = {s.kind: s for s in (
     Step("request", Msg("Request"), {"recipient": _s()}, "requested",
-         help="open the exchange (sent once, when the request is made)"),
+         help=Msg("Open the exchange (sent once, when the request is made).")),
     Step("accept", Msg("Accept"), {"donor": _s("requested")}, "accepted",
-         help="take on the work"),
+         help=Msg("Take on the work.")),
     Step("decline", Msg("Decline"), {"donor": _s("requested")}, "declined", needs_note=True,
-         help="refuse the request; say why"),
+         help=Msg("Refuse the request; say why.")),
     Step("start", Msg("Start work"), {"donor": _s("accepted")}, "in_progress",
-         help="tell the recipient office that an examiner is working on it"),
+         help=Msg("Tell the recipient office that an examiner is working on it.")),
     Step("report", Msg("Send report"), {"donor": _s("accepted", "in_progress", "report_delivered")},
          "report_delivered", needs_files=True,
-         help="deliver the search or examination report and any documents"),
+         help=Msg("Deliver the search or examination report and any documents.")),
     Step("documents", Msg("Send documents"),
          {"recipient": OPEN_STATUSES, "donor": OPEN_STATUSES}, None, needs_files=True,
-         help="add documents without changing the state"),
+         help=Msg("Add documents without changing the state.")),
     Step("acknowledge", Msg("Acknowledge report"), {"recipient": _s("report_delivered")},
-         "acknowledged", help="confirm that the report arrived and was read"),
+         "acknowledged", help=Msg("Confirm that the report arrived and was read.")),
     Step("close", Msg("Close"),
          {"recipient": OPEN_STATUSES | {"declined"}, "donor": _s("acknowledged", "declined")},
-         "closed", help="end the exchange; nothing can be sent afterwards"),
+         "closed", help=Msg("End the exchange; nothing can be sent afterwards.")),
 )}
 ACTION_KINDS = tuple(k for k in STEPS if k != "request")
 
