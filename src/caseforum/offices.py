@@ -143,7 +143,8 @@ def set_public_access(session: Session, office: Office, *, on: bool, by: str,
 def set_time_zone(session: Session, office: Office, zone: str, *,
                   actor_id: int | None = None) -> None:
     """Give ``office`` the IANA time zone its users' pages show times in (empty: the
-    instance default); the caller has checked the name.  In the account history."""
+    instance default); the caller has checked the name.  Told to the event log as the
+    other changes of an office are."""
     office.time_zone = zone
     session.add(office)
     emit(session, kind="office.changed", actor_id=actor_id, office_code=office.code,
