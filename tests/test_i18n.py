@@ -682,8 +682,8 @@ def test_commands_answer_in_the_terminal_s_language(data_dir: Path,
     monkeypatch.setenv("CASEFORUM_DATA_DIR", str(data_dir))
     monkeypatch.setenv("CASEFORUM_SECRET_KEY", "c" * 32)
     runner = CliRunner()
-    made = runner.invoke(cli, ["users", "create", "jp.reader", "--office", "JP", "--role", "examiner"],
-                         env={"LANG": "ja_JP.UTF-8"})
+    made = runner.invoke(cli, ["users", "create", "jp.reader", "--office", "JP",
+                               "--role", "examiner"], env={"LANG": "ja_JP.UTF-8"})
     assert made.exit_code == 0, made.output
     assert made.output.strip() == "jp.reader を作成しました（JP、examiner）"
     unknown = runner.invoke(cli, ["users", "disable", "nobody"], env={"LANG": "ko_KR.UTF-8"})
