@@ -127,14 +127,9 @@ ROOT = Path(__file__).resolve().parent.parent
 #: the plugins that carry catalogues of their own: (babel.cfg, package folder, domain)
 PLUGIN_CATALOGUES = [(cfg, pkg, pkg.name) for cfg in sorted(ROOT.glob("plugins/*/babel.cfg"))
                      for pkg in sorted(cfg.parent.glob("src/*/")) if (pkg / "locale").is_dir()]
-#: the cards and embeds in posts, which another change translates with the live
-#: fragments they are pushed in (issue 14, item 3)
-NOT_YET = frozenset({"partials/dossier_card.html", "partials/embed_none.html",
-                     "partials/family_citations.html", "partials/new_document.html"})
 #: every template of the core and of the plugins with catalogues, by a readable name
 TRANSLATED = {
-    **{str(p.relative_to(TEMPLATES)): p for p in sorted(TEMPLATES.rglob("*.html"))
-       if str(p.relative_to(TEMPLATES)) not in NOT_YET},
+    **{str(p.relative_to(TEMPLATES)): p for p in sorted(TEMPLATES.rglob("*.html"))},
     **{f"{domain}:{p.relative_to(pkg / 'templates')}": p for _cfg, pkg, domain in
        PLUGIN_CATALOGUES for p in sorted((pkg / "templates").rglob("*.html"))},
 }

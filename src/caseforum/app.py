@@ -128,7 +128,8 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
                              wanted=plugins.listens_to_events),
         Notifier(engine, plugins.notification_channels,
                  group_of=lambda code: group_of(doc_types, code), host=channel_host),
-        BotRunner(engine, plugins.bots, broker=broker, patterns=plugins.reference_patterns),
+        BotRunner(engine, plugins.bots, broker=broker, patterns=plugins.reference_patterns,
+                  default_language=settings.default_locale),
         SearchIndexer(search_dir, plugins.search_items, doc_types.describe),
     ]
     runner = ConsumerRunner(engine, broker, consumers, keep_days=settings.event_retention_days)

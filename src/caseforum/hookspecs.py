@@ -72,7 +72,11 @@ def render_reference(reference: Any, viewer: Any) -> str | None:
     ``None`` to leave it to the next plugin (the first non-None answer wins).
     With ``reference.compact`` set (the dossier was carded earlier in the
     thread), return a one-line reference instead.  Called at most once per
-    dossier, form (card or compact) and page, after ``prepare_references``."""
+    dossier, form (card or compact) and page, after ``prepare_references``.
+    The card is read in the reader's language and zone: render templates from
+    ``reference.env`` (compiled for that language) and show times with the
+    ``isotime``/``isodate`` filters (the reader's locale is current while the
+    hook runs)."""
 
 
 @hookspec

@@ -3,7 +3,8 @@
 Pages speak the reader's language and show times in the reader's zone: :func:`render`
 picks the environment compiled for the reader's language and makes the reader's
 locale current while it renders (``web/template_i18n.py``); a render outside a page
-(the live fragments) gets the app environment's default locale.
+with no locale of its own gets the app environment's default locale (the live hub
+brings each watcher's, ``forum/live.py``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from jinja2_fragments import render_block
+from sqlmodel import Session
 
 from caseforum import __version__, i18n
-from caseforum.authz import can
+from caseforum.authz import Viewer, can
 from caseforum.db import open_session
 from caseforum.forum import inbox, notices
 from caseforum.forum.access import post_target
+from caseforum.forum.view import Renderer
 from caseforum.offices import OFFICE_ZONES
 from caseforum.web import template_i18n
 from caseforum.web.locale import request_locale
@@ -34,7 +37,8 @@ CORE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 def make_environment(extra_dirs: list[Path], *, default_locale: str = i18n.DEFAULT_LANGUAGE,
                      default_time_zone: str = i18n.UTC_ZONE) -> Environment:
     """The one template environment of an app.  ``default_locale`` and
-    ``default_time_zone`` are what a render outside a page (a live fragment) uses."""
+    ``default_time_zone`` are what a render outside a page uses when it brings no
+    locale of its own."""
     env = Environment(
         loader=ChoiceLoader([FileSystemLoader(str(d)) for d in [CORE_TEMPLATES, *extra_dirs]]),
         autoescape=select_autoescape(default=True),
@@ -64,6 +68,14 @@ def make_environment(extra_dirs: list[Path], *, default_locale: str = i18n.DEFAU
     #: a stored notification's text in the reader's language (``forum/notices.py``)
     env.filters["notice"] = lambda text: i18n.translate(notices.as_message(text), locale())
     return env
+
+
+def page_renderer(request: Request, session: Session, viewer: Viewer) -> Renderer:
+    """Posts as ``viewer`` sees them on a page, their dossier cards and bot blocks in
+    the reader's language and zone."""
+    state = request.app.state
+    return Renderer(session, viewer, state.plugins, state.templates,
+                    locale=request_locale(request))
 
 
 def unread_notifications(request: Request) -> int:
