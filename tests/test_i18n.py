@@ -621,7 +621,7 @@ def test_a_chinese_examiner_reads_document_types_in_chinese(as_user: Any, db: An
     assert "Search report" not in _visible_text(dossier)
     # the original of a translated document: the label inside its own message
     assert i18n.translate(describe("JP", "A131-JP").label,
-                          i18n.PageLocale.of("zh-Hans")) == "驳回理由通知书（原文）"
+                          i18n.PageLocale.of("zh-Hans")) == "审查意见通知书（原文）"
     assert describe("JP", "A131-JP").label == "Notice of reasons for refusal (original language)"
     # machines still get the English label
     from tests.dossier_helpers import token_for
