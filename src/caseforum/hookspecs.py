@@ -155,6 +155,16 @@ def collect_search_items(session: Any, events: list[Any] | None) -> list[dict[st
     ``{"id": ..., "gone": True}`` to take an item out."""
 
 
+@hookspec
+def register_storage_backends() -> list[Any]:
+    """Return storage backend factories: objects with ``name`` (the value of the
+    ``[storage] backend`` setting that picks it) and ``open(settings)``, which returns
+    a :class:`caseforum.storage_backends.StorageBackend` (content-addressed ``put``,
+    streamed ``iter_bytes``, ``discard``, sweeping, blobs for ICE parcels, ``check``
+    for ``/readyz`` and ``prepare`` for ``caseforum init``).  The first factory of the
+    configured name is used; the built-in ``object_storage`` plugin registers ``local``
+    and ``s3``."""
+
 
 @hookspec
 def register_translations() -> list[Catalogue]:

@@ -22,6 +22,7 @@ from sqlmodel import Session
 from caseforum import __version__, i18n
 from caseforum.authz import Viewer, can
 from caseforum.db import open_session
+from caseforum.dossiers.languages import language_name
 from caseforum.forum import inbox, notices
 from caseforum.forum.access import post_target
 from caseforum.forum.view import Renderer
@@ -58,6 +59,7 @@ def make_environment(extra_dirs: list[Path], *, default_locale: str = i18n.DEFAU
     env.globals["version"] = __version__
     env.globals["post_target"] = post_target
     env.globals["can"] = can
+    env.globals["language_name"] = language_name  # a document's language, for | tr
     env.globals["languages"] = list(i18n.LANGUAGES.values())
     env.globals["default_time_zone"] = default_time_zone
     env.globals["time_zones"] = sorted({*i18n.COMMON_ZONES, *OFFICE_ZONES.values()})
