@@ -19,7 +19,13 @@ OPD_PORT ?= 8765
 # to .mo by `make setup` (the .mo files are not kept in git)
 LOCALES := src/caseforum/locale
 CATALOGUES := $(wildcard $(LOCALES)/*/LC_MESSAGES/messages.po)
-COMPILED := $(CATALOGUES:.po=.mo)
+# plugins with catalogues of their own: plugins/<name>/babel.cfg, the catalogues in the
+# package's locale folder, the package's name as their domain (register_translations)
+PLUGIN_I18N := $(wildcard plugins/*/babel.cfg)
+PLUGIN_CATALOGUES := $(wildcard plugins/*/src/*/locale/*/LC_MESSAGES/*.po)
+COMPILED := $(CATALOGUES:.po=.mo) $(PLUGIN_CATALOGUES:.po=.mo)
+LANGUAGE_DIRS := $(notdir $(patsubst %/LC_MESSAGES/messages.po,%,$(CATALOGUES)))
+KEYWORDS := -k Msg -k NMsg:1,2 -k CMsg:1c,2
 
 # beside the app, the One Portal Dossier reference server (recorded Global Dossier
 # answers): type US 16/123,456 in the number box to see an OPD family arrive
@@ -58,15 +64,32 @@ catalogues: $(COMPILED)
 $(LOCALES)/%/LC_MESSAGES/messages.mo: $(LOCALES)/%/LC_MESSAGES/messages.po $(BIN)/.installed
 	$(BIN)/pybabel -q compile -i $< -o $@
 
+plugins/%.mo: plugins/%.po $(BIN)/.installed
+	$(BIN)/pybabel -q compile -i $< -o $@
+
 # after changing interface text: extract every marked message into messages.pot and
 # bring each language's catalogue up to date (then translate what is new; a test
 # fails while a catalogue lacks a translation). A new language: pybabel init -l xx
 i18n: $(BIN)/.installed
-	$(BIN)/pybabel -q extract -F babel.cfg -k Msg -k NMsg:1,2 -k CMsg:1c,2 -c TRANSLATORS: --add-location=file --sort-by-file \
+	$(BIN)/pybabel -q extract -F babel.cfg $(KEYWORDS) -c TRANSLATORS: --add-location=file --sort-by-file \
 	  --project=CaseForum --copyright-holder="CaseForum contributors" \
 	  -o $(LOCALES)/messages.pot src/caseforum
 	$(BIN)/pybabel -q update -i $(LOCALES)/messages.pot -d $(LOCALES) --no-fuzzy-matching \
 	  --ignore-obsolete
+	@for cfg in $(PLUGIN_I18N); do \
+	  pkg=$$(dirname $$(ls -d $$(dirname $$cfg)/src/*/__init__.py)); domain=$$(basename $$pkg); \
+	  echo "==> $$domain"; mkdir -p $$pkg/locale; \
+	  $(BIN)/pybabel -q extract -F $$cfg $(KEYWORDS) -c TRANSLATORS: --add-location=file \
+	    --sort-by-file --project=$$domain -o $$pkg/locale/$$domain.pot $$pkg || exit 1; \
+	  for lang in $(LANGUAGE_DIRS); do \
+	    if [ -f $$pkg/locale/$$lang/LC_MESSAGES/$$domain.po ]; then \
+	      $(BIN)/pybabel -q update -D $$domain -i $$pkg/locale/$$domain.pot -d $$pkg/locale -l $$lang \
+	        --no-fuzzy-matching --ignore-obsolete || exit 1; \
+	    else \
+	      $(BIN)/pybabel -q init -D $$domain -i $$pkg/locale/$$domain.pot -d $$pkg/locale -l $$lang || exit 1; \
+	    fi; \
+	  done; \
+	done
 	$(MAKE) catalogues
 
 ASSETS := $(VENDOR)/htmx.min.js $(VENDOR)/ws.js $(VENDOR)/swagger-ui-bundle.js $(VENDOR)/swagger-ui.css \

@@ -44,11 +44,14 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         if key.startswith("CASEFORUM_") and not key.startswith("CASEFORUM_TEST_") \
                 and key not in ("CASEFORUM_REQUIRE_SERVICES", HASH_PROFILE):
             monkeypatch.delenv(key)
+    for key in ("LC_ALL", "LC_MESSAGES", "LANG"):  # the command line's language
+        monkeypatch.delenv(key, raising=False)
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never pick up the developer's own CASEFORUM_* settings."""
+    """Tests never pick up the developer's own CASEFORUM_* settings, nor the language
+    of their terminal."""
     _clean_env(monkeypatch)
 
 

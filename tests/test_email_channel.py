@@ -267,3 +267,34 @@ def test_a_mention_by_mail_keeps_its_quotes_and_accents(app, client, db, mail) -
     assert "Hello Examiner Kím," in text_of(message)
     assert "<p>Hello Examiner Kím,</p>" in text_of(message, "html")
     assert not message.defects
+
+
+def test_mail_is_in_the_recipient_s_language(app, client, db, mail) -> None:
+    """Subject and body in the language the recipient chose (settings or switcher);
+    who chose none gets the instance default, English here."""
+    from email.header import decode_header, make_header
+
+    inbox, _ = mail
+    csrf = login(client, "cn.examiner")
+    client.post("/settings", data={"csrf_token": csrf, "email": "li@cnipa.test",
+                                   "email_digest": "immediate"})
+    client.post("/settings/locale", data={"csrf_token": csrf, "language": "zh-Hans"})
+    follow_family(client, db, "cn.examiner")
+    set_email(db, "kr.examiner", "kim@kipo.test")
+    follow_family(client, db, "kr.examiner")
+    jp_upload(client, db)
+    jp_upload(client, db, code="CTNF")
+    notify_now(app)
+    send_now(app, "email")
+    [chinese] = inbox.to("li@cnipa.test")
+    subject = str(make_header(decode_header(chinese["Subject"])))
+    assert subject == "[CaseForum] 2 条新通知"
+    body = text_of(chinese)
+    assert body.startswith("Examiner Li (CNIPA)，您好：")
+    assert "JP 2019-041872 有新的 SRPT" in body and "JP 2019-041872 有新的 CTNF" in body
+    assert "停止接收这些邮件：http://caseforum.test/unsubscribe/" in body
+    html = text_of(chinese, "html")
+    assert '<html lang="zh-Hans">' in html and "停止接收这些邮件</a>" in html
+    [english] = inbox.to("kim@kipo.test")
+    assert english["Subject"] == "[CaseForum] 2 new notifications"
+    assert "Stop these e-mails: http://caseforum.test/unsubscribe/" in text_of(english)

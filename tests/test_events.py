@@ -61,7 +61,7 @@ def test_account_audit_fills_while_the_app_runs(settings) -> None:
             if "from testclient" in page:
                 break
             time.sleep(0.1)
-        assert "login" in page and "from testclient" in page
+        assert "logged in" in page and "from testclient" in page
 
 
 def test_restart_in_the_middle_loses_and_repeats_nothing(settings, engine) -> None:

@@ -123,17 +123,16 @@ def test_a_bad_default_locale_stops_start_up_with_one_line(data_dir: Path) -> No
 # Every visible string goes through the catalogue ----------------------------------------
 
 TEMPLATES = Path(i18n.__file__).parent / "templates"
-#: the templates translated so far (issue 14); the rest follow screen by screen
-TRANSLATED = sorted({
-    "base.html", "error.html", "home.html", "landing.html", "login.html", "settings.html",
-    *(f"forum/{p.name}" for p in (TEMPLATES / "forum").glob("*.html")),
-    *(f"dossiers/{p.name}" for p in (TEMPLATES / "dossiers").glob("*.html")),
-    "partials/bell.html", "partials/dossier_head.html", "partials/dossier_list.html",
-    "partials/for_you.html", "partials/language_switch.html", "partials/visibility_chip.html",
-    # dossier cards and bots' blocks, drawn in each reader's language (pages and live)
-    "partials/dossier_card.html", "partials/dossier_ref.html", "partials/embed_none.html",
-    "partials/family_citations.html", "partials/new_document.html",
-})
+ROOT = Path(__file__).resolve().parent.parent
+#: the plugins that carry catalogues of their own: (babel.cfg, package folder, domain)
+PLUGIN_CATALOGUES = [(cfg, pkg, pkg.name) for cfg in sorted(ROOT.glob("plugins/*/babel.cfg"))
+                     for pkg in sorted(cfg.parent.glob("src/*/")) if (pkg / "locale").is_dir()]
+#: every template of the core and of the plugins with catalogues, by a readable name
+TRANSLATED = {
+    **{str(p.relative_to(TEMPLATES)): p for p in sorted(TEMPLATES.rglob("*.html"))},
+    **{f"{domain}:{p.relative_to(pkg / 'templates')}": p for _cfg, pkg, domain in
+       PLUGIN_CATALOGUES for p in sorted((pkg / "templates").rglob("*.html"))},
+}
 #: attributes a reader sees or hears
 VISIBLE_ATTRIBUTES = frozenset({"title", "placeholder", "aria-label", "alt", "label"})
 #: words that are the same in every language: the product's name
@@ -197,18 +196,24 @@ def test_the_checker_finds_text_outside_the_translation_functions() -> None:
         '<input placeholder="CN JP KR"><b>{{ x }}</b> · <i>CaseForum</i>') == []
 
 
+def test_every_template_is_checked() -> None:
+    assert len(TRANSLATED) >= 50 and "admin/bots.html" in TRANSLATED
+    assert "caseforum_ice_exchange:ice/exchange.html" in TRANSLATED
+
+
 @pytest.mark.parametrize("name", TRANSLATED)
 def test_translated_templates_show_no_text_outside_the_catalogue(name: str) -> None:
-    assert untranslated_text((TEMPLATES / name).read_text(encoding="utf-8")) == []
+    assert untranslated_text(TRANSLATED[name].read_text(encoding="utf-8")) == []
 
 
-def extracted_messages() -> dict[tuple[str | None, str], Any]:
-    """Every message ``make i18n`` would extract now, by context and msgid."""
+def extracted_messages(root: Path = Path(i18n.__file__).parent,
+                       config: Path = ROOT / "babel.cfg") -> dict[tuple[str | None, str], Any]:
+    """Every message ``make i18n`` would extract now from ``root`` (the core's package,
+    or a plugin's with its ``babel.cfg``), by context and msgid."""
     from babel.messages.extract import extract_from_dir
     from babel.messages.frontend import parse_mapping_cfg
 
-    root = Path(i18n.__file__).parent
-    with open(root.parents[1] / "babel.cfg", encoding="utf-8") as cfg:
+    with open(config, encoding="utf-8") as cfg:
         method_map, options_map = parse_mapping_cfg(cfg)
     keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2),
                 "npgettext": ((1, "c"), 2, 3), "N_": None, "Msg": None, "NMsg": (1, 2),
@@ -220,17 +225,26 @@ def extracted_messages() -> dict[tuple[str | None, str], Any]:
     return found
 
 
-@pytest.mark.parametrize("language", [lang for lang in i18n.LANGUAGES.values()
-                                      if lang.code != i18n.SOURCE_LANGUAGE],
-                         ids=lambda lang: lang.code)
-def test_every_catalogue_translates_every_message(language: i18n.Language) -> None:
+TRANSLATED_LANGUAGES = [lang for lang in i18n.LANGUAGES.values()
+                        if lang.code != i18n.SOURCE_LANGUAGE]
+#: each catalogue: the core's, then each plugin's (folder, domain, what it is made from)
+CATALOGUES = [(i18n.LOCALE_DIR, "messages", Path(i18n.__file__).parent, ROOT / "babel.cfg"),
+              *((pkg / "locale", domain, pkg, cfg) for cfg, pkg, domain in PLUGIN_CATALOGUES)]
+
+
+@pytest.mark.parametrize(("folder", "domain", "root", "config"), CATALOGUES,
+                         ids=lambda value: value if isinstance(value, str) else None)
+@pytest.mark.parametrize("language", TRANSLATED_LANGUAGES, ids=lambda lang: lang.code)
+def test_every_catalogue_translates_every_message(language: i18n.Language, folder: Path,
+                                                  domain: str, root: Path,
+                                                  config: Path) -> None:
     from babel.messages.pofile import read_po
 
-    path = i18n.LOCALE_DIR / language.catalogue / "LC_MESSAGES" / "messages.po"
+    path = folder / language.catalogue / "LC_MESSAGES" / f"{domain}.po"
     with open(path, "rb") as po:
         catalogue = read_po(po)
     lacking = []
-    for (context, msgid), message in extracted_messages().items():
+    for (context, msgid), message in extracted_messages(root, config).items():
         entry = catalogue.get(msgid, context=context)
         strings = entry.string if entry is not None else ""
         strings = strings if isinstance(strings, tuple) else (strings,)
@@ -302,6 +316,37 @@ def test_a_bad_time_zone_is_refused_with_its_name(as_user: Any) -> None:
     assert refused.status_code == 422 and "Mars/Olympus" in refused.text
 
 
+def test_an_office_s_admin_sets_its_time_zone_on_the_offices_page(as_user: Any,
+                                                                 db: Any) -> None:
+    from caseforum.models import Office
+
+    admin, token = as_user("jp.admin")
+    admin.post("/language", data={"language": "ja", "csrf_token": token})
+    saved = admin.post("/admin/offices/JP/time-zone",
+                       data={"time_zone": " Asia/Singapore ", "csrf_token": token})
+    assert saved.status_code == 200 and "JP のタイムゾーンを保存しました" in saved.text
+    assert 'name="time_zone" value="Asia/Singapore"' in saved.text
+    office = db.get(Office, "JP")
+    db.refresh(office)
+    assert office.time_zone == "Asia/Singapore"
+    from tests.forum_helpers import make_category, start_thread
+
+    examiner, examiner_token = as_user("jp.examiner")  # the office's users see times there
+    thread = start_thread(examiner, examiner_token, make_category(db), "Zones", "Here?")
+    (_, _, zone_label), = _post_times(examiner.get(f"/threads/{thread}").text)
+    assert zone_label == "UTC+08"
+    refused = admin.post("/admin/offices/JP/time-zone",
+                         data={"time_zone": "Mars/Olympus", "csrf_token": token})
+    assert refused.status_code == 422 and "Mars/Olympus" in refused.text
+    assert html_lang(refused.text) == "ja"
+    other = admin.post("/admin/offices/KR/time-zone",
+                       data={"time_zone": "Asia/Tokyo", "csrf_token": token})
+    assert other.status_code == 403  # another office's: the platform admin's to decide
+    admin.post("/admin/offices/JP/time-zone", data={"time_zone": "", "csrf_token": token})
+    db.refresh(office)
+    assert office.time_zone == ""  # the instance default again
+
+
 # Every translated page in every language ---------------------------------------------------
 
 
@@ -327,16 +372,22 @@ def _core_pages(db: Any, browser: TestClient, token: str) -> list[str]:
         f"/posts/{post_id}/edit", f"/posts/{post_id}/revisions", "/dossiers",
         "/dossiers?q=nothing-like-a-number", "/dossiers-new", dossier, f"{dossier}/timeline",
         f"/documents/{docs[0].id}", f"/compare?doc={docs[0].id}&doc={docs[1].id}",
-        "/threads/999999",
+        "/threads/999999", "/search?q=argyrodite", "/search?q=SRPT&kind=document&page=1",
+        "/search?q=ipc:", "/notifications", "/subscriptions", "/stats", "/admin",
+        "/admin/plugins", "/admin/offices", "/admin/users", "/admin/audit",
+        "/admin/deliveries",
     ]
 
 
 def _catalogue_phrases(code: str) -> list[str]:
-    """English phrases (three words or more) of the catalogue that the language
-    translates differently: none of them may be left on a page in that language."""
+    """English phrases (three words or more) of the catalogues (the core's and the
+    plugins') that the language translates differently: none of them may be left on a
+    page in that language."""
     translations = i18n.translations(code)
     phrases = []
-    for (context, msgid), _message in extracted_messages().items():
+    messages = {key: message for _folder, _domain, root, config in CATALOGUES
+                for key, message in extracted_messages(root, config).items()}
+    for (context, msgid), _message in messages.items():
         if "%" in msgid or "<" in msgid or len(msgid.split()) < 3:
             continue
         shown = (translations.pgettext(context, msgid) if context
@@ -347,28 +398,75 @@ def _catalogue_phrases(code: str) -> list[str]:
 
 
 def _visible_text(html: str) -> str:
+    """The page's text, less scripts, the search hits' snippets (they quote the
+    documents themselves, which may well say "Examiner's search strategy") and what a
+    page quotes as recorded (``translate="no"``: an ICE audit entry's signed text)."""
     html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    html = re.sub(r'<p class="snippet">.*?</p>', " ", html, flags=re.S)
+    html = re.sub(r'<(\w+)[^>]*\btranslate="no"[^>]*>.*?</\1>', " ", html, flags=re.S)
     text = re.sub(r"<[^>]+>", " ", html)
     from html import unescape
 
     return " ".join(unescape(text).split())
 
 
+def _shows_no_english(page: Any, path: str, code: str, phrases: list[str]) -> None:
+    assert page.status_code in (200, 404), (path, page.status_code)
+    assert html_lang(page.text) == code, path
+    text = _visible_text(page.text)
+    left = [text[max(0, text.index(p) - 60):text.index(p) + len(p) + 20]
+            for p in phrases if p in text]
+    assert left == [], f"{path} in {code} still shows English: {left}"
+
+
 @pytest.mark.parametrize("code", list(i18n.LANGUAGES))
 def test_every_translated_screen_renders_in_every_language(as_user: Any, db: Any,
-                                                          code: str) -> None:
+                                                          app: Any, code: str) -> None:
+    from caseforum.subscriptions import unsubscribe_token
+
     browser, token = as_user("jp.admin")  # an office admin: every screen is open to them
     switched = browser.post("/language", data={"language": code, "csrf_token": token},
                             follow_redirects=False)
     assert switched.status_code == 303
     phrases = _catalogue_phrases(code)
-    for path in _core_pages(db, browser, token):
-        page = browser.get(path)
-        assert page.status_code in (200, 404), (path, page.status_code)
-        assert html_lang(page.text) == code, path
-        text = _visible_text(page.text)
-        left = [phrase for phrase in phrases if phrase in text]
-        assert left == [], f"{path} in {code} still shows English: {left}"
+    admin = db.exec(select(User).where(User.username == "jp.admin")).one()
+    stop = f"/unsubscribe/{unsubscribe_token(app.state.settings.secret_key, admin.id)}"
+    for path in [*_core_pages(db, browser, token), stop]:
+        _shows_no_english(browser.get(path), path, code, phrases)
+    made = browser.post(f"/admin/users/{admin.id}/tokens", data={
+        "scopes": "forum", "name": "nightly", "csrf_token": token})
+    _shows_no_english(made, "token created", code, phrases)
+
+
+@pytest.mark.parametrize("code", list(i18n.LANGUAGES))
+def test_every_page_of_the_tour_in_every_language(data_dir: Path, code: str) -> None:
+    """The pages the browser tests tour (the ICE plugin's included, with an exchange to
+    show), each as the user who may see it, and the platform admin's own pages."""
+    from tests.conftest import login
+    from tests.page_tour import _ice_demo, _open_exchange, _stops
+
+    settings = load_settings(data_dir=data_dir, secret_key="s" * 32)
+    _ice_demo(settings)
+    app = create_app(settings)
+    exchange_id = _open_exchange(app)
+    stops = [(stop.user, stop.path) for stop in _stops(app.state.engine, exchange_id)
+             if not stop.path.startswith("/api/")]  # Swagger UI speaks English
+    stops += [("admin", "/admin/availability"), ("admin", "/admin/deliveries"),
+              ("sg.examiner", f"/ice/{exchange_id}"), ("admin", f"/ice/{exchange_id}"),
+              ("admin", "/ice")]
+    phrases = _catalogue_phrases(code)
+    clients: dict[str | None, TestClient] = {}
+    try:
+        for user, path in stops:
+            if user not in clients:
+                clients[user] = client = TestClient(app)
+                client.__enter__()
+                token = login(client, user) if user else csrf_of(client.get("/login").text)
+                client.post("/language", data={"language": code, "csrf_token": token})
+            _shows_no_english(clients[user].get(path), f"{path} ({user})", code, phrases)
+    finally:
+        for client in clients.values():
+            client.__exit__(None, None, None)
 
 
 def test_a_chinese_examiner_reads_chinese_navigation_and_errors(as_user: Any,
@@ -430,3 +528,163 @@ def test_fixed_messages_are_translated_when_compiled_and_the_rest_when_rendered(
     # the app's environment is the default language's: live fragments render there
     assert env.from_string(source).render(x=Thing(), who="<b>").startswith("Reply|Post|")
     assert for_language(env, "xx") is env
+
+
+# Plugins' own catalogues ----------------------------------------------------------------
+
+
+@pytest.fixture
+def no_plugin_catalogues(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The process's merged translations without the installed plugins' catalogues,
+    and as they were again afterwards."""
+    monkeypatch.setattr(i18n, "_plugin_catalogues", ())
+    i18n.translations.cache_clear()
+    i18n._page_locale.cache_clear()
+    yield
+    i18n.translations.cache_clear()
+    i18n._page_locale.cache_clear()
+
+
+def _plugin_catalogue(folder: Path, domain: str, entries: dict[str, str]) -> Path:
+    """A compiled Japanese catalogue of a plugin, as ``make i18n`` leaves it."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.mofile import write_mo
+
+    catalogue = Catalog(locale="ja", domain=domain)
+    for msgid, msgstr in entries.items():
+        catalogue.add(msgid, msgstr)
+    target = folder / "locale" / "ja" / "LC_MESSAGES"
+    target.mkdir(parents=True)
+    with open(target / f"{domain}.mo", "wb") as mo:
+        write_mo(mo, catalogue)
+    return folder / "locale"
+
+
+def test_hook_register_translations_merges_a_plugin_s_catalogue(
+        tmp_path: Path, no_plugin_catalogues: Any) -> None:
+    from caseforum import hookimpl
+    from caseforum.plugin_host import PluginHost
+    from caseforum.web.template_i18n import for_language
+    from caseforum.web.templating import make_environment
+
+    locale = _plugin_catalogue(tmp_path, "caseforum_hello", {
+        "Hello from a plugin": "プラグインからこんにちは",
+        "Reply": "リプライ",  # the core translates it already: the core's stays
+    })
+
+    class Hello:
+        @hookimpl
+        def register_translations(self) -> list[i18n.Catalogue]:
+            return [i18n.Catalogue(locale, "caseforum_hello"),
+                    i18n.Catalogue(tmp_path / "nowhere", "caseforum_hello")]
+
+    host = PluginHost()
+    host.load(use_entry_points=False)
+    host.add(Hello(), name="hello")
+    found = host.translations()
+    assert found == [i18n.Catalogue(locale, "caseforum_hello")]  # no folder: left out
+    assert i18n.translations("ja").gettext("Hello from a plugin") == "Hello from a plugin"
+    i18n.add_catalogues(found)
+    japanese = i18n.translations("ja")
+    assert japanese.gettext("Hello from a plugin") == "プラグインからこんにちは"
+    assert japanese.gettext("Reply") == "返信"
+    # the plugin's templates and marked messages use it as the core's do
+    env = for_language(make_environment([]), "ja")
+    page = '{{ _("Hello from a plugin") }}|{{ _("Reply") }}|{{ label }}'
+    with i18n.using(i18n.PageLocale.of("ja")):
+        shown = env.from_string(page).render(label=i18n.Msg("Hello from a plugin"))
+    assert shown == "プラグインからこんにちは|返信|プラグインからこんにちは"
+    assert i18n.translations("ko").gettext("Hello from a plugin") == "Hello from a plugin"
+
+
+def test_the_ice_plugin_speaks_the_reader_s_language_through_its_catalogue(
+        as_user: Any) -> None:
+    browser, token = as_user("jp.examiner")
+    browser.post("/settings/locale", data={"language": "ko", "csrf_token": token})
+    page = browser.get("/ice")
+    assert html_lang(page.text) == "ko" and "<h1>교환</h1>" in page.text
+    nav = page.text.split('<nav class="sidenav"')[1].split("</nav>")[0]
+    assert ">교환</a>" in nav  # its menu entry, a message of the plugin
+    assert "소속 청 처리 대기" in page.text  # a tab
+
+
+# Messages made in code, shown in the reader's language ------------------------------------
+
+
+def test_a_chinese_examiner_reads_document_types_in_chinese(as_user: Any, db: Any) -> None:
+    from caseforum.doccodes import describe
+
+    browser, token = as_user("cn.examiner")
+    browser.post("/settings/locale", data={"language": "zh-Hans", "csrf_token": token})
+    dossier = browser.get("/dossiers/JP/2019041872").text
+    assert "检索报告" in dossier  # SRPT, "Search report"
+    assert "Search report" not in _visible_text(dossier)
+    # the original of a translated document: the label inside its own message
+    assert i18n.translate(describe("JP", "A131-JP").label,
+                          i18n.PageLocale.of("zh-Hans")) == "审查意见通知书（原文）"
+    assert describe("JP", "A131-JP").label == "Notice of reasons for refusal (original language)"
+    # machines still get the English label
+    from tests.dossier_helpers import token_for
+
+    api = browser.get("/api/v1/dossiers/JP/2019041872",
+                      headers=token_for(db, "cn.examiner", "dossiers:read"))
+    assert "Search report" in api.text and "检索报告" not in api.text
+
+
+def test_notification_texts_are_found_again_and_translated() -> None:
+    from caseforum.forum import notices
+
+    made = i18n.Msg(notices.MENTIONED, who="Examiner Sato (JPO)", title="Argyrodite")
+    stored = str(made)
+    assert stored == "Examiner Sato (JPO) mentioned you in “Argyrodite”"
+    found = notices.as_message(stored)
+    assert isinstance(found, i18n.Msg) and found.params == made.params
+    assert i18n.translate(found, i18n.PageLocale.of("ja")) == (
+        "Examiner Sato (JPO) さんが「Argyrodite」であなたをメンションしました")
+    step = notices.ice_step("in_progress", exchange="2986cf8c", office="JP")
+    assert str(step) == "ICE: work on exchange 2986cf8c started by JP"
+    assert i18n.translate(notices.as_message(str(step)), i18n.PageLocale.of("ko")) == (
+        "ICE: JP이(가) 교환 2986cf8c 작업을 시작했습니다")
+    assert notices.as_message("the dossier bot could not answer") == (
+        "the dossier bot could not answer")  # made elsewhere: shown as stored
+
+
+# The command line ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({"LANG": "ja_JP.UTF-8"}, "ja"),
+    ({"LC_ALL": "ko_KR.UTF-8", "LANG": "ja_JP.UTF-8"}, "ko"),  # LC_ALL first
+    ({"LC_MESSAGES": "zh_CN.UTF-8", "LANG": "en_GB.UTF-8"}, "zh-Hans"),
+    ({"LANG": "zh_TW.UTF-8"}, "en"),  # no Traditional Chinese catalogue: English
+    ({"LANG": "fr_FR.UTF-8"}, "en"),
+    ({"LANG": "C.UTF-8"}, "ja"),  # says no language: the instance default
+    ({}, "ja"),
+])
+def test_the_terminal_s_locale_picks_the_command_line_s_language(
+        environ: dict[str, str], expected: str) -> None:
+    from caseforum.terminal import terminal_language
+
+    assert terminal_language("ja", environ) == expected
+
+
+def test_commands_answer_in_the_terminal_s_language(data_dir: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from caseforum.cli import cli
+
+    monkeypatch.setenv("CASEFORUM_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("CASEFORUM_SECRET_KEY", "c" * 32)
+    runner = CliRunner()
+    made = runner.invoke(cli, ["users", "create", "jp.reader", "--office", "JP",
+                               "--role", "examiner"], env={"LANG": "ja_JP.UTF-8"})
+    assert made.exit_code == 0, made.output
+    assert made.output.strip() == "jp.reader を作成しました（JP、examiner）"
+    unknown = runner.invoke(cli, ["users", "disable", "nobody"], env={"LANG": "ko_KR.UTF-8"})
+    assert unknown.exit_code == 1
+    assert "사용자 'nobody'이(가) 없습니다" in unknown.output
+    # a service's environment names no language: the instance default
+    monkeypatch.setenv("CASEFORUM_DEFAULT_LOCALE", "zh-Hans")
+    again = runner.invoke(cli, ["users", "disable", "jp.reader"], env={"LANG": "C"})
+    assert again.output.strip() == "已停用 jp.reader"

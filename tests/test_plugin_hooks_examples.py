@@ -39,6 +39,7 @@ CALLS = {
     "register_routes": lambda h: h.routes(),
     "extra_nav_items": lambda h: h.nav_items(user=None),
     "register_storage_backends": lambda h: h.storage_backends(),
+    "register_translations": lambda h: h.translations(),
 }
 
 

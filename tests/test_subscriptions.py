@@ -223,7 +223,8 @@ def test_follow_a_family_from_the_dossier_page(client, db) -> None:
     page = client.get("/dossiers/JP/2019-041872").text
     link = page.split('">Follow its family</a>')[0].rsplit('href="', 1)[1].replace("&amp;", "&")
     form = client.get(link).text
-    assert "<option selected>family</option>" in form and 'value="JP 2019-041872"' in form
+    assert '<option value="family" selected>family</option>' in form
+    assert 'value="JP 2019-041872"' in form
     client.post("/subscriptions", data={"csrf_token": csrf, "kind": "family",
                                         "target": "JP 2019-041872"})
     assert "family: family of JP 2019-041872" in client.get("/subscriptions").text

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from caseforum import __version__, authcache, errors, passwords
+from caseforum import __version__, authcache, errors, i18n, passwords
 from caseforum.bots.runner import BotRunner
 from caseforum.channels import ChannelHost, DeliveryWorker
 from caseforum.config import Settings, load_settings
@@ -182,6 +182,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.state.plugins = plugins
     app.state.consumers = runner
     app.state.search_dir = search_dir
+    i18n.add_catalogues(plugins.translations())  # before the templates load any language
     app.state.templates = make_environment(plugins.template_dirs(),
                                            default_locale=settings.default_locale,
                                            default_time_zone=settings.default_time_zone)

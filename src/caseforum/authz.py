@@ -18,11 +18,11 @@ from caseforum.models import Office, User
 from caseforum.models.account import Role
 
 SCOPES: dict[str, str] = {
-    "dossiers:read": "read dossiers, documents and citations",
-    "dossiers:write": "upload dossiers, documents and citations for the token's office",
-    "forum": "read and write forum threads and posts",
-    "ice": "take part in ICE exchanges of the token's office",
-    "admin": "manage offices, users, tokens and plugins (within the user's rights)",
+    "dossiers:read": N_("read dossiers, documents and citations"),
+    "dossiers:write": N_("upload dossiers, documents and citations for the token's office"),
+    "forum": N_("read and write forum threads and posts"),
+    "ice": N_("take part in ICE exchanges of the token's office"),
+    "admin": N_("manage offices, users, tokens and plugins (within the user's rights)"),
 }
 
 

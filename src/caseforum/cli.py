@@ -14,9 +14,10 @@ import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import select
 
-from caseforum import __version__, errors, offices
+from caseforum import __version__, errors, offices, terminal
 from caseforum.config import SettingsError, load_settings
 from caseforum.db import make_engine, open_session
+from caseforum.i18n import Msg
 from caseforum.models import User
 from caseforum.plugin_host import PluginHost
 from caseforum.storage_backends import StorageBackend
@@ -24,6 +25,23 @@ from caseforum.storage_backends import StorageBackend
 #: what a user can fix: bad settings, and every error of the family (caseforum.errors);
 #: anything else is a bug and keeps its traceback
 EXPECTED_ERRORS = (SettingsError, errors.CaseForumError)
+
+
+def _default_language() -> str:
+    """The instance's ``default_locale`` when the command has read the settings."""
+    click_ctx = click.get_current_context(silent=True)
+    found = click_ctx.find_object(Context) if click_ctx is not None else None
+    settings = getattr(found, "_settings", None)
+    return str(getattr(settings, "default_locale", "en"))
+
+
+def say(message: object) -> str:
+    """A message in the terminal's language (``caseforum.terminal``)."""
+    return terminal.say(message, _default_language())
+
+
+def echo(message: object, *, err: bool = False) -> None:
+    click.echo(say(message), err=err)
 
 
 def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -35,12 +53,14 @@ def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except (OperationalError, ProgrammingError) as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-            raise click.ClickException(
-                f"database error ({reason}): is it reachable, and did 'caseforum init' run?"
-            ) from None
+            raise click.ClickException(say(Msg(
+                "database error (%(reason)s): is it reachable, and did 'caseforum init' run?",
+                reason=reason))) from None
         except Exception as exc:
             if isinstance(exc, EXPECTED_ERRORS):
-                raise click.ClickException(str(exc)) from None
+                message = getattr(exc, "message", None)
+                raise click.ClickException(
+                    say(message if isinstance(message, Msg) else str(exc))) from None
             raise
 
     return wrapper
@@ -119,9 +139,9 @@ def init(ctx: Context) -> None:
     """Create or upgrade the database, load the reference offices and prepare the
     file store (an S3 bucket is created when missing)."""
     added = ctx.upgrade_schema(ctx.host)
-    click.echo(f"database ready at {ctx.settings.sqlalchemy_url.split('@')[-1]}"
-               f" ({added} offices added)")
-    click.echo(f"file store ready: {ctx.store.prepare()}")
+    echo(Msg("database ready at %(url)s (%(added)d offices added)",
+             url=ctx.settings.sqlalchemy_url.split("@")[-1], added=added))
+    echo(Msg("file store ready: %(where)s", where=ctx.store.prepare()))
 
 
 @cli.command()
@@ -135,12 +155,12 @@ def demo(ctx: Context) -> None:
 
     ctx.upgrade_schema(ctx.host)
     created = load_demo(ctx.engine, store=ctx.store, doc_types=build_doc_types(ctx.host))
-    click.echo(f"demo data ready ({len(created)} accounts added)")
-    click.echo(f"demo log-ins (password: {DEMO_PASSWORD}):")
+    echo(Msg("demo data ready (%(num)d accounts added)", num=len(created)))
+    echo(Msg("demo log-ins (password: %(password)s):", password=DEMO_PASSWORD))
     for username, office, role, _ in DEMO_USERS:
         click.echo(f"  {username:<14} {office}  {role}")
-    click.echo("demo dossiers to start with: "
-               + ", ".join(f"/dossiers/{office}/{number}" for office, number in DEMO_START))
+    echo(Msg("demo dossiers to start with: %(addresses)s", addresses=", ".join(
+        f"/dossiers/{office}/{number}" for office, number in DEMO_START)))
 
 
 @cli.command()
@@ -160,8 +180,8 @@ def serve(ctx: Context, bind: str, port: int, workers: int) -> None:
     host.load(disabled=disabled_plugins(ctx.engine))
     ctx.upgrade_schema(host)
     if workers > 1 and ctx.settings.is_sqlite:
-        click.echo("note: several workers share one SQLite file; PostgreSQL and Redis "
-                   "scale better (CASEFORUM_DATABASE_URL, CASEFORUM_REDIS_URL)", err=True)
+        echo(Msg("note: several workers share one SQLite file; PostgreSQL and Redis "
+                 "scale better (CASEFORUM_DATABASE_URL, CASEFORUM_REDIS_URL)"), err=True)
     click.echo(f"CaseForum {__version__} on http://{bind}:{port}/")
     if workers == 1:
         # the app is made here, from the settings and plugins already loaded for the
@@ -194,10 +214,13 @@ def import_cmd(ctx: Context, package: str, office: str | None) -> None:
             max_bytes=ctx.settings.max_upload_mb * 1024 * 1024, actor_id=None,
             limits=PackageLimits.from_settings(ctx.settings))
     if summary["already_imported"]:
-        click.echo(f"already imported ({summary['dossiers']} dossiers): nothing changed")
+        echo(Msg("already imported (%(dossiers)d dossiers): nothing changed",
+                 dossiers=summary["dossiers"]))
     else:
-        click.echo(f"imported {summary['dossiers']} dossiers, {summary['documents']} "
-                   f"documents, {summary['citations']} citations for {summary['office']}")
+        echo(Msg("imported %(dossiers)d dossiers, %(documents)d documents, %(citations)d "
+                 "citations for %(office)s", dossiers=summary["dossiers"],
+                 documents=summary["documents"], citations=summary["citations"],
+                 office=summary["office"]))
 
 
 @cli.command()
@@ -230,7 +253,7 @@ def reindex(ctx: Context) -> None:
         items = rebuild(ctx.engine, ctx.settings.data_dir / "search", progress,
                         plugin_items=ctx.host.search_items,
                         describe=build_doc_types(ctx.host).describe)
-    click.echo(f"indexed {items} items")
+    echo(Msg("indexed %(num)d items", num=items))
 
 
 def _counted(counts: dict[str, int]) -> str:
@@ -275,8 +298,8 @@ def restore(ctx: Context, src: Path, force: bool) -> None:
     click.echo(f"restored {_counted(summary['counts'])} (backup of "
                f"{summary['created_at']}, CaseForum {summary['caseforum_version']})")
     if summary["upgraded"]:
-        click.echo("schema upgraded to this version")
-    click.echo("the search index is rebuilt at the next start (or run 'caseforum reindex')")
+        echo(Msg("schema upgraded to this version"))
+    echo(Msg("the search index is rebuilt at the next start (or run 'caseforum reindex')"))
 
 
 # users ---------------------------------------------------------------------------
@@ -303,13 +326,14 @@ def users_create(ctx: Context, username: str, office_code: str, role: str,
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     if password_stdin and not password:
-        raise click.ClickException("no password on standard input")
+        raise click.ClickException(say(Msg("no password on standard input")))
     with open_session(ctx.engine) as session:
         user = accounts.create_user(session, username=username, office_code=office_code,
                                     role=role, password=password, display_name=display_name,
                                     email=email)
         session.commit()
-        click.echo(f"created {user.username} ({user.office_code}, {user.role.value})")
+        echo(Msg("created %(user)s (%(office)s, %(role)s)", user=user.username,
+                 office=user.office_code, role=user.role.value))
 
 
 @users.command("list")
@@ -335,13 +359,14 @@ def users_disable(ctx: Context, username: str) -> None:
         user = _user(session, username)
         accounts.set_active(session, user=user, active=False, actor_id=None)
         session.commit()
-        click.echo(f"disabled {user.username}")
+        echo(Msg("disabled %(user)s", user=user.username))
 
 
 def _user(session: Any, username: str) -> User:
     user = session.exec(select(User).where(User.username == username.lower())).first()
     if user is None:
-        raise click.ClickException(f"unknown user {username!r}: see 'caseforum users list'")
+        raise click.ClickException(say(Msg(
+            "unknown user %(user)r: see 'caseforum users list'", user=username)))
     return user
 
 
@@ -371,8 +396,13 @@ def tokens_create(ctx: Context, username: str, scopes: tuple[str, ...], expires_
         token, plain = accounts.create_token(session, user=user, scopes=list(scopes),
                                              expires_days=expires_days, name=name)
         session.commit()
-        expires = f"expires {token.expires_at:%Y-%m-%d}" if token.expires_at else "no expiry"
-        click.echo(f"token for {user.username}, scopes {token.scopes}, {expires}")
+        if token.expires_at:
+            echo(Msg("token for %(user)s, scopes %(scopes)s, expires %(date)s",
+                     user=user.username, scopes=token.scopes,
+                     date=f"{token.expires_at:%Y-%m-%d}"))
+        else:
+            echo(Msg("token for %(user)s, scopes %(scopes)s, no expiry", user=user.username,
+                     scopes=token.scopes))
         click.echo(plain)
 
 
@@ -406,7 +436,8 @@ def offices_add(ctx: Context, code: str, name: str, roles: tuple[str, ...]) -> N
     with open_session(ctx.engine) as session:
         office = offices.add_office(session, code=code, name=name, roles=list(roles))
         session.commit()
-        click.echo(f"added {office.code} ({','.join(office.roles) or 'no role'})")
+        echo(Msg("added %(office)s (%(roles)s)", office=office.code,
+                 roles=",".join(office.roles) or "no role"))
 
 
 @offices_group.command("set-roles")

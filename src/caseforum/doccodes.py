@@ -32,11 +32,14 @@ them in a :class:`DocTypeRegistry` (``app.state.doc_types``).  The module-level
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
+
+from caseforum.i18n import N_, Msg
 
 DocGroup = Literal["search", "examination", "grant", "application", "applicant", "other"]
 Direction = Literal["incoming", "outgoing", "internal"]
@@ -53,6 +56,8 @@ DIRECTIONS: tuple[str, ...] = ("incoming", "outgoing", "internal")
 CODE_RE = re.compile(r"[A-Z0-9.-]{1,20}", re.ASCII)
 CODE_RULE = "1 to 20 characters A-Z, 0-9, '.' or '-' (as the office writes it: CTNF, " \
             "DRW.NONBW, A131-JP)"
+#: the label of the original-language twin of a translated document
+ORIGINAL_LANGUAGE = N_("%(label)s (original language)")
 #: the suffix an office adds to the original-language twin of a translated document
 _ORIGINAL_SUFFIX = re.compile(r"^(?P<base>.+)-(?P<office>[A-Z]{2})$")
 
@@ -122,161 +127,161 @@ class CodeInfo:
 
 def _types(office: str, rows: Iterable[tuple[str, str, DocGroup, Direction | None]]
            ) -> tuple[DocType, ...]:
-    return tuple(DocType(code, label, group, direction, office)
+    return tuple(DocType(code, Msg(label), group, direction, office)
                  for code, label, group, direction in rows)
 
 
 #: Codes any office may use: the short list offices exchange through WIPO CASE.
 COMMON_DOC_TYPES: tuple[DocType, ...] = _types("", (
-    ("ISR", "International search report", "search", "outgoing"),
-    ("WOISA", "Written opinion of the International Searching Authority", "search",
+    ("ISR", N_("International search report"), "search", "outgoing"),
+    ("WOISA", N_("Written opinion of the International Searching Authority"), "search",
      "outgoing"),
-    ("WOSA", "Written opinion accompanying a national or regional search", "search",
+    ("WOSA", N_("Written opinion accompanying a national or regional search"), "search",
      "outgoing"),
-    ("SRPT", "Search report", "search", "outgoing"),
-    ("SRNT", "Search strategy", "search", "internal"),
-    ("892", "List of references cited by the examiner (PTO-892)", "search", "outgoing"),
-    ("IPRP", "International preliminary report on patentability", "examination", "outgoing"),
-    ("IPER", "International preliminary examination report", "examination", "outgoing"),
-    ("EXRP", "Examination report", "examination", "outgoing"),
-    ("CTNF", "Non-final office action", "examination", "outgoing"),
-    ("CTFR", "Final office action", "examination", "outgoing"),
-    ("NOA", "Notice of allowance", "grant", "outgoing"),
-    ("CLM", "Claims", "application", "incoming"),
-    ("SPEC", "Description", "application", "incoming"),
-    ("ABST", "Abstract", "application", "incoming"),
-    ("DRW", "Drawings", "application", "incoming"),
-    ("AMND", "Amendments", "applicant", "incoming"),
-    ("REM", "Applicant's arguments", "applicant", "incoming"),
-    ("IDS", "Information disclosure statement", "applicant", "incoming"),
-    ("PPH", "PPH request", "applicant", "incoming"),
-    ("OTHER", "Other document", "other", None),
+    ("SRPT", N_("Search report"), "search", "outgoing"),
+    ("SRNT", N_("Search strategy"), "search", "internal"),
+    ("892", N_("List of references cited by the examiner (PTO-892)"), "search", "outgoing"),
+    ("IPRP", N_("International preliminary report on patentability"), "examination", "outgoing"),
+    ("IPER", N_("International preliminary examination report"), "examination", "outgoing"),
+    ("EXRP", N_("Examination report"), "examination", "outgoing"),
+    ("CTNF", N_("Non-final office action"), "examination", "outgoing"),
+    ("CTFR", N_("Final office action"), "examination", "outgoing"),
+    ("NOA", N_("Notice of allowance"), "grant", "outgoing"),
+    ("CLM", N_("Claims"), "application", "incoming"),
+    ("SPEC", N_("Description"), "application", "incoming"),
+    ("ABST", N_("Abstract"), "application", "incoming"),
+    ("DRW", N_("Drawings"), "application", "incoming"),
+    ("AMND", N_("Amendments"), "applicant", "incoming"),
+    ("REM", N_("Applicant's arguments"), "applicant", "incoming"),
+    ("IDS", N_("Information disclosure statement"), "applicant", "incoming"),
+    ("PPH", N_("PPH request"), "applicant", "incoming"),
+    ("OTHER", N_("Other document"), "other", None),
 ))
 
 # The USPTO's file-wrapper codes, as Global Dossier lists them (recorded answers in
 # tests/fixtures/global-dossier).  FOR and NPL copies come mostly with the applicant's
 # information disclosure statement, hence incoming; the office's own 892 is outgoing.
 _US = _types("US", (
-    ("CTNF", "Non-final rejection", "examination", "outgoing"),
-    ("CTFR", "Final rejection", "examination", "outgoing"),
-    ("CTRS", "Restriction requirement", "examination", "outgoing"),
-    ("CTAV", "Advisory action", "examination", "outgoing"),
-    ("INTV.SUM.APP", "Applicant-initiated interview summary (PTOL-413)", "examination",
+    ("CTNF", N_("Non-final rejection"), "examination", "outgoing"),
+    ("CTFR", N_("Final rejection"), "examination", "outgoing"),
+    ("CTRS", N_("Restriction requirement"), "examination", "outgoing"),
+    ("CTAV", N_("Advisory action"), "examination", "outgoing"),
+    ("INTV.SUM.APP", N_("Applicant-initiated interview summary (PTOL-413)"), "examination",
      "outgoing"),
-    ("FWCLM", "Index of claims", "examination", "internal"),
-    ("892", "List of references cited by the examiner (PTO-892)", "search", "outgoing"),
-    ("1449", "List of references cited by the applicant and considered by the examiner",
+    ("FWCLM", N_("Index of claims"), "examination", "internal"),
+    ("892", N_("List of references cited by the examiner (PTO-892)"), "search", "outgoing"),
+    ("1449", N_("List of references cited by the applicant and considered by the examiner"),
      "search", "outgoing"),
-    ("SRNT", "Examiner's search strategy and results", "search", "internal"),
-    ("SRFW", "Search information: classification, databases, search notes", "search",
+    ("SRNT", N_("Examiner's search strategy and results"), "search", "internal"),
+    ("SRFW", N_("Search information: classification, databases, search notes"), "search",
      "internal"),
-    ("FOR", "Foreign reference", "search", "incoming"),
-    ("NPL", "Non-patent literature", "search", "incoming"),
-    ("NOA", "Notice of allowance and fees due (PTOL-85)", "grant", "outgoing"),
-    ("IIFW", "Issue information (classification, examiner, claims)", "grant", "internal"),
-    ("IFEE", "Issue fee payment (PTO-85B)", "grant", "incoming"),
-    ("ISSUE.NTF", "Issue notification", "grant", "outgoing"),
-    ("N427", "Post-allowance communication from the applicant", "grant", "incoming"),
-    ("SPEC", "Specification", "application", "incoming"),
-    ("CLM", "Claims", "application", "incoming"),
-    ("ABST", "Abstract", "application", "incoming"),
-    ("DRW", "Drawings (black and white line drawings)", "application", "incoming"),
-    ("DRW.NONBW", "Drawings other than black and white line drawings", "application",
+    ("FOR", N_("Foreign reference"), "search", "incoming"),
+    ("NPL", N_("Non-patent literature"), "search", "incoming"),
+    ("NOA", N_("Notice of allowance and fees due (PTOL-85)"), "grant", "outgoing"),
+    ("IIFW", N_("Issue information (classification, examiner, claims)"), "grant", "internal"),
+    ("IFEE", N_("Issue fee payment (PTO-85B)"), "grant", "incoming"),
+    ("ISSUE.NTF", N_("Issue notification"), "grant", "outgoing"),
+    ("N427", N_("Post-allowance communication from the applicant"), "grant", "incoming"),
+    ("SPEC", N_("Specification"), "application", "incoming"),
+    ("CLM", N_("Claims"), "application", "incoming"),
+    ("ABST", N_("Abstract"), "application", "incoming"),
+    ("DRW", N_("Drawings (black and white line drawings)"), "application", "incoming"),
+    ("DRW.NONBW", N_("Drawings other than black and white line drawings"), "application",
      "incoming"),
-    ("TRNA", "Transmittal of new application", "application", "incoming"),
-    ("BIB", "Bibliographic data sheet", "application", "internal"),
-    ("PD.FILED.E", "Priority documents retrieved electronically from another office",
+    ("TRNA", N_("Transmittal of new application"), "application", "incoming"),
+    ("BIB", N_("Bibliographic data sheet"), "application", "internal"),
+    ("PD.FILED.E", N_("Priority documents retrieved electronically from another office"),
      "application", "incoming"),
-    ("IDS", "Information disclosure statement (SB08)", "applicant", "incoming"),
-    ("REM", "Applicant arguments/remarks made in an amendment", "applicant", "incoming"),
-    ("A...", "Amendment after non-final rejection", "applicant", "incoming"),
-    ("A.NE", "Response after final action", "applicant", "incoming"),
-    ("A.PE", "Preliminary amendment", "applicant", "incoming"),
-    ("RCEX", "Request for continued examination", "applicant", "incoming"),
-    ("LET.", "Miscellaneous incoming letter", "applicant", "incoming"),
-    ("TRAN.LET", "Transmittal letter", "applicant", "incoming"),
-    ("DIST", "Terminal disclaimer filed", "applicant", "incoming"),
-    ("DISQ", "Terminal disclaimer review decision", "other", "internal"),
-    ("PA..", "Power of attorney", "other", "incoming"),
-    ("R3.73", "Assignee's showing of ownership (37 CFR 3.73)", "other", "incoming"),
-    ("R46C.REQ", "Request to correct or change the applicant (37 CFR 1.46(c))", "other",
+    ("IDS", N_("Information disclosure statement (SB08)"), "applicant", "incoming"),
+    ("REM", N_("Applicant arguments/remarks made in an amendment"), "applicant", "incoming"),
+    ("A...", N_("Amendment after non-final rejection"), "applicant", "incoming"),
+    ("A.NE", N_("Response after final action"), "applicant", "incoming"),
+    ("A.PE", N_("Preliminary amendment"), "applicant", "incoming"),
+    ("RCEX", N_("Request for continued examination"), "applicant", "incoming"),
+    ("LET.", N_("Miscellaneous incoming letter"), "applicant", "incoming"),
+    ("TRAN.LET", N_("Transmittal letter"), "applicant", "incoming"),
+    ("DIST", N_("Terminal disclaimer filed"), "applicant", "incoming"),
+    ("DISQ", N_("Terminal disclaimer review decision"), "other", "internal"),
+    ("PA..", N_("Power of attorney"), "other", "incoming"),
+    ("R3.73", N_("Assignee's showing of ownership (37 CFR 3.73)"), "other", "incoming"),
+    ("R46C.REQ", N_("Request to correct or change the applicant (37 CFR 1.46(c))"), "other",
      "incoming"),
-    ("N570", "Communication about the power of attorney (PTOL-308)", "other", "outgoing"),
-    ("N417", "Electronic filing acknowledgement receipt", "other", "outgoing"),
-    ("N417.PYMT", "Electronic fee payment", "other", "incoming"),
-    ("M327", "Miscellaneous communication to the applicant (no action count)", "other",
+    ("N570", N_("Communication about the power of attorney (PTOL-308)"), "other", "outgoing"),
+    ("N417", N_("Electronic filing acknowledgement receipt"), "other", "outgoing"),
+    ("N417.PYMT", N_("Electronic fee payment"), "other", "incoming"),
+    ("M327", N_("Miscellaneous communication to the applicant (no action count)"), "other",
      "outgoing"),
-    ("WFEE", "Fee worksheet (SB06)", "other", "internal"),
-    ("APP.FILE.REC", "Filing receipt", "other", "outgoing"),
-    ("NTC.PUB", "Notice of publication", "other", "outgoing"),
-    ("SCORE", "Placeholder for supplemental content held in SCORE", "other", "internal"),
+    ("WFEE", N_("Fee worksheet (SB06)"), "other", "internal"),
+    ("APP.FILE.REC", N_("Filing receipt"), "other", "outgoing"),
+    ("NTC.PUB", N_("Notice of publication"), "other", "outgoing"),
+    ("SCORE", N_("Placeholder for supplemental content held in SCORE"), "other", "internal"),
 ))
 
 # The JPO's codes as the One Portal Dossier gives them; the Japanese original of a
 # translated document carries "-JP" (handled by ``describe``).  Applicant filings drop
 # the law digit of the JPO's e-filing codes (A1523 amendment -> A523).
 _JP = _types("JP", (
-    ("A131", "Notice of reasons for refusal", "examination", "outgoing"),
-    ("A02", "Decision of refusal", "examination", "outgoing"),
-    ("A102", "Examiner's decision (JPO code A102)", "examination", "outgoing"),
-    ("A971015", "Record of communication with the applicant", "examination", "internal"),
-    ("A971007", "Search report by a registered search organization", "search", "internal"),
-    ("A01", "Decision to grant a patent", "grant", "outgoing"),
-    ("A63", "Application as filed (abstract)", "application", "incoming"),
-    ("A621", "Request for examination", "applicant", "incoming"),
-    ("A53", "Written opinion (applicant's arguments)", "applicant", "incoming"),
-    ("A523", "Written amendment", "applicant", "incoming"),
+    ("A131", N_("Notice of reasons for refusal"), "examination", "outgoing"),
+    ("A02", N_("Decision of refusal"), "examination", "outgoing"),
+    ("A102", N_("Examiner's decision (JPO code A102)"), "examination", "outgoing"),
+    ("A971015", N_("Record of communication with the applicant"), "examination", "internal"),
+    ("A971007", N_("Search report by a registered search organization"), "search", "internal"),
+    ("A01", N_("Decision to grant a patent"), "grant", "outgoing"),
+    ("A63", N_("Application as filed (abstract)"), "application", "incoming"),
+    ("A621", N_("Request for examination"), "applicant", "incoming"),
+    ("A53", N_("Written opinion (applicant's arguments)"), "applicant", "incoming"),
+    ("A523", N_("Written amendment"), "applicant", "incoming"),
 ))
 
 # KIPO and CNIPA exchange their dossiers here with the common codes; these entries give
 # those codes the office's own terms.  (The recorded answers hold no KR or CN member.)
 _KR = _types("KR", (
-    ("CTNF", "Notice of preliminary rejection", "examination", "outgoing"),
-    ("CTFR", "Decision of rejection", "examination", "outgoing"),
-    ("NOA", "Decision to grant a patent", "grant", "outgoing"),
-    ("REM", "Written opinion (applicant's response)", "applicant", "incoming"),
-    ("AMND", "Written amendment", "applicant", "incoming"),
+    ("CTNF", N_("Notice of preliminary rejection"), "examination", "outgoing"),
+    ("CTFR", N_("Decision of rejection"), "examination", "outgoing"),
+    ("NOA", N_("Decision to grant a patent"), "grant", "outgoing"),
+    ("REM", N_("Written opinion (applicant's response)"), "applicant", "incoming"),
+    ("AMND", N_("Written amendment"), "applicant", "incoming"),
 ))
 _CN = _types("CN", (
-    ("CTNF", "Notification of the examiner's opinion (office action)", "examination",
+    ("CTNF", N_("Notification of the examiner's opinion (office action)"), "examination",
      "outgoing"),
-    ("CTFR", "Decision of rejection", "examination", "outgoing"),
-    ("SRPT", "Search report", "search", "outgoing"),
-    ("NOA", "Notification to grant the patent right", "grant", "outgoing"),
-    ("REM", "Observations in reply to an office action", "applicant", "incoming"),
-    ("AMND", "Amendments", "applicant", "incoming"),
+    ("CTFR", N_("Decision of rejection"), "examination", "outgoing"),
+    ("SRPT", N_("Search report"), "search", "outgoing"),
+    ("NOA", N_("Notification to grant the patent right"), "grant", "outgoing"),
+    ("REM", N_("Observations in reply to an office action"), "applicant", "incoming"),
+    ("AMND", N_("Amendments"), "applicant", "incoming"),
 ))
 
 # The EPO's codes as the One Portal Dossier gives them (numbers are EPO form numbers).
 _EP = _types("EP", (
-    ("1503", "European search report", "search", "outgoing"),
-    ("P0459", "Annex to the European search report", "search", "outgoing"),
-    ("1507", "Transmittal of the European search report", "search", "outgoing"),
-    ("SRCH", "Letter concerning search matters", "search", "incoming"),
-    ("2004", "Communication about the intention to grant", "grant", "outgoing"),
-    ("DREX", "Text intended for grant", "grant", "outgoing"),
-    ("AGRA31", "Approval of the text intended for grant", "grant", "incoming"),
-    ("2005", "Invitation to pay the fees for the intended grant", "grant", "outgoing"),
-    ("IGRA7", "Translations of the claims filed", "grant", "incoming"),
-    ("2006", "Decision to grant a European patent", "grant", "outgoing"),
-    ("2057", "Communication about the expiry of the opposition period", "grant",
+    ("1503", N_("European search report"), "search", "outgoing"),
+    ("P0459", N_("Annex to the European search report"), "search", "outgoing"),
+    ("1507", N_("Transmittal of the European search report"), "search", "outgoing"),
+    ("SRCH", N_("Letter concerning search matters"), "search", "incoming"),
+    ("2004", N_("Communication about the intention to grant"), "grant", "outgoing"),
+    ("DREX", N_("Text intended for grant"), "grant", "outgoing"),
+    ("AGRA31", N_("Approval of the text intended for grant"), "grant", "incoming"),
+    ("2005", N_("Invitation to pay the fees for the intended grant"), "grant", "outgoing"),
+    ("IGRA7", N_("Translations of the claims filed"), "grant", "incoming"),
+    ("2006", N_("Decision to grant a European patent"), "grant", "outgoing"),
+    ("2057", N_("Communication about the expiry of the opposition period"), "grant",
      "outgoing"),
-    ("1001", "Request for grant of a European patent", "application", "incoming"),
-    ("SPEC", "Specification filed by fax or in a non-official language", "application",
+    ("1001", N_("Request for grant of a European patent"), "application", "incoming"),
+    ("SPEC", N_("Specification filed by fax or in a non-official language"), "application",
      "incoming"),
-    ("DESC", "Description", "application", "incoming"),
-    ("CLMS", "Claims", "application", "incoming"),
-    ("ABST", "Abstract", "application", "incoming"),
-    ("DRAW", "Drawings", "application", "incoming"),
-    ("PRIODOC", "Priority document", "application", "incoming"),
-    ("PRIOTRAN", "Translation of the priority document", "application", "incoming"),
-    ("1002", "Designation of inventor", "other", "incoming"),
-    ("APPL", "Matter concerning the application", "other", "incoming"),
-    ("FREP", "Submission concerning representation", "other", "incoming"),
-    ("1048", "Communication to the designated inventor", "other", "outgoing"),
-    ("1133", "Notification of forthcoming publication", "other", "outgoing"),
-    ("1081", "Reminder: fees due and deficiencies to correct", "other", "outgoing"),
-    ("2056", "Bibliographic data of the application", "other", "outgoing"),
+    ("DESC", N_("Description"), "application", "incoming"),
+    ("CLMS", N_("Claims"), "application", "incoming"),
+    ("ABST", N_("Abstract"), "application", "incoming"),
+    ("DRAW", N_("Drawings"), "application", "incoming"),
+    ("PRIODOC", N_("Priority document"), "application", "incoming"),
+    ("PRIOTRAN", N_("Translation of the priority document"), "application", "incoming"),
+    ("1002", N_("Designation of inventor"), "other", "incoming"),
+    ("APPL", N_("Matter concerning the application"), "other", "incoming"),
+    ("FREP", N_("Submission concerning representation"), "other", "incoming"),
+    ("1048", N_("Communication to the designated inventor"), "other", "outgoing"),
+    ("1133", N_("Notification of forthcoming publication"), "other", "outgoing"),
+    ("1081", N_("Reminder: fees due and deficiencies to correct"), "other", "outgoing"),
+    ("2056", N_("Bibliographic data of the application"), "other", "outgoing"),
 ))
 
 #: Office-specific codes, by office.
@@ -312,6 +317,8 @@ class DocTypeRegistry:
         silently give the same code different meanings."""
         if not isinstance(doc_type, DocType):
             raise TypeError(f"expected a DocType, got {type(doc_type).__name__}")
+        if not isinstance(doc_type.label, Msg):  # a plugin's: its catalogue may have it
+            doc_type = dataclasses.replace(doc_type, label=Msg(doc_type.label))
         key = (doc_type.office, doc_type.code)
         existing = self._types.get(key)
         if existing is not None:
@@ -345,14 +352,18 @@ class DocTypeRegistry:
         key = code.strip().upper() if isinstance(code, str) else ""
         given = one_line_label(label)
         found = self.find(office, key)
-        suffix = ""
+        original = False
         if found is None and (twin := _ORIGINAL_SUFFIX.match(key)):
             found = self.find(office, twin["base"])
-            suffix = " (original language)"
+            original = True
         if found is None:
             return CodeInfo(office, key, given or key, "other", None, False)
-        return CodeInfo(office, key, given or found.label + suffix, found.group,
-                        found.direction, True)
+        # the table's label (a message, shown in the reader's language) unless the
+        # office gave one of its own
+        label: str = given if given and given != found.label else found.label
+        if original and not given:
+            label = Msg(ORIGINAL_LANGUAGE, label=found.label)
+        return CodeInfo(office, key, label, found.group, found.direction, True)
 
     def get(self, code: str, office: str = "") -> DocType:
         """The type for ``code`` (case and surrounding spaces ignored), or

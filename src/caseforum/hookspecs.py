@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caseforum import hookspec
+from caseforum.i18n import Catalogue
 from caseforum.sources import DossierSource
 
 if TYPE_CHECKING:
@@ -163,3 +164,12 @@ def register_storage_backends() -> list[Any]:
     for ``/readyz`` and ``prepare`` for ``caseforum init``).  The first factory of the
     configured name is used; the built-in ``object_storage`` plugin registers ``local``
     and ``s3``."""
+
+
+@hookspec
+def register_translations() -> list[Catalogue]:
+    """Return the plugin's message catalogues, each a :class:`caseforum.i18n.Catalogue`
+    (``directory``, ``domain``): the folder holds ``<language>/LC_MESSAGES/<domain>.mo``
+    (``zh_Hans``, ``ja``, ``ko``).  Their messages are merged into the translations
+    every page uses, so the plugin's templates write ``_()`` and its code ``N_()`` as
+    the core does; a message the core translates keeps the core's translation."""

@@ -94,6 +94,15 @@ class Msg(str):
         self.params = params
         return self
 
+    def __html__(self) -> str:
+        """What a template shows (escaped): the message in the language of the page
+        being rendered, so a label from code (a document type's) needs no filter; in
+        English where no page is (a live fragment, an e-mail rendered elsewhere)."""
+        from markupsafe import escape
+
+        locale = current()
+        return str(escape(translate(self, locale) if locale is not None else str(self)))
+
 
 class NMsg(Msg):
     """A :class:`Msg` that counts something: singular and plural English forms, and
@@ -160,10 +169,40 @@ def accept_language(header: str | None, *, limit: int = 20) -> list[str]:
     return [tag for _, _, tag in sorted(weighted)]
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """A plugin's own message catalogues (``register_translations``): ``directory``
+    holds ``<language>/LC_MESSAGES/<domain>.mo`` for the languages it translates, the
+    folders named as the core's (``zh_Hans``, ``ja``, ``ko``)."""
+
+    directory: Path
+    domain: str
+
+
+#: the plugins' catalogues every page may use (:func:`add_catalogues`)
+_plugin_catalogues: tuple[Catalogue, ...] = ()
+
+
+def add_catalogues(catalogues: Iterable[Catalogue]) -> None:
+    """Merge plugins' catalogues into every language's translations from now on.
+
+    The messages of all loaded plugins are kept together with the core's, as gettext
+    keeps one catalogue per process: a template or an ``N_`` message of a plugin is
+    then translated by the same ``_()`` and ``tr`` as the core's.  Where a plugin
+    and the core translate the same message, the core's translation is kept."""
+    global _plugin_catalogues
+    merged = tuple(dict.fromkeys((*_plugin_catalogues, *catalogues)))
+    if merged != _plugin_catalogues:
+        _plugin_catalogues = merged
+        translations.cache_clear()
+        _page_locale.cache_clear()
+
+
 @cache
 def translations(code: str) -> NullTranslations:
-    """The compiled catalogue of a language, loaded once per process.  English (the
-    language of the msgids) needs none; a missing ``.mo`` is logged and shows English."""
+    """The compiled catalogue of a language with the plugins' merged in, loaded once
+    per process.  English (the language of the msgids) needs none; a missing ``.mo``
+    is logged and shows English."""
     language = LANGUAGES[code]
     if code == SOURCE_LANGUAGE:
         return NullTranslations()
@@ -172,7 +211,16 @@ def translations(code: str) -> NullTranslations:
     found = Translations.load(LOCALE_DIR, [language.catalogue], domain="messages")
     if not isinstance(found, Translations):
         log.warning("no compiled catalogue for %s in %s: run 'make setup'", code, LOCALE_DIR)
-    return found
+    extra = [t for t in (Translations.load(c.directory, [language.catalogue], c.domain)
+                         for c in _plugin_catalogues) if isinstance(t, Translations)]
+    if not extra:
+        return found
+    # babel's merge lets the merged catalogue win: plugins first, the core last
+    merged = extra[0]
+    for more in [*extra[1:], found]:
+        if isinstance(more, Translations):
+            merged.merge(more)
+    return merged
 
 
 # Time zones ---------------------------------------------------------------------------
@@ -351,8 +399,12 @@ def translate(message: object, locale: PageLocale) -> str:
                                                 message.params["num"])
         else:
             text = locale.translations.gettext(message.msgid)
+        params = message.params
+        if any(isinstance(value, Msg) for value in params.values()):  # a label inside
+            params = {name: translate(value, locale) if isinstance(value, Msg) else value
+                      for name, value in params.items()}
         try:
-            return text % message.params if message.params else text
+            return text % params if params else text
         except (KeyError, ValueError, TypeError):  # a broken translation: show English
             log.warning("catalogue %s: bad placeholders in %r", locale.code, text)
             return str(message)

@@ -140,6 +140,18 @@ def set_public_access(session: Session, office: Office, *, on: bool, by: str,
     return True
 
 
+def set_time_zone(session: Session, office: Office, zone: str, *,
+                  actor_id: int | None = None) -> None:
+    """Give ``office`` the IANA time zone its users' pages show times in (empty: the
+    instance default); the caller has checked the name.  Told to the event log as the
+    other changes of an office are."""
+    office.time_zone = zone
+    session.add(office)
+    emit(session, kind="office.changed", actor_id=actor_id, office_code=office.code,
+         subject_type="office", subject_id=office.code,
+         payload={"office_code": office.code, "detail": f"time zone {zone or 'default'}"})
+
+
 def set_roles(
     session: Session,
     *,

@@ -24,6 +24,7 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from caseforum import PROJECT, __version__, errors, hookspecs
+from caseforum.i18n import Catalogue
 from caseforum.sources import GuardedSource, SourceHealth, contract_problem
 
 log = logging.getLogger(__name__)
@@ -336,6 +337,19 @@ class PluginHost:
 
     def document_types(self) -> list[Any]:
         return self._flat("register_document_types")
+
+    def translations(self) -> list[Catalogue]:
+        """The plugins' message catalogues; one that is not a :class:`Catalogue` with an
+        existing folder is logged and left out (its plugin then shows English)."""
+        found = []
+        for name, items in self._call_each("register_translations"):
+            for item in items:
+                if isinstance(item, Catalogue) and Path(item.directory).is_dir():
+                    found.append(item)
+                else:
+                    log.warning("plugin %s: register_translations gave %r, not a "
+                                "caseforum.i18n.Catalogue with an existing folder", name, item)
+        return found
 
     def search_items(self, session: Any, events: list[Any] | None) -> list[Any]:
         return self._flat("collect_search_items", session=session, events=events)

@@ -29,7 +29,9 @@ from caseforum import channels as delivery
 from caseforum import subscriptions
 from caseforum.authz import Viewer, can
 from caseforum.events import Consumer, emit
+from caseforum.forum import notices
 from caseforum.forum.access import in_chunks, thread_target
+from caseforum.i18n import Msg
 from caseforum.models import (
     Application,
     Event,
@@ -225,21 +227,23 @@ class Notifier(Consumer):
                     session, thread=thread, author_id=post.author_id,
                     can_read=lambda user: _can_read(session, user, thread)):
                 targets[follower.user.id or 0] = _Target(
-                    "watching", f"{who} wrote in “{thread.title}”", follower.channels,
+                    "watching", Msg(notices.WROTE, who=who, title=thread.title),
+                    follower.channels,
                     follower.sub.id)
         if thread.is_private:
             for user_id in session.exec(select(ThreadParticipant.user_id).where(
                     ThreadParticipant.thread_id == thread.id)):
-                targets[user_id] = personal("message", f"{who} wrote in “{thread.title}”",
-                                            user_id)
+                targets[user_id] = personal(
+                    "message", Msg(notices.WROTE, who=who, title=thread.title), user_id)
         if post.reply_to_id:
             parent = session.get(Post, post.reply_to_id)
             if parent:
                 targets[parent.author_id] = personal(
-                    "reply", f"{who} replied to you in “{thread.title}”", parent.author_id)
+                    "reply", Msg(notices.REPLIED, who=who, title=thread.title),
+                    parent.author_id)
         for user_id in event.payload.get("mentioned") or []:
-            targets[user_id] = personal("mention", f"{who} mentioned you in “{thread.title}”",
-                                        user_id)
+            targets[user_id] = personal(
+                "mention", Msg(notices.MENTIONED, who=who, title=thread.title), user_id)
         targets.pop(post.author_id, None)  # nobody is told of their own post
         if author is not None and str(author.role) == "bot" and post.reply_to_id:
             # a bot answering a command: the asker is watching for it already
@@ -260,7 +264,8 @@ class Notifier(Consumer):
         if app is None or not document_id:
             return
         code = str(event.payload.get("code") or "")
-        text = f"New {code} in {app.office_code} {app.display_number}"
+        text = Msg(notices.NEW_DOCUMENT, code=code, office=app.office_code,
+                   number=app.display_number)
         for follower in subscriptions.document_followers(
                 session, app=app, document_id=int(document_id), code=code,
                 group_of=self.group_of, actor_id=event.actor_id):
@@ -277,14 +282,15 @@ class Notifier(Consumer):
                    if isinstance(o, str)]
         if event.kind == "ice.parcel.refused":
             told = sorted({o for o in (event.office_code, *offices) if o})
-            text = f"ICE: a parcel was refused ({data.get('code', 'refused')})"
+            text = Msg(notices.ICE_REFUSED, code=str(data.get("code", "refused")))
             assignees: list[int] = []
         else:
             told = [o for o in offices if o != event.office_code]
             side = "recipient" if data.get("recipient_office") in told else "donor"
             assignees = [a for a in [data.get(f"{side}_assignee_id")] if isinstance(a, int)]
             status = event.kind.removeprefix("ice.exchange.")
-            text = f"ICE: exchange {str(exchange_id)[:8]} {status} by {event.office_code}"
+            text = notices.ice_step(status, exchange=str(exchange_id)[:8],
+                                    office=str(event.office_code))
         if not told:
             return
         people = list(session.exec(select(User).where(

@@ -30,10 +30,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from caseforum import hookimpl
+from caseforum import hookimpl, i18n
 from caseforum.channels import LEASE, Outgoing, visible_notes
 from caseforum.db import open_session
+from caseforum.forum import notices
 from caseforum.forum.access import in_chunks
+from caseforum.i18n import N_, Msg, NMsg
 from caseforum.models import Delivery, Notification, User, utcnow
 from caseforum.subscriptions import unsubscribe_token
 
@@ -221,6 +223,21 @@ def _set_state(engine: Any, ids: list[int], state: str, *, sent: bool,
         session.commit()
 
 
+#: what a mail says around its notifications (in the recipient's language)
+HELLO = N_("Hello %(name)s,")
+WHY_TEXT = N_("You get this because of your CaseForum settings: %(settings)s")
+STOP_TEXT = N_("Stop these e-mails: %(stop)s")
+WHY_HTML = N_('You get this because of your <a href="%(settings)s">CaseForum settings</a>. '
+              '<a href="%(stop)s">Stop these e-mails</a>.')
+
+
+def recipient_language(user: User, default: str) -> str:
+    """The language a mail to ``user`` is written in: their own choice (the settings
+    page, the switcher), else the instance default; a mail has no browser to ask."""
+    found = i18n.match_language([user.locale]) if user.locale else None
+    return found or default
+
+
 def compose(host: Any, user: User, notes: list[Notification], delivery_id: int) -> bytes:
     """The mail as it goes over SMTP: one notification, or a digest of several, in
     text and HTML.
@@ -238,18 +255,24 @@ def compose(host: Any, user: User, notes: list[Notification], delivery_id: int) 
     token = unsubscribe_token(host.settings.secret_key or "", user.id or 0)
     stop_page = f"{base}/unsubscribe/{token}"
     one_click = f"{base}/api/v1/unsubscribe/{token}"
-    subject = (f"[CaseForum] {notes[0].text}" if len(notes) == 1
-               else f"[CaseForum] {len(notes)} new notifications")
-    lines = [f"- {n.text}\n  {base}{n.link}" for n in notes]
-    text = (f"Hello {user.label},\n\n" + "\n".join(lines)
-            + f"\n\n-- \nYou get this because of your CaseForum settings: {base}/settings\n"
-            f"Stop these e-mails: {stop_page}\n")
-    items = "".join(f'<li><a href="{escape(base + n.link)}">{escape(n.text)}</a></li>'
-                    for n in notes)
-    html = (f"<!doctype html><html><body><p>Hello {escape(user.label)},</p><ul>{items}</ul>"
-            f'<p><small>You get this because of your <a href="{escape(base)}/settings">'
-            f'CaseForum settings</a>. <a href="{escape(stop_page)}">Stop these e-mails</a>.'
-            "</small></p></body></html>\n")
+    locale = i18n.PageLocale.of(recipient_language(user, host.settings.default_locale))
+
+    def say(message: str, **values: Any) -> str:
+        return i18n.translate(Msg(message, **values), locale)
+
+    texts = [i18n.translate(notices.as_message(n.text), locale) for n in notes]
+    subject = "[CaseForum] " + (texts[0] if len(notes) == 1 else i18n.translate(
+        NMsg("%(num)d new notification", "%(num)d new notifications", len(notes)), locale))
+    lines = [f"- {shown}\n  {base}{n.link}" for shown, n in zip(texts, notes, strict=True)]
+    text = (say(HELLO, name=user.label) + "\n\n" + "\n".join(lines) + "\n\n-- \n"
+            + say(WHY_TEXT, settings=f"{base}/settings") + "\n"
+            + say(STOP_TEXT, stop=stop_page) + "\n")
+    items = "".join(f'<li><a href="{escape(base + n.link)}">{escape(shown)}</a></li>'
+                    for shown, n in zip(texts, notes, strict=True))
+    html = (f'<!doctype html><html lang="{locale.code}"><body>'
+            f"<p>{escape(say(HELLO, name=user.label))}</p><ul>{items}</ul><p><small>"
+            + say(WHY_HTML, settings=escape(f"{base}/settings"), stop=escape(stop_page))
+            + "</small></p></body></html>\n")
     boundary = f"=_caseforum_{delivery_id}_{secrets.token_hex(8)}"
     headers = [
         ("Subject", subject if subject.isascii()

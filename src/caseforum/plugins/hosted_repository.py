@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from caseforum import hookimpl
+from caseforum.i18n import Msg
 from caseforum.sources import DossierSource, NumberMatch, SourceDossier
 
 
 class HostedRepository:
     name = "hosted"
-    label = "Hosted repository"
+    label = Msg("Hosted repository")
     local = True  # its dossiers are this database: the host searches it first
 
     def lookup(self, number: str, *, office: str | None = None) -> list[NumberMatch]:

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from caseforum import hookimpl
+from caseforum.i18n import Msg
 from caseforum.sources import (
     DossierSource,
     NumberMatch,
@@ -75,7 +76,8 @@ class PeerSource:
     def __init__(self, office: str, url: str, token: str, *, timeout: float = 10.0) -> None:
         self.office = office
         self.name = f"peer_{office.lower()}"
-        self.label = f"{office} dossiers at {urlsplit(url).netloc or url}"
+        self.label = Msg("%(office)s dossiers at %(host)s", office=office,
+                         host=urlsplit(url).netloc or url)
         import httpx  # only for an instance that has peers (cold start)
 
         self._http = httpx.Client(

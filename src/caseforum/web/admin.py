@@ -1,6 +1,7 @@
 """Administration pages: plugins, offices, users and tokens, account history."""
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -10,19 +11,47 @@ from caseforum import accounts, errors, offices
 from caseforum.authz import SCOPES, can, require
 from caseforum.db import SessionDep
 from caseforum.events import emit
+from caseforum.i18n import N_, Msg
 from caseforum.models import AccountAudit, ApiToken, Office, PluginState, User, utcnow
 from caseforum.models.account import Role
 from caseforum.plugin_host import PLUGIN_SWITCHED
 from caseforum.web.deps import CurrentViewer
+from caseforum.web.locale_pages import zone_name
 from caseforum.web.params import PathId
 from caseforum.web.templating import render
 
 router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=False)
 
 
-def _back(path: str, message: str = "") -> RedirectResponse:
-    suffix = f"?msg={message}" if message else ""
-    return RedirectResponse(path + suffix, status_code=303)
+#: what a page says after a change: ``?msg=`` names one, ``office``, ``user`` or
+#: ``token`` fill it in (so it is shown in the reader's language)
+FLASH = {
+    "office_added": N_("Office %(office)s added"),
+    "office_saved": N_("Office %(office)s saved"),
+    "zone_saved": N_("Time zone of %(office)s saved"),
+    "public_on": N_("Public access of %(office)s switched on"),
+    "public_off": N_("Public access of %(office)s switched off"),
+    "public_was_on": N_("Public access of %(office)s was already on"),
+    "public_was_off": N_("Public access of %(office)s was already off"),
+    "user_created": N_("User %(user)s created"),
+    "user_enabled": N_("User %(user)s enabled"),
+    "user_disabled": N_("User %(user)s disabled"),
+    "token_revoked": N_("Token %(token)s… revoked"),
+}
+
+
+def _back(path: str, message: str = "", **values: str) -> RedirectResponse:
+    query = urlencode({"msg": message, **values}) if message else ""
+    return RedirectResponse(path + (f"?{query}" if query else ""), status_code=303)
+
+
+def _flash(request: Request) -> Msg | None:
+    """The message ``_back`` asked for, if it is one of :data:`FLASH`."""
+    found = FLASH.get(request.query_params.get("msg", ""))
+    if found is None:
+        return None
+    return Msg(found, **{name: request.query_params.get(name, "")[:64]
+                         for name in ("office", "user", "token")})
 
 
 @router.get("")
@@ -78,13 +107,12 @@ def plugin_toggle(
 
 
 @router.get("/offices")
-def offices_page(request: Request, session: SessionDep, viewer: CurrentViewer,
-                 msg: str = "") -> Response:
+def offices_page(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
     require(viewer, "admin.view")
     return render(request, "admin/offices.html", {
         "offices": offices.list_offices(session),
         "can_manage": can(viewer, "offices.manage"),
-        "message": msg,
+        "message": _flash(request),
     })
 
 
@@ -102,7 +130,7 @@ def office_add(
     roles = [r for r, on in (("providing", providing), ("accessing", accessing)) if on]
     offices.add_office(session, code=code, name=name, roles=roles)
     session.commit()
-    return _back("/admin/offices", f"Office {code.upper()} added")
+    return _back("/admin/offices", "office_added", office=code.upper())
 
 
 @router.post("/offices/{code}")
@@ -124,7 +152,29 @@ def office_edit(
     roles = [r for r, on in (("providing", providing), ("accessing", accessing)) if on]
     offices.set_roles(session, code=office.code, roles=roles, ice_role=ice_role)
     session.commit()
-    return _back("/admin/offices", f"Office {office.code} saved")
+    return _back("/admin/offices", "office_saved", office=office.code)
+
+
+@router.post("/offices/{code}/time-zone")
+def office_time_zone(
+    request: Request,
+    session: SessionDep,
+    viewer: CurrentViewer,
+    code: str,
+    time_zone: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """The zone the office's users see times in (unless they chose their own): an
+    IANA name, or empty for the instance default.  The office's admins and the
+    platform admin decide, as for public access."""
+    office = session.get(Office, code.upper())
+    if office is None:
+        raise errors.NotFound(f"unknown office {code!r}")
+    require(viewer, "office.edit", office)
+    zone = time_zone.strip()
+    offices.set_time_zone(session, office, zone_name(zone) if zone else "",
+                          actor_id=viewer.user_id)
+    session.commit()
+    return _back("/admin/offices", "zone_saved", office=office.code)
 
 
 @router.post("/offices/{code}/public-access")
@@ -145,8 +195,8 @@ def office_public_access(
                                         by=viewer.username, actor_id=viewer.user_id)
     session.commit()
     state = "on" if public_access else "off"
-    return _back("/admin/offices", f"Public access of {office.code} "
-                 f"{'switched' if changed else 'was already'} {state}")
+    return _back("/admin/offices", f"public_{state}" if changed else f"public_was_{state}",
+                 office=office.code)
 
 
 # Users and tokens ---------------------------------------------------------------
@@ -160,8 +210,7 @@ def _visible_users(session: SessionDep, viewer: CurrentViewer) -> list[User]:
 
 
 @router.get("/users")
-def users_page(request: Request, session: SessionDep, viewer: CurrentViewer,
-               msg: str = "") -> Response:
+def users_page(request: Request, session: SessionDep, viewer: CurrentViewer) -> Response:
     require(viewer, "users.list")
     users = _visible_users(session, viewer)
     tokens = session.exec(
@@ -174,7 +223,7 @@ def users_page(request: Request, session: SessionDep, viewer: CurrentViewer,
              if r != Role.platform_admin or can(viewer, "offices.manage")]
     return render(request, "admin/users.html", {
         "users": users, "tokens": tokens, "office_choices": office_choices,
-        "roles": roles, "scopes": SCOPES, "message": msg, "new_token": None,
+        "roles": roles, "scopes": SCOPES, "message": _flash(request), "new_token": None,
         "users_by_id": {u.id: u for u in users},
     })
 
@@ -196,7 +245,7 @@ def user_create(
                          password=password, display_name=display_name,
                          actor_id=viewer.user_id)
     session.commit()
-    return _back("/admin/users", f"User {username.strip().lower()} created")
+    return _back("/admin/users", "user_created", user=username.strip().lower())
 
 
 @router.post("/users/{user_id}/tokens")
@@ -233,7 +282,7 @@ def user_set_active(
         raise errors.Conflict("you cannot disable yourself")
     accounts.set_active(session, user=user, active=action == "enable", actor_id=viewer.user_id)
     session.commit()
-    return _back("/admin/users", f"User {user.username} {action}d")
+    return _back("/admin/users", f"user_{action}d", user=user.username)
 
 
 @router.post("/tokens/{token_id}/revoke")
@@ -247,7 +296,7 @@ def token_revoke(
     require(viewer, "token.create", owner)
     accounts.revoke_token(session, token=token, actor_id=viewer.user_id)
     session.commit()
-    return _back("/admin/users", f"Token {token.prefix}… revoked")
+    return _back("/admin/users", "token_revoked", token=token.prefix)
 
 
 @router.get("/audit")

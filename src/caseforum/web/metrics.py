@@ -27,6 +27,7 @@ from sqlmodel import SQLModel, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caseforum.db import open_session
+from caseforum.i18n import N_
 from caseforum.models import ConsumerCursor, Delivery, Event
 from caseforum.web.proxy import parse_networks
 
@@ -154,19 +155,19 @@ class StateCollector:
         hub = self.state.hub
         subscribers = tuple(hub.subscribers)  # one copy: the hub changes it meanwhile
         yield GaugeMetricFamily("caseforum_websocket_connections",
-                                "Live sockets open on this host", value=len(subscribers))
+                                N_("Live sockets open on this host"), value=len(subscribers))
         yield GaugeMetricFamily("caseforum_fanout_queue_depth",
-                                "Fragments queued for sockets' writers on this host",
+                                N_("Fragments queued for sockets' writers on this host"),
                                 value=sum(sub.queue.qsize() for sub in subscribers))
 
     def _sources(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
         up = GaugeMetricFamily("caseforum_source_up",
-                               "1 when a dossier source is usable, 0 when failing or cut off",
+                               N_("1 when a dossier source is usable, 0 when failing or cut off"),
                                labels=["source", "plugin", "state"])
         failures = GaugeMetricFamily("caseforum_source_failures",
-                                     "A dossier source's failed calls in a row",
+                                     N_("A dossier source's failed calls in a row"),
                                      labels=["source", "plugin"])
         for health in self.state.plugins.source_health():
             up.add_metric([health.name, health.plugin, health.state], 1 if health.healthy else 0)
@@ -193,10 +194,10 @@ class StateCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         lag = GaugeMetricFamily("caseforum_consumer_lag_events",
-                                "Events an event consumer has still to handle",
+                                N_("Events an event consumer has still to handle"),
                                 labels=["consumer"])
         failed = GaugeMetricFamily("caseforum_delivery_failures",
-                                   "Notifications a channel gave up delivering",
+                                   N_("Notifications a channel gave up delivering"),
                                    labels=["channel"])
         ice_table = SQLModel.metadata.tables.get("ice_parcel")
         ice_queue = None
@@ -217,4 +218,4 @@ class StateCollector:
         yield failed
         if ice_queue is not None:
             yield GaugeMetricFamily("caseforum_ice_queue_depth",
-                                    "ICE parcels queued for delivery", value=ice_queue)
+                                    N_("ICE parcels queued for delivery"), value=ice_queue)

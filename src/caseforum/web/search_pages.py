@@ -10,13 +10,16 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from caseforum import authcache, errors
+from caseforum import authcache, errors, i18n
 from caseforum.authz import Viewer
 from caseforum.db import SessionDep
 from caseforum.doccodes import DOC_GROUPS
+from caseforum.i18n import N_, CMsg
 from caseforum.search.grants import Grants, grants_for
 from caseforum.search.query import FACETS, KINDS, Results, SearchError, index_cursor, search
 from caseforum.web.deps import CurrentViewer
+from caseforum.web.dossier_pages import GROUP_NAMES
+from caseforum.web.locale import request_locale
 from caseforum.web.templating import render
 
 router = APIRouter()
@@ -33,8 +36,14 @@ CATEGORY = Query("", max_length=100, description="a forum category's name (the v
 SORT = Query("relevance", max_length=16, description="relevance or date")
 PAGE = Query(1, ge=1, le=500)
 
-FACET_TITLES = {"kind": "kind", "office": "office", "source": "source",
-                "group": "document group", "category": "category", "year": "year"}
+FACET_TITLES = {"kind": N_("kind"), "office": N_("office"), "source": N_("source"),
+                "group": N_("document group"), "category": N_("category"), "year": N_("year")}
+#: what each kind of result is called (the ICE plugin adds exchanges)
+KIND_NAMES = {"dossier": CMsg("search result", "dossier"),
+              "document": CMsg("search result", "document"),
+              "thread": CMsg("search result", "thread"), "post": CMsg("search result", "post"),
+              "exchange": CMsg("search result", "exchange")}
+HOSTED = N_("hosted here")
 
 
 def run_search(request: Request, session: Any, viewer: Viewer, q: str,
@@ -49,7 +58,7 @@ def run_search(request: Request, session: Any, viewer: Viewer, q: str,
 
 def _source_names(request: Request) -> dict[str, str]:
     """Dossier source names and what people call them."""
-    names = {"hosted": "hosted here"}
+    names = {"hosted": HOSTED}
     names.update((h.name, h.label) for h in request.app.state.plugins.source_health())
     return names
 
@@ -100,19 +109,27 @@ def search_page(request: Request, session: SessionDep, viewer: CurrentViewer, q:
         results, grants = run_search(request, session, viewer, q, chosen, sort, page)
     except errors.InvalidInput as exc:
         results, grants, error = Results(q=q, sort=sort), Grants(frozenset()), str(exc)
-    sources = _source_names(request)
-    labels = {"source": sources, "group": {g: g.capitalize() for g in DOC_GROUPS}}
+    locale = request_locale(request)
+
+    def names(found: dict[str, str]) -> dict[str, str]:
+        return {value: i18n.translate(label, locale) for value, label in found.items()}
+
+    sources = names(_source_names(request))
+    kinds = names(KIND_NAMES)
+    groups = names({g: GROUP_NAMES.get(g, g) for g in DOC_GROUPS})
+    labels = {"source": sources, "group": groups, "kind": kinds}
     return render(request, "search.html", {
         "results": results, "error": error, "chosen": chosen, "sort": sort,
         "options": {
-            "kind": [(k, k) for k in KINDS],
+            "kind": [(k, kinds.get(k, k)) for k in KINDS],
             "office": [(c, c) for c, o in sorted(authcache.offices(session).items())
                        if o.providing],
             "source": sorted(sources.items(), key=lambda kv: kv[1].lower()),
-            "group": [(g, g.capitalize()) for g in DOC_GROUPS],
+            "group": list(groups.items()),
             "category": [(n, n) for n in sorted(grants.categories.values(), key=str.lower)],
         },
-        "facets": facet_links(results, chosen, labels), "facet_titles": FACET_TITLES,
+        "facets": facet_links(results, chosen, labels), "facet_titles": names(FACET_TITLES),
+        "kind_names": kinds,
         "page_url": lambda n: _url(results.q, chosen, sort, n),
     }, block="results", status_code=422 if error else 200)
 

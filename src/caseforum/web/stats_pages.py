@@ -4,11 +4,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
-from caseforum import errors
+from caseforum import errors, i18n
 from caseforum.authz import can, require
 from caseforum.db import SessionDep
 from caseforum.dossiers.usage import ACTIONS, bar_chart_svg, to_csv, usage
+from caseforum.i18n import N_
 from caseforum.web.deps import CurrentViewer
+from caseforum.web.locale import request_locale
 from caseforum.web.templating import render
 
 router = APIRouter(tags=["statistics"], include_in_schema=False)
@@ -39,13 +41,14 @@ def stats_page(request: Request, session: SessionDep, viewer: CurrentViewer,
                office: str = "", action: str = "", months: int = 12) -> Response:
     scope, act, months = _params(viewer, office, action, months)
     accessing, providing = usage(session, office=scope, months=months, action=act)
+    locale = request_locale(request)
+    by_accessing = i18n.translate(N_("Documents accessed per month, by accessing office"), locale)
+    by_providing = i18n.translate(N_("Documents accessed per month, by providing office"), locale)
     return render(request, "stats.html", {
         "scope": scope, "action": act or "", "months": months, "actions": ACTIONS,
         "accessing": accessing, "providing": providing,
-        "accessing_svg": Markup(bar_chart_svg(accessing, title="Documents accessed per month, "
-                                                               "by accessing office")),
-        "providing_svg": Markup(bar_chart_svg(providing, title="Documents accessed per month, "
-                                                               "by providing office")),
+        "accessing_svg": Markup(bar_chart_svg(accessing, title=by_accessing)),
+        "providing_svg": Markup(bar_chart_svg(providing, title=by_providing)),
         "can_choose_office": can(viewer, "stats.view_all"),
     })
 

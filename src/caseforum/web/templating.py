@@ -23,7 +23,7 @@ from caseforum import __version__, i18n
 from caseforum.authz import Viewer, can
 from caseforum.db import open_session
 from caseforum.dossiers.languages import language_name
-from caseforum.forum import inbox
+from caseforum.forum import inbox, notices
 from caseforum.forum.access import post_target
 from caseforum.forum.view import Renderer
 from caseforum.offices import OFFICE_ZONES
@@ -67,6 +67,8 @@ def make_environment(extra_dirs: list[Path], *, default_locale: str = i18n.DEFAU
     env.filters["isotime"] = lambda d: i18n.local_time(d, locale().zone) if d else ""
     #: a message from Python code (an error's text, ``N_``/``Msg``) in the reader's language
     env.filters["tr"] = lambda message: i18n.translate(message, locale())
+    #: a stored notification's text in the reader's language (``forum/notices.py``)
+    env.filters["notice"] = lambda text: i18n.translate(notices.as_message(text), locale())
     return env
 
 

@@ -16,17 +16,18 @@ from sqlmodel import Session, col, select
 
 from caseforum import authcache
 from caseforum.authz import Viewer, can
+from caseforum.i18n import Msg
 
 from .models import IceExchange
 from .states import KINDS, STATUS_LABELS, WAITING_ON
 
 SHOWN = 6
 NEXT_MOVE = {
-    "requested": "answer the request",
-    "accepted": "start the work",
-    "in_progress": "deliver the report",
-    "report_delivered": "acknowledge the report",
-    "acknowledged": "close the exchange",
+    "requested": Msg("answer the request"),
+    "accepted": Msg("start the work"),
+    "in_progress": Msg("deliver the report"),
+    "report_delivered": Msg("acknowledge the report"),
+    "acknowledged": Msg("close the exchange"),
 }
 
 
@@ -68,6 +69,6 @@ def waiting_panel(session: Session, viewer: Viewer) -> dict[str, Any] | None:
         "due_date": e.due_date,
         "overdue": e.overdue,
     } for e in rows]
-    return {"name": "ice-waiting", "title": "Waiting for my office",
+    return {"name": "ice-waiting", "title": Msg("Waiting for my office"),
             "template": "ice/_home_waiting.html",
             "context": {"exchanges": items, "total": total}}

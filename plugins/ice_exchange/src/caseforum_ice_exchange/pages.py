@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from caseforum.authz import Viewer, can, require
 from caseforum.db import SessionDep
 from caseforum.forum import notify
+from caseforum.i18n import CMsg, Msg
 from caseforum.models import Office, User
 from caseforum.web.deps import CurrentUser, CurrentViewer
 from caseforum.web.templating import render
@@ -30,12 +31,13 @@ from .views import audit_label
 
 router = APIRouter(prefix="/ice", tags=["ice pages"], include_in_schema=False)
 
-TABS = (("waiting", "Waiting for my office"), ("open", "Open"), ("closed", "Closed"),
-        ("all", "All"))
+TABS = (("waiting", Msg("Waiting for my office")), ("open", CMsg("exchanges", "Open")),
+        ("closed", CMsg("exchanges", "Closed")), ("all", CMsg("exchanges", "All")))
 DONE_MESSAGES = {
-    "request": "Request sent.",
-    "assign": "Assignment saved.",
-    **{kind: f"{step.label}: sent." for kind, step in STEPS.items() if kind != "request"},
+    "request": Msg("Request sent."),
+    "assign": Msg("Assignment saved."),
+    **{kind: Msg("%(step)s: sent.", step=step.label)
+       for kind, step in STEPS.items() if kind != "request"},
 }
 
 
@@ -70,16 +72,16 @@ def _new_context(session: Session, rt: IceRuntime, viewer: Viewer, user: User,
         if keys.public_keys(session, candidate.code) is None:
             continue
         donors.append(candidate)
-    blocked = ""
+    blocked: str = ""
     if not can(viewer, "ice.exchange.create", office):
-        blocked = (f"{user.office_code} does not take part in ICE as a recipient office, or "
-                   "your role cannot open requests. An administrator sets the office's ICE "
-                   "role.")
+        blocked = Msg("%(office)s does not take part in ICE as a recipient office, or your "
+                      "role cannot open requests. An administrator sets the office's ICE "
+                      "role.", office=user.office_code)
     elif not keys.is_local(session, user.office_code):
-        blocked = (f"{user.office_code} has no keys on this instance yet: an administrator "
-                   f"runs 'caseforum keys generate --office {user.office_code}'.")
+        blocked = Msg("%(office)s has no keys on this instance yet: an administrator runs "
+                      "'caseforum keys generate --office %(office)s'.", office=user.office_code)
     elif not donors:
-        blocked = "No donor office can be reached from this instance yet."
+        blocked = Msg("No donor office can be reached from this instance yet.")
     return {"donors": donors, "kinds": KINDS, "routes": sorted(rt.routes), "blocked": blocked,
             "values": values or {}, "error": error}
 

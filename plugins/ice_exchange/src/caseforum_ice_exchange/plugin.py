@@ -13,6 +13,7 @@ from typing import Any
 
 from caseforum import hookimpl
 from caseforum.authz import can
+from caseforum.i18n import Catalogue, Msg
 
 from . import rules  # noqa: F401  (the ice.* authorization rules)
 from .config import Config
@@ -20,6 +21,8 @@ from .config import Config
 __all__ = ["Config"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+LOCALE = Path(__file__).resolve().parent / "locale"
+DOMAIN = "caseforum_ice_exchange"
 
 
 @hookimpl
@@ -68,7 +71,13 @@ def extra_nav_items(user: Any) -> list[dict[str, str]]:
     if not can(user, "ice.exchanges.list"):
         return []
     # "order" is a hint for a menu that sorts (UI.md: after Forum, before Statistics).
-    return [{"label": "Exchanges", "href": "/ice", "order": "40"}]
+    return [{"label": Msg("Exchanges"), "href": "/ice", "order": "40"}]
+
+
+@hookimpl
+def register_translations() -> list[Catalogue]:
+    """The plugin's own catalogues (``locale/<language>/LC_MESSAGES``)."""
+    return [Catalogue(LOCALE, DOMAIN)]
 
 
 @hookimpl

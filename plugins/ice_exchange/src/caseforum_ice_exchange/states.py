@@ -10,23 +10,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from caseforum.i18n import Msg
+
 from .errors import Conflict
 
 KINDS: dict[str, str] = {
-    "search": "Search and search report",
-    "written_opinion": "Search and written opinion",
-    "examination": "Full examination",
+    "search": Msg("Search and search report"),
+    "written_opinion": Msg("Search and written opinion"),
+    "examination": Msg("Full examination"),
 }
 
 STEPPER: tuple[tuple[str, str], ...] = (
-    ("requested", "Requested"),
-    ("accepted", "Accepted"),
-    ("in_progress", "In progress"),
-    ("report_delivered", "Report delivered"),
-    ("acknowledged", "Acknowledged"),
-    ("closed", "Closed"),
+    ("requested", Msg("Requested")),
+    ("accepted", Msg("Accepted")),
+    ("in_progress", Msg("In progress")),
+    ("report_delivered", Msg("Report delivered")),
+    ("acknowledged", Msg("Acknowledged")),
+    ("closed", Msg("Closed")),
 )
-STATUS_LABELS: dict[str, str] = {**dict(STEPPER), "declined": "Declined"}
+STATUS_LABELS: dict[str, str] = {**dict(STEPPER), "declined": Msg("Declined")}
 STATUSES = frozenset(STATUS_LABELS)
 OPEN_STATUSES = frozenset({"requested", "accepted", "in_progress", "report_delivered",
                            "acknowledged"})
@@ -42,7 +44,7 @@ class Step:
     target: str | None  # None: the status stays
     needs_files: bool = False
     needs_note: bool = False
-    help: str = ""
+    help: str = ""  # a sentence the page shows under the step's button
 
 
 def _s(*names: str) -> frozenset[str]:
@@ -50,25 +52,25 @@ def _s(*names: str) -> frozenset[str]:
 
 
 STEPS: dict[str, Step] = {s.kind: s for s in (
-    Step("request", "Request", {"recipient": _s()}, "requested",
-         help="open the exchange (sent once, when the request is made)"),
-    Step("accept", "Accept", {"donor": _s("requested")}, "accepted",
-         help="take on the work"),
-    Step("decline", "Decline", {"donor": _s("requested")}, "declined", needs_note=True,
-         help="refuse the request; say why"),
-    Step("start", "Start work", {"donor": _s("accepted")}, "in_progress",
-         help="tell the recipient office that an examiner is working on it"),
-    Step("report", "Send report", {"donor": _s("accepted", "in_progress", "report_delivered")},
+    Step("request", Msg("Request"), {"recipient": _s()}, "requested",
+         help=Msg("Open the exchange (sent once, when the request is made).")),
+    Step("accept", Msg("Accept"), {"donor": _s("requested")}, "accepted",
+         help=Msg("Take on the work.")),
+    Step("decline", Msg("Decline"), {"donor": _s("requested")}, "declined", needs_note=True,
+         help=Msg("Refuse the request; say why.")),
+    Step("start", Msg("Start work"), {"donor": _s("accepted")}, "in_progress",
+         help=Msg("Tell the recipient office that an examiner is working on it.")),
+    Step("report", Msg("Send report"), {"donor": _s("accepted", "in_progress", "report_delivered")},
          "report_delivered", needs_files=True,
-         help="deliver the search or examination report and any documents"),
-    Step("documents", "Send documents",
+         help=Msg("Deliver the search or examination report and any documents.")),
+    Step("documents", Msg("Send documents"),
          {"recipient": OPEN_STATUSES, "donor": OPEN_STATUSES}, None, needs_files=True,
-         help="add documents without changing the state"),
-    Step("acknowledge", "Acknowledge report", {"recipient": _s("report_delivered")},
-         "acknowledged", help="confirm that the report arrived and was read"),
-    Step("close", "Close",
+         help=Msg("Add documents without changing the state.")),
+    Step("acknowledge", Msg("Acknowledge report"), {"recipient": _s("report_delivered")},
+         "acknowledged", help=Msg("Confirm that the report arrived and was read.")),
+    Step("close", Msg("Close"),
          {"recipient": OPEN_STATUSES | {"declined"}, "donor": _s("acknowledged", "declined")},
-         "closed", help="end the exchange; nothing can be sent afterwards"),
+         "closed", help=Msg("End the exchange; nothing can be sent afterwards.")),
 )}
 ACTION_KINDS = tuple(k for k in STEPS if k != "request")
 

@@ -16,6 +16,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from caseforum.authz import Viewer, can
+from caseforum.i18n import Msg
 from caseforum.models import Office, User
 
 from . import crypto, keys, parcels
@@ -181,11 +182,12 @@ def parcel_view(session: Session, rt: IceRuntime, parcel: IceParcel, viewer: Vie
                 keys=own_keys, as_sender=viewer.office_code == parcel.sender_office)
         except (OSError, crypto.IceCryptoError) as exc:
             log.error("cannot read the message of parcel %s: %s", parcel.id, exc)
-            base["message_error"] = "the message cannot be decrypted on this instance"
+            base["message_error"] = Msg("the message cannot be decrypted on this instance")
     elif note:
-        base["message_error"] = ("encrypted: not yet verified" if not readable else
-                                 f"encrypted for {viewer.office_code}'s keys, which this "
-                                 "instance does not hold")
+        base["message_error"] = (
+            Msg("encrypted: not yet verified") if not readable else
+            Msg("encrypted for the keys of %(office)s, which this instance does not hold",
+                office=viewer.office_code))
     return base
 
 
@@ -219,8 +221,9 @@ def offices_panel(session: Session, exchange: IceExchange) -> list[dict[str, Any
             "side": side,
             "code": code,
             "name": office.name if office else code,
-            "where": ("hosted on this instance" if keys.is_local(session, code) else
-                      f"peer instance {peer.url}" if peer else "no keys known here"),
+            "where": (Msg("hosted on this instance") if keys.is_local(session, code) else
+                      Msg("peer instance %(url)s", url=peer.url) if peer
+                      else Msg("no keys known here")),
             "fingerprints": keys.fingerprints(session, code),
         })
     return result
@@ -235,17 +238,27 @@ def assignees(session: Session, exchange: IceExchange) -> dict[str, User | None]
 
 
 AUDIT_LABELS = {
-    "exchange.requested": "Request opened",
-    "exchange.assigned": "Assignment changed",
-    "parcel.sent": "Parcel signed and queued",
-    "parcel.received": "Parcel received and verified",
-    "parcel.refused": "Incoming parcel refused",
-    "parcel.refused_by_peer": "Parcel refused by the other office",
-    "receipt.signed": "Receipt signed",
-    "receipt.verified": "Receipt verified: delivered",
-    "delivery.deferred": "Delivery failed; will retry",
-    "file.opened": "File opened",
-    "keys.generated": "Office keys generated",
+    "exchange.requested": Msg("Request opened"),
+    "exchange.assigned": Msg("Assignment changed"),
+    "parcel.sent": Msg("Parcel signed and queued"),
+    "parcel.received": Msg("Parcel received and verified"),
+    "parcel.refused": Msg("Incoming parcel refused"),
+    "parcel.refused_by_peer": Msg("Parcel refused by the other office"),
+    "receipt.signed": Msg("Receipt signed"),
+    "receipt.verified": Msg("Receipt verified: delivered"),
+    "delivery.deferred": Msg("Delivery failed; will retry"),
+    "file.opened": Msg("File opened"),
+    "keys.generated": Msg("Office keys generated"),
+}
+#: an exchange that changed state, by its new state
+AUDIT_STATES = {
+    "requested": Msg("Exchange requested"),
+    "accepted": Msg("Exchange accepted"),
+    "in_progress": Msg("Exchange in progress"),
+    "report_delivered": Msg("Exchange: report delivered"),
+    "acknowledged": Msg("Exchange: report acknowledged"),
+    "closed": Msg("Exchange closed"),
+    "declined": Msg("Exchange declined"),
 }
 
 
@@ -254,10 +267,10 @@ def audit_label(action: str) -> str:
     if action in AUDIT_LABELS:
         return AUDIT_LABELS[action]
     head, _, tail = action.rpartition(".")
-    if head == "exchange" and tail in STATUS_LABELS:
-        return f"Exchange {STATUS_LABELS[tail].lower()}"
+    if head == "exchange" and tail in AUDIT_STATES:
+        return AUDIT_STATES[tail]
     if head in AUDIT_LABELS and tail in STEPS:
-        return f"{AUDIT_LABELS[head]}: {STEPS[tail].label.lower()}"
+        return Msg("%(what)s: %(step)s", what=AUDIT_LABELS[head], step=STEPS[tail].label)
     return action
 
 

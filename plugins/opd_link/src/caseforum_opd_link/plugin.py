@@ -12,11 +12,13 @@ them: their documents are stored with visibility ``public``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, HttpUrl
 
 from caseforum import hookimpl
+from caseforum.i18n import Catalogue, Msg
 from caseforum.numbers import (
     KNOWN_OFFICES,
     NumberError,
@@ -32,6 +34,8 @@ from caseforum.sources import (
 )
 from caseforum_opd_link import wire
 
+LOCALE = Path(__file__).resolve().parent / "locale"
+DOMAIN = "caseforum_opd_link"
 MAX_DOCLISTS = 8  # document lists fetched for the other members of one family
 
 
@@ -51,7 +55,7 @@ class OpdSource:
     """The dossier source speaking the Global Dossier paths (see ``client.py``)."""
 
     name = "opd_link"
-    label = "One Portal Dossier"
+    label = Msg("One Portal Dossier")  # the service's name, in the reader's language
 
     def __init__(self, config: dict[str, Any]) -> None:
         # httpx is imported only when a base URL is set (cold start: most instances
@@ -169,3 +173,9 @@ def register_dossier_sources(config: dict[str, Any]) -> list[DossierSource]:
     if not config.get("base_url"):
         return []  # not configured: nothing to ask
     return [OpdSource(config)]
+
+
+@hookimpl
+def register_translations() -> list[Catalogue]:
+    """The plugin's own catalogues (``locale/<language>/LC_MESSAGES``)."""
+    return [Catalogue(LOCALE, DOMAIN)]
