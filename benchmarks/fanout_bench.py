@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchlib import ServerProcess, free_port, summary, wait_for_consumers
+from benchlib import ServerProcess, free_port, pct, summary, wait_for_consumers
 
 SECRET = "fanout-bench-secret-key-0123456789"
 DEMO_PASSWORD = "caseforum-demo"
@@ -71,6 +71,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def _bare_app() -> Any:
+    """With ``BARE_REDIS_URL`` set, a post goes through Redis pub/sub (channel
+    ``BARE_CHANNEL``) to every process of the app, each sending it to its own sockets:
+    the bare form of several hosts sharing one broker."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -78,6 +81,9 @@ def _bare_app() -> Any:
     from starlette.websockets import WebSocket, WebSocketDisconnect
 
     clients: set[WebSocket] = set()
+    redis_url = os.environ.get("BARE_REDIS_URL")
+    channel = os.environ.get("BARE_CHANNEL", "fanout-bench")
+    shared: dict[str, Any] = {}
 
     async def watch(ws: WebSocket) -> None:
         await ws.accept()
@@ -90,15 +96,46 @@ def _bare_app() -> Any:
         finally:
             clients.discard(ws)
 
-    async def broadcast(request: Request) -> Response:
-        text = (await request.body()).decode()
+    async def send_all(text: str) -> None:
         for ws in list(clients):
             with contextlib.suppress(Exception):
                 await ws.send_text(text)
+
+    async def broadcast(request: Request) -> Response:
+        text = (await request.body()).decode()
+        if redis_url:  # to every process, this one included, through the broker
+            await shared["redis"].publish(channel, text)
+        else:
+            await send_all(text)
         return Response(status_code=204)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> Any:
+        if not redis_url:
+            yield
+            return
+        import redis.asyncio as aioredis
+
+        shared["redis"] = client = aioredis.Redis.from_url(redis_url)
+        pubsub = client.pubsub()
+        await pubsub.subscribe(channel)
+
+        async def relay() -> None:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    await send_all(message["data"].decode())
+
+        task = asyncio.create_task(relay())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await client.aclose()
+
     return Starlette(routes=[WebSocketRoute("/ws", watch),
-                             Route("/broadcast", broadcast, methods=["POST"])])
+                             Route("/broadcast", broadcast, methods=["POST"])],
+                     lifespan=lifespan)
 
 
 def bare_app() -> Any:
@@ -109,8 +146,10 @@ def bare_app() -> Any:
 # Data -------------------------------------------------------------------------------------
 
 
-def build(data_dir: Path, watchers: int, log: Any) -> dict[str, Any]:
-    """Demo data, an open category with one thread, and one token per watcher."""
+def build(data_dir: Path, watchers: int, log: Any,
+          database_url: str | None = None) -> dict[str, Any]:
+    """Demo data, an open category with one thread, and one token per watcher (SQLite in
+    ``data_dir``, or the empty PostgreSQL database at ``database_url``)."""
     from sqlmodel import select
 
     from caseforum import accounts
@@ -123,7 +162,7 @@ def build(data_dir: Path, watchers: int, log: Any) -> dict[str, Any]:
     from caseforum.setup_db import init_database, load_demo
 
     t0 = time.perf_counter()
-    settings = load_settings(data_dir=data_dir, secret_key=SECRET)
+    settings = load_settings(data_dir=data_dir, secret_key=SECRET, database_url=database_url)
     engine = make_engine(settings)
     host = PluginHost(settings.plugins)
     host.load()
@@ -178,13 +217,6 @@ class Server(ServerProcess):
 
 
 # Measuring --------------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 @dataclass
@@ -277,9 +309,10 @@ class Run:
     """One server's watchers and posts; :func:`run` interleaves two of them post by
     post, so that both see the same load on a shared machine."""
 
-    def __init__(self, name: str, url: str, headers: list[dict[str, str]], poster: Poster,
-                 server: Server, args: argparse.Namespace) -> None:
-        self.name, self.url, self.headers = name, url, headers
+    def __init__(self, name: str, urls: list[str], headers: list[dict[str, str]],
+                 poster: Poster, server: Any, args: argparse.Namespace) -> None:
+        """``urls``: the watchers connect to them in turn (one per host)."""
+        self.name, self.urls, self.headers = name, urls, headers
         self.poster, self.server, self.args = poster, server, args
         self.res = Result(name, watchers=len(headers))
         self.run_id = hashlib.sha1(f"{name}{time.time()}".encode()).hexdigest()[:8]
@@ -301,7 +334,8 @@ class Run:
         res = self.res
         async with limit:
             t = time.perf_counter()
-            ws = await connect(self.url, additional_headers=self.headers[i], open_timeout=120,
+            ws = await connect(self.urls[i % len(self.urls)],
+                               additional_headers=self.headers[i], open_timeout=120,
                                ping_interval=None, close_timeout=2,
                                compression=None if self.args.no_compression else "deflate",
                                max_queue=None)
@@ -401,7 +435,9 @@ class Run:
         return res
 
 
-def report(results: list[Result], args: argparse.Namespace, log: Any) -> None:
+def report(results: list[Result], args: argparse.Namespace, log: Any,
+           where: str = "") -> None:
+    """``where``: how the rows say what was measured, e.g. " across 2 hosts"."""
     log("")
     log(f"| {'server':<10} | watchers | posts | deliveries/s | p50 ms | p99 ms | max ms "
         f"| POST answer p50 ms | first watcher p50 ms "
@@ -425,9 +461,9 @@ def report(results: list[Result], args: argparse.Namespace, log: Any) -> None:
             f"(goal >= 0.60); connecting {cf.connect_seconds / bare.connect_seconds:.1f}x "
             f"the bare time; p99 {pct(cf.latencies, 99) * 1000:.0f} ms vs "
             f"{pct(bare.latencies, 99) * 1000:.0f} ms (goal < 100 ms)")
-        summary(f"live fan-out, {cf.watchers} watchers", cf.rate, bare.rate, ">= 0.60",
-                "deliveries/s")
-        summary(f"live fan-out p99, POST to last of {cf.watchers} watchers",
+        summary(f"live fan-out{where}, {cf.watchers} watchers", cf.rate, bare.rate,
+                ">= 0.60", "deliveries/s")
+        summary(f"live fan-out{where} p99, POST to last of {cf.watchers} watchers",
                 pct(cf.latencies, 99) * 1000, pct(bare.latencies, 99) * 1000, "< 100 ms", "ms",
                 higher_is_better=False)
     for r in results:
@@ -443,33 +479,62 @@ def raise_fd_limit(need: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-async def run(args: argparse.Namespace, workdir: Path, log: Any,
-              servers: list[Server]) -> list[Result]:
+class ServerGroup:
+    """Several hosts of one kind, measured as one: CPU is their sum."""
+
+    def __init__(self, servers: list[Server]) -> None:
+        self.servers = servers
+        self.proc = servers[0].proc  # the posting host (py-spy attaches there)
+
+    def cpu_seconds(self) -> float | None:
+        times = [s.cpu_seconds() for s in self.servers]
+        return None if None in times else sum(t or 0.0 for t in times)
+
+
+def ws_urls(servers: list[Server], path: str) -> list[str]:
+    return [s.url.replace("http://", "ws://") + path for s in servers]
+
+
+async def run(args: argparse.Namespace, workdir: Path, log: Any, servers: list[Server], *,
+              hosts: int = 1, database_url: str | None = None,
+              redis_url: str | None = None) -> list[Result]:
+    """``hosts`` > 1: that many CaseForum processes (each with a data folder of its own,
+    as separate machines have) on the database at ``database_url`` with Redis at
+    ``redis_url``, and as many bare processes relaying through Redis; the watchers are
+    dealt out over them in turn and every post goes to the first."""
     data_dir = workdir / "data"
-    log(f"Building the data in {data_dir}")
-    info = build(data_dir, args.watchers, log)
-    env = {"CASEFORUM_DATA_DIR": str(data_dir), "CASEFORUM_SECRET_KEY": SECRET}
+    log(f"Building the data in {database_url or data_dir}")
+    info = build(data_dir, args.watchers, log, database_url)
+    env = {"CASEFORUM_SECRET_KEY": SECRET}
+    if database_url:
+        env["CASEFORUM_DATABASE_URL"] = database_url
+    if redis_url:
+        env["CASEFORUM_REDIS_URL"] = redis_url
     if args.src:  # before/after comparisons: the server runs another checkout's code
         env["PYTHONPATH"] = str(Path(args.src).resolve())
-    cf = Server("caseforum.app:create_app", workdir, "caseforum", env, "/healthz")
-    bare = Server("fanout_bench:bare_app", workdir, "bare", {}, "/broadcast")
-    servers += [cf, bare]
-    cf.wait_ready(cf.ready_path)
-    bare.wait_ready(bare.ready_path)
-    wait_for_consumers(data_dir / "caseforum.db")
+    bare_env = {"BARE_REDIS_URL": redis_url,
+                "BARE_CHANNEL": f"fanout-bench-{os.getpid()}"} if redis_url else {}
+    cf = [Server("caseforum.app:create_app", workdir, f"caseforum{i}",
+                 {**env, "CASEFORUM_DATA_DIR": str(data_dir if i == 0 else workdir / f"data{i}")},
+                 "/healthz") for i in range(hosts)]
+    bare = [Server("fanout_bench:bare_app", workdir, f"bare{i}", bare_env, "/broadcast")
+            for i in range(hosts)]
+    servers += [*cf, *bare]
+    for server in servers:
+        server.wait_ready(server.ready_path)
+    wait_for_consumers(database_url or data_dir / "caseforum.db")
     headers = [{"Authorization": f"Bearer {token}"} for _, token in info["tokens"]]
-    log(f"Fan-out to {args.watchers} watchers, {args.messages} posts each, the two servers' "
-        f"posts interleaved")
-    caseforum = Run("CaseForum",
-                    cf.url.replace("http://", "ws://") + f"/ws/threads/{info['thread_id']}",
-                    headers, FormPoster(cf.url, info["thread_id"]), cf, args)
+    log(f"Fan-out to {args.watchers} watchers on {hosts} host(s), {args.messages} posts each, "
+        f"the two servers' posts interleaved")
+    caseforum = Run("CaseForum", ws_urls(cf, f"/ws/threads/{info['thread_id']}"),
+                    headers, FormPoster(cf[0].url, info["thread_id"]), ServerGroup(cf), args)
     await caseforum.connect(log)
     await caseforum.start()
     # the bare app sends what CaseForum sent: a real fragment (the median-sized one)
     texts = sorted(caseforum.warm_texts, key=len) or ["<p>" + "x" * 2000 + "</p>"]
     fragment = texts[len(texts) // 2]
-    plain = Run("bare", bare.url.replace("http://", "ws://") + "/ws", [{} for _ in headers],
-                BarePoster(bare.url, fragment), bare, args)
+    plain = Run("bare", ws_urls(bare, "/ws"), [{} for _ in headers],
+                BarePoster(bare[0].url, fragment), ServerGroup(bare), args)
     await plain.connect(log)
     await plain.start()
     for k in range(args.messages):
