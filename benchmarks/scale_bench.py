@@ -261,6 +261,7 @@ class Load:
     seconds: float
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    answered: int = 0  # the round's requests, those answered after its end too
     server_cpu: float = 0.0
     db_cpu: float = 0.0
     worker_cpu: list[float] = field(default_factory=list)
@@ -269,6 +270,7 @@ class Load:
         self.seconds += other.seconds
         self.latencies += other.latencies
         self.errors += other.errors
+        self.answered += other.answered
         self.server_cpu += other.server_cpu
         self.db_cpu += other.db_cpu
         self.worker_cpu = [a + b for a, b in zip(self.worker_cpu, other.worker_cpu,
@@ -279,7 +281,8 @@ class Load:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
 
     def cpu_ms(self, cpu: float) -> float:
-        return cpu / len(self.latencies) * 1000 if self.latencies else float("nan")
+        """CPU per request: read once every request of the round was answered."""
+        return cpu / self.answered * 1000 if self.answered else float("nan")
 
 
 @dataclass
@@ -319,7 +322,9 @@ def _client_process(conn: Any, targets: dict[str, Target], threads: int, first: 
             command = conn.recv()
             if command is None:
                 return
-            key, start_at, seconds = command
+            key, base, start_at, seconds = command
+            for client in clients[key]:  # the same clients (and log-ins) for every N
+                client.base_url = httpx.URL(base)
             conn.send(_round(clients[key], targets[key].paths, start_at, seconds, first))
     except Exception as exc:  # noqa: BLE001 - the parent reports it
         conn.send(f"client process failed: {exc!r}")
@@ -330,15 +335,18 @@ def _client_process(conn: Any, targets: dict[str, Target], threads: int, first: 
 
 
 def _round(clients: list[httpx.Client], paths: list[str], start_at: float, seconds: float,
-           first: int) -> tuple[list[float], int]:
+           first: int) -> tuple[list[float], int, int]:
+    """Latencies of the answers that came within the round, the errors, and every answer
+    (those that came after its end too: the server's CPU is read once they are in)."""
     latencies: list[float] = []
     errors = [0]
+    answered = [0]
     lock = threading.Lock()
     deadline = start_at + seconds
 
     def work(n: int, client: httpx.Client) -> None:
         mine: list[float] = []
-        bad = 0
+        bad = late = 0
         k = (first + n) * 7919
         time.sleep(max(0.0, start_at - time.time()))
         while True:
@@ -352,6 +360,7 @@ def _round(clients: list[httpx.Client], paths: list[str], start_at: float, secon
             k += 1
             done = time.time()
             if done > deadline:
+                late += ok
                 break
             if ok:
                 mine.append(done - t)
@@ -360,13 +369,14 @@ def _round(clients: list[httpx.Client], paths: list[str], start_at: float, secon
         with lock:
             latencies.extend(mine)
             errors[0] += bad
+            answered[0] += len(mine) + late
 
     workers = [threading.Thread(target=work, args=(n, c)) for n, c in enumerate(clients)]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    return latencies, errors[0]
+    return latencies, errors[0], answered[0]
 
 
 class Clients:
@@ -386,6 +396,9 @@ class Clients:
             proc.start()
             self.pipes.append(mine)
             self.procs.append(proc)
+
+    def wait_ready(self) -> None:
+        """Until every client is logged in (done meanwhile in the client processes)."""
         for pipe in self.pipes:
             self._answer(pipe, 300)
 
@@ -398,17 +411,20 @@ class Clients:
             raise RuntimeError(answer)
         return answer
 
-    def round(self, key: str, seconds: float) -> tuple[list[float], int]:
+    def round(self, key: str, base: str, seconds: float) -> tuple[list[float], int, int]:
+        """All clients against ``key`` at ``base`` for ``seconds``: see :func:`_round`.
+        Log-in sessions live in the database, so they hold across server restarts."""
         start_at = time.time() + 0.2
         for pipe in self.pipes:
-            pipe.send((key, start_at, seconds))
+            pipe.send((key, base, start_at, seconds))
         latencies: list[float] = []
-        errors = 0
+        errors = answered = 0
         for pipe in self.pipes:
-            got, bad = self._answer(pipe, seconds + 120)
+            got, bad, all_ = self._answer(pipe, seconds + 120)
             latencies += got
             errors += bad
-        return latencies, errors
+            answered += all_
+        return latencies, errors, answered
 
     def close(self) -> None:
         for pipe, proc in zip(self.pipes, self.procs, strict=True):
@@ -424,14 +440,15 @@ def measure(clients: Clients, key: str, server: Server, db: PostgresDatabase,
     """One timed round against ``server``, with its CPU (all its processes) and that of
     PostgreSQL's sessions on the database over the round."""
     cpu0, db0 = server.cpu_by_process(), db.backend_cpu_seconds()
-    latencies, errors = clients.round(key, seconds)
+    latencies, errors, answered = clients.round(key, server.url, seconds)
     cpu1, db1 = server.cpu_by_process(), db.backend_cpu_seconds()
     # the busiest N processes below the supervisor (not multiprocessing's helpers)
     per_worker = sorted((cpu1[pid] - cpu0.get(pid, 0.0) for pid in cpu1
                          if pid != server.proc.pid or server.workers == 1),
                         reverse=True)[:server.workers]
-    return Load(seconds, latencies, errors, server_cpu=sum(cpu1.values()) - sum(cpu0.values()),
-                db_cpu=max(0.0, db1 - db0), worker_cpu=per_worker)
+    return Load(seconds, latencies, errors, answered,
+                server_cpu=sum(cpu1.values()) - sum(cpu0.values()), db_cpu=max(0.0, db1 - db0),
+                worker_cpu=per_worker)
 
 
 # Building the data ------------------------------------------------------------------------
@@ -725,6 +742,7 @@ def workers_mode(args: argparse.Namespace, log: Any) -> None:
         api_paths = [f"/api/v1/dossiers/{o}/{n}" for o, n in picks]
         page_paths = [f"/threads/{info['thread_id']}"]
         results: dict[tuple[int, str, str], Load] = {}
+        clients: Clients | None = None
         for n in args.workers:
             started = time.perf_counter()
             servers = {
@@ -737,20 +755,25 @@ def workers_mode(args: argparse.Namespace, log: Any) -> None:
             running += servers.values()
             for server in servers.values():
                 server.wait_workers()
-            if n == args.workers[0]:
-                wait_for_consumers(db.url)
-            targets = {}
-            for name, server in servers.items():
-                targets[(name, API)] = Target(server.url, api_paths, token=info["api_token"])
-                targets[(name, PAGE)] = Target(server.url, page_paths, login=name == "CaseForum")
-            clients = Clients({f"{k[0]}|{k[1]}": t for k, t in targets.items()},
-                              args.clients, args.client_processes)
-            running.append(clients)
-            log(f"{n} worker(s): servers and {clients.count} clients ready in "
+            ready = time.perf_counter() - started
+            settle = 0.0
+            if clients is None:  # log in while the consumers work through the build's events
+                targets = {}
+                for name, server in servers.items():
+                    targets[f"{name}|{API}"] = Target(server.url, api_paths,
+                                                      token=info["api_token"])
+                    targets[f"{name}|{PAGE}"] = Target(server.url, page_paths,
+                                                       login=name == "CaseForum")
+                clients = Clients(targets, args.clients, args.client_processes)
+                running.append(clients)
+                settle = wait_for_consumers(db.url)
+                clients.wait_ready()
+            log(f"{n} worker(s): servers up in {ready:.1f} s, event consumers caught up in "
+                f"{settle:.1f} s, {clients.count} clients ready after "
                 f"{time.perf_counter() - started:.1f} s (load average {os.getloadavg()[0]:.1f})")
             for endpoint in (API, PAGE):
-                for name in servers:  # warm-up: routes, templates, caches of every worker
-                    clients.round(f"{name}|{endpoint}", args.warmup)
+                for name, server in servers.items():  # warm-up: routes, templates, caches
+                    clients.round(f"{name}|{endpoint}", server.url, args.warmup)
                 for r in range(args.rounds):
                     order = list(servers) if r % 2 == 0 else list(reversed(servers))
                     for name in order:
@@ -766,8 +789,6 @@ def workers_mode(args: argparse.Namespace, log: Any) -> None:
                     log(f"  {endpoint}, {name}: {load.rate:.1f} req/s, p50 "
                         f"{pct(load.latencies, 50) * 1000:.0f} ms, p95 "
                         f"{pct(load.latencies, 95) * 1000:.0f} ms, {load.errors} errors")
-            clients.close()
-            running.remove(clients)
             for server in servers.values():
                 server.stop()
                 running.remove(server)
@@ -942,8 +963,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("mode", nargs="?", choices=("workers", "watchers", "big"),
                         help="one mode (default: all three, one after the other)")
     parser.add_argument("--quick", action="store_true",
-                        help="each mode in under about two minutes: workers 1 2 4 with 4 s "
-                             "per measurement, 200 watchers and 10 posts, 50,000 dossiers")
+                        help="each mode in under about two minutes: workers 1 2 4 with 8 "
+                             "clients and 3 s per measurement, 200 watchers and 10 posts, "
+                             "50,000 dossiers")
     parser.add_argument("--postgres", default=ADMIN_URL,
                         help="PostgreSQL to make the run's database on [%(default)s]")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/11",
@@ -951,15 +973,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     group = parser.add_argument_group("workers")
     group.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4],
                        help="worker counts, one run each [1 2 4]")
-    group.add_argument("--clients", type=int, default=16, help="concurrent clients [16]")
+    group.add_argument("--clients", type=int, default=None,
+                       help="concurrent clients [16; --quick 8]")
     group.add_argument("--client-processes", type=int, default=2,
                        help="processes the clients are spread over [2]")
     group.add_argument("--seconds", type=float, default=None,
-                       help="timed seconds per server, endpoint and N [20; --quick 4]")
+                       help="timed seconds per server, endpoint and N [20; --quick 3]")
     group.add_argument("--rounds", type=int, default=2,
                        help="alternating rounds the seconds are split into [2]")
     group.add_argument("--warmup", type=float, default=None,
-                       help="untimed seconds per server and endpoint first [3; --quick 1]")
+                       help="untimed seconds per server and endpoint first [3; --quick 0.5]")
     group = parser.add_argument_group("watchers")
     group.add_argument("--watchers", type=int, default=None,
                        help="websocket watchers over all hosts [1000; --quick 200]")
@@ -984,8 +1007,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) is None:
             setattr(args, name, short if quick else full)
 
-    default("seconds", 20.0, 4.0)
-    default("warmup", 3.0, 1.0)
+    default("clients", 16, 8)
+    default("seconds", 20.0, 3.0)
+    default("warmup", 3.0, 0.5)
     default("watchers", 1000, 200)
     default("messages", 30, 10)
     default("requests", 1000, 200)
