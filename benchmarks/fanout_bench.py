@@ -235,6 +235,7 @@ class Result:
     duplicates: int = 0
     out_of_order: int = 0
     distinct: list[int] = field(default_factory=list)  # distinct fragments per post
+    by_host: dict[int, list[float]] = field(default_factory=dict)  # POST -> host's last
     sizes: list[int] = field(default_factory=list)
     server_cpu: float | None = None
 
@@ -320,6 +321,7 @@ class Run:
         self.received: list[dict[int, int]] = [{} for _ in headers]
         self.event_ids: list[list[int]] = [[] for _ in headers]
         self.arrivals: dict[int, list[float]] = defaultdict(list)
+        self.host_arrivals: dict[tuple[int, int], float] = {}  # (host, post): latest
         self.fragments: dict[int, set[str]] = defaultdict(set)
         self.done: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
         self.sockets: list[Any] = []
@@ -358,6 +360,7 @@ class Run:
                     self.event_ids[i].append(int(ev.group(1)))
                 if self.received[i][k] == 1:
                     self.arrivals[k].append(now)
+                    self.host_arrivals[(i % len(self.urls), k)] = now
                     self.fragments[k].add(hashlib.sha1(message.encode()).hexdigest())
                     res.sizes.append(len(message))
                     if len(self.arrivals[k]) == len(self.headers):
@@ -407,6 +410,10 @@ class Run:
             self.res.latencies.append(max(self.arrivals[k]) - t_send)
             self.res.firsts.append(min(self.arrivals[k]) - t_send)
         self.res.distinct.append(len(self.fragments[k]))
+        for host in range(len(self.urls)):
+            if (host, k) in self.host_arrivals:
+                self.res.by_host.setdefault(host, []).append(
+                    self.host_arrivals[(host, k)] - t_send)
 
     async def finish(self) -> Result:
         res, args = self.res, self.args
@@ -466,6 +473,11 @@ def report(results: list[Result], args: argparse.Namespace, log: Any,
         summary(f"live fan-out{where} p99, POST to last of {cf.watchers} watchers",
                 pct(cf.latencies, 99) * 1000, pct(bare.latencies, 99) * 1000, "< 100 ms", "ms",
                 higher_is_better=False)
+    for r in results:
+        if len(r.by_host) > 1:
+            log(f"{r.name}, POST to the last watcher of each host (host 1 took the POST): "
+                + "; ".join(f"host {h + 1} p50 {pct(v, 50) * 1000:.0f} ms, p99 "
+                            f"{pct(v, 99) * 1000:.0f} ms" for h, v in sorted(r.by_host.items())))
     for r in results:
         if not r.ok():
             log(f"{r.name}: {r.missing} missing, {r.duplicates} twice, "
