@@ -88,6 +88,26 @@ def cpu_of(pid: int) -> float | None:
     return None
 
 
+def demo_instance(data_dir: Path, secret_key: str,
+                  database_url: str | None = None) -> tuple[Any, Any, Any]:
+    """A new instance with the demo data: SQLite in ``data_dir``, or the empty PostgreSQL
+    database at ``database_url``.  Returns its settings, engine and loaded plugins."""
+    from caseforum.app import build_doc_types
+    from caseforum.config import load_settings
+    from caseforum.db import make_engine
+    from caseforum.plugin_host import PluginHost
+    from caseforum.setup_db import init_database, load_demo
+
+    settings = load_settings(data_dir=data_dir, secret_key=secret_key,
+                             database_url=database_url)
+    engine = make_engine(settings)
+    host = PluginHost(settings.plugins)
+    host.load()
+    init_database(engine, host)
+    load_demo(engine, storage_dir=settings.storage_dir, doc_types=build_doc_types(host))
+    return settings, engine, host
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

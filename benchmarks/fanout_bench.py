@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchlib import ServerProcess, free_port, pct, summary, wait_for_consumers
+from benchlib import ServerProcess, demo_instance, free_port, pct, summary, wait_for_consumers
 
 SECRET = "fanout-bench-secret-key-0123456789"
 DEMO_PASSWORD = "caseforum-demo"
@@ -153,21 +153,12 @@ def build(data_dir: Path, watchers: int, log: Any,
     from sqlmodel import select
 
     from caseforum import accounts
-    from caseforum.app import build_doc_types
-    from caseforum.config import load_settings
-    from caseforum.db import make_engine, open_session
+    from caseforum.db import open_session
     from caseforum.forum import service as forum
     from caseforum.models import User
-    from caseforum.plugin_host import PluginHost
-    from caseforum.setup_db import init_database, load_demo
 
     t0 = time.perf_counter()
-    settings = load_settings(data_dir=data_dir, secret_key=SECRET, database_url=database_url)
-    engine = make_engine(settings)
-    host = PluginHost(settings.plugins)
-    host.load()
-    init_database(engine, host)
-    load_demo(engine, storage_dir=settings.storage_dir, doc_types=build_doc_types(host))
+    _, engine, host = demo_instance(data_dir, SECRET, database_url)
     tokens: list[tuple[str, str]] = []
     with open_session(engine) as session:
         author = session.exec(select(User).where(User.username == POSTER)).one()

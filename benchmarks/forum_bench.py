@@ -55,7 +55,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchlib import ConnectionPool, ServerProcess, free_port, pct, summary, wait_for_consumers
+from benchlib import (
+    ConnectionPool,
+    ServerProcess,
+    demo_instance,
+    free_port,
+    pct,
+    summary,
+    wait_for_consumers,
+)
 
 SECRET = "forum-bench-secret-key-0123456789"
 DEMO_PASSWORD = "caseforum-demo"
@@ -142,24 +150,16 @@ def build(data_dir: Path, log: Any, database_url: str | None = None) -> dict[str
 
     from caseforum import accounts
     from caseforum.app import build_doc_types
-    from caseforum.config import load_settings
-    from caseforum.db import make_engine, open_session
+    from caseforum.db import open_session
     from caseforum.dossiers import service as dossiers
     from caseforum.dossiers.schemas import CitationIn, DossierIn, PriorityIn
     from caseforum.forum import service as forum
     from caseforum.models import Application, Post, User
-    from caseforum.plugin_host import PluginHost
-    from caseforum.setup_db import init_database, load_demo
     from caseforum.storage import FileStore
 
     t0 = time.perf_counter()
-    settings = load_settings(data_dir=data_dir, secret_key=SECRET, database_url=database_url)
-    engine = make_engine(settings)
-    host = PluginHost(settings.plugins)
-    host.load()
+    settings, engine, host = demo_instance(data_dir, SECRET, database_url)
     registry = build_doc_types(host)
-    init_database(engine, host)
-    load_demo(engine, storage_dir=settings.storage_dir, doc_types=registry)
     log(f"  init + demo data: {time.perf_counter() - t0:.1f} s")
 
     t1 = time.perf_counter()

@@ -64,6 +64,7 @@ from benchlib import (
     PostgresDatabase,
     ServerProcess,
     conditions,
+    demo_instance,
     exit_on_sigterm,
     free_port,
     pct,
@@ -691,19 +692,8 @@ def _copy(conn: Any, tables: dict[str, list[tuple[Any, ...]]]) -> None:
 
 def prepare_instance(data_dir: Path, database_url: str, log: Any) -> None:
     """``init`` and the demo data on an empty database (the accounts the clients use)."""
-    from caseforum.app import build_doc_types
-    from caseforum.config import load_settings
-    from caseforum.db import make_engine
-    from caseforum.plugin_host import PluginHost
-    from caseforum.setup_db import init_database, load_demo
-
     started = time.perf_counter()
-    settings = load_settings(data_dir=data_dir, secret_key=SECRET, database_url=database_url)
-    engine = make_engine(settings)
-    host = PluginHost(settings.plugins)
-    host.load()
-    init_database(engine, host)
-    load_demo(engine, storage_dir=settings.storage_dir, doc_types=build_doc_types(host))
+    _, engine, _ = demo_instance(data_dir, SECRET, database_url)
     engine.dispose()
     log(f"  init and demo data: {time.perf_counter() - started:.1f} s")
 
