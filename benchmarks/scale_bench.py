@@ -47,6 +47,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -227,7 +228,9 @@ class Server(ServerProcess):
     both with uvicorn's access log on (as ``caseforum serve`` has it)."""
 
     def __init__(self, *, bare: bool, workers: int, workdir: Path, data_dir: Path,
-                 database_url: str, redis_url: str, name: str) -> None:
+                 database_url: str, redis_url: str, name: str,
+                 settings: dict[str, str] | None = None) -> None:
+        """``settings``: more environment for the server (``CASEFORUM_...``)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -235,7 +238,7 @@ class Server(ServerProcess):
         env.update(PYTHONUNBUFFERED="1", CASEFORUM_DATA_DIR=str(data_dir),
                    CASEFORUM_SECRET_KEY=SECRET, CASEFORUM_DATABASE_URL=database_url,
                    CASEFORUM_REDIS_URL=redis_url, BARE_DB=plain_dsn(database_url),
-                   CASEFORUM_PASSWORD_HASH_PROFILE=HASH_PROFILE,
+                   CASEFORUM_PASSWORD_HASH_PROFILE=HASH_PROFILE, **(settings or {}),
                    BARE_OFFICE=VIEWER[:2].upper())
         if bare:
             command = [sys.executable, "-m", "uvicorn", "--factory", "scale_bench:bare_app",
@@ -500,6 +503,16 @@ def build_workers_data(data_dir: Path, database_url: str, dossiers: int,
         conn.commit()
     engine.dispose()
     log(f"  filler: {counts} in {time.perf_counter() - started:.1f} s")
+    # the host's search index, as a running host has it: without it the first server
+    # would rebuild it from every dossier in the background of the measurements
+    started = time.perf_counter()
+    env = {**os.environ, "CASEFORUM_DATA_DIR": str(data_dir), "CASEFORUM_SECRET_KEY": SECRET,
+           "CASEFORUM_DATABASE_URL": database_url}
+    done = subprocess.run([sys.executable, "-m", "caseforum", "reindex"], env=env,
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"caseforum reindex failed: {done.stderr[-2000:]}")
+    log(f"  caseforum reindex: {done.stdout.strip()} in {time.perf_counter() - started:.1f} s")
     return info
 
 
@@ -696,6 +709,43 @@ def prepare_instance(data_dir: Path, database_url: str, log: Any) -> None:
     _, engine, _ = demo_instance(data_dir, SECRET, database_url)
     engine.dispose()
     log(f"  init and demo data: {time.perf_counter() - started:.1f} s")
+
+
+def index_rate(data_dir: Path, database_url: str, picks: list[tuple[str, str]]) -> float:
+    """Dossiers per second that the search indexer writes (read from the database and
+    committed to a fresh Whoosh index), for ``picks``: what a host's rebuild costs."""
+    from sqlmodel import col, select
+
+    from caseforum.app import build_doc_types
+    from caseforum.config import load_settings
+    from caseforum.db import make_engine, open_session
+    from caseforum.models import Application
+    from caseforum.plugin_host import PluginHost
+    from caseforum.search import items, store
+    from caseforum.search.indexer import CHUNK
+
+    settings = load_settings(data_dir=data_dir, secret_key=SECRET, database_url=database_url)
+    host = PluginHost(settings.plugins)
+    host.load()
+    describe = build_doc_types(host).describe
+    engine = make_engine(settings)
+    folder = Path(tempfile.mkdtemp(prefix="index-", dir=data_dir))
+    try:
+        ix = store.create(folder)
+        with open_session(engine) as session:
+            ids = sorted({i for o, n in picks for i in session.exec(
+                select(Application.id).where(Application.office_code == o,
+                                             col(Application.number) == n))})
+            started = time.perf_counter()
+            for start in range(0, len(ids), CHUNK):
+                store.write(ix, [items.dossiers(session, ids[start:start + CHUNK], describe)])
+                session.expunge_all()
+            took = time.perf_counter() - started
+        ix.close()
+    finally:
+        engine.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(ids) / took if took else float("nan")
 
 
 def api_token(data_dir: Path, database_url: str) -> str:
@@ -909,9 +959,17 @@ def big_mode(args: argparse.Namespace, log: Any) -> None:
                                 ).fetchone()[0]
         token = api_token(data_dir, db.url)
         picks = random_dossiers(db.url, args.requests)
+        rate = index_rate(data_dir, db.url, random_dossiers(db.url, args.index_sample, seed=3))
+        log(f"Search indexing: {args.index_sample:,} random dossiers written to a fresh index "
+            f"at {rate:,.0f} dossiers/s; a full `caseforum reindex` of {total:,} would take "
+            f"about {total / rate / 60:,.0f} min")
+        summary(f"search indexing at {total:,} dossiers", rate, None, "", "dossiers/s")
+        # no event consumers: a host with no index of its own rebuilds it from every
+        # dossier (the rate above), which would take the run's CPU
         servers = {
             "CaseForum": Server(bare=False, workers=1, workdir=workdir, data_dir=data_dir,
-                                database_url=db.url, redis_url=args.redis, name="caseforum"),
+                                database_url=db.url, redis_url=args.redis, name="caseforum",
+                                settings={"CASEFORUM_RUN_CONSUMERS": "false"}),
             "bare": Server(bare=True, workers=1, workdir=workdir, data_dir=data_dir,
                            database_url=db.url, redis_url=args.redis, name="bare"),
         }
@@ -1010,6 +1068,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                        help="random dossiers read per endpoint [1000; --quick 200]")
     group.add_argument("--max-seconds", type=float, default=None,
                        help="time bound per endpoint [120; --quick 20]")
+    group.add_argument("--index-sample", type=int, default=None,
+                       help="dossiers indexed to time the search indexer [2000; --quick 300]")
     group.add_argument("--keep", default=None, metavar="NAME",
                        help="the database's name; kept at the end and reused when it is "
                             "there (then --dossiers is not generated again)")
@@ -1027,6 +1087,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     default("messages", 30, 10)
     default("requests", 1000, 200)
     default("max_seconds", 120.0, 20.0)
+    default("index_sample", 2000, 300)
     if args.dossiers is not None and args.dossiers < 0:
         parser.error("--dossiers: 0 or more")
     if not args.workers or any(not 1 <= n <= 16 for n in args.workers):
@@ -1045,9 +1106,29 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def reachable(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--postgres`` or ``--redis``, if anything."""
+    import psycopg
+    import redis
+
+    try:
+        psycopg.connect(plain_dsn(args.postgres), connect_timeout=5).close()
+    except psycopg.Error as exc:
+        return f"no PostgreSQL at --postgres {args.postgres}: {str(exc).strip()}"
+    try:
+        redis.Redis.from_url(args.redis, socket_connect_timeout=5).ping()
+    except (redis.RedisError, ValueError) as exc:
+        return f"no Redis at --redis {args.redis}: {exc}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     exit_on_sigterm()
+    problem = reachable(args)
+    if problem:
+        print(f"scale_bench: {problem}", file=sys.stderr)
+        return 2
 
     def log(text: str) -> None:
         print(text, flush=True)

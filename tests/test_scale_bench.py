@@ -12,14 +12,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from tests.conftest import _service_or_skip
 
-# each starts real servers: a minute or so on a loaded 2-core machine
-pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.timeout(300)]
+
+def real_run(test: Any) -> Any:
+    """A test that starts real servers: a minute or so on a loaded 2-core machine."""
+    return pytest.mark.slow(pytest.mark.services(pytest.mark.timeout(300)(test)))
+
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "scale_bench.py"
 WHERE_RE = re.compile(r"^Work folder (\S+), database (\w+)$", re.M)
@@ -76,6 +80,7 @@ def assert_cleaned_up(out: str, services: list[str]) -> None:
     assert not processes_in(folder)
 
 
+@real_run
 def test_workers_mode_measures_both_servers_at_each_worker_count(services: list[str]) -> None:
     out, rows = run("workers", *services, "--workers", "1", "2", "--dossiers", "200",
                     "--seconds", "1", "--rounds", "1", "--warmup", "0.3", "--clients", "2",
@@ -91,6 +96,7 @@ def test_workers_mode_measures_both_servers_at_each_worker_count(services: list[
     assert_cleaned_up(out, services)
 
 
+@real_run
 def test_watchers_mode_delivers_every_post_on_both_hosts(services: list[str]) -> None:
     out, rows = run("watchers", *services, "--watchers", "6", "--messages", "2")
     assert "| CaseForum  | 6 | 2 |" in out and "| 12/12 |" in out  # every watcher, every post
@@ -99,6 +105,7 @@ def test_watchers_mode_delivers_every_post_on_both_hosts(services: list[str]) ->
     assert_cleaned_up(out, services)
 
 
+@real_run
 def test_big_mode_generates_reads_and_keeps_the_database(services: list[str]) -> None:
     name = f"cf_scale_test_{os.getpid()}"
     try:
@@ -115,6 +122,7 @@ def test_big_mode_generates_reads_and_keeps_the_database(services: list[str]) ->
         drop(services, name)
 
 
+@real_run
 def test_interrupted_run_stops_its_servers_and_drops_its_database(services: list[str]) -> None:
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "workers", *services, "--workers",
                              "1", "--dossiers", "100", "--seconds", "60"],
@@ -134,3 +142,13 @@ def test_interrupted_run_stops_its_servers_and_drops_its_database(services: list
     out += proc.communicate(timeout=60)[0]
     assert proc.returncode == 130, out
     assert_cleaned_up(out, services)
+
+
+def test_without_postgresql_it_says_where_it_looked() -> None:
+    done = subprocess.run([sys.executable, str(SCRIPT), "big", "--postgres",
+                           "postgresql://postgres@127.0.0.1:9/postgres"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "no PostgreSQL at --postgres postgresql://postgres@127.0.0.1:9/postgres" \
+        in done.stderr
+    assert "SUMMARY" not in done.stdout
