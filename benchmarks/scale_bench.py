@@ -47,7 +47,6 @@ import multiprocessing
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -72,12 +71,17 @@ from benchlib import (
     plain_dsn,
     run_all_or_stop,
     summary,
-    wait_for_consumers,
 )
 
 HERE = Path(__file__).resolve().parent
 SECRET = "scale-bench-secret-key-0123456789"
 VIEWER = "kr.examiner"  # an accessing office: sees every filler dossier
+#: CaseForum runs without its event consumers (``run_consumers = false``): the measured
+#: requests emit no events, so running consumers would only idle (two per cent of a core
+#: per worker, measured), but a host without a search index of its own rebuilds it from
+#: every dossier in the background (about 100 to 300 dossiers/s on 2 cores: the whole
+#: run and more), which is a cost of its own (``big`` times it on a sample)
+NO_CONSUMERS = {"CASEFORUM_RUN_CONSUMERS": "false"}
 #: no measured request logs in: the readers' accounts and log-ins use argon2's cheapest
 #: parameters (``password_hash_profile``), which on a loaded 2-core machine saves a
 #: second of CPU per log-in before the measurements
@@ -503,16 +507,6 @@ def build_workers_data(data_dir: Path, database_url: str, dossiers: int,
         conn.commit()
     engine.dispose()
     log(f"  filler: {counts} in {time.perf_counter() - started:.1f} s")
-    # the host's search index, as a running host has it: without it the first server
-    # would rebuild it from every dossier in the background of the measurements
-    started = time.perf_counter()
-    env = {**os.environ, "CASEFORUM_DATA_DIR": str(data_dir), "CASEFORUM_SECRET_KEY": SECRET,
-           "CASEFORUM_DATABASE_URL": database_url}
-    done = subprocess.run([sys.executable, "-m", "caseforum", "reindex"], env=env,
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"caseforum reindex failed: {done.stderr[-2000:]}")
-    log(f"  caseforum reindex: {done.stdout.strip()} in {time.perf_counter() - started:.1f} s")
     return info
 
 
@@ -800,7 +794,7 @@ def workers_mode(args: argparse.Namespace, log: Any) -> None:
             servers = {
                 "CaseForum": Server(bare=False, workers=n, workdir=workdir, data_dir=data_dir,
                                     database_url=db.url, redis_url=args.redis,
-                                    name=f"caseforum-{n}"),
+                                    name=f"caseforum-{n}", settings=NO_CONSUMERS),
                 "bare": Server(bare=True, workers=n, workdir=workdir, data_dir=data_dir,
                                database_url=db.url, redis_url=args.redis, name=f"bare-{n}"),
             }
@@ -808,8 +802,7 @@ def workers_mode(args: argparse.Namespace, log: Any) -> None:
             for server in servers.values():
                 server.wait_workers()
             ready = time.perf_counter() - started
-            settle = 0.0
-            if clients is None:  # log in while the consumers work through the build's events
+            if clients is None:
                 targets = {}
                 for name, server in servers.items():
                     targets[f"{name}|{API}"] = Target(server.url, api_paths,
@@ -818,10 +811,8 @@ def workers_mode(args: argparse.Namespace, log: Any) -> None:
                                                        login=name == "CaseForum")
                 clients = Clients(targets, args.clients, args.client_processes)
                 running.append(clients)
-                settle = wait_for_consumers(db.url)
                 clients.wait_ready()
-            log(f"{n} worker(s): servers up in {ready:.1f} s, event consumers caught up in "
-                f"{settle:.1f} s, {clients.count} clients ready after "
+            log(f"{n} worker(s): servers up in {ready:.1f} s, {clients.count} clients ready after "
                 f"{time.perf_counter() - started:.1f} s (load average {os.getloadavg()[0]:.1f})")
             for endpoint in (API, PAGE):
                 for name, server in servers.items():  # warm-up: routes, templates, caches
@@ -886,11 +877,12 @@ def report_workers(results: dict[tuple[int, str, str], Load], args: argparse.Nam
                 f"{gains[1][0]:.2f}× | {gains[1][1]:+.2f} |")
             summary(f"{endpoint}, throughput {n} / {one} worker(s)", gains[0][0], gains[1][0],
                     "", "×")
-    log("\nWhat the CPU per request implies for a larger host (the app's CPU per request "
-        "at the largest N, every core busy with one worker, PostgreSQL on a host of its "
+    # the CPU per request where every core had a worker and none had two
+    top = max([n for n in args.workers if n <= (os.cpu_count() or 1)] or args.workers[:1])
+    log(f"\nWhat the CPU per request implies for a larger host (the app's CPU per request "
+        f"at {top} worker(s), every core busy with one worker, PostgreSQL on a host of its "
         "own and the clients elsewhere; an upper bound: memory bandwidth, PostgreSQL's own "
         "limits and the load balancer are not in it):\n")
-    top = args.workers[-1]
     for endpoint in (API, PAGE):
         cf = results[(top, endpoint, "CaseForum")]
         bare = results[(top, endpoint, "bare")]
@@ -964,12 +956,10 @@ def big_mode(args: argparse.Namespace, log: Any) -> None:
             f"at {rate:,.0f} dossiers/s; a full `caseforum reindex` of {total:,} would take "
             f"about {total / rate / 60:,.0f} min")
         summary(f"search indexing at {total:,} dossiers", rate, None, "", "dossiers/s")
-        # no event consumers: a host with no index of its own rebuilds it from every
-        # dossier (the rate above), which would take the run's CPU
         servers = {
             "CaseForum": Server(bare=False, workers=1, workdir=workdir, data_dir=data_dir,
                                 database_url=db.url, redis_url=args.redis, name="caseforum",
-                                settings={"CASEFORUM_RUN_CONSUMERS": "false"}),
+                                settings=NO_CONSUMERS),
             "bare": Server(bare=True, workers=1, workdir=workdir, data_dir=data_dir,
                            database_url=db.url, redis_url=args.redis, name="bare"),
         }
