@@ -6,7 +6,8 @@ Three modes (all of them, one after the other, when none is named):
 ``workers``
     A fresh PostgreSQL database with the thread of ``forum_bench.py`` (200 posts, 20
     dossier cards) and filler dossiers of ``dossiers_bench.py``; for each N of
-    ``--workers`` (1 2 4), ``caseforum serve --workers N`` (Redis for the wake-ups) and
+    ``--workers`` (1 2 4), ``caseforum serve --workers N`` (Redis, no event consumers:
+    see ``NO_CONSUMERS``) and
     the bare anchor under ``uvicorn --workers N`` (``bare_app`` below: the thread page of
     ``forum_bench.py`` and a dossier API reading the same rows with raw SQL), loaded by
     ``--clients`` concurrent clients in two client processes, the two servers in
@@ -23,7 +24,8 @@ Three modes (all of them, one after the other, when none is named):
     ``COPY`` (offices and family sizes in realistic shares, a few documents, citations
     and priorities for some), then one client reading random dossiers' page and API,
     request by request alternating with the bare anchor reading the same rows:
-    p50/p95/p99.  ``--keep NAME`` keeps the database for the next run.
+    p50/p95/p99; and the search indexer's rate on a sample of them.  ``--keep NAME``
+    keeps the database for the next run.
 
     .venv/bin/python benchmarks/scale_bench.py workers --quick
     .venv/bin/python benchmarks/scale_bench.py watchers --quick
