@@ -330,7 +330,7 @@ class _QmarkConnection:
         return self.conn.execute(sql.replace("?", "%s"), params or None)
 
 
-def run_all_or_stop(steps: list[Callable[[], Any]]) -> None:
+def run_each(steps: list[Callable[[], Any]]) -> None:
     """Run clean-up steps in turn, each even when one before it failed."""
     problems = []
     for step in steps:

@@ -71,7 +71,7 @@ from benchlib import (
     free_port,
     pct,
     plain_dsn,
-    run_all_or_stop,
+    run_each,
     summary,
 )
 
@@ -773,7 +773,7 @@ def workplace(args: argparse.Namespace, log: Any, *, name: str | None = None,
         yield workdir, db, running
     finally:
         steps = [getattr(r, "close", None) or r.stop for r in reversed(running)]
-        run_all_or_stop([*steps, db.drop,
+        run_each([*steps, db.drop,
                          lambda: shutil.rmtree(workdir, ignore_errors=True)])
         if db.keep and db.created:
             log(f"kept database {db.name} (drop it with: psql -c 'DROP DATABASE {db.name}')")
