@@ -18,17 +18,29 @@ same way in the same run:
    the app sends to every socket in turn: the same bytes to frame and compress.
 
 The two servers' posts alternate (CaseForum, bare, bare, CaseForum, ...), so that
-both meet the same load on a shared machine.  Printed for each: deliveries per
-second (watchers x posts / the time from sending each post until the last watcher
-had it, summed over the posts), latency from sending the POST to the *last* watcher having it
-(p50, p99, max; and p50 of the POST's answer and of the first watcher), connect
-time, server CPU per post, and CaseForum / bare ratios.
+both meet the same load on a shared machine.
+
+``--languages 4`` adds a second CaseForum room to the same run and server: another
+thread with as many watchers again, of the same offices, whose users read English,
+Simplified Chinese, Japanese and Korean in turn (``User.locale``; the first room reads
+one language, the default).  The three rooms' posts take turns, and the report sets the
+two CaseForum rooms side by side: what rendering each post in four languages costs
+(every fragment is rendered once per output and language; zones only fill in times).
+Both rooms' sockets are open on one server then, so their server CPU is counted post by
+post (from sending a post until its last watcher has it) rather than over the run.
+
+Printed for each: deliveries per second (watchers x posts / the time from sending
+each post until the last watcher had it, summed over the posts), latency from sending
+the POST to the *last* watcher having it (p50, p99, max; and p50 of the POST's answer
+and of the first watcher), connect time, server CPU per post, and CaseForum / bare
+ratios.
 Every watcher must get every post exactly once (and, for CaseForum, in event
 order); the exit status is 1 otherwise.
 
     .venv/bin/python benchmarks/fanout_bench.py            # 500 watchers, 30 posts
     .venv/bin/python benchmarks/fanout_bench.py --quick    # 100 watchers, 10 posts
     .venv/bin/python benchmarks/fanout_bench.py --src ../main/src   # another checkout's server
+    .venv/bin/python benchmarks/fanout_bench.py --languages 4  # and a four-language room
 
 Only loopback traffic; the data folder is temporary and removed at the end, and
 both server processes are stopped at the end, also on errors and Ctrl-C.
@@ -64,6 +76,8 @@ EVENT_RE = re.compile(r'data-event-id="(\d+)"')
 WATCHER_OFFICES = ("JP", "KR", "CN", "US", "AU", "GB", "SG")
 MENTIONS = ("JP 2019-041872", "US 17/436,205")  # demo dossiers: cards for some offices
 POSTER = "jp.examiner"
+#: the languages of the second room's watchers, in turn (``--languages N``: the first N)
+LANGUAGES = ("en", "zh-Hans", "ja", "ko")
 HERE = Path(__file__).resolve().parent
 
 
@@ -146,10 +160,11 @@ def bare_app() -> Any:
 # Data -------------------------------------------------------------------------------------
 
 
-def build(data_dir: Path, watchers: int, log: Any,
+def build(data_dir: Path, watchers: int, log: Any, languages: int = 1,
           database_url: str | None = None) -> dict[str, Any]:
-    """Demo data, an open category with one thread, and one token per watcher (SQLite in
-    ``data_dir``, or the empty PostgreSQL database at ``database_url``)."""
+    """Demo data, an open category with one thread, and one token per watcher; with
+    ``languages`` > 1 a second thread, whose watchers read that many languages in turn.
+    SQLite in ``data_dir``, or the empty PostgreSQL database at ``database_url``."""
     from sqlmodel import select
 
     from caseforum import accounts
@@ -159,30 +174,38 @@ def build(data_dir: Path, watchers: int, log: Any,
 
     t0 = time.perf_counter()
     _, engine, host = demo_instance(data_dir, SECRET, database_url)
-    tokens: list[tuple[str, str]] = []
+    rooms: list[tuple[int, list[tuple[str, str]]]] = []
     with open_session(engine) as session:
         author = session.exec(select(User).where(User.username == POSTER)).one()
         category = forum.create_category(session, name="Fan-out benchmark", offices=[])
-        thread, _ = forum.create_thread(session, author=author, category=category,
-                                        title="Live fan-out", body="Watch this thread.",
-                                        patterns=host.reference_patterns())
-        for i in range(watchers):
-            office = WATCHER_OFFICES[i % len(WATCHER_OFFICES)]
-            user = accounts.create_user(
-                session, username=f"fan-{office.lower()}-{i:04d}", office_code=office,
-                role="examiner", password=None)
-            _, plain = accounts.create_token(session, user=user,
-                                             scopes=["forum", "dossiers:read"])
-            tokens.append((office, plain))
+        spoken = [LANGUAGES[:1]] + ([LANGUAGES[:languages]] if languages > 1 else [])
+        for room, codes in enumerate(spoken):
+            thread, _ = forum.create_thread(
+                session, author=author, category=category,
+                title=f"Live fan-out, {len(codes)} language(s)", body="Watch this thread.",
+                patterns=host.reference_patterns())
+            tokens: list[tuple[str, str]] = []
+            for i in range(watchers):
+                office = WATCHER_OFFICES[i % len(WATCHER_OFFICES)]
+                # the one-language room chooses nothing: the instance default, as before
+                user = accounts.create_user(
+                    session, username=f"fan{room or ''}-{office.lower()}-{i:04d}",
+                    office_code=office, role="examiner", password=None)
+                if room:
+                    user.locale = codes[i % len(codes)]
+                    session.add(user)
+                _, plain = accounts.create_token(session, user=user,
+                                                 scopes=["forum", "dossiers:read"])
+                tokens.append((office, plain))
+            rooms.append((thread.id or 0, tokens))
         session.commit()
-        thread_id = thread.id
     with engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
     engine.dispose()
-    log(f"  demo data, a thread and {watchers} watcher tokens: "
+    log(f"  demo data, {len(rooms)} thread(s) and {watchers} watcher tokens each: "
         f"{time.perf_counter() - t0:.1f} s")
-    return {"thread_id": thread_id, "tokens": tokens}
+    return {"rooms": rooms}
 
 
 # Servers ----------------------------------------------------------------------------------
@@ -229,6 +252,10 @@ class Result:
     by_host: dict[int, list[float]] = field(default_factory=dict)  # POST -> host's last
     sizes: list[int] = field(default_factory=list)
     server_cpu: float | None = None
+    #: the server's CPU from sending each post until its last watcher had it, summed:
+    #: what a room costs when another room shares its server (``--languages``)
+    post_cpu: float = 0.0
+    shares_server: bool = False
 
     @property
     def rate(self) -> float:
@@ -391,12 +418,16 @@ class Run:
 
     async def post(self, k: int) -> None:
         """Send post ``k`` and wait until every watcher has it."""
+        cpu0 = self.server.cpu_seconds()
         t_send = time.perf_counter()
         await self.poster.send(k, f"fan-{self.run_id}-{k:04d}")
         self.res.answers.append(time.perf_counter() - t_send)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.done[k].wait(), timeout=self.args.message_timeout)
         self.res.wall += time.perf_counter() - t_send
+        cpu1 = self.server.cpu_seconds()
+        if cpu0 is not None and cpu1 is not None:
+            self.res.post_cpu += cpu1 - cpu0
         if self.arrivals[k]:
             self.res.latencies.append(max(self.arrivals[k]) - t_send)
             self.res.firsts.append(min(self.arrivals[k]) - t_send)
@@ -409,7 +440,9 @@ class Run:
     async def finish(self) -> Result:
         res, args = self.res, self.args
         cpu1 = self.server.cpu_seconds()
-        if self.cpu0 is not None and cpu1 is not None:
+        if res.shares_server:
+            res.server_cpu = res.post_cpu
+        elif self.cpu0 is not None and cpu1 is not None:
             res.server_cpu = cpu1 - self.cpu0
         if self.spy is not None:
             self.spy.send_signal(signal.SIGINT)
@@ -452,6 +485,21 @@ def report(results: list[Result], args: argparse.Namespace, log: Any,
             f"| {pct(r.answers, 50) * 1000:.1f} | {pct(r.firsts, 50) * 1000:.1f} "
             f"| {r.connect_seconds:.2f} | {pct(r.handshakes, 50) * 1000:.0f} | {cpu} "
             f"| {distinct} | {r.delivered}/{r.expected} |")
+    if len(results) == 3:
+        one, many, _ = results
+        log("")
+        languages = args.languages
+        cpu_one, cpu_many = (r.server_cpu / args.messages * 1000 if r.server_cpu is not None
+                             else float("nan") for r in (one, many))
+        log(f"{languages} languages / one, same server and run: deliveries/s "
+            f"{many.rate / one.rate:.2f}; p50 {pct(many.latencies, 50) * 1000:.0f} ms vs "
+            f"{pct(one.latencies, 50) * 1000:.0f} ms; p99 "
+            f"{pct(many.latencies, 99) * 1000:.0f} ms vs {pct(one.latencies, 99) * 1000:.0f} "
+            f"ms; server CPU per post {cpu_many:.0f} ms vs {cpu_one:.0f} ms, "
+            f"{(cpu_many - cpu_one) / (languages - 1):+.1f} ms per added language")
+        summary(f"live fan-out, {many.watchers} watchers in {languages} languages / one",
+                many.rate, one.rate, "report", "deliveries/s")
+        results = [one, results[2]]
     if len(results) == 2:
         cf, bare = results
         log("")
@@ -498,6 +546,14 @@ def ws_urls(servers: list[Server], path: str) -> list[str]:
     return [s.url.replace("http://", "ws://") + path for s in servers]
 
 
+def in_turn(runs: list[Run], k: int) -> list[Run]:
+    """The order of the rooms' ``k``-th posts: each leads in turn (two rooms:
+    CaseForum, bare, bare, CaseForum, ...; three: A B C, B C A, C A B, ...)."""
+    if len(runs) == 2:
+        return runs if k % 2 == 0 else runs[::-1]
+    return runs[k % len(runs):] + runs[:k % len(runs)]
+
+
 async def run(args: argparse.Namespace, workdir: Path, log: Any, servers: list[Server], *,
               hosts: int = 1, database_url: str | None = None,
               redis_url: str | None = None) -> list[Result]:
@@ -507,7 +563,7 @@ async def run(args: argparse.Namespace, workdir: Path, log: Any, servers: list[S
     dealt out over them in turn and every post goes to the first."""
     data_dir = workdir / "data"
     log(f"Building the data in {database_url or data_dir}")
-    info = build(data_dir, args.watchers, log, database_url)
+    info = build(data_dir, args.watchers, log, args.languages, database_url)
     env = {"CASEFORUM_SECRET_KEY": SECRET}
     if database_url:
         env["CASEFORUM_DATABASE_URL"] = database_url
@@ -526,25 +582,30 @@ async def run(args: argparse.Namespace, workdir: Path, log: Any, servers: list[S
     for server in servers:
         server.wait_ready(server.ready_path)
     wait_for_consumers(database_url or data_dir / "caseforum.db")
-    headers = [{"Authorization": f"Bearer {token}"} for _, token in info["tokens"]]
-    log(f"Fan-out to {args.watchers} watchers on {hosts} host(s), {args.messages} posts each, "
-        f"the two servers' posts interleaved")
-    caseforum = Run("CaseForum", ws_urls(cf, f"/ws/threads/{info['thread_id']}"),
-                    headers, FormPoster(cf[0].url, info["thread_id"]), ServerGroup(cf), args)
-    await caseforum.connect(log)
-    await caseforum.start()
+    log(f"Fan-out to {args.watchers} watchers on {hosts} host(s), {args.messages} posts "
+        f"each, the {len(info['rooms']) + 1} rooms' posts interleaved")
+    rooms: list[Run] = []
+    for thread_id, tokens in info["rooms"]:
+        headers = [{"Authorization": f"Bearer {token}"} for _, token in tokens]
+        name = "CaseForum" if not rooms else f"CF {args.languages} lang"
+        room = Run(name, ws_urls(cf, f"/ws/threads/{thread_id}"), headers,
+                   FormPoster(cf[0].url, thread_id), ServerGroup(cf), args)
+        room.res.shares_server = len(info["rooms"]) > 1
+        await room.connect(log)
+        await room.start()
+        rooms.append(room)
     # the bare app sends what CaseForum sent: a real fragment (the median-sized one)
-    texts = sorted(caseforum.warm_texts, key=len) or ["<p>" + "x" * 2000 + "</p>"]
+    texts = sorted(rooms[0].warm_texts, key=len) or ["<p>" + "x" * 2000 + "</p>"]
     fragment = texts[len(texts) // 2]
-    plain = Run("bare", ws_urls(bare, "/ws"), [{} for _ in headers],
+    plain = Run("bare", ws_urls(bare, "/ws"), [{} for _ in range(args.watchers)],
                 BarePoster(bare[0].url, fragment), ServerGroup(bare), args)
     await plain.connect(log)
     await plain.start()
+    runs = [*rooms, plain]
     for k in range(args.messages):
-        first, second = (caseforum, plain) if k % 2 == 0 else (plain, caseforum)
-        await first.post(k)
-        await second.post(k)
-    return [await caseforum.finish(), await plain.finish()]
+        for room in in_turn(runs, k):
+            await room.post(k)
+    return [await room.finish() for room in runs]
 
 
 def main() -> int:
@@ -564,6 +625,9 @@ def main() -> int:
                              "posting; raw collapsed stacks to FILE")
     parser.add_argument("--no-compression", action="store_true",
                         help="watchers do not offer permessage-deflate (browsers do)")
+    parser.add_argument("--languages", type=int, default=1, choices=range(1, 5),
+                        metavar="N", help="also a room whose watchers read N languages "
+                        "(2-4: en, zh-Hans, ja, ko), beside the one-language room")
     args = parser.parse_args()
     if args.quick:
         args.watchers, args.messages = 100, 10

@@ -906,7 +906,7 @@ def watchers_mode(args: argparse.Namespace, log: Any) -> int:
     fan_args = argparse.Namespace(
         watchers=args.watchers, messages=args.messages, message_timeout=30,
         connect_timeout=300, connect_concurrency=25, src=None, profile=None,
-        no_compression=False)
+        no_compression=False, languages=1)
     with workplace(args, log) as (workdir, db, running):
         db.create()
         with contextlib.suppress(ImportError):

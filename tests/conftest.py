@@ -25,6 +25,7 @@ from caseforum.db import make_engine, open_session
 from caseforum.events import process_pending
 from caseforum.plugin_host import PluginHost
 from caseforum.setup_db import DEMO_PASSWORD, init_database, load_demo
+from tests.s3_helpers import s3_bucket, s3_env, s3_server  # noqa: F401  (S3 fixtures)
 
 REQUIRE_SERVICES = os.environ.get("CASEFORUM_REQUIRE_SERVICES") == "1"
 # argon2's cheapest parameters for every hash the suite makes (demo users, new accounts), in

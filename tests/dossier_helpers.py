@@ -64,3 +64,12 @@ def package_bytes(manifest: dict[str, Any], files: dict[str, bytes]) -> bytes:
         for name, data in files.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def new_dossier(client: TestClient, headers: dict[str, str], office: str, number: str,
+                **extra: Any) -> dict[str, Any]:
+    """Create a dossier through the API (it must be new); returns the answer."""
+    made = client.post("/api/v1/dossiers", headers=headers,
+                       json=dossier_json(office, number, **extra))
+    assert made.status_code == 201, made.text
+    return dict(made.json())

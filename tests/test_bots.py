@@ -598,3 +598,51 @@ def test_a_bot_note_whose_every_block_is_hidden_is_not_shown(as_user, db) -> Non
         host.load()
         views = Renderer(db, viewer, host, make_environment([])).posts(posts)
         assert ("New content here." in [v.post.body for v in views]) is visible
+
+
+# The asker's language ----------------------------------------------------------------
+
+
+def test_a_bot_answers_in_the_asker_s_language(engine: Any, as_user: Any) -> None:
+    """The answer's text is in the asker's language (their choice, else the page's
+    they asked on, else the instance default); the card in it is drawn in each
+    reader's own."""
+    with open_session(engine) as session:
+        user(session, "cn.examiner").locale = "zh-Hans"
+        session.commit()
+    thread_id, _ = new_thread(engine, "/dossier", author="cn.examiner")
+    say(engine, thread_id, "/dossier not-a-number", author="cn.examiner")
+    say(engine, thread_id, f"/dossier {JP_APP}", author="cn.examiner")
+    other_id, _ = new_thread(engine, "/dossier", author="jp.examiner")  # no language chosen
+    process_pending(BotRunner(engine, bots_of(DossierBot()), default_language="ja"), engine)
+
+    hint, unreadable, card = (p.body for p, _ in answers(engine, thread_id))
+    [default] = (p.body for p, _ in answers(engine, other_id))
+    assert hint == "请在命令后写上申请号或公开号，例如 `/dossier US 16/123,456`。"
+    assert unreadable.startswith("无法将 `not-a-number` 识别为号码：")
+    assert card == "`JP 2019-041872`"
+    assert default == ("続けて出願番号または公開番号を書いてください"
+                       "（例: `/dossier US 16/123,456`）。")
+
+    # the card in the answer: Chinese for the Chinese reader, Korean for the Korean one
+    cn, _ = as_user("cn.examiner")
+    kr, kr_token = as_user("kr.examiner")
+    kr.post("/settings/locale", data={"language": "ko", "csrf_token": kr_token})
+    zh_page, ko_page = cn.get(f"/threads/{thread_id}").text, kr.get(f"/threads/{thread_id}").text
+    assert "打开案卷" in zh_page and "도시에 열기" in ko_page
+    assert "请在命令后写上申请号或公开号" in ko_page  # the text is the asker's, for everyone
+
+    # no language chosen: the one of the page the question was asked on
+    au, au_token = as_user("au.examiner")
+    asked = au.post(f"/threads/{other_id}/posts", data={"body": "/dossier",
+                                                      "csrf_token": au_token},
+                    headers={"Accept-Language": "ko-KR,ko;q=0.9"}, follow_redirects=False)
+    assert asked.status_code == 303
+    process_pending(BotRunner(engine, bots_of(DossierBot()), default_language="ja"), engine)
+    assert answers(engine, other_id)[-1][0].body.startswith("뒤에 출원번호나 공개번호를")
+
+    # a plugin's bot does the same through ctx.tr: the documented family bot
+    family_id, _ = new_thread(engine, f"/family {JP_APP}", author="cn.examiner")
+    process_pending(BotRunner(engine, bots_of(example_plugin.FamilyBot())), engine)
+    [(members, _)] = answers(engine, family_id)
+    assert members.body == "该同族的成员（您可查看的部分）："

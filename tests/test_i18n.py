@@ -130,6 +130,9 @@ TRANSLATED = sorted({
     *(f"dossiers/{p.name}" for p in (TEMPLATES / "dossiers").glob("*.html")),
     "partials/bell.html", "partials/dossier_head.html", "partials/dossier_list.html",
     "partials/for_you.html", "partials/language_switch.html", "partials/visibility_chip.html",
+    # dossier cards and bots' blocks, drawn in each reader's language (pages and live)
+    "partials/dossier_card.html", "partials/dossier_ref.html", "partials/embed_none.html",
+    "partials/family_citations.html", "partials/new_document.html",
 })
 #: attributes a reader sees or hears
 VISIBLE_ATTRIBUTES = frozenset({"title", "placeholder", "aria-label", "alt", "label"})

@@ -60,6 +60,15 @@ def test_b_serves_kr_dossiers_live_to_a(tmp_path: Path, template_db: Path) -> No
             assert upload(b, provider, "KR", KR_KEY, pdf_bytes("Opinion for JP only."),
                           code="CTNF", visibility="restricted", offices="JP"
                           ).status_code == 201
+            original = 0  # the KR claims and their English translation: a pair
+            for language in ("ko", "en"):
+                sent = b.post(f"/api/v1/dossiers/KR/{KR_KEY}/documents", headers=provider,
+                              data={"code": "CLM", "date": "2019-05-02", "language": language,
+                                    "translation_of": str(original or "")},
+                              files={"file": ("c.pdf", pdf_bytes(f"Claims ({language})"),
+                                              "application/pdf")})
+                assert sent.status_code == 201, sent.text
+                original = original or sent.json()["id"]
 
         a_dir = _instance_dir(tmp_path, template_db, "a")
         token_file = tmp_path / "kr-token"
@@ -81,13 +90,18 @@ def test_b_serves_kr_dossiers_live_to_a(tmp_path: Path, template_db: Path) -> No
             assert "From KR dossiers at 127.0.0.1" in page.text
             cn_view = a.get(f"/api/v1/dossiers/KR/{KR_KEY}").json()
             assert cn_view["source"] == "peer_kr"
-            assert [d["code"] for d in cn_view["documents"]] == ["SRPT"]  # not the JP-only one
+            # not the JP-only one; the pair arrives as a pair
+            assert [d["code"] for d in cn_view["documents"]] == ["SRPT", "CLM", "CLM"]
+            ko, en = cn_view["documents"][1:]
+            assert (ko["language"], ko["translations"], en["translation_of"]) == \
+                ("ko", [en["id"]], ko["id"])
             report = a.get(f"/api/v1/documents/{cn_view['documents'][0]['id']}/content")
             assert report.status_code == 200 and report.content.startswith(b"%PDF-")
 
             login(a, "jp.examiner")
             jp_view = a.get(f"/api/v1/dossiers/KR/{KR_KEY}").json()
-            assert sorted(d["code"] for d in jp_view["documents"]) == ["CTNF", "SRPT"]
+            assert sorted(d["code"] for d in jp_view["documents"]) == \
+                ["CLM", "CLM", "CTNF", "SRPT"]
             restricted = next(d for d in jp_view["documents"] if d["code"] == "CTNF")
             assert restricted["visibility"] == "restricted" and restricted["offices"] == ["JP"]
 

@@ -38,6 +38,7 @@ CALLS = {
     "register_migrations": lambda h: h.migrations(),
     "register_routes": lambda h: h.routes(),
     "extra_nav_items": lambda h: h.nav_items(user=None),
+    "register_storage_backends": lambda h: h.storage_backends(),
 }
 
 

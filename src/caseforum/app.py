@@ -45,7 +45,7 @@ from caseforum.forum.notify import Notifier
 from caseforum.models import Event
 from caseforum.plugin_host import PluginHost
 from caseforum.search.indexer import SearchIndexer
-from caseforum.storage import FileStore
+from caseforum.storage_backends import open_store
 from caseforum.sweeper import PeriodicSweep
 from caseforum.web import ops, pages
 from caseforum.web.content import ContentHostGate
@@ -128,7 +128,8 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
                              wanted=plugins.listens_to_events),
         Notifier(engine, plugins.notification_channels,
                  group_of=lambda code: group_of(doc_types, code), host=channel_host),
-        BotRunner(engine, plugins.bots, broker=broker, patterns=plugins.reference_patterns),
+        BotRunner(engine, plugins.bots, broker=broker, patterns=plugins.reference_patterns,
+                  default_language=settings.default_locale),
         SearchIndexer(search_dir, plugins.search_items, doc_types.describe),
     ]
     runner = ConsumerRunner(engine, broker, consumers, keep_days=settings.event_retention_days)
@@ -185,8 +186,8 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.state.templates = make_environment(plugins.template_dirs(),
                                            default_locale=settings.default_locale,
                                            default_time_zone=settings.default_time_zone)
-    app.state.store = FileStore(settings.storage_dir)
-    app.state.sweeper = PeriodicSweep.from_settings(engine, settings)
+    app.state.store = open_store(settings, plugins.storage_backends())
+    app.state.sweeper = PeriodicSweep.from_settings(engine, settings, app.state.store)
     app.state.hub = Hub(engine, broker, plugins, app.state.templates)
     app.state.latest_event_id = lambda: latest_event_id(engine)
     app.state.doc_types = doc_types

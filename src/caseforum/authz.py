@@ -9,7 +9,7 @@ A caller authenticated by API token is further limited to the token's scopes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from caseforum import errors
@@ -37,6 +37,13 @@ class Viewer:
     providing: bool = False
     accessing: bool = False
     scopes: frozenset[str] | None = None  # None: a browser session, all of the role's rights
+    #: how the viewer reads, for what is rendered outside their own request (a live
+    #: socket's fragments): an interface language code and an IANA zone, worked out at
+    #: the socket's handshake; empty: the instance default.  No rule looks at them, so
+    #: :attr:`profile` leaves them out; they count in equality, so the live hub keeps
+    #: viewers who read differently apart.
+    language: str = ""
+    time_zone: str = ""
 
     @classmethod
     def of(cls, user: User | None, office: Office | None,
@@ -59,9 +66,16 @@ class Viewer:
         cached = self.__dict__.get("_hash")
         if cached is None:
             cached = hash((self.user_id, self.username, self.office_code, self.role,
-                           self.providing, self.accessing, self.scopes))
+                           self.providing, self.accessing, self.scopes, self.language,
+                           self.time_zone))
             object.__setattr__(self, "_hash", cached)
         return cached
+
+    def reading(self, language: str, time_zone: str) -> Viewer:
+        """The same viewer reading in ``language`` and ``time_zone``."""
+        if (language, time_zone) == (self.language, self.time_zone):
+            return self
+        return replace(self, language=language, time_zone=time_zone)
 
     @property
     def is_authenticated(self) -> bool:

@@ -10,6 +10,12 @@ The archive is a tar file (gzip-compressed when its name ends in ``.gz`` or ``.t
                                   parcels and audit anchors (``ice/``), the generated
                                   secret key, the dossier-source registry
 
+With the files in object storage (``[storage] backend = "s3"``, or any backend whose
+blobs are not under the data folder) the archive is the same: the bucket's documents
+(``files/``) and ICE parcels (``ice/parcels/``) are read from it into ``data/`` one at a
+time, and restore sends them back to the target's bucket before the database is put
+in place.
+
 Left out: the search index (each host rebuilds its own from the database when the
 folder is missing, or with ``caseforum reindex``), the schema stamp, temporary upload
 and staging folders, and the SQLite file itself (it is in ``database/``).
@@ -40,6 +46,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine, make_url
 
 from caseforum import __version__, errors, schema
+from caseforum.storage_backends import StorageBackend
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -162,11 +169,13 @@ def _run(args: list[str], env: dict[str, str]) -> None:
 # backup ------------------------------------------------------------------------------
 
 
-def backup(engine: Engine, data_dir: Path, dest: Path) -> dict[str, Any]:
+def backup(engine: Engine, data_dir: Path, dest: Path,
+           store: StorageBackend | None = None) -> dict[str, Any]:
     """Write the archive to ``dest`` (a new file); returns its manifest.
 
     The archive is written under a temporary name and renamed at the end, so ``dest``
-    is either a whole archive or absent."""
+    is either a whole archive or absent.  With a ``store`` that keeps its files away
+    from the data folder, they are read from it into the archive too."""
     if dest.exists():
         raise BackupError(f"{dest} exists already: choose a new file name")
     if not dest.parent.is_dir():
@@ -211,6 +220,8 @@ def backup(engine: Engine, data_dir: Path, dest: Path) -> dict[str, Any]:
         with (tarfile.open(part, "w:gz") if compressed else tarfile.open(part, "w")) as archive:
             for path, name in members:
                 archive.add(path, arcname=name, recursive=False)
+            if store is not None and not store.local_paths:
+                manifest["files"].update(_add_blobs(archive, store, work / "blob"))
             (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
             archive.add(work / MANIFEST, arcname=MANIFEST)
         part.chmod(0o600)  # it holds every document, the keys and perhaps the secret key
@@ -220,18 +231,42 @@ def backup(engine: Engine, data_dir: Path, dest: Path) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+#: what of a store's blobs is kept: documents and OPD copies, and ICE parcels
+BLOB_PREFIXES = ("files/", "ice/parcels/")
+
+
+def _add_blobs(archive: tarfile.TarFile, store: StorageBackend, spool: Path
+               ) -> dict[str, str]:
+    """Copy the store's blobs into the archive one by one (each through ``spool``, a
+    file, so that a large one is never held in memory); their SHA-256 by member name."""
+    digests = {}
+    for prefix in BLOB_PREFIXES:
+        for key in store.blob_keys(prefix):
+            with store.open_blob(key) as stream:
+                digest = _copy_hashing(stream, spool)
+            name = "data/" + key
+            archive.add(spool, arcname=name, recursive=False)
+            digests[name] = digest
+            spool.unlink()
+    return digests
+
+
 # restore -----------------------------------------------------------------------------
 
 
-def holds_content(engine: Engine, data_dir: Path) -> str | None:
+def holds_content(engine: Engine, data_dir: Path,
+                  store: StorageBackend | None = None) -> str | None:
     """What the target instance already holds (``None`` when it is empty).  A missing
     SQLite file is not created by asking."""
     database = sqlite_path(engine)
     figures = {} if database is not None and not database.exists() else counts(engine)
     held = [f"{n} {label}" for label, n in figures.items() if n]
-    store = data_dir / "files"
-    if store.is_dir() and any(p.is_file() for p in store.rglob("*") if "tmp" not in p.parts):
+    folder = data_dir / "files"
+    if folder.is_dir() and any(p.is_file() for p in folder.rglob("*") if "tmp" not in p.parts):
         held.append("stored files")
+    elif store is not None and not store.local_paths \
+            and next(iter(store.blob_keys("files/")), None) is not None:
+        held.append("stored files (in the bucket)")
     return ", ".join(held) or None
 
 
@@ -308,11 +343,16 @@ def _check(manifest: Any, found: dict[str, str], known: set[str]) -> None:
 
 
 def restore(engine: Engine, data_dir: Path, src: Path, *, force: bool,
-            migrations: Iterable[Path | str] = ()) -> dict[str, Any]:
-    """Replace the instance's database and files with the archive's; returns a summary."""
+            migrations: Iterable[Path | str] = (),
+            store: StorageBackend | None = None) -> dict[str, Any]:
+    """Replace the instance's database and files with the archive's; returns a summary.
+
+    With a ``store`` that keeps its files away from the data folder, the archive's
+    documents and parcels are sent to it (before the database is replaced: they are
+    addressed by content or by a parcel's own id, so extra ones harm nothing)."""
     if not src.is_file():
         raise BackupError(f"no such file: {src}")
-    held = holds_content(engine, data_dir)
+    held = holds_content(engine, data_dir, store)
     if held and not force:
         raise BackupError(f"the target instance is not empty ({held}): restore replaces "
                           "everything; add --force to do so")
@@ -328,6 +368,8 @@ def restore(engine: Engine, data_dir: Path, src: Path, *, force: bool,
             manifest = None
         _check(manifest, found, known_revisions(locations))
         before = list(manifest["schema_revisions"])
+        if store is not None and not store.local_paths:
+            _send_blobs(staging / "data", store)
         _refuse_mount_points(staging / "data", data_dir)
         database = sqlite_path(engine)
         if manifest["database"] == "sqlite" and database is not None:
@@ -349,6 +391,19 @@ def restore(engine: Engine, data_dir: Path, src: Path, *, force: bool,
                 "caseforum_version": manifest["caseforum_version"]}
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _send_blobs(staged_data: Path, store: StorageBackend) -> None:
+    """Put the staged documents and parcels in the store, and out of the staging folder
+    (they are not to land in the data folder)."""
+    for prefix in BLOB_PREFIXES:
+        top = staged_data.joinpath(*prefix.strip("/").split("/"))
+        if not top.is_dir():
+            continue
+        for path in sorted(top.rglob("*")):
+            if path.is_file():
+                store.put_blob(path.relative_to(staged_data).as_posix(), path)
+        shutil.rmtree(top)
 
 
 def _refuse_mount_points(staged_data: Path, data_dir: Path) -> None:

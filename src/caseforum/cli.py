@@ -19,6 +19,7 @@ from caseforum.config import SettingsError, load_settings
 from caseforum.db import make_engine, open_session
 from caseforum.models import User
 from caseforum.plugin_host import PluginHost
+from caseforum.storage_backends import StorageBackend
 
 #: what a user can fix: bad settings, and every error of the family (caseforum.errors);
 #: anything else is a bug and keeps its traceback
@@ -52,6 +53,7 @@ class Context:
         self._settings: Any = None
         self._engine: Any = None
         self._host: PluginHost | None = None
+        self._store: StorageBackend | None = None
 
     @property
     def settings(self) -> Any:
@@ -81,6 +83,15 @@ class Context:
             self._host.load(disabled=disabled_plugins(self.engine))
         return self._host
 
+    @property
+    def store(self) -> StorageBackend:
+        """The storage backend the settings choose (``[storage] backend``)."""
+        if self._store is None:
+            from caseforum.storage_backends import open_store
+
+            self._store = open_store(self.settings, self.host.storage_backends())
+        return self._store
+
     def upgrade_schema(self, host: PluginHost) -> int:
         """Create or upgrade the schema and add missing reference offices (``init``,
         ``demo`` and ``serve`` alike).  What was checked is recorded in the data folder
@@ -105,10 +116,12 @@ def cli() -> None:
 @pass_ctx
 @one_line_errors
 def init(ctx: Context) -> None:
-    """Create or upgrade the database and load the reference offices."""
+    """Create or upgrade the database, load the reference offices and prepare the
+    file store (an S3 bucket is created when missing)."""
     added = ctx.upgrade_schema(ctx.host)
     click.echo(f"database ready at {ctx.settings.sqlalchemy_url.split('@')[-1]}"
                f" ({added} offices added)")
+    click.echo(f"file store ready: {ctx.store.prepare()}")
 
 
 @cli.command()
@@ -121,8 +134,7 @@ def demo(ctx: Context) -> None:
     from caseforum.setup_db import DEMO_PASSWORD, DEMO_USERS, load_demo
 
     ctx.upgrade_schema(ctx.host)
-    created = load_demo(ctx.engine, storage_dir=ctx.settings.storage_dir,
-                        doc_types=build_doc_types(ctx.host))
+    created = load_demo(ctx.engine, store=ctx.store, doc_types=build_doc_types(ctx.host))
     click.echo(f"demo data ready ({len(created)} accounts added)")
     click.echo(f"demo log-ins (password: {DEMO_PASSWORD}):")
     for username, office, role, _ in DEMO_USERS:
@@ -174,12 +186,10 @@ def import_cmd(ctx: Context, package: str, office: str | None) -> None:
     """Import a bulk package (ZIP with manifest.json): all of it or nothing."""
     from caseforum.app import build_doc_types
     from caseforum.dossiers.packages import PackageLimits, import_package
-    from caseforum.storage import FileStore
 
-    store = FileStore(ctx.settings.storage_dir)
     with open(package, "rb") as stream, open_session(ctx.engine) as session:
         summary = import_package(
-            session, store, stream=stream, office=office.upper() if office else None,
+            session, ctx.store, stream=stream, office=office.upper() if office else None,
             registry=build_doc_types(ctx.host),
             max_bytes=ctx.settings.max_upload_mb * 1024 * 1024, actor_id=None,
             limits=PackageLimits.from_settings(ctx.settings))
@@ -200,7 +210,7 @@ def sweep(ctx: Context, min_age_minutes: int | None) -> None:
     from caseforum.sweeper import sweep as run_sweep
 
     minutes = ctx.settings.sweep_min_age_minutes if min_age_minutes is None else min_age_minutes
-    click.echo(run_sweep(ctx.engine, ctx.settings.storage_dir, min_age_seconds=minutes * 60))
+    click.echo(run_sweep(ctx.engine, ctx.store, min_age_seconds=minutes * 60))
 
 
 @cli.command()
@@ -236,7 +246,7 @@ def backup(ctx: Context, dest: Path) -> None:
     """Write the database and stored files to one archive (safe while serving)."""
     from caseforum.backup import backup as make_backup
 
-    manifest = make_backup(ctx.engine, ctx.settings.data_dir, dest)
+    manifest = make_backup(ctx.engine, ctx.settings.data_dir, dest, ctx.store)
     click.echo(f"backed up {_counted(manifest['counts'])} and "
                f"{len(manifest['files']) - 1} files to {dest}")
 
@@ -255,8 +265,13 @@ def restore(ctx: Context, src: Path, force: bool) -> None:
     host = PluginHost(ctx.settings.plugins, data_dir=ctx.settings.data_dir)
     logging.getLogger("caseforum.plugin_host").setLevel(logging.CRITICAL)
     host.load(disabled=set())
+    store = None  # the local store is the data folder itself, restored as before
+    if ctx.settings.storage.backend != "local":
+        from caseforum.storage_backends import open_store
+
+        store = open_store(ctx.settings, host.storage_backends())
     summary = run_restore(ctx.engine, ctx.settings.data_dir, src, force=force,
-                          migrations=host.migrations())
+                          migrations=host.migrations(), store=store)
     click.echo(f"restored {_counted(summary['counts'])} (backup of "
                f"{summary['created_at']}, CaseForum {summary['caseforum_version']})")
     if summary["upgraded"]:

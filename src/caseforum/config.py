@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -53,6 +61,45 @@ class MailSettings(BaseModel):
         if "@" not in value or any(c in value for c in "\r\n<>"):
             raise ValueError("use a plain address such as caseforum@office.example")
         return value.strip()
+
+
+class StorageSettings(BaseModel):
+    """Where documents, OPD copies and ICE parcels are kept (``[storage]`` in the settings
+    file, ``CASEFORUM_STORAGE__BACKEND`` ... in the environment).  See
+    ``caseforum.storage_backends``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``local`` (``<data_dir>/files``), ``s3``, or a backend a plugin registers
+    backend: str = Field(default="local", pattern=r"^[a-z][a-z0-9_]*$")
+    #: the S3 API's address; empty for AWS itself
+    s3_endpoint: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    #: empty: boto3's own search (environment, instance role ...)
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    #: server-side encryption of every object: empty (the bucket's default), AES256, aws:kms
+    s3_sse: Literal["", "AES256", "aws:kms"] = ""
+    #: files larger than this go up in parts of this size (S3's smallest part is 5 MB)
+    s3_part_size_mb: int = Field(default=8, ge=5, le=5120)
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _http_endpoint(cls, value: str) -> str:
+        value = value.strip()
+        if value and (urlsplit(value).scheme not in ("http", "https")
+                      or not urlsplit(value).netloc):
+            raise ValueError("use an address such as https://s3.office.example or "
+                             "http://127.0.0.1:9000")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> StorageSettings:
+        if self.backend == "s3" and not self.s3_bucket:
+            raise ValueError("the s3 backend needs a bucket: set s3_bucket "
+                             "(CASEFORUM_STORAGE__S3_BUCKET)")
+        return self
 
 
 class Settings(BaseSettings):
@@ -100,6 +147,7 @@ class Settings(BaseSettings):
     default_time_zone: str = "UTC"
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     mail: MailSettings = Field(default_factory=MailSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     # operations: proxies whose X-Forwarded-* headers count, and who may read /metrics
     # without logging in (addresses or networks; docs/configuration.md, "Behind a proxy")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)

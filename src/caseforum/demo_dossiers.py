@@ -38,7 +38,8 @@ from caseforum.dossiers import service
 from caseforum.dossiers.schemas import CitationIn, DossierIn, PriorityIn
 from caseforum.models import Application, Citation, Document
 from caseforum.numbers import parse_application_number
-from caseforum.storage import FileStore, StoredFile, safe_filename
+from caseforum.storage import StoredFile, safe_filename
+from caseforum.storage_backends import StorageBackend
 
 if TYPE_CHECKING:
     from fpdf import FPDF
@@ -65,7 +66,8 @@ LANGUAGE_NAMES = {"ja": "Japanese", "zh": "Chinese", "ko": "Korean"}
 
 @dataclass(frozen=True)
 class DemoDoc:
-    """One document; ``translated_from`` marks an English translation."""
+    """One document; ``translated_from`` marks an English translation, ``original``
+    names (by ``name``) the document of the same dossier it translates, listed before it."""
 
     name: str  # download name, unique within its dossier (the idempotency key)
     code: str
@@ -77,6 +79,7 @@ class DemoDoc:
     translated_from: str | None = None
     visibility: str = "offices"
     offices: tuple[str, ...] = ()
+    original: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,7 @@ def _family_sulfide() -> list[DemoDossier]:
             DemoDoc("claims-ja.txt", "CLM", "2019-03-07", "Claims (original)",
                     F1_JP_CLAIMS_JA, fmt="text", language="ja"),
             DemoDoc("claims-en.pdf", "CLM", "2019-03-07", "Claims as filed",
-                    numbered(F1_CLAIMS), translated_from="ja"),
+                    numbered(F1_CLAIMS), translated_from="ja", original="claims-ja.txt"),
             DemoDoc("search-report.pdf", "SRPT", "2020-10-20",
                     "Search report by a registered searching organization",
                     "Searched fields: H01M 10/0562, H01B 1/06-1/10, C01B 25/14\n"
@@ -665,7 +668,7 @@ def _family_display() -> list[DemoDossier]:
             DemoDoc("claims-ko.txt", "CLM", "2020-07-13", "Claims (original)",
                     F3_KR_CLAIMS_KO, fmt="text", language="ko"),
             DemoDoc("claims-en.pdf", "CLM", "2020-07-13", "Claims", numbered(F3_CLAIMS),
-                    translated_from="ko"),
+                    translated_from="ko", original="claims-ko.txt"),
             DemoDoc("preliminary-rejection.pdf", "CTNF", "2022-02-08",
                     "Notice of preliminary rejection",
                     "[Novelty] Claims 1 and 5 are disclosed by cited invention 1 "
@@ -913,7 +916,7 @@ def _stored_name(doc: DemoDoc) -> str:
     return safe_filename(doc.name, "text/plain" if doc.fmt == "text" else "application/pdf")
 
 
-def _load_one(session: Session, store: FileStore, registry: DocTypeRegistry,
+def _load_one(session: Session, store: StorageBackend, registry: DocTypeRegistry,
               dossier: DemoDossier, stored: list[StoredFile]) -> int:
     added = 0
     app = service.get_dossier(session, office=dossier.office, number=dossier.number)
@@ -921,13 +924,16 @@ def _load_one(session: Session, store: FileStore, registry: DocTypeRegistry,
         app, _ = service.upsert_dossier(session, data=dossier.data(), actor_id=None)
         added += 1
     docs = _existing_documents(session, app.id or 0)
+    by_demo_name = {doc.name: doc for doc in dossier.docs}
     for doc in dossier.docs:
         if _stored_name(doc) in docs:
             continue
         meta = service.DocumentMeta(
             code=doc.code, date=date.fromisoformat(doc.date), language=doc.language,
             is_translation=doc.translated_from is not None, visibility=doc.visibility,
-            offices=doc.offices)
+            offices=doc.offices,
+            translation_of=docs[_stored_name(by_demo_name[doc.original])] if doc.original
+            else None)
         document, saved = service.add_document(
             session, store, app=app, meta=meta,
             stream=io.BytesIO(document_bytes(dossier, doc)), filename=doc.name,
@@ -950,7 +956,7 @@ def _load_one(session: Session, store: FileStore, registry: DocTypeRegistry,
     return added
 
 
-def load_demo_dossiers(engine: Engine, store: FileStore, registry: DocTypeRegistry) -> int:
+def load_demo_dossiers(engine: Engine, store: StorageBackend, registry: DocTypeRegistry) -> int:
     """Add whatever part of the demo families is missing; returns how many
     dossiers, documents and citations were added (0 when all were there).
 

@@ -71,7 +71,11 @@ def render_reference(reference: Any, viewer: Any) -> str | None:
     ``None`` to leave it to the next plugin (the first non-None answer wins).
     With ``reference.compact`` set (the dossier was carded earlier in the
     thread), return a one-line reference instead.  Called at most once per
-    dossier, form (card or compact) and page, after ``prepare_references``."""
+    dossier, form (card or compact) and page, after ``prepare_references``.
+    The card is read in the reader's language and zone: render templates from
+    ``reference.env`` (compiled for that language) and show times with the
+    ``isotime``/``isodate`` filters (the reader's locale is current while the
+    hook runs)."""
 
 
 @hookspec
@@ -149,3 +153,13 @@ def collect_search_items(session: Any, events: list[Any] | None) -> list[dict[st
     offices whose users may find it) and ``scope`` (what an API token needs); or
     ``{"id": ..., "gone": True}`` to take an item out."""
 
+
+@hookspec
+def register_storage_backends() -> list[Any]:
+    """Return storage backend factories: objects with ``name`` (the value of the
+    ``[storage] backend`` setting that picks it) and ``open(settings)``, which returns
+    a :class:`caseforum.storage_backends.StorageBackend` (content-addressed ``put``,
+    streamed ``iter_bytes``, ``discard``, sweeping, blobs for ICE parcels, ``check``
+    for ``/readyz`` and ``prepare`` for ``caseforum init``).  The first factory of the
+    configured name is used; the built-in ``object_storage`` plugin registers ``local``
+    and ``s3``."""

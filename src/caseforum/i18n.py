@@ -2,10 +2,16 @@
 
 The web layer chooses a :class:`PageLocale` per request (``caseforum.web.locale``) and
 makes it current only while that request's page renders (:func:`using`).  Anything
-rendered outside a page — above all the live fragments the hub renders once for many
-viewers (``forum/live.py``) — sees no current locale and falls back to the instance
-default given to the template environment: the language of whoever caused an event
-never leaks into what everybody else receives.
+rendered outside a page with no locale of its own sees none and falls back to the
+instance default given to the template environment (:func:`default_locale`): the
+language of whoever caused an event never leaks into what everybody else receives.
+
+The live fragments the hub renders once for many viewers (``forum/live.py``) carry
+their readers' own: the hub renders each once per language among its watchers
+(:func:`for_language` picks the templates compiled for it) with a locale whose zone is
+:data:`ZONE_LATER`, which writes times as placeholders; each zone's copy then only
+fills them in (:func:`fill_times`), so seven offices in seven zones still share one
+render per language.
 
 Domain code does not translate.  It marks what a user may read: :func:`N_` for a fixed
 message, :class:`Msg` for one with values, :class:`NMsg` for one that counts and
@@ -17,6 +23,8 @@ page shows them (:func:`translate`).  ``make i18n`` extracts the markers (``babe
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -199,11 +207,40 @@ def zone_label(moment: datetime) -> str:
     return f"UTC{name}" if name[:1] in "+-" and name else name
 
 
+#: the zone of a render shared by readers in several zones: times are written as
+#: placeholders (a private-use character, a per-process nonce, the kind and the Unix
+#: time), which :func:`fill_times` turns into each reader's time.  An object of its
+#: own (``no_cache``), told apart by identity.
+ZONE_LATER = ZoneInfo.no_cache("UTC")
+_MARK = f"\ue000{secrets.token_hex(4)}"
+_PLACEHOLDER = re.compile(re.escape(_MARK) + r"([td])(-?\d+)\ue001")
+
+
+def _later(kind: str, moment: datetime) -> str:
+    return f"{_MARK}{kind}{int(moment.timestamp())}\ue001"
+
+
+def fill_times(html: str, where: ZoneInfo | None) -> str:
+    """``html`` rendered with :data:`ZONE_LATER`, with its times in the zone ``where``."""
+    if _MARK not in html:
+        return html
+
+    def fill(found: re.Match[str]) -> str:
+        moment = datetime.fromtimestamp(int(found.group(2)), UTC)
+        if found.group(1) == "t":
+            return local_time(moment, where)
+        return local_date(moment, where)
+
+    return _PLACEHOLDER.sub(fill, html)
+
+
 def local_time(moment: datetime, where: ZoneInfo | None) -> str:
     """``2026-05-04 14:05 JST``: date and minutes in the reader's zone, with the zone.
     A naive ``moment`` is taken as UTC, as the database stores every time."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    if where is ZONE_LATER:
+        return _later("t", moment)
     if where is not None:
         moment = moment.astimezone(where)
         return f"{moment:%Y-%m-%d %H:%M} {zone_label(moment)}"
@@ -216,6 +253,8 @@ def local_date(day: date | datetime, where: ZoneInfo | None) -> str:
     if isinstance(day, datetime):
         if day.tzinfo is None:
             day = day.replace(tzinfo=UTC)
+        if where is ZONE_LATER:
+            return _later("d", day)
         day = day.astimezone(where or UTC)
     return f"{day:%Y-%m-%d}"
 
@@ -242,10 +281,42 @@ class PageLocale:
     def of(cls, code: str, zone_name: str = UTC_ZONE) -> PageLocale:
         return _page_locale(code if code in LANGUAGES else DEFAULT_LANGUAGE, zone_name)
 
+    @classmethod
+    def zone_later(cls, code: str) -> PageLocale:
+        """The locale of a render shared by readers of ``code`` in any zone: times
+        come out as placeholders (:data:`ZONE_LATER`, :func:`fill_times`)."""
+        return _later_locale(code if code in LANGUAGES else DEFAULT_LANGUAGE)
+
 
 @cache
 def _page_locale(code: str, zone_name: str) -> PageLocale:
     return PageLocale(LANGUAGES[code], translations(code), zone(zone_name))
+
+
+@cache
+def _later_locale(code: str) -> PageLocale:
+    return PageLocale(LANGUAGES[code], translations(code), ZONE_LATER)
+
+
+# Template environments per language ----------------------------------------------------
+
+#: what ``web/template_i18n.py`` keeps on a template environment (``Environment.extend``):
+#: the environment of each language, and the locale of a render outside any page
+ENVIRONMENTS = "caseforum_languages"
+DEFAULT_LOCALE = "caseforum_default_locale"
+
+
+def for_language(env: Any, code: str) -> Any:
+    """The template environment whose templates are compiled for ``code`` (``env``
+    itself for an unknown code, or an environment set up without languages)."""
+    languages: dict[str, Any] = getattr(env, ENVIRONMENTS, {})
+    return languages.get(code, env)
+
+
+def default_locale(env: Any) -> PageLocale:
+    """The locale a render outside any page gets: the instance default language and zone."""
+    found: PageLocale | None = getattr(env, DEFAULT_LOCALE, None)
+    return found or PageLocale.of(DEFAULT_LANGUAGE)
 
 
 #: the most finished messages a locale keeps (far more than the catalogue has)

@@ -40,6 +40,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "caseforum.plugins.inapp_channel",
     "caseforum.plugins.email_channel",
     "caseforum.plugins.webhook_channel",
+    "caseforum.plugins.object_storage",
 )
 
 
@@ -303,6 +304,10 @@ class PluginHost:
 
     def notification_channels(self) -> list[Any]:
         return self._flat("register_notification_channels")
+
+    def storage_backends(self) -> list[Any]:
+        """The storage backend factories, in plugin order (first of a name wins)."""
+        return self._flat("register_storage_backends")
 
     def transfer_routes(self) -> list[Any]:
         return self._flat("register_transfer_routes")

@@ -1,15 +1,14 @@
 """Readiness: can this host serve requests right now?  (``/readyz``.)
 
 Liveness (``/healthz``) only says the process answers; a load balancer should stop
-sending traffic to a host whose database, broker or file store it cannot reach, and
-the operator wants to know which one.  Each check returns ``"ok"`` or a short reason;
-none waits longer than a couple of seconds.
+sending traffic to a host whose database, broker or file store (folder or bucket) it
+cannot reach, and the operator wants to know which one.  Each check returns ``"ok"``
+or a short reason; none waits longer than a couple of seconds.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -57,16 +56,13 @@ def check_broker(redis_url: str | None) -> str:
     return "ok"
 
 
-def check_storage(root: Path) -> str:
-    """The file store's folder exists and takes a new file (created and removed)."""
+def check_storage(store: Any) -> str:
+    """The file store takes requests: the local folder takes a new file, a bucket
+    answers ``HeadBucket`` (the backend's ``check``; see ``storage_backends.py``)."""
     try:
-        if not root.is_dir():
-            return f"the folder {root} is missing"
-        with tempfile.NamedTemporaryFile(dir=root, prefix=".ready-"):
-            pass
+        return str(store.check())
     except Exception as exc:
         return _reason(exc)
-    return "ok"
 
 
 def _reason(exc: Exception) -> str:

@@ -17,6 +17,7 @@ from caseforum.plugin_host import PluginHost
 
 if TYPE_CHECKING:  # the demo's modules are imported by load_demo only (cold start of init)
     from caseforum.doccodes import DocTypeRegistry
+    from caseforum.storage_backends import StorageBackend
 
 DEMO_PASSWORD = "caseforum-demo"
 DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
@@ -53,13 +54,14 @@ def init_database(engine: Engine, host: PluginHost, *, stamp: Path | None = None
 
 
 def load_demo(
-    engine: Engine, *, storage_dir: Path | None = None, doc_types: DocTypeRegistry | None = None
+    engine: Engine, *, storage_dir: Path | None = None, doc_types: DocTypeRegistry | None = None,
+    store: StorageBackend | None = None,
 ) -> list[tuple[str, str, str]]:
     """Add the demo accounts that are missing; returns (username, office, role).
 
-    With ``storage_dir`` (the settings' ``storage_dir``, where the documents
-    live) it also adds the missing parts of the demo dossiers, so that a fresh
-    install shows families, citations and documents.  ``doc_types`` is the code
+    With a ``store`` (or ``storage_dir``, the local store's folder) it also adds the
+    missing parts of the demo dossiers, so that a fresh install shows families,
+    citations and documents.  ``doc_types`` is the code
     list in force (the built-in one when not given).
     """
     from caseforum import accounts
@@ -82,8 +84,10 @@ def load_demo(
             if found is not None and found.public_access_changed_at is None:
                 set_public_access(session, found, on=True, by="demo set-up")
         session.commit()
-    if storage_dir is not None:
-        load_demo_dossiers(engine, FileStore(storage_dir),
+    if store is None and storage_dir is not None:
+        store = FileStore(storage_dir)
+    if store is not None:
+        load_demo_dossiers(engine, store,
                            doc_types or DocTypeRegistry.with_defaults())
     load_demo_forum(engine)
     return created

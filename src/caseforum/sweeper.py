@@ -2,7 +2,8 @@
 
 An upload that dies half-way (a killed worker, a full disk, a dropped
 connection the server never noticed) can leave a temporary file in
-``<store>/tmp``; a file can be stored and its database row never committed.
+``<store>/tmp`` (or, in a bucket, a multipart upload never completed); a file can be
+stored and its database row never committed.
 Neither is ever served, but both fill the disk.  The sweep removes temporary
 files, and content files that no document uses, once they are older than a
 minimum age, so an upload still in progress is never touched.
@@ -16,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,15 +28,16 @@ from sqlmodel import select
 
 from caseforum.db import open_session
 from caseforum.models import Document
+from caseforum.storage import FileStore
+from caseforum.storage_backends import StorageBackend
 
 log = logging.getLogger(__name__)
-_SHA = re.compile(r"[0-9a-f]{64}")
 _BATCH = 500
 
 
 @dataclass
 class SweepResult:
-    temporary: int = 0  # files removed from <store>/tmp
+    temporary: int = 0  # files removed from <store>/tmp, multipart uploads aborted
     unreferenced: int = 0  # content files no document uses
     bytes: int = 0
 
@@ -46,66 +46,29 @@ class SweepResult:
                 f"({self.bytes / (1024 * 1024):.1f} MB)")
 
 
-def _old_files(folder: Path, cutoff: float) -> Iterator[tuple[Path, int]]:
-    if not folder.is_dir():
-        return
-    for path in folder.iterdir():
-        try:
-            info = path.lstat()
-        except FileNotFoundError:
-            continue
-        if path.is_file() and not path.is_symlink() and info.st_mtime < cutoff:
-            yield path, info.st_size
-
-
-def _content_files(root: Path, cutoff: float) -> Iterator[tuple[str, Path, int]]:
-    """Old files laid out as ``ab/cd/<sha256>`` under ``root``."""
-    for first in root.glob("[0-9a-f][0-9a-f]"):
-        for second in first.glob("[0-9a-f][0-9a-f]"):
-            for path, size in _old_files(second, cutoff):
-                name = path.name
-                if _SHA.fullmatch(name) and name.startswith(first.name + second.name):
-                    yield name, path, size
-
-
-def _still_old(path: Path, cutoff: float) -> bool:
-    """Checked again just before removing: an upload may have reused the file."""
-    try:
-        return path.stat().st_mtime < cutoff
-    except FileNotFoundError:
-        return False
-
-
-def _unlink(path: Path) -> bool:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def sweep(engine: Engine, store_root: Path, *, min_age_seconds: float,
+def sweep(engine: Engine, store: StorageBackend | Path, *, min_age_seconds: float,
           now: float | None = None) -> SweepResult:
-    """Remove old temporary files and old content files that no document uses."""
+    """Remove old temporary files and old content files that no document uses
+    (``store`` is a backend, or the local store's folder)."""
+    if isinstance(store, Path):
+        store = FileStore(store)
     cutoff = (now if now is not None else time.time()) - min_age_seconds
     result = SweepResult()
-    for path, size in _old_files(store_root / "tmp", cutoff):
-        if _unlink(path):
-            result.temporary += 1
-            result.bytes += size
-    batch: list[tuple[str, Path, int]] = []
+    result.temporary, result.bytes = store.sweep_temporary(cutoff)
+    batch: list[tuple[str, int]] = []
 
     def flush() -> None:
         with open_session(engine) as session:
             used = set(session.exec(select(Document.sha256).where(
-                Document.sha256.in_([sha for sha, _, _ in batch]))))  # type: ignore[attr-defined]
-        for sha, path, size in batch:
-            if sha not in used and _still_old(path, cutoff) and _unlink(path):
+                Document.sha256.in_([sha for sha, _ in batch]))))  # type: ignore[attr-defined]
+        for sha, size in batch:
+            # checked again just before removing: an upload may have reused the file
+            if sha not in used and store.remove_if_stale(sha, cutoff):
                 result.unreferenced += 1
                 result.bytes += size
         batch.clear()
 
-    for item in _content_files(store_root, cutoff):
+    for item in store.stale_content(cutoff):
         batch.append(item)
         if len(batch) >= _BATCH:
             flush()
@@ -118,15 +81,17 @@ class PeriodicSweep:
     """Runs :func:`sweep` every ``interval_minutes`` in a worker thread (first
     run one interval after start-up); ``interval_minutes=0`` does nothing."""
 
-    def __init__(self, engine: Engine, store_root: Path, *, interval_minutes: int,
+    def __init__(self, engine: Engine, store: StorageBackend | Path, *, interval_minutes: int,
                  min_age_minutes: int) -> None:
-        self.engine, self.store_root = engine, store_root
+        self.engine, self.store = engine, store
         self.interval = interval_minutes * 60
         self.min_age = min_age_minutes * 60
 
     @classmethod
-    def from_settings(cls, engine: Engine, settings: Any) -> PeriodicSweep:
-        return cls(engine, settings.storage_dir, interval_minutes=settings.sweep_interval_minutes,
+    def from_settings(cls, engine: Engine, settings: Any,
+                      store: StorageBackend | None = None) -> PeriodicSweep:
+        return cls(engine, store or settings.storage_dir,
+                   interval_minutes=settings.sweep_interval_minutes,
                    min_age_minutes=settings.sweep_min_age_minutes)
 
     async def start(self) -> asyncio.Task[Any] | None:
@@ -141,7 +106,7 @@ class PeriodicSweep:
             await asyncio.sleep(self.interval)
             try:
                 result = await anyio.to_thread.run_sync(
-                    lambda: sweep(self.engine, self.store_root, min_age_seconds=self.min_age))
+                    lambda: sweep(self.engine, self.store, min_age_seconds=self.min_age))
                 if result.temporary or result.unreferenced:
                     log.info("file sweep: %s", result)
             except Exception:  # a failed sweep is retried next time; the server goes on

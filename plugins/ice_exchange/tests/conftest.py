@@ -34,7 +34,7 @@ from tests.conftest import LiveServer
 # conftest module's attributes; it does not look in tests/ from here).
 globals().update({name: getattr(_core, name) for name in (
     "clean_environment", "template_db", "data_dir", "settings", "engine", "db", "app",
-    "client", "as_user", "steady_identity_cache")})
+    "client", "as_user", "steady_identity_cache", "s3_server", "s3_bucket")})
 globals().update({name: getattr(_core_browser, name) for name in ("browser", "page")})
 
 @pytest.fixture(autouse=True)
@@ -129,12 +129,14 @@ class Instance:
 
 
 def make_instance(root: Path, template_db: Path, *, name: str, office: str, role: str,
-                  secret: str, config: dict[str, Any] | None = None) -> Instance:
+                  secret: str, config: dict[str, Any] | None = None,
+                  storage: dict[str, Any] | None = None) -> Instance:
     folder = root / name
     folder.mkdir()
     shutil.copy(template_db, folder / "caseforum.db")
     settings = load_settings(data_dir=folder, secret_key=secret,
-                             plugins={"ice_exchange": {**FAST_RETRIES, **(config or {})}})
+                             plugins={"ice_exchange": {**FAST_RETRIES, **(config or {})}},
+                             **({"storage": storage} if storage else {}))
     engine = make_engine(settings)
     take_part(engine, secret, {office: role})
     app = create_app(settings)
@@ -163,7 +165,12 @@ def pair(tmp_path: Path, template_db: Path) -> Iterator[tuple[Instance, Instance
                        secret="jp-instance-secret-" + "y" * 16)
     introduce(sg, jp)
     yield sg, jp
-    for instance in (sg, jp):
+    close(sg, jp)
+
+
+def close(*instances: Instance) -> None:
+    """Stop the instances' servers (those started) and close their databases."""
+    for instance in instances:
         if instance.server.server.started:
             instance.server.stop()
         instance.engine.dispose()

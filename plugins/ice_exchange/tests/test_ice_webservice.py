@@ -54,21 +54,27 @@ def check_receipts(instance: Instance, peer: Instance, data: dict[str, Any]) -> 
         assert parcel["verification"] == {"signature": "ok", "hashes": "ok", "receipt": "ok"}
 
 
-def test_full_exchange_between_two_instances(pair: tuple[Instance, Instance]) -> None:
-    sg, jp = pair
-    sg.server.start()
-    jp.server.start()
-    sg_api, jp_api = sg.api("sg.examiner"), jp.api("jp.examiner")
-
+def ask_jp_for_a_search(sg_api: httpx.Client) -> str:
+    """SG asks JP for a search over the webservice route; the exchange's id once the
+    request is delivered."""
     created = sg_api.post("/api/v1/ice/exchanges", data={
         "donor_office": "JP", "application": "JP 2017-187096", "kind": "search",
         "due_date": "2099-01-31", "message": "Could you search claims 1-3?",
         "route": "webservice",
     }, files=[("file", ("claims.txt", CLAIMS, "text/plain"))])
     assert created.status_code == 201, created.text
-    exchange_id = created.json()["id"]
+    exchange_id: str = created.json()["id"]
     assert created.json()["route"] == "webservice"
     wait_for(lambda: all_delivered(sg_api, exchange_id, 1), what="request delivered")
+    return exchange_id
+
+
+def test_full_exchange_between_two_instances(pair: tuple[Instance, Instance]) -> None:
+    sg, jp = pair
+    sg.server.start()
+    jp.server.start()
+    sg_api, jp_api = sg.api("sg.examiner"), jp.api("jp.examiner")
+    exchange_id = ask_jp_for_a_search(sg_api)
 
     # JP's instance has the same exchange, verified, readable by JP's examiner.
     at_jp = exchange_on(jp_api, exchange_id)

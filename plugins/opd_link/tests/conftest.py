@@ -23,7 +23,7 @@ from tests import conftest as _core
 
 globals().update({name: getattr(_core, name) for name in (
     "clean_environment", "template_db", "data_dir", "settings", "engine", "db", "app",
-    "client", "as_user", "live_server")})
+    "client", "as_user", "live_server", "s3_server", "s3_bucket")})
 globals().update({name: getattr(_core_browser, name) for name in ("browser", "page")})
 
 SCRIPT = Path(sys.executable).parent / "caseforum-opd-reference"

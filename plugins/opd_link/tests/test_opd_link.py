@@ -178,6 +178,44 @@ def test_an_examiner_opens_a_family_held_only_by_the_opd(opd_client: TestClient,
     assert "A131" in timeline.text and "CTNF" in timeline.text
 
 
+def test_jp_originals_pair_with_their_translations(opd_client: TestClient) -> None:
+    """Every ``-JP`` original of the recorded JP list pairs with its own translation:
+    twelve pairs, five of them sharing code A63 and one date, told apart by docId."""
+    assert opd_client.get("/dossiers", params={"q": "US 16/123,456"}).status_code == 200
+    docs = {d["id"]: d for d in
+            opd_client.get("/api/v1/dossiers/JP/2017187096").json()["documents"]}
+    paired = {(docs[d["translation_of"]]["label"], d["label"])
+              for d in docs.values() if d["translation_of"] is not None}
+    recorded = _recorded("doclist_JP_2017187096_A.json")["docs"]
+    assert paired == {(r["docDesc"].replace("(TRANSLATED)", "(ORIGINAL)"), r["docDesc"])
+                      for r in recorded if not r["docId"].endswith("_JP")}
+    assert len(paired) == 12
+    for doc in docs.values():
+        if doc["translation_of"] is not None:
+            original = docs[doc["translation_of"]]
+            assert (original["language"], doc["language"]) == ("ja", "en")
+            assert original["code"] == doc["code"] + "-JP" and original["date"] == doc["date"]
+            assert original["translations"] == [doc["id"]]
+    refusal = next(d for d in docs.values() if d["code"] == "A131")
+    page = opd_client.get(f"/documents/{refusal['id']}").text
+    assert "pair-cols" in page and f"/documents/{refusal['translation_of']}/content" in page
+
+
+def test_a_twin_whose_code_or_date_disagrees_pairs_nothing() -> None:
+    def listing(twin_code: str, twin_date: str) -> dict[str, Any]:
+        return {"docNumber": "2017187096.A", "country": "JP", "docs": [
+            {"docId": "Claims_1", "docCode": "A63", "legalDateStr": "09/27/2017"},
+            {"docId": "Claims_1_JP", "docCode": twin_code, "legalDateStr": twin_date}]}
+
+    def translation(answer: dict[str, Any]) -> Any:
+        return next(d for d in wire.documents(answer, "JP", None) or () if d.code == "A63")
+
+    assert translation(listing("A63-JP", "09/27/2017")).original_ref is not None
+    for code, day in (("A131-JP", "09/27/2017"), ("A63-JP", "09/28/2017")):
+        unpaired = translation(listing(code, day))
+        assert unpaired.original_ref is None and not unpaired.is_translation
+
+
 def test_lookup_api_answers_for_local_and_remote_numbers(opd_client: TestClient) -> None:
     answer = opd_client.get("/api/v1/lookup", params={"number": "EP 1000000"}).json()
     assert answer["unavailable"] == [] and len(answer["matches"]) == 1

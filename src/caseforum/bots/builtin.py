@@ -3,9 +3,10 @@
 Their answers are short: the number the bot understood, then the block the
 forum draws for each reader (the card or the citations table says the rest).
 The text never depends on whether a dossier exists or whom it is visible to:
-every reader of the thread sees the same text.  A reader who may not see the
-dossier gets, instead of the block, one line saying there is no dossier they
-may see for that number: the same words for a missing dossier and a hidden one.
+every reader of the thread sees the same text, in the asker's language.  A
+reader who may not see the dossier gets, instead of the block, one line saying
+there is no dossier they may see for that number: the same words for a missing
+dossier and a hidden one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from caseforum.bots.base import (
     dossier_embed,
 )
 from caseforum.bots.context import BotContext
+from caseforum.i18n import N_, Msg
 from caseforum.numbers import AppNumber, NumberError, find_references
 
 #: how many numbers one post may ask about at once
@@ -52,7 +54,8 @@ def _requests(post: BotPost, ctx: BotContext, example: str) -> tuple[list[str], 
         apps = [r for r in ctx.references if r.kind == "application"] or ctx.references
         asked = [apps[0].text] if apps else []
     if not asked:
-        return [], f"Write an application or publication number after it, as in `{example}`."
+        return [], ctx.tr(Msg("Write an application or publication number after it, as "
+                              "in `%(example)s`.", example=example))
     return asked, None
 
 
@@ -66,8 +69,8 @@ def _answer(ctx: BotContext, asked: list[str], make: Any) -> BotAnswer:
         try:
             number = ctx.parse_number(text)
         except NumberError as exc:
-            lines.append(f"I can't read {_code(text)} as a number: "
-                         f"{_numbers_as_code(str(exc))}")
+            lines.append(ctx.tr(Msg("I can't read %(text)s as a number: %(reason)s",
+                                    text=_code(text), reason=_numbers_as_code(str(exc)))))
             continue
         lines.append(_code(str(number)))
         kind = "application" if isinstance(number, AppNumber) else "publication"
@@ -117,7 +120,7 @@ class NewContentBot(Bot):
         if not document_id:
             return None
         # the text says nothing about the document: only readers who may see it get the embed
-        return BotAnswer("New content in a dossier discussed here.",
+        return BotAnswer(ctx.tr(N_("New content in a dossier discussed here.")),
                          [document_embed(int(document_id))])
 
 

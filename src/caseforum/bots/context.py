@@ -4,6 +4,10 @@ A bot looks dossiers up with the rights of the examiner who asked (for an
 event, with an anonymous visitor's rights), never with more: a bot must not
 become a way to learn about dossiers one may not see.  The session behind
 the context refuses to write, and is rolled back when the bot returns.
+
+A bot answers in the asker's language (:attr:`BotContext.language`): its text is
+stored once and read by everyone in the thread, so it is written in the language
+of the one who asked; the cards in it are drawn in each reader's own.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from caseforum import i18n
 from caseforum.authz import Viewer
 from caseforum.bots.base import BotEvent, BotPost, BotReference, BotThread, Invocation
 from caseforum.dossiers.access import Access
@@ -61,7 +66,8 @@ class BotContext:
     Attributes: ``post`` (or ``None`` for an event), ``event`` (or ``None``),
     ``thread`` (the post's thread), ``threads`` (for an event: the threads
     that reference the dossier, where the answer will be posted),
-    ``invocations`` and ``references`` (the post's numbers).
+    ``invocations`` and ``references`` (the post's numbers), ``language`` (the
+    asker's: answer in it, with :meth:`tr`).
     """
 
     def __init__(
@@ -76,8 +82,14 @@ class BotContext:
         invocations: list[Invocation] | None = None,
         references: list[BotReference] | None = None,
         patterns: list[Any] | None = None,
+        language: str = i18n.DEFAULT_LANGUAGE,
     ) -> None:
         self._session = session
+        #: the language to answer in (a code of ``caseforum.i18n.LANGUAGES``): the
+        #: asker's own choice, else their page's, else the instance default (for an
+        #: event: the default)
+        self.language = language
+        self._locale = i18n.PageLocale.of(language)
         self._access = Access(session, viewer)
         self._patterns = patterns
         self.viewer = viewer
@@ -107,6 +119,12 @@ class BotContext:
             for ref in reference_rows(self._session, post_id or 0):
                 seen.setdefault((ref.kind, ref.office, ref.number), ref)
         return list(seen.values())
+
+    def tr(self, message: str) -> str:
+        """``message`` in the asker's language: a message marked with ``N_`` or
+        ``Msg`` (``caseforum.i18n``) is looked up in the catalogue, anything else is
+        kept as it is."""
+        return i18n.translate(message, self._locale)
 
     # Numbers ----------------------------------------------------------------
 

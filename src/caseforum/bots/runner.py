@@ -45,7 +45,7 @@ from sqlalchemy import String, cast, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from caseforum import accounts
+from caseforum import accounts, i18n
 from caseforum.authz import ANONYMOUS, Viewer
 from caseforum.bots.base import (
     BotAnswer,
@@ -95,6 +95,9 @@ class _Job:
     kind: str  # post | event
     event_id: int | None
     post_id: int | None = None
+    #: the language of the page the post was written on (the event says; a job
+    #: picked up again after a crash does not know it)
+    language: str = ""
 
 
 @dataclass(eq=False)
@@ -169,8 +172,11 @@ class BotRunner(Consumer):
         max_age: float = 3600.0,
         stale_after: float = 60.0,
         sweep_seconds: float = 30.0,
+        default_language: str = i18n.DEFAULT_LANGUAGE,
     ) -> None:
         self.engine = engine
+        #: what a bot answers in when the asker chose no language, and for events
+        self.default_language = default_language
         self.bots = bots  # a callable, so that a disabled plugin's bots drop out at once
         self.broker = broker
         self.patterns = patterns
@@ -275,7 +281,8 @@ class BotRunner(Consumer):
             session.add(run)
             session.flush()
             if status == PENDING:
-                self._jobs.append(_Job(run.id or 0, bot.name, "post", event.id, post.id))
+                self._jobs.append(_Job(run.id or 0, bot.name, "post", event.id, post.id,
+                                       str(event.payload.get("language") or "")))
 
     def _decide_event(self, session: Session, event: Event, loaded: list[LoadedBot]) -> None:
         bots = [b for b in loaded if event.kind in b.triggers.events]
@@ -413,7 +420,7 @@ class BotRunner(Consumer):
             return BotContext(session, viewer=ANONYMOUS, threads=infos,
                               event=BotEvent(id=event.id or 0, kind=event.kind,
                                              payload=dict(event.payload)),
-                              patterns=self._patterns())
+                              patterns=self._patterns(), language=self.default_language)
         post = session.get(Post, job.post_id)
         thread = session.get(Thread, post.thread_id) if post else None
         author = session.get(User, post.author_id) if post else None
@@ -428,7 +435,11 @@ class BotRunner(Consumer):
         return BotContext(
             session, viewer=viewer, post=snapshot, thread=thread_info(thread), references=refs,
             invocations=find_invocations(call.loaded.name, call.loaded.triggers, post.body, refs),
-            patterns=self._patterns())
+            patterns=self._patterns(),
+            # the asker's own choice (the switcher or the settings page), else the
+            # language of the page they asked on, else the instance default
+            language=i18n.match_language([author.locale])
+            or i18n.match_language([job.language]) or self.default_language)
 
     # Writing the results ----------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row, bindparam
@@ -29,10 +30,38 @@ _NAMED = DocumentOffice.__table__  # type: ignore[attr-defined]
 DOCUMENT_ROWS = (
     sa_select(*(_DOC.c[name] for name in (
         "id", "code", "label", "date", "language", "is_translation", "visibility", "media_type",
-        "size", "sha256", "pages", "filename")), _NAMED.c.office_code.label("named"))
+        "size", "sha256", "pages", "filename", "translation_of")),
+    _NAMED.c.office_code.label("named"))
     .select_from(_DOC.outerjoin(_NAMED, _NAMED.c.document_id == _DOC.c.id))
     .where(_DOC.c.application_id == bindparam("app_id"))
     .order_by(_DOC.c.date, _DOC.c.id, _NAMED.c.office_code))
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A document's side of a pair as one viewer may know it: the original it
+    translates and its translations, each only when that viewer may see it."""
+
+    translation_of: int | None = None
+    translations: list[int] = field(default_factory=list)
+
+
+def pairs(visible: Iterable[Any]) -> dict[int, Pair]:
+    """The pairs among the documents one viewer sees of one dossier (objects or column
+    rows with ``id`` and ``translation_of``), by document id.
+
+    A pair never leaves its dossier (``service.check_original``), so the visible
+    documents of that dossier are all it takes: an original the viewer may not see
+    is simply not among them, and its translation then reads as unpaired, with no
+    hint that there is an original."""
+    docs = list(visible)
+    ids = {d.id for d in docs}
+    translations: dict[int, list[int]] = defaultdict(list)
+    for d in docs:
+        if d.translation_of in ids:
+            translations[d.translation_of].append(d.id)
+    return {d.id: Pair(d.translation_of if d.translation_of in ids else None,
+                       sorted(translations.get(d.id, ()))) for d in docs}
 
 
 @rule("document.named_offices", scope="dossiers:read")
@@ -202,6 +231,22 @@ class Access:
             return None
         target = self.document_targets([doc], {app.id: app})[doc.id or 0]  # type: ignore[dict-item]
         return (doc, app) if can(self.viewer, "document.view", target) else None
+
+    def counterparts(self, doc: Document,
+                     app: Application) -> tuple[Document | None, list[Document]]:
+        """The original ``doc`` translates and the translations of ``doc``, those this
+        viewer may see (the same dossier's: :func:`pairs`)."""
+        original = None
+        if doc.translation_of is not None:
+            found = self.document(doc.translation_of)
+            original = found[0] if found and found[0].application_id == app.id else None
+        rows = list(self.session.exec(
+            select(Document).where(Document.translation_of == doc.id,
+                                   Document.application_id == app.id)
+            .options(defer(Document.text_content)).order_by(Document.id)))
+        targets = self.document_targets(rows, {app.id: app})  # type: ignore[dict-item]
+        return original, [d for d in rows if can(self.viewer, "document.view",
+                                                 targets[d.id or 0])]
 
     def citations(self, apps: Iterable[Application],
                   visible_docs: Iterable[Document]) -> list[Citation]:

@@ -6,6 +6,7 @@ import difflib
 import re
 from dataclasses import dataclass
 from html import escape
+from itertools import zip_longest
 
 from markupsafe import Markup
 
@@ -65,6 +66,13 @@ def compare_texts(a: str, b: str, *, max_rows: int = 5000) -> list[Row]:
         if len(rows) >= max_rows:
             break
     return rows[:max_rows]
+
+
+def side_by_side(a: str, b: str, *, max_rows: int = 5000) -> list[Row]:
+    """Rows of an original beside its translation: line by line, nothing marked (the
+    wording of two languages never matches, so a diff would mark everything)."""
+    return [Row("pair", Markup(escape(x)), Markup(escape(y)))
+            for x, y in zip_longest(_lines(a), _lines(b), fillvalue="")][:max_rows]
 
 
 def similarity(a: str, b: str, *, max_words: int = 20_000) -> float:

@@ -19,17 +19,23 @@ Manifest (UTF-8, a byte-order mark is allowed)::
                    "documents": [{"file": "docs/sr.pdf", "code": "SRPT",
                                   "date": "2018-05-01", "language": "ja",
                                   "visibility": "offices", "offices": [],
-                                  "is_translation": false}],
+                                  "is_translation": false},
+                                 {"file": "docs/sr-en.pdf", "code": "SRPT",
+                                  "date": "2018-05-01", "language": "en",
+                                  "translation_of": "docs/sr.pdf"}],
                    "citations": [{"cited": "WO 2016/123456 A1", "category": "X",
                                   "claims": "1-3", "phase": "search",
                                   "document": "docs/sr.pdf"}]}]}
+
+A translation names its original with ``translation_of``: the package path of another
+document of the same dossier entry, or the id of a document that dossier already has
+(checked as an upload's is: ``service.check_original``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -37,15 +43,17 @@ from datetime import date
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from caseforum.doccodes import DocTypeRegistry
 from caseforum.dossiers import service
+from caseforum.dossiers.access import Access
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
-from caseforum.models import Document, ImportRecord
-from caseforum.storage import FileStore, StorageError, StoredFile
+from caseforum.models import Application, Document, ImportRecord
+from caseforum.storage import StorageError, StoredFile
+from caseforum.storage_backends import StorageBackend
 
 MB = 1024 * 1024
 MAX_MANIFEST_BYTES = 16 * MB
@@ -104,6 +112,18 @@ class PackageDocument(BaseModel):
     visibility: str = "offices"
     offices: list[str] = Field(default_factory=list)
     is_translation: bool = False
+    #: a translation's original: a package path in the same dossier entry, or the id of a
+    #: document the dossier already has
+    translation_of: str | int | None = Field(default=None, union_mode="left_to_right")
+
+    @field_validator("translation_of")
+    @classmethod
+    def _an_id_or_a_path(cls, value: str | int | None) -> str | int | None:
+        if isinstance(value, int) and not 1 <= value <= 2**31 - 1:
+            raise ValueError("a document id is a positive number below 2**31")
+        if isinstance(value, str) and not value:
+            return None
+        return value
 
 
 class PackageCitation(BaseModel):
@@ -134,6 +154,27 @@ def _safe_member(name: str) -> str:
             or ":" in name or not name.strip()):
         raise DossierError(f"unsafe path {name!r} in the package", "package")
     return str(path)
+
+
+def _check_package_original(documents: list[PackageDocument], j: int, where: str) -> None:
+    """A ``translation_of`` given as a package path names another document of the same
+    dossier entry, an original (no chains), in another language."""
+    ref = documents[j].translation_of
+    if not isinstance(ref, str):
+        return  # none, or a held document's id: checked with the dossier (_add_documents)
+    field = f"{where}.translation_of"
+    if ref == documents[j].file:
+        raise DossierError(f"{ref} cannot be a translation of itself: name its original",
+                           field)
+    original = next((doc for doc in documents if doc.file == ref), None)
+    if original is None:
+        raise DossierError(f"{ref} is not a document of this dossier in the package: name "
+                           "the original by its package path or by its document id", field)
+    if original.translation_of is not None or original.is_translation:
+        raise DossierError(f"{ref} is a translation itself: name its original", field)
+    if original.language.strip().lower() == documents[j].language.strip().lower():
+        raise DossierError(f"{ref} is in {original.language} too: a translation is in "
+                           "another language than its original", field)
 
 
 def check_directory(archive: zipfile.ZipFile, *, max_bytes: int,
@@ -200,6 +241,7 @@ def read_manifest(archive: zipfile.ZipFile, *, max_bytes: int,
             if _safe_member(doc.file) not in names:
                 raise DossierError(f"{doc.file} is not in the package",
                                    f"manifest.dossiers.{i}.documents.{j}.file")
+            _check_package_original(d.documents, j, f"manifest.dossiers.{i}.documents.{j}")
         for j, c in enumerate(d.citations):
             if c.document and c.document not in docs:
                 raise DossierError(f"{c.document} is not a document of this dossier",
@@ -215,7 +257,7 @@ def read_manifest(archive: zipfile.ZipFile, *, max_bytes: int,
 
 def import_package(
     session: Session,
-    store: FileStore,
+    store: StorageBackend,
     *,
     stream: BinaryIO,
     office: str | None,
@@ -223,8 +265,11 @@ def import_package(
     max_bytes: int,
     actor_id: int | None,
     limits: PackageLimits | None = None,
+    access: Access | None = None,
 ) -> dict[str, Any]:
     """Import a package for ``office`` (``None``: the manifest's office, CLI use).
+    ``access``: what the importer may see, for a ``translation_of`` naming a held
+    document (``None``: a trusted operator).
 
     Returns a summary; commits on success, rolls back and removes new files
     on failure (re-raising the :class:`DossierError`).
@@ -265,16 +310,9 @@ def import_package(
                 raise DossierError(str(exc).split(": ", 1)[-1],
                                    f"manifest.dossiers.{i}.{exc.field}") from None
             counts["dossiers"] += 1
-            by_file: dict[str, int] = {}
-            for j, doc in enumerate(d.documents):
-                name = _safe_member(doc.file)
-                text, pages = texts[name]
-                document = service.add_stored_document(
-                    session, app=app, meta=metas[i, j], stored=stored[name],
-                    filename=PurePosixPath(doc.file).name, text=text, pages=pages,
-                    actor_id=actor_id)
-                by_file[doc.file] = document.id or 0
-                counts["documents"] += 1
+            by_file = _add_documents(session, app, d, i, metas, stored, texts,
+                                     actor_id=actor_id, access=access)
+            counts["documents"] += len(d.documents)
             for c in d.citations:
                 service.add_citation(session, app=app, actor_id=actor_id, data=CitationIn(
                     cited=c.cited, category=c.category, claims=c.claims, phase=c.phase,
@@ -303,6 +341,36 @@ def import_package(
         raise
 
 
+def _add_documents(session: Session, app: Application, d: PackageDossier, i: int,
+                   metas: dict[tuple[int, int], service.DocumentMeta],
+                   stored: dict[str, StoredFile], texts: dict[str, tuple[str, int | None]], *,
+                   actor_id: int | None, access: Access | None) -> dict[str, int]:
+    """One dossier entry's documents; returns their ids by package path.  A translation
+    naming a package path is paired once every document of the entry has its id."""
+    by_file: dict[str, int] = {}
+    added: list[tuple[PackageDocument, Document]] = []
+    for j, doc in enumerate(d.documents):
+        meta = metas[i, j]
+        if meta.translation_of is not None:
+            service.check_original(session, access, app=app, original_id=meta.translation_of,
+                                   language=meta.language,
+                                   field=f"manifest.dossiers.{i}.documents.{j}.translation_of")
+        name = _safe_member(doc.file)
+        text, pages = texts[name]
+        document = service.add_stored_document(
+            session, app=app, meta=meta, stored=stored[name],
+            filename=PurePosixPath(doc.file).name, text=text, pages=pages,
+            actor_id=actor_id)
+        by_file[doc.file] = document.id or 0
+        added.append((doc, document))
+    for doc, document in added:
+        if isinstance(doc.translation_of, str):
+            document.translation_of = by_file[doc.translation_of]
+            document.is_translation = True
+            session.add(document)
+    return by_file
+
+
 def _check_rows(session: Session, manifest: Manifest,
                 registry: DocTypeRegistry) -> dict[tuple[int, int], service.DocumentMeta]:
     """Every document's metadata and every citation, checked before any byte is stored."""
@@ -327,7 +395,7 @@ def _check_rows(session: Session, manifest: Manifest,
 
 
 def _store_files(
-    archive: zipfile.ZipFile, store: FileStore, manifest: Manifest,
+    archive: zipfile.ZipFile, store: StorageBackend, manifest: Manifest,
     stored: dict[str, StoredFile], *, max_bytes: int, limits: PackageLimits,
 ) -> dict[str, tuple[str, int | None]]:
     """Inflate each document file once into the store, counting every byte
@@ -353,13 +421,11 @@ def _store_files(
                     raise DossierError(f"{doc.file} is damaged or not what the package's "
                                        f"directory says ({exc})", "package") from None
             budget -= reader.count
-            if not stored[name].created:  # fresh again: the sweeper leaves it alone
-                os.utime(stored[name].path)
-            texts[name] = service.document_text(stored[name])
+            texts[name] = service.document_text(store, stored[name])
     return texts
 
 
-def _discard(session: Session, store: FileStore, files: Any) -> None:
+def _discard(session: Session, store: StorageBackend, files: Any) -> None:
     """Remove the files a refused package added, unless a document row uses
     the same content by now (an upload of the same file may have landed while
     this package was being inflated)."""
@@ -373,6 +439,8 @@ def _discard(session: Session, store: FileStore, files: Any) -> None:
 
 
 def _meta(doc: PackageDocument) -> service.DocumentMeta:
-    return service.DocumentMeta(code=doc.code, date=doc.date, language=doc.language,
-                                is_translation=doc.is_translation, visibility=doc.visibility,
-                                offices=tuple(doc.offices), label=doc.label)
+    return service.DocumentMeta(
+        code=doc.code, date=doc.date, language=doc.language,
+        is_translation=doc.is_translation or doc.translation_of is not None,
+        visibility=doc.visibility, offices=tuple(doc.offices), label=doc.label,
+        translation_of=doc.translation_of if isinstance(doc.translation_of, int) else None)

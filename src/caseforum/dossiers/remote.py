@@ -59,7 +59,8 @@ from caseforum.sources import (
     SourceDossier,
     SourceUnavailable,
 )
-from caseforum.storage import FileStore, StoredFile, safe_filename
+from caseforum.storage import StoredFile, safe_filename
+from caseforum.storage_backends import StorageBackend
 
 if TYPE_CHECKING:
     from caseforum.plugin_host import PluginHost
@@ -427,6 +428,27 @@ def _documents(session: Session, source: str, app: Application,
                                    label=item.label[:500], shareable=item.shareable,
                                    original_ref=item.original_ref))
         held[item.ref] = RemoteDocument(document_id=doc.id or 0, source=source, ref=item.ref)
+    session.flush()
+    _pair(session, app)
+
+
+def _pair(session: Session, app: Application) -> None:
+    """Pair each remote translation with its original, the document of the same dossier
+    whose source reference is the translation's ``original_ref`` (how a source pairs
+    them is its own rule: the OPD one is in plugins/opd_link/README.md).  An original the
+    source no longer names unpairs it."""
+    rows = session.exec(
+        select(Document, RemoteDocument).join(RemoteDocument,
+                                              RemoteDocument.document_id == Document.id)
+        .where(Document.application_id == app.id)).all()
+    by_ref = {remote.ref: doc.id for doc, remote in rows}
+    for doc, remote in rows:
+        original = by_ref.get(remote.original_ref) if remote.original_ref else None
+        original = original if original != doc.id else None
+        if doc.translation_of != original:
+            doc.translation_of = original
+            doc.is_translation = doc.is_translation or original is not None
+            session.add(doc)
 
 
 def store_dossier(session: Session, source: str, dossier: SourceDossier, *,
@@ -459,7 +481,7 @@ def store_dossier(session: Session, source: str, dossier: SourceDossier, *,
 
 
 class _ChunkReader(io.RawIOBase):
-    """A file object over an iterator of chunks, for :meth:`FileStore.put`."""
+    """A file object over an iterator of chunks, for :meth:`StorageBackend.put`."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks: Iterator[bytes] = iter(chunks)
@@ -480,7 +502,7 @@ class _ChunkReader(io.RawIOBase):
         return out
 
 
-def document_chunks(session: Session, host: PluginHost, store: FileStore, doc: Document, *,
+def document_chunks(session: Session, host: PluginHost, store: StorageBackend, doc: Document, *,
                     max_bytes: int) -> Iterator[bytes]:
     """The document's bytes: from the file store when held, else fetched from its
     source now (guarded), stored by SHA-256 and recorded on the document, so the
@@ -495,7 +517,7 @@ def document_chunks(session: Session, host: PluginHost, store: FileStore, doc: D
         raise SourceUnavailable(f"the {remote.source} dossier source is switched off")
     stored: StoredFile = guard.read_document(
         remote.ref, lambda chunks: store.put(_ChunkReader(chunks), max_bytes=max_bytes))
-    text, pages = service.document_text(stored)
+    text, pages = service.document_text(store, stored)
     doc.sha256, doc.size, doc.media_type = stored.sha256, stored.size, stored.media_type
     doc.filename = safe_filename(doc.filename, stored.media_type)
     doc.text_content = text

@@ -98,8 +98,13 @@ class DocumentOut(BaseModel):
     group: str = "other"  # search | examination | grant | application | applicant | other
     direction: str | None = None  # incoming | outgoing | internal; None: not known
     date: date
-    language: str
+    language: str = Field(description="BCP-47 tag: en, ja, zh, ko, zh-Hant ...")
     is_translation: bool
+    translation_of: int | None = Field(default=None, description=(
+        "a translation: the id of its original in the same dossier, when the caller may "
+        "see it (else null, as for a translation whose original is not held here)"))
+    translations: list[int] = Field(default_factory=list, description=(
+        "an original: the ids of its translations that the caller may see"))
     visibility: str
     offices: list[str] = []  # restricted: the named offices, for readers who may know
     media_type: str

@@ -6,7 +6,6 @@ matching event; the caller commits (or rolls back, and nothing happened).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -16,6 +15,8 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
 from caseforum.doccodes import DocTypeRegistry, normalise_code
+from caseforum.dossiers.access import Access
+from caseforum.dossiers.languages import normalise_language
 from caseforum.dossiers.pdftext import pdf_text, plain_text
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
 from caseforum.events import emit
@@ -36,9 +37,17 @@ from caseforum.numbers import (
     parse_application_number,
     parse_publication_number,
 )
-from caseforum.storage import FileStore, StorageError, StoredFile, safe_filename
+from caseforum.storage import StorageError, StoredFile, safe_filename
+from caseforum.storage_backends import StorageBackend
 
-LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
+
+def _language(given: str) -> str:
+    language = normalise_language(given)
+    if language is None:
+        raise DossierError("use a BCP-47 language tag of at most 8 characters: an ISO 639 "
+                           "code such as en, ja, zh or ko, optionally with a script or "
+                           "region (zh-Hant, pt-BR)", "language")
+    return language
 
 
 def _known_offices(session: Session) -> set[str]:
@@ -203,6 +212,7 @@ class DocumentMeta:
     visibility: str = "offices"
     offices: tuple[str, ...] = ()
     label: str = ""  # the office's own label; empty: the code tables' label
+    translation_of: int | None = None  # a translation: the id of its original (same dossier)
 
 
 #: longest label kept (the column's size); a recorded USPTO label runs to about 120
@@ -246,19 +256,43 @@ def check_document_meta(
     if len(label) > MAX_LABEL:
         raise DossierError(f"at most {MAX_LABEL} characters", "label")
     _not_future(meta.date, "date")
-    language = meta.language.strip().lower()
-    if not LANGUAGE_RE.match(language):
-        raise DossierError("use a two- or three-letter ISO 639 code such as en, ja, zh",
-                           "language")
+    language = _language(meta.language)
     visibility, offices = _check_visibility(session, meta.visibility, meta.offices)
     return DocumentMeta(code=code, date=meta.date, language=language,
-                        is_translation=meta.is_translation, visibility=visibility.value,
-                        offices=offices, label=label)
+                        is_translation=meta.is_translation or meta.translation_of is not None,
+                        visibility=visibility.value, offices=offices, label=label,
+                        translation_of=meta.translation_of)
+
+
+def check_original(session: Session, access: Access | None, *, app: Application,
+                   original_id: int, language: str, field: str = "translation_of") -> Document:
+    """The original a new translation names, or a :class:`DossierError` on ``field``.
+
+    It must be a document of the same dossier that the uploader may see (``access``;
+    ``None``: a trusted operator, the CLI), itself an original (no chains: a pair is an
+    original and its translations), in another language.  Missing, hidden and of
+    another dossier read alike, so the answer tells nothing of what the uploader may
+    not see."""
+    found = access.document(original_id) if access is not None else None
+    original = found[0] if found is not None else (
+        session.get(Document, original_id) if access is None else None)
+    if original is None or original.application_id != app.id:
+        raise DossierError(
+            f"no document {original_id} in {app.office_code} {app.display_number} for you: "
+            "name the original by the id of one of this dossier's documents", field)
+    if original.translation_of is not None or original.is_translation:
+        raise DossierError(
+            f"document {original_id} is a translation itself: name its original", field)
+    if original.language == language:
+        raise DossierError(
+            f"document {original_id} is in {language} too: a translation is in another "
+            "language than its original", field)
+    return original
 
 
 def add_document(
     session: Session,
-    store: FileStore,
+    store: StorageBackend,
     *,
     app: Application,
     meta: DocumentMeta,
@@ -267,29 +301,37 @@ def add_document(
     max_bytes: int,
     registry: DocTypeRegistry,
     actor_id: int | None,
+    access: Access | None = None,
 ) -> tuple[Document, StoredFile]:
     """Store the file and add the document.  On any error nothing new stays:
-    the caller rolls back and calls ``store.discard`` on the returned file."""
+    the caller rolls back and calls ``store.discard`` on the returned file.
+
+    A translation (``meta.translation_of``) is checked against ``access``, the
+    uploader's view: see :func:`check_original`."""
     meta = check_document_meta(session, meta, registry)
+    if meta.translation_of is not None:  # before the row exists: it cannot name itself
+        check_original(session, access, app=app, original_id=meta.translation_of,
+                       language=meta.language)
     try:
         stored = store.put(stream, max_bytes=max_bytes)
     except StorageError as exc:  # keeps its status: a file over the limit is a 413
         raise DossierError(str(exc), "file", status=exc.status, code=exc.code) from None
-    text, pages = document_text(stored)
+    text, pages = document_text(store, stored)
     document = add_stored_document(session, app=app, meta=meta, stored=stored,
                                    filename=filename, text=text, pages=pages,
                                    actor_id=actor_id)
     return document, stored
 
 
-def document_text(stored: StoredFile) -> tuple[str, int | None]:
+def document_text(store: StorageBackend, stored: StoredFile) -> tuple[str, int | None]:
     """The searchable text and page count of a stored file.  Slow for a big PDF:
     bulk imports call it before their write transaction begins."""
-    if stored.media_type == "application/pdf":
-        return pdf_text(stored.path)
-    if stored.media_type in ("text/plain", "application/xml"):
-        return plain_text(stored.path), None
-    return "", None
+    if stored.media_type not in ("application/pdf", "text/plain", "application/xml"):
+        return "", None
+    with store.local_copy(stored.sha256) as path:
+        if stored.media_type == "application/pdf":
+            return pdf_text(path)
+        return plain_text(path), None
 
 
 def add_stored_document(
@@ -306,7 +348,7 @@ def add_stored_document(
     """The rows and event for a file already in the store (``meta`` checked)."""
     document = Document(
         application_id=app.id or 0, code=meta.code, label=meta.label, date=meta.date,
-        language=meta.language,
+        language=meta.language, translation_of=meta.translation_of,
         is_translation=meta.is_translation, media_type=stored.media_type, size=stored.size,
         sha256=stored.sha256, filename=safe_filename(filename, stored.media_type), pages=pages,
         visibility=Visibility(meta.visibility), text_content=text,

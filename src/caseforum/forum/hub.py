@@ -383,8 +383,8 @@ class Hub:
             elif sub.thread_id is not None and not may_watch(viewer,
                                                              targets.get(sub.thread_id)):
                 out.append((CLOSE_FORBIDDEN, "this thread is no longer open to you"))
-            else:
-                out.append(viewer)
+            else:  # read as at the handshake: the rules' answers change, not the reader
+                out.append(viewer.reading(sub.viewer.language, sub.viewer.time_zone))
         return out
 
     def _apply(self, subs: list[Subscriber], verdicts: list[Viewer | tuple[int, str]],

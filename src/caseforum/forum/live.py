@@ -7,18 +7,26 @@ what actually changes it (:meth:`LiveEvent.post_key`: the role, and what the
 authorization rules let the viewer see of the dossiers the post mentions), not
 once per socket or per office.  With seven offices watching a post that mentions
 one dossier this is two or three renders instead of seven.
+
+Each viewer reads in their own language and zone (``Viewer.language`` and
+``time_zone``, taken at the socket's handshake).  A fragment is rendered once per
+output *and language*, from the templates compiled for that language
+(``i18n.for_language``), with its times left as placeholders
+(``i18n.PageLocale.zone_later``); each zone's copy only fills those in
+(``i18n.fill_times``).  A room that reads one language costs what it did before any
+of this: seven offices in seven zones still share two or three renders.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from jinja2 import Environment
 from sqlmodel import Session, or_, select
 
-from caseforum import authcache
+from caseforum import authcache, i18n
 from caseforum.authz import DocumentTarget, DossierTarget, ThreadTarget, Viewer, can
 from caseforum.forum import inbox, service
 from caseforum.forum.access import post_target, thread_target
@@ -80,6 +88,33 @@ class LiveEvent:
         self._fragments: dict[Any, str | None] = {}
         self._keys: dict[Any, Any] = {}
         self._shared: dict[Any, Any] = {}  # what every render of this event reads alike
+        self._default = i18n.default_locale(env)
+        self._zoned: dict[tuple[Any, str], str] = {}  # by (render's key, zone)
+
+    # languages and zones ------------------------------------------------------
+
+    def _language(self, viewer: Viewer) -> str:
+        return viewer.language or self._default.code
+
+    def _in_language(self, key: Any, viewer: Viewer,
+                     render: Callable[[Environment], str | None]) -> str | None:
+        """``render(env)`` once per ``key`` and language, in the viewer's language
+        with its times left open; then the copy for the viewer's zone, once per zone."""
+        code = self._language(viewer)
+        slot = (key, code)
+        if slot not in self._fragments:
+            self.renders += 1
+            with i18n.using(i18n.PageLocale.zone_later(code)):
+                self._fragments[slot] = render(i18n.for_language(self.env, code))
+        html = self._fragments[slot]
+        if html is None:
+            return None
+        zone_name = viewer.time_zone
+        found = self._zoned.get((slot, zone_name))
+        if found is None:
+            where = i18n.zone(zone_name) if zone_name else self._default.zone
+            found = self._zoned[(slot, zone_name)] = i18n.fill_times(html, where)
+        return found
 
     # what the event is about ---------------------------------------------------
 
@@ -214,20 +249,19 @@ class LiveEvent:
             if who not in self._keys:
                 self._keys[who] = self.post_key(viewer)
             key = self._keys[who]
-        if key not in self._fragments:
-            self.renders += 1
-            self._fragments[key] = self._render_thread(viewer)
-        return self._fragments[key]
+        return self._in_language(("thread", key), viewer,
+                                 lambda env: self._render_thread(viewer, env))
 
-    def _render_thread(self, viewer: Viewer) -> str | None:
+    def _render_thread(self, viewer: Viewer, env: Environment) -> str | None:
         thread, event = self._thread, self.event
         assert thread is not None
         if event.kind == "thread.changed":
-            return self.env.get_template("forum/_thread_status.html").render(
+            return env.get_template("forum/_thread_status.html").render(
                 thread=thread, oob=True, event_id=event.id)
         post = self._post
         assert post is not None
-        renderer = Renderer(self.session, viewer, self.host, self.env, shared=self._shared)
+        renderer = Renderer(self.session, viewer, self.host, env, shared=self._shared,
+                            locale=i18n.current())
         # the thread's authorization facts are loaded already (_load): not once more
         # per render (PagePermissions would otherwise query them for the template)
         renderer.perms.know_thread(thread.id or 0, self._target)
@@ -238,7 +272,7 @@ class LiveEvent:
         view.mine = set()  # shared by every socket of the key: no one user's pressed state
         # rendered once for many sockets: no per-session CSRF token in the forms;
         # htmx sends each user's own token in a header (static/js/app.js)
-        return self.env.get_template("forum/_post.html").render(
+        return env.get_template("forum/_post.html").render(
             p=view, viewer=viewer, thread=thread, target=self._target, event_id=event.id,
             reactions=service.REACTIONS, csrf_token="",
             oob="new" if event.kind == "post.created" else "replace")
@@ -261,17 +295,19 @@ class LiveEvent:
             Post.thread_id == thread.id, Post.hidden.is_(False),  # type: ignore[attr-defined]
             Post.quiet.is_(False))))  # type: ignore[attr-defined]
         out: dict[Viewer, str] = {}
-        rows: dict[int, str] = {}
+
+        def row(unread: int) -> Callable[[Environment], str]:
+            return lambda env: env.get_template("forum/_live_row.html").render(
+                t=thread, unread=unread, event_id=self.event.id,
+                new=self.event.kind == "thread.created")
+
         for viewer in allowed:
             uid = viewer.user_id or 0
             mark = marks.get(uid) or 0
             unread = sum(1 for pid, author in posts if (pid or 0) > mark and author != uid)
-            if unread not in rows:
-                self.renders += 1
-                rows[unread] = self.env.get_template("forum/_live_row.html").render(
-                    t=thread, unread=unread, event_id=self.event.id,
-                    new=self.event.kind == "thread.created")
-            out[viewer] = rows[unread]
+            html = self._in_language(("row", unread), viewer, row(unread))
+            if html is not None:
+                out[viewer] = html
         return out
 
     def bell_html(self, user_id: int, viewers: Iterable[Viewer]) -> dict[Viewer, str]:
@@ -280,27 +316,35 @@ class LiveEvent:
         unread), rendered once per distinct profile among the user's sockets
         (almost always one)."""
         out: dict[Viewer, str] = {}
-        by_profile: dict[Any, str] = {}
+        mine: dict[Any, Any] = {}  # what the user may read, asked once per profile
+
+        def bell(viewer: Viewer) -> Callable[[Environment], str]:
+            def render(env: Environment) -> str:
+                if viewer.profile not in mine:
+                    mine[viewer.profile] = inbox.for_you(self.session, viewer)
+                notes = mine[viewer.profile]
+                return env.get_template("partials/live_bell.html").render(
+                    count=notes.count, groups=notes.groups, oob=True,
+                    event_id=self.event.id)
+            return render
+
         for viewer in viewers:
-            if viewer.profile not in by_profile:
-                self.renders += 1
-                mine = inbox.for_you(self.session, viewer)
-                by_profile[viewer.profile] = self.env.get_template(
-                    "partials/live_bell.html").render(count=mine.count, groups=mine.groups,
-                                                      oob=True, event_id=self.event.id)
-            out[viewer] = by_profile[viewer.profile]
+            html = self._in_language(("bell", user_id, viewer.profile), viewer, bell(viewer))
+            if html is not None:
+                out[viewer] = html
         return out
 
     def _alike(self, viewers: Iterable[Viewer]) -> Iterable[list[Viewer]]:
-        """The viewers in groups that the thread rules answer alike: the same profile
-        and, in a private thread (whose members are named users), the same user.  Five
-        hundred sockets of seven offices are seven questions, not five hundred."""
+        """The viewers in groups that the thread rules answer alike and that read alike:
+        the same profile, language and zone and, in a private thread (whose members are
+        named users), the same user.  Five hundred sockets of seven offices are seven
+        questions, not five hundred."""
         self._load()
         private = self._thread is not None and self._thread.is_private
         groups: dict[Any, list[Viewer]] = defaultdict(list)
         for viewer in viewers:
             who = viewer.user_id if private else viewer.user_id is not None
-            groups[(viewer.profile, who)].append(viewer)
+            groups[(viewer.profile, who, viewer.language, viewer.time_zone)].append(viewer)
         return groups.values()
 
     def fragments(self, wanted: dict[str, set[Viewer]]) -> dict[tuple[str, Viewer], str]:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from caseforum import i18n
 from caseforum.authz import ThreadTarget, Viewer, can
 from caseforum.forum.access import in_chunks
 from caseforum.models import (
@@ -57,7 +58,12 @@ def sha256(value: str) -> str:
 
 
 def _viewer(user: User, office: Office | None, scopes: frozenset[str] | None) -> Viewer:
-    return Viewer.of(user, office, scopes)
+    """The user as authorization sees them, with the language and zone they chose
+    (the zone: their own, else their office's); empty where they chose none, for the
+    handshake to fill in from the browser's wishes and the instance defaults."""
+    zone_name = next((name for name in (user.time_zone, office.time_zone if office else "")
+                      if name and i18n.zone(name) is not None), "")
+    return Viewer.of(user, office, scopes).reading(user.locale, zone_name)
 
 
 def resolve_session(session: Session, secret: str) -> tuple[Credential, Viewer]:

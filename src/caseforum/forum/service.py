@@ -164,7 +164,10 @@ def add_post(
     reply_to_id: int | None = None,
     embeds: list[dict[str, Any]] | None = None,
     patterns: list | None = None,
+    language: str = "",
 ) -> Post:
+    """``language``: the interface language of the page the post was written on (kept
+    in the event, for a bot to answer in when the author chose none)."""
     body = _clean_body(body)
     html, refs, mentions = _render(body, patterns)
     if reply_to_id is not None:
@@ -181,7 +184,8 @@ def add_post(
     if not quiet:
         _count_post(session, thread, post)
     _post_event(session, "post.created", post, thread, author.id, mentioned=mentioned,
-                reply_to=reply_to_id, bot=str(author.role) == "bot", quiet=quiet)
+                reply_to=reply_to_id, bot=str(author.role) == "bot", quiet=quiet,
+                **({"language": language} if language else {}))
     return post
 
 
@@ -224,6 +228,7 @@ def create_thread(
     body: str,
     participants: list[User] | None = None,
     patterns: list | None = None,
+    language: str = "",
 ) -> tuple[Thread, Post]:
     title = title.strip()
     if not title:
@@ -241,7 +246,8 @@ def create_thread(
         for user_id in people:
             session.add(ThreadParticipant(thread_id=thread.id or 0, user_id=user_id or 0))
         session.flush()
-    post = add_post(session, author=author, thread=thread, body=body, patterns=patterns)
+    post = add_post(session, author=author, thread=thread, body=body, patterns=patterns,
+                    language=language)
     emit(session, kind="thread.created", actor_id=author.id, subject_type="thread",
          subject_id=thread.id or "",
          payload={"thread_id": thread.id, "category_id": thread.category_id,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,7 +27,7 @@ from jinja2 import Environment
 from markupsafe import Markup, escape
 from sqlmodel import Session, or_, select
 
-from caseforum import authcache
+from caseforum import authcache, i18n
 from caseforum.authz import PostTarget, ThreadTarget, Viewer, can
 from caseforum.dossiers.access import Access
 from caseforum.dossiers.lookup import Candidate, candidates, key_candidates, readings_of, resolve
@@ -251,8 +252,13 @@ class Renderer:
     """
 
     def __init__(self, session: Session, viewer: Viewer | None, host: Any,
-                 env: Environment, *, shared: dict[Any, Any] | None = None) -> None:
+                 env: Environment, *, shared: dict[Any, Any] | None = None,
+                 locale: i18n.PageLocale | None = None) -> None:
         self.session = session
+        #: the reader's language and zone: cards and bot blocks are rendered from the
+        #: templates of that language, with that locale current (pages render their
+        #: posts before the page itself); ``None``: the environment's own
+        self.locale = locale
         #: what does not depend on the viewer (authors, offices, references, dossier
         #: lookups, reactions), kept for the next renderer given the same dict: the live
         #: hub draws one post for several viewer profiles and reads these once
@@ -260,7 +266,7 @@ class Renderer:
         self.viewer = viewer or Viewer()
         self.access = Access(session, self.viewer)
         self.host = host
-        self.env = env
+        self.env = i18n.for_language(env, locale.code) if locale is not None else env
         self.perms = PagePermissions(session, self.viewer)
         self.page: dict[str, Any] = {}  # what plugins loaded for this page's cards
         # by (key, text as typed): a text is read like the number box reads it; an
@@ -328,8 +334,9 @@ class Renderer:
         if slot not in self._cards:
             key = (kind, office, number)
             self.prepare([(key, text, compact)])
-            html = self.host.render_reference(reference=self._context(key, text, app, compact),
-                                              viewer=self.viewer)
+            with self._speaking():
+                html = self.host.render_reference(
+                    reference=self._context(key, text, app, compact), viewer=self.viewer)
             self._cards[slot] = Markup(html) if html else None
         return self._cards[slot]
 
@@ -535,4 +542,13 @@ class Renderer:
         from caseforum.forum.embeds import render_embed
 
         key = tuple(sorted((str(k), str(v)) for k, v in spec.items()))
-        return self.memo("embed", key, lambda: render_embed(self, spec))
+
+        def make() -> Markup | None:
+            with self._speaking():
+                return render_embed(self, spec)
+
+        return self.memo("embed", key, make)
+
+    def _speaking(self) -> AbstractContextManager[Any]:
+        """The reader's locale current while a card or block renders."""
+        return i18n.using(self.locale) if self.locale is not None else nullcontext()

@@ -82,6 +82,11 @@ class Document(SQLModel, table=True):
     #: the office's own label, when a source or an upload gave one (else the code tables');
     #: last, where migration 0005 added it, so a new database matches a migrated one
     label: str = Field(default="", max_length=300, sa_column_kwargs={"server_default": ""})
+    #: a translation: the id of the original it translates, a document of the same dossier
+    #: (migration 0010; no foreign key, see there: ``service.check_original`` keeps it
+    #: sound). An original and its translations are shown side by side; ``language`` tells
+    #: them apart. ``is_translation`` alone: a translation whose original is not held here.
+    translation_of: int | None = Field(default=None, index=True)
 
 
 class DocumentOffice(SQLModel, table=True):

@@ -120,6 +120,7 @@ class PeerSource:
             ref=str(d["id"]), code=d["code"], label=d.get("label") or d["code"],
             date=_date(d.get("date")) or date.min, language=d.get("language") or "en",
             is_translation=bool(d.get("is_translation")),
+            original_ref=str(d["translation_of"]) if d.get("translation_of") else None,
             media_type=d.get("media_type") or "application/octet-stream",
             pages=d.get("pages"), visibility=d.get("visibility") or "offices",
             offices=tuple(d.get("offices") or ())) for d in body.get("documents", []))

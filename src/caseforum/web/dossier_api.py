@@ -20,7 +20,7 @@ from caseforum import errors
 from caseforum.authz import Viewer, require
 from caseforum.db import SessionDep
 from caseforum.dossiers import remote, service
-from caseforum.dossiers.access import Access
+from caseforum.dossiers.access import Access, pairs
 from caseforum.dossiers.packages import PackageLimits, import_package
 from caseforum.dossiers.schemas import (
     CitationIn,
@@ -37,7 +37,7 @@ from caseforum.numbers import NumberError, parse_publication_number, search_link
 from caseforum.web.content import content_response, signed_url
 from caseforum.web.deps import CurrentViewer
 from caseforum.web.dossier_pages import document_bytes
-from caseforum.web.params import PathId
+from caseforum.web.params import MAX_ID, PathId
 
 router = APIRouter(prefix="/api/v1", tags=["dossiers"])
 
@@ -64,10 +64,13 @@ def document_out(request: Request, access: Access, doc: Document, app: Applicati
     info = request.app.state.doc_types.describe(app.office_code, doc.code, doc.label)
     if target is None:
         target = access.document_targets([doc], {app.id: app})[doc.id or 0]  # type: ignore[dict-item]
+    original, translations = access.counterparts(doc, app)
     return DocumentOut(
         id=doc.id or 0, code=doc.code, label=info.label, group=info.group,
         direction=info.direction,
         date=doc.date, language=doc.language, is_translation=doc.is_translation,
+        translation_of=original.id if original else None,
+        translations=[t.id or 0 for t in translations],
         visibility=str(doc.visibility), offices=access.named_offices(target),
         media_type=doc.media_type, size=doc.size, sha256=doc.sha256, pages=doc.pages,
         filename=doc.filename)
@@ -145,6 +148,7 @@ def dossier_body(request: Request, session: Session, access: Access, app: Any,
     describe = request.app.state.doc_types.describe
     docs = access.document_rows(app.id, app.office_code)
     doc_ids = {row.id for row, _ in docs}
+    paired = pairs(row for row, _ in docs)
     connection = session.connection()
     priorities = connection.execute(PRIORITIES, {"app_id": app.id}).all()
     citations = connection.execute(CITATIONS, {"app_id": app.id}).all()
@@ -170,6 +174,8 @@ def dossier_body(request: Request, session: Session, access: Access, app: Any,
             "id": d.id, "code": d.code, "label": labels.get(d.id, info.label),
             "group": info.group, "direction": info.direction,
             "date": _iso(d.date), "language": d.language, "is_translation": d.is_translation,
+            "translation_of": paired[d.id].translation_of,
+            "translations": paired[d.id].translations,
             "visibility": str(d.visibility), "offices": offices,
             "media_type": d.media_type, "size": d.size, "sha256": d.sha256, "pages": d.pages,
             "filename": d.filename}
@@ -329,13 +335,18 @@ def post_document(
     is_translation: Annotated[bool, Form()] = False,
     label: Annotated[str, Form(max_length=300, description=(
         "the office's own label for the code; empty: the label of the code tables"))] = "",
+    translation_of: Annotated[int | None, Form(ge=1, le=MAX_ID, description=(
+        "a translation: the id of its original, a document of the same dossier that you "
+        "may see, in another language (is_translation is then implied)"))] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     require(viewer, "dossier.provide", office.upper())
-    app = _visible_app(session, Access(session, viewer), office, number)
+    access = Access(session, viewer)
+    app = _visible_app(session, access, office, number)
     fingerprint = _fingerprint("document", office, number, code, doc_date, language,
                                visibility, offices, is_translation, file.filename,
-                               *([label] if label else []))  # old keys stay valid
+                               *([label] if label else []),  # old keys stay valid
+                               *([translation_of] if translation_of else []))
     if (replay := _replay(session, viewer, idempotency_key, fingerprint)) is not None:
         return replay
     store = request.app.state.store
@@ -346,12 +357,12 @@ def post_document(
             meta=service.DocumentMeta(code=code, date=doc_date, language=language,
                                       is_translation=is_translation, visibility=visibility,
                                       offices=tuple(offices.replace(",", " ").split()),
-                                      label=label),
+                                      label=label, translation_of=translation_of),
             stream=file.file, filename=file.filename or "document",
             registry=request.app.state.doc_types,
             max_bytes=request.app.state.settings.max_upload_mb * 1024 * 1024,
-            actor_id=viewer.user_id)
-        body = document_out(request, Access(session, viewer), doc, app).model_dump(mode="json")
+            actor_id=viewer.user_id, access=access)
+        body = document_out(request, access, doc, app).model_dump(mode="json")
         _remember(session, viewer, idempotency_key, fingerprint, 201, body)
         session.commit()
     except DossierError:  # nothing new stays: the row is rolled back, the file discarded
@@ -409,7 +420,7 @@ def post_package(request: Request, session: SessionDep, viewer: CurrentViewer,
         session, request.app.state.store, stream=package.file, office=viewer.office_code,
         registry=request.app.state.doc_types,
         max_bytes=settings.max_upload_mb * 1024 * 1024, actor_id=viewer.user_id,
-        limits=PackageLimits.from_settings(settings))
+        limits=PackageLimits.from_settings(settings), access=Access(session, viewer))
     return JSONResponse(summary, status_code=200 if summary["already_imported"] else 201)
 
 

@@ -17,8 +17,8 @@ from caseforum.authz import can, require
 from caseforum.db import SessionDep
 from caseforum.doccodes import DOC_GROUPS, CodeInfo
 from caseforum.dossiers import remote, service
-from caseforum.dossiers.access import Access
-from caseforum.dossiers.compare import compare_texts, similarity
+from caseforum.dossiers.access import Access, Pair, pairs
+from caseforum.dossiers.compare import compare_texts, side_by_side, similarity
 from caseforum.dossiers.schemas import CitationIn, DossierError, DossierIn
 from caseforum.dossiers.usage import log_access
 from caseforum.forum import notify
@@ -143,17 +143,6 @@ DIRECTION_NAMES = {"incoming": N_("incoming"), "outgoing": N_("outgoing"),
                    "internal": N_("internal")}
 
 
-#: the languages dossiers of the participating offices come in (ISO 639-1)
-LANGUAGE_NAMES = {"en": N_("English"), "ja": N_("Japanese"), "zh": N_("Chinese"),
-                  "ko": N_("Korean"), "de": N_("German"), "fr": N_("French"),
-                  "es": N_("Spanish"), "ru": N_("Russian"), "pt": N_("Portuguese")}
-
-
-def language_name(code: str) -> str:
-    """``ja`` -> ``Japanese``; a code not listed is shown as it is."""
-    return LANGUAGE_NAMES.get(code, code)
-
-
 def _describer(request: Request) -> Callable[[Document, Application], CodeInfo]:
     """``describe(doc, app)``: the document's label, group and direction as its
     office uses the code, the office's own label first (``caseforum.doccodes``)."""
@@ -174,6 +163,7 @@ class DocumentRow:
     doc: Document
     info: CodeInfo
     named_offices: list[str]  # restricted: the offices, for a reader who may know them
+    pair: Pair  # its original and translations, those the reader may see
 
 
 def _chosen_groups(group: list[str] | None) -> set[str]:
@@ -209,13 +199,15 @@ def dossier_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     citations = access.citations([app], documents)
     describe = _describer(request)
     targets = access.document_targets(documents, {app.id: app})  # type: ignore[dict-item]
+    paired = pairs(documents)
     rows = []
     counts: Counter[str] = Counter()
     for doc in documents:
         info = describe(doc, app)
         counts[info.group] += 1
         if not chosen or info.group in chosen:
-            rows.append(DocumentRow(doc, info, access.named_offices(targets[doc.id or 0])))
+            rows.append(DocumentRow(doc, info, access.named_offices(targets[doc.id or 0]),
+                                    paired[doc.id or 0]))
     members = {m.id: m for m in family}
     reports = defaultdict(list)
     for doc in family_docs:
@@ -230,6 +222,9 @@ def dossier_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     return render(request, "dossiers/dossier.html", {
         "discussions": discussions,
         "app": app, "provider": provider, "family": family, "rows": rows,
+        "by_id": {d.id: d for d in documents},
+        "originals": [d for d in documents
+                      if d.translation_of is None and not d.is_translation],
         "total": len(documents), "counts": counts, "chosen": chosen, "groups": DOC_GROUPS,
         "group_names": GROUP_NAMES, "direction_names": DIRECTION_NAMES,
         "citations": citations, "priorities": priorities, "reports": reports,
@@ -283,20 +278,55 @@ def _visible_doc(session: SessionDep, viewer: CurrentViewer, document_id: int,
     return found
 
 
+@dataclass(frozen=True)
+class PairSide:
+    """One column of a pair shown side by side."""
+
+    doc: Document
+    info: CodeInfo
+    role: str  # original | translation
+    content_src: str
+
+
+def _pair_of(request: Request, viewer: CurrentViewer, access: Access, doc: Document,
+             app: Application, chosen: int | None) -> tuple[list[PairSide], list[Document]]:
+    """The two columns of ``doc``'s pair, original first, and the other translations
+    to choose from (``chosen``: which translation of an original; default the first),
+    only what this viewer may see: no columns when it sees no counterpart."""
+    original, translations = access.counterparts(doc, app)
+    if original is not None:
+        left, right, others = original, doc, []
+    elif translations:
+        right = next((t for t in translations if t.id == chosen), translations[0])
+        left, others = doc, [t for t in translations if t.id != right.id]
+    else:
+        return [], []
+    describe = _describer(request)
+    return [PairSide(d, describe(d, app), role, content_src(request, viewer, d))
+            for d, role in ((left, "original"), (right, "translation"))], others
+
+
 @router.get("/documents/{document_id}")
 def document_page(request: Request, session: SessionDep, viewer: CurrentViewer,
-                  document_id: PathId) -> Response:
+                  document_id: PathId,
+                  with_: Annotated[int | None, Query(alias="with", ge=1, le=MAX_ID, description=(
+                      "an original's page: which of its translations to show beside it"))]
+                  = None) -> Response:
     access = Access(session, viewer)
     doc, app = _visible_doc(session, viewer, document_id, access)
     target = access.document_targets([doc], {app.id: app})[doc.id or 0]  # type: ignore[dict-item]
     named_offices = access.named_offices(target)
-    log_access(session, viewer=viewer, doc=doc, app=app, action="view")
+    pair, others = _pair_of(request, viewer, access, doc, app, with_)
+    for side in pair:  # the counterpart is read here too: logged as viewed
+        log_access(session, viewer=viewer, doc=side.doc, app=app, action="view")
+    if not pair:
+        log_access(session, viewer=viewer, doc=doc, app=app, action="view")
     if viewer.user_id is not None:  # reading it reads its notifications (a mail's link)
         notify.mark_read(session, user_id=viewer.user_id, document_id=doc.id)
     session.commit()
     return render(request, "dossiers/document.html", {
         "doc": doc, "app": app, "info": _describer(request)(doc, app),
-        "named_offices": named_offices,
+        "named_offices": named_offices, "pair": pair, "other_translations": others,
         "group_names": GROUP_NAMES, "direction_names": DIRECTION_NAMES, "dossier_url": dossier_url,
         "content_src": content_src(request, viewer, doc),
     })
@@ -394,19 +424,43 @@ def compare_page(request: Request, session: SessionDep, viewer: CurrentViewer,
     ids = [x for x in (a, b) if x is not None] or list(doc or [])
     if len(ids) != 2:
         raise errors.InvalidInput(N_("tick exactly two documents to compare"))
-    (da, aa), (db_, ab) = (_visible_doc(session, viewer, i) for i in ids)
+    access = Access(session, viewer)
+    (da, aa), (db_, ab) = (_visible_doc(session, viewer, i, access) for i in ids)
+    if da.translation_of == db_.id:  # a pair: the original on the left
+        (da, aa), (db_, ab) = (db_, ab), (da, aa)
+    is_pair = db_.translation_of == da.id
     for d, ap in ((da, aa), (db_, ab)):
         log_access(session, viewer=viewer, doc=d, app=ap, action="compare")
     session.commit()
     has_text = bool(da.text_content.strip()) and bool(db_.text_content.strip())
-    rows = compare_texts(da.text_content, db_.text_content) if has_text else []
+    if not has_text:
+        rows = []
+    elif is_pair:
+        rows = side_by_side(da.text_content, db_.text_content)
+    else:
+        rows = compare_texts(da.text_content, db_.text_content)
     return render(request, "dossiers/compare.html", {
         "left": (da, aa), "right": (db_, ab), "rows": rows, "has_text": has_text,
-        "similarity": similarity(da.text_content, db_.text_content) if has_text else None,
+        "is_pair": is_pair, "offers": _pair_offers(access, ((da, aa), (db_, ab))),
+        "similarity": similarity(da.text_content, db_.text_content)
+        if has_text and not is_pair else None,
         "describe": _describer(request), "dossier_url": dossier_url,
-        "language_name": language_name,
         "content_src": lambda d: content_src(request, viewer, d),
     })
+
+
+def _pair_offers(access: Access, shown: tuple[tuple[Document, Application], ...]
+                 ) -> list[tuple[Document, Document]]:
+    """(original, translation) pairs of the compared documents that this viewer may see
+    and that are not the comparison shown: Compare offers them."""
+    ids = {d.id for d, _ in shown}
+    offers: list[tuple[Document, Document]] = []
+    for doc, app in shown:
+        original, translations = access.counterparts(doc, app)
+        if original is not None and original.id not in ids:
+            offers.append((original, doc))
+        offers.extend((doc, t) for t in translations if t.id not in ids)
+    return offers
 
 
 # Providing offices: the web form -------------------------------------------------------
@@ -474,6 +528,7 @@ def upload_document_form(
     offices: Annotated[str, Form(max_length=200)] = "",
     is_translation: Annotated[bool, Form()] = False,
     label: Annotated[str, Form(max_length=300)] = "",
+    translation_of: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
 ) -> Response:
     access = Access(session, viewer)
     app = _visible_app(session, access, office, number)
@@ -481,7 +536,7 @@ def upload_document_form(
     meta = service.DocumentMeta(code=code, date=doc_date, language=language,
                                 is_translation=is_translation, visibility=visibility,
                                 offices=tuple(offices.replace(",", " ").split()),
-                                label=label)
+                                label=label, translation_of=translation_of)
     store = request.app.state.store
     stored = None
     try:
@@ -489,7 +544,7 @@ def upload_document_form(
             session, store, app=app, meta=meta, stream=file.file,
             filename=file.filename or "document", registry=request.app.state.doc_types,
             max_bytes=request.app.state.settings.max_upload_mb * 1024 * 1024,
-            actor_id=viewer.user_id)
+            actor_id=viewer.user_id, access=access)
         session.commit()
     except DossierError:  # nothing new stays: the row is rolled back, the file discarded
         session.rollback()

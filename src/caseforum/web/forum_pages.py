@@ -23,7 +23,6 @@ from caseforum.forum.access import (
     visible_categories,
 )
 from caseforum.forum.service import REACTIONS, ForumError, mention_candidates
-from caseforum.forum.view import Renderer
 from caseforum.models import (
     Category,
     Event,
@@ -34,8 +33,9 @@ from caseforum.models import (
     User,
 )
 from caseforum.web.deps import CurrentUser, CurrentViewer
+from caseforum.web.locale import request_locale
 from caseforum.web.params import MAX_ID, PathId
-from caseforum.web.templating import is_htmx, render
+from caseforum.web.templating import is_htmx, page_renderer, render
 
 router = APIRouter(tags=["forum pages"], include_in_schema=False)
 PAGE_SIZE = 200
@@ -106,7 +106,8 @@ def thread_create(request: Request, session: SessionDep, viewer: CurrentViewer,
                   body: Annotated[str, Form(max_length=60_000)]) -> Response:
     category = access_category(session, viewer, category_id, action="thread.create")
     thread, _ = service.create_thread(session, author=user, category=category, title=title,
-                                      body=body, patterns=patterns(request))
+                                      body=body, patterns=patterns(request),
+                                      language=request_locale(request).code)
     request.app.state.hub.commit(session)  # with its live fragments (forum/hub.py)
     return RedirectResponse(f"/threads/{thread.id}", status_code=303)
 
@@ -114,7 +115,7 @@ def thread_create(request: Request, session: SessionDep, viewer: CurrentViewer,
 def _thread_context(request: Request, session: Session, viewer: Viewer,
                     thread: Thread, *, newest: bool = False) -> dict:
     posts = posts_of(session, thread, limit=PAGE_SIZE, newest=newest)
-    renderer = Renderer(session, viewer, request.app.state.plugins, request.app.state.templates)
+    renderer = page_renderer(request, session, viewer)
     target = thread_target(session, thread)
     category = session.get(Category, thread.category_id) if thread.category_id else None
     return {"thread": thread, "category": category, "posts": renderer.posts(posts),
@@ -159,8 +160,8 @@ def post_create(request: Request, session: SessionDep, viewer: CurrentViewer,
                 reply_to: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None) -> Response:
     thread = access_thread(session, viewer, thread_id, action="post.create")
     post = service.add_post(session, author=user, thread=thread, body=body,
-                            reply_to_id=reply_to,
-                            patterns=patterns(request))
+                            reply_to_id=reply_to, patterns=patterns(request),
+                            language=request_locale(request).code)
     service.mark_read(session, user_id=user.id or 0, thread=thread)
     request.app.state.hub.commit(session)  # with its live fragments (forum/hub.py)
     if is_htmx(request):
@@ -179,7 +180,7 @@ def preview(request: Request, viewer: CurrentViewer, session: SessionDep,
         return render(request, "forum/_preview.html", {"error": "the post is too long"},
                       block=None)
     thread_id = access_thread(session, viewer, thread).id if thread is not None else None
-    renderer = Renderer(session, viewer, request.app.state.plugins, request.app.state.templates)
+    renderer = page_renderer(request, session, viewer)
     body_html, cards, unknown = renderer.preview(body, patterns(request), thread_id)
     return render(request, "forum/_preview.html",
                   {"html": body_html, "cards": cards, "unknown": unknown}, block=None)
@@ -323,7 +324,8 @@ def new_message(request: Request, session: SessionDep, viewer: CurrentViewer,
     try:
         thread, _ = service.create_thread(session, author=user, category=None, title=title,
                                           body=body, participants=people,
-                                          patterns=patterns(request))
+                                          patterns=patterns(request),
+                                          language=request_locale(request).code)
     except ForumError as exc:
         return render(request, "forum/new_message.html",
                       {"to": to, "error": str(exc), "title": title, "body": body},

@@ -29,8 +29,13 @@ def _known(tag: str) -> str | None:
 
 
 def chosen_language(conn: HTTPConnection) -> str:
-    user = getattr(conn.state, "user", None)
-    for wish in (getattr(user, "locale", ""), conn.cookies.get(LANG_COOKIE, "")[:35]):
+    return language_for(conn, getattr(getattr(conn.state, "user", None), "locale", ""))
+
+
+def language_for(conn: HTTPConnection, preference: str) -> str:
+    """The language of a user whose own choice is ``preference`` (empty: none), on
+    this request or websocket handshake."""
+    for wish in (preference, conn.cookies.get(LANG_COOKIE, "")[:35]):
         found = _known(wish) if wish else None
         if found:
             return found
@@ -42,7 +47,13 @@ def chosen_language(conn: HTTPConnection) -> str:
 def chosen_zone(conn: HTTPConnection) -> str:
     user = getattr(conn.state, "user", None)
     office = getattr(conn.state, "office", None)
-    for name in (getattr(user, "time_zone", ""), getattr(office, "time_zone", "")):
+    return zone_for(conn, getattr(user, "time_zone", ""), getattr(office, "time_zone", ""))
+
+
+def zone_for(conn: HTTPConnection, *preferences: str) -> str:
+    """The first zone of ``preferences`` that exists (the user's, the office's), else
+    the instance default."""
+    for name in preferences:
         if name and i18n.zone(name) is not None:
             return name
     return conn.app.state.settings.default_time_zone

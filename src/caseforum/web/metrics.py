@@ -145,6 +145,7 @@ class StateCollector:
     def collect(self) -> Iterator[Any]:
         yield from self._live()
         yield from self._sources()
+        yield from self._storage()
         yield from self._database()
 
     def _live(self) -> Iterator[Any]:
@@ -172,6 +173,21 @@ class StateCollector:
             failures.add_metric([health.name, health.plugin], health.failures)
         yield up
         yield failures
+
+    def _storage(self) -> Iterator[Any]:
+        """Requests to an object store (the local store makes none), counted as they go."""
+        from prometheus_client.core import CounterMetricFamily
+
+        store = getattr(self.state, "store", None)
+        counts = getattr(store, "request_counts", None)
+        if counts is None:
+            return
+        family = CounterMetricFamily("caseforum_storage_requests",
+                                     "Requests to the object store by operation and outcome",
+                                     labels=["backend", "operation", "outcome"])
+        for (operation, outcome), count in list(counts.items()):
+            family.add_metric([store.name, operation, outcome], count)
+        yield family
 
     def _database(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily

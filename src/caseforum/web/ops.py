@@ -39,7 +39,7 @@ def _checks(state: Any) -> dict[str, str]:
     return {
         "database": readiness.check_database(state.engine, state.settings.sqlalchemy_url),
         "broker": readiness.check_broker(state.settings.redis_url),
-        "storage": readiness.check_storage(state.store.root),
+        "storage": readiness.check_storage(state.store),
     }
 
 

@@ -18,8 +18,8 @@ sign.
 The language environments are overlays of the app's environment: they share its
 loader, globals and filters (anything added later reaches them too) and have
 template caches of their own.  The app's environment itself is that of the
-instance default language, which is what live fragments, rendered outside any page,
-are in.
+instance default language; the live hub picks the environment of each watcher's
+language as pages do (``caseforum.i18n.for_language``, read outside the web layer).
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ from markupsafe import Markup
 
 from caseforum import i18n
 
-#: the environment attributes this module keeps (``Environment.extend``)
+#: the environment attributes this module keeps (``Environment.extend``); the
+#: environments per language and the default locale are named in ``caseforum.i18n``,
+#: which the live hub (outside the web layer) reads them through
 _TRANSLATIONS = "caseforum_translations"
-_BY_LANGUAGE = "caseforum_languages"
+_BY_LANGUAGE = i18n.ENVIRONMENTS
 _FIXED_CALLS = {"_": 1, "gettext": 1, "pgettext": 2}  # name: number of string arguments
 
 
@@ -137,7 +139,8 @@ def install(env: Environment, default: i18n.PageLocale) -> None:
         pgettext=lambda c, s: s, npgettext=lambda c, s, p, n: s if n == 1 else p)
     env.globals.update(_=gettext, gettext=gettext, ngettext=ngettext, pgettext=pgettext,
                        npgettext=npgettext)
-    env.extend(**{_TRANSLATIONS: default.translations, _BY_LANGUAGE: {default.code: env}})
+    env.extend(**{_TRANSLATIONS: default.translations, _BY_LANGUAGE: {default.code: env},
+                  i18n.DEFAULT_LOCALE: default})
     languages: dict[str, Environment] = getattr(env, _BY_LANGUAGE)
     for code in i18n.LANGUAGES:
         if code not in languages:
@@ -149,8 +152,8 @@ def install(env: Environment, default: i18n.PageLocale) -> None:
 
 def for_language(env: Environment, code: str) -> Environment:
     """The environment that renders pages in ``code`` (``env`` for an unknown code)."""
-    languages: dict[str, Environment] = getattr(env, _BY_LANGUAGE, {})
-    return languages.get(code, env)
+    found: Environment = i18n.for_language(env, code)
+    return found
 
 
 def _finish(context: Context, text: str, variables: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@
 Pages speak the reader's language and show times in the reader's zone: :func:`render`
 picks the environment compiled for the reader's language and makes the reader's
 locale current while it renders (``web/template_i18n.py``); a render outside a page
-(the live fragments) gets the app environment's default locale.
+with no locale of its own gets the app environment's default locale (the live hub
+brings each watcher's, ``forum/live.py``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from jinja2_fragments import render_block
+from sqlmodel import Session
 
 from caseforum import __version__, i18n
-from caseforum.authz import can
+from caseforum.authz import Viewer, can
 from caseforum.db import open_session
+from caseforum.dossiers.languages import language_name
 from caseforum.forum import inbox
 from caseforum.forum.access import post_target
+from caseforum.forum.view import Renderer
 from caseforum.offices import OFFICE_ZONES
 from caseforum.web import template_i18n
 from caseforum.web.locale import request_locale
@@ -34,7 +38,8 @@ CORE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 def make_environment(extra_dirs: list[Path], *, default_locale: str = i18n.DEFAULT_LANGUAGE,
                      default_time_zone: str = i18n.UTC_ZONE) -> Environment:
     """The one template environment of an app.  ``default_locale`` and
-    ``default_time_zone`` are what a render outside a page (a live fragment) uses."""
+    ``default_time_zone`` are what a render outside a page uses when it brings no
+    locale of its own."""
     env = Environment(
         loader=ChoiceLoader([FileSystemLoader(str(d)) for d in [CORE_TEMPLATES, *extra_dirs]]),
         autoescape=select_autoescape(default=True),
@@ -54,6 +59,7 @@ def make_environment(extra_dirs: list[Path], *, default_locale: str = i18n.DEFAU
     env.globals["version"] = __version__
     env.globals["post_target"] = post_target
     env.globals["can"] = can
+    env.globals["language_name"] = language_name  # a document's language, for | tr
     env.globals["languages"] = list(i18n.LANGUAGES.values())
     env.globals["default_time_zone"] = default_time_zone
     env.globals["time_zones"] = sorted({*i18n.COMMON_ZONES, *OFFICE_ZONES.values()})
@@ -62,6 +68,14 @@ def make_environment(extra_dirs: list[Path], *, default_locale: str = i18n.DEFAU
     #: a message from Python code (an error's text, ``N_``/``Msg``) in the reader's language
     env.filters["tr"] = lambda message: i18n.translate(message, locale())
     return env
+
+
+def page_renderer(request: Request, session: Session, viewer: Viewer) -> Renderer:
+    """Posts as ``viewer`` sees them on a page, their dossier cards and bot blocks in
+    the reader's language and zone."""
+    state = request.app.state
+    return Renderer(session, viewer, state.plugins, state.templates,
+                    locale=request_locale(request))
 
 
 def unread_notifications(request: Request) -> int:

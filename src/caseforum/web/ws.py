@@ -2,7 +2,9 @@
 
 The handshake checks the Origin (a page of this site, or no Origin at all
 for non-browser clients with a bearer token) and the session or token; a
-viewer who may not see a thread is refused before anything is sent.  It costs
+viewer who may not see a thread is refused before anything is sent.  It also
+settles the language and zone the socket's fragments are rendered in, as a page
+of the same browser would (``web/locale.py``).  It costs
 one worker-thread hop and two queries (credential with user and office, then
 the thread), so many sockets connect cheaply.
 
@@ -36,6 +38,7 @@ from caseforum.forum.live_auth import (
     resolve_token,
 )
 from caseforum.web.deps import SESSION_COOKIE, cookie_signer
+from caseforum.web.locale import language_for, zone_for
 
 router = APIRouter()
 
@@ -113,6 +116,9 @@ async def _serve(ws: WebSocket, topics: set[str], after: int | None,
     if not allowed:
         await ws.close(code=CLOSE_NOT_FOUND, reason="no such thread")
         return
+    # the fragments this socket gets are in the language and zone its pages are in
+    viewer = viewer.reading(language_for(ws, viewer.language),
+                            zone_for(ws, viewer.time_zone))
     topics = topics | {f"user:{viewer.user_id}"}
     await ws.accept()
     if after is None:

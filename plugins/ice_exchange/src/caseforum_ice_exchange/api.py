@@ -48,7 +48,8 @@ def runtime(app: Any) -> IceRuntime:
         plugins = app.state.plugins
         rt = IceRuntime.build(engine=app.state.engine, settings=app.state.settings,
                               plugin_config=plugins.config(PLUGIN_NAME),
-                              routes=plugins.transfer_routes(), broker=app.state.broker)
+                              routes=plugins.transfer_routes(), broker=app.state.broker,
+                              backend=getattr(app.state, "store", None))
         app.state.ice_runtime = rt
     return rt
 
@@ -315,8 +316,8 @@ def _open_file(rt: IceRuntime, viewer: Any, user: User, parcel_id: str, name: st
                          actor=workflow.actor_label(user), exchange_id=parcel.exchange_id,
                          parcel_id=parcel.id, detail=f"{name} ({entry['size']} bytes)")
             session.commit()
-        path = parcels.part_path(rt.parcel_dir(parcel.id), str(parcel.files.index(entry)))
-    return entry, parcels.iter_plaintext(path, file_key)
+        opener = rt.part_opener(parcel.id, str(parcel.files.index(entry)))
+    return entry, parcels.iter_plaintext(opener, file_key)
 
 
 @router.get("/parcels/{parcel_id}/files/{name}", summary="A parcel file, decrypted")

@@ -35,7 +35,7 @@ def _ice_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 def _runtime(ctx: Any) -> IceRuntime:
     return IceRuntime.build(engine=ctx.engine, settings=ctx.settings,
                             plugin_config=ctx.host.config(PLUGIN_NAME),
-                            routes=ctx.host.transfer_routes())
+                            routes=ctx.host.transfer_routes(), backend=ctx.store)
 
 
 def _group(cli: click.Group, name: str, help_text: str) -> click.Group:

@@ -7,10 +7,13 @@ delivery loop call the same functions the same way.
 
 from __future__ import annotations
 
+import logging
+import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
@@ -18,8 +21,10 @@ from sqlmodel import Session
 
 from caseforum.config import Settings
 from caseforum.db import open_session
+from caseforum.storage_backends import StorageBackend, open_store
 
 PLUGIN_NAME = "ice_exchange"
+log = logging.getLogger(__name__)
 
 
 class Config(BaseModel):
@@ -63,12 +68,15 @@ class IceRuntime:
     config: Config
     routes: dict[str, Any] = field(default_factory=dict)
     broker: Any = None
+    #: the instance's storage backend (``app.state.store``); opened from the settings
+    #: on first use when not given
+    backend: Any = None
 
     @classmethod
     def build(cls, *, engine: Engine, settings: Settings, plugin_config: dict[str, Any],
-              routes: list[Any], broker: Any = None) -> IceRuntime:
+              routes: list[Any], broker: Any = None, backend: Any = None) -> IceRuntime:
         return cls(engine=engine, settings=settings, config=Config(**plugin_config),
-                   routes={r.name: r for r in routes}, broker=broker)
+                   routes={r.name: r for r in routes}, broker=broker, backend=backend)
 
     def __post_init__(self) -> None:
         from .anchors import register
@@ -106,6 +114,50 @@ class IceRuntime:
         """Where a parcel's ciphertext lives; ids are validated UUIDs, never raw input."""
         canonical = str(uuid.UUID(parcel_id))
         return self.store / "parcels" / canonical[:2] / canonical
+
+    # Where the parts live.  A parcel is always written to its folder first; with a
+    # backend that keeps blobs elsewhere (an S3 bucket) the parts are then sent there
+    # under the same relative name, before the parcel's row is committed, and the
+    # folder removed, so every host reads them from the bucket.
+
+    @property
+    def objects(self) -> StorageBackend:
+        if self.backend is None:
+            self.backend = open_store(self.settings)
+        backend: StorageBackend = self.backend
+        return backend
+
+    @staticmethod
+    def parcel_prefix(parcel_id: str) -> str:
+        canonical = str(uuid.UUID(parcel_id))
+        return f"ice/parcels/{canonical[:2]}/{canonical}/"
+
+    def part_opener(self, parcel_id: str, part: str) -> Callable[[], BinaryIO]:
+        """Opens one part of a stored parcel, wherever the backend keeps it."""
+        if self.objects.local_paths:
+            path = self.parcel_dir(parcel_id) / f"{part}.bin"
+            return lambda: path.open("rb")
+        key = f"{self.parcel_prefix(parcel_id)}{part}.bin"
+        return lambda: self.objects.open_blob(key)
+
+    def offload(self, parcel_id: str) -> None:
+        """Send a parcel's freshly written folder to the backend (nothing to do locally)."""
+        if self.objects.local_paths:
+            return
+        folder = self.parcel_dir(parcel_id)
+        for path in sorted(folder.glob("*.bin")):
+            self.objects.put_blob(self.parcel_prefix(parcel_id) + path.name, path)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def forget(self, parcel_id: str) -> None:
+        """Remove what a failed send or receipt stored of a parcel (folder and blobs)."""
+        shutil.rmtree(self.parcel_dir(parcel_id), ignore_errors=True)
+        if not self.objects.local_paths:
+            try:
+                self.objects.delete_blobs(self.parcel_prefix(parcel_id))
+            except Exception:  # the error being handled matters more; the sweep is manual
+                log.exception("parcel %s: its parts could not be removed from the store",
+                              parcel_id)
 
     def new_staging_dir(self) -> Path:
         """A private folder on the same file system as the store (so moves are renames)."""

@@ -18,7 +18,6 @@ import logging
 import random
 import threading
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -41,14 +40,11 @@ SYNC_GRACE = timedelta(seconds=30)
 
 
 def envelope_for(rt: IceRuntime, parcel: IceParcel) -> Envelope:
-    folder = rt.parcel_dir(parcel.id)
     parts: dict[str, Any] = {}
     if parcel.manifest.get("note"):
-        parts[parcels.NOTE_PART] = functools.partial(
-            Path.open, parcels.part_path(folder, parcels.NOTE_PART), "rb")
+        parts[parcels.NOTE_PART] = rt.part_opener(parcel.id, parcels.NOTE_PART)
     for index, _ in enumerate(parcel.files):
-        parts[str(index)] = functools.partial(
-            Path.open, parcels.part_path(folder, str(index)), "rb")
+        parts[str(index)] = rt.part_opener(parcel.id, str(index))
     return Envelope(manifest=parcel.manifest, signature=parcel.signature, parts=parts)
 
 

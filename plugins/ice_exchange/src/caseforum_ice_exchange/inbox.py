@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -225,6 +224,7 @@ def _receive(rt: IceRuntime, envelope: Envelope, *, via: str) -> SignedReceipt:
         if via != "hosted":
             parcels.store_parts(envelope.parts, folder)
             moved = True
+            rt.offload(manifest.parcel_id)
         with rt.session() as session:
             try:
                 signed = _commit(session, rt, manifest, envelope, digest, own, via=via,
@@ -236,9 +236,18 @@ def _receive(rt: IceRuntime, envelope: Envelope, *, via: str) -> SignedReceipt:
                                "try again", code="busy", status=503) from None
         return signed
     except BaseException:
-        if moved:
-            shutil.rmtree(folder, ignore_errors=True)
+        if moved and not _parcel_recorded(rt, manifest.parcel_id):
+            # (a copy another delivery of the same parcel stored and recorded stays)
+            rt.forget(manifest.parcel_id)
         raise
+
+
+def _parcel_recorded(rt: IceRuntime, parcel_id: str) -> bool:
+    try:
+        with rt.session() as session:
+            return session.get(IceParcel, parcel_id) is not None
+    except Exception:  # no answer: remove this delivery's copy, as when it is not recorded
+        return False
 
 
 def _commit(session: Session, rt: IceRuntime, manifest: Manifest, envelope: Envelope,

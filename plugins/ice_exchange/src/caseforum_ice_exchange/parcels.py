@@ -390,11 +390,17 @@ def file_key_for(entry: dict[str, Any], *, keys: crypto.OfficeKeys, as_sender: b
     return crypto.open_sealed_key(base64.b64decode(sealed), keys)
 
 
-def read_note(path: Path, entry: dict[str, Any], *, keys: crypto.OfficeKeys,
+def _opener(source: Path | Opener) -> Opener:
+    if isinstance(source, Path):
+        return lambda: source.open("rb")
+    return source
+
+
+def read_note(source: Path | Opener, entry: dict[str, Any], *, keys: crypto.OfficeKeys,
               as_sender: bool) -> str:
-    """Decrypt a parcel's message (small by construction)."""
+    """Decrypt a parcel's message (small by construction) from its file or opener."""
     out = io.BytesIO()
-    with path.open("rb") as src:
+    with _opener(source)() as src:
         crypto.decrypt_stream(src, out, file_key_for(entry, keys=keys, as_sender=as_sender))
     return out.getvalue().decode("utf-8", errors="replace")
 
@@ -406,7 +412,8 @@ class _Stop(Exception):
     pass
 
 
-def iter_plaintext(path: Path, file_key: bytes, *, depth: int = 8) -> Iterator[bytes]:
+def iter_plaintext(source: Path | Opener, file_key: bytes, *, depth: int = 8
+                   ) -> Iterator[bytes]:
     """Yield a file's plaintext chunk by chunk, decrypting in a helper thread.
 
     ``crypto.decrypt_stream`` writes to a file object; a bounded queue turns that
@@ -416,6 +423,7 @@ def iter_plaintext(path: Path, file_key: bytes, *, depth: int = 8) -> Iterator[b
     """
     chunks: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
+    open_source = _opener(source)
 
     def put(item: object) -> None:
         while not stop.is_set():
@@ -433,7 +441,7 @@ def iter_plaintext(path: Path, file_key: bytes, *, depth: int = 8) -> Iterator[b
 
     def work() -> None:
         try:
-            with path.open("rb") as src:
+            with open_source() as src:
                 crypto.decrypt_stream(src, _Writer(), file_key)  # type: ignore[arg-type]
             put(_END)
         except _Stop:

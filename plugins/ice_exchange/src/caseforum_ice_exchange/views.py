@@ -177,7 +177,7 @@ def parcel_view(session: Session, rt: IceRuntime, parcel: IceParcel, viewer: Vie
     if note and readable and own_keys is not None:
         try:
             base["message"] = parcels.read_note(
-                parcels.part_path(rt.parcel_dir(parcel.id), parcels.NOTE_PART), note,
+                rt.part_opener(parcel.id, parcels.NOTE_PART), note,
                 keys=own_keys, as_sender=viewer.office_code == parcel.sender_office)
         except (OSError, crypto.IceCryptoError) as exc:
             log.error("cannot read the message of parcel %s: %s", parcel.id, exc)

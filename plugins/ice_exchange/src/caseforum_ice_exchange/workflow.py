@@ -9,7 +9,6 @@ Delivery happens afterwards (``delivery``), never inside that transaction.
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
@@ -69,9 +68,9 @@ def _seq_column(side: str) -> str:
     return f"{side}_sent_seq"
 
 
-def _cleanup(folder: Any) -> None:
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
+def _cleanup(rt: IceRuntime, parcel_id: str | None) -> None:
+    if parcel_id is not None:
+        rt.forget(parcel_id)
 
 
 def _refuse_hidden_characters(rt: IceRuntime, uploads: list[parcels.Upload], *, office: str,
@@ -105,6 +104,7 @@ def _encrypt(rt: IceRuntime, session: Session, *, parcel_id: str, sender: str, r
     note_entry, files = parcels.encrypt_parcel(
         folder=folder, note=note, uploads=uploads, recipient=recipient_keys,
         sender=sender_keys, max_bytes=rt.max_parcel_bytes)
+    rt.offload(parcel_id)
     return note_entry, files
 
 
@@ -239,9 +239,7 @@ def open_request(
         "due_date": due.isoformat() if due else None,
     }
     parcel_id = str(uuid.uuid4())
-    folder = None
     try:
-        folder = rt.parcel_dir(parcel_id)
         note_entry, files = _encrypt(rt, session, parcel_id=parcel_id, sender=recipient.code,
                                      recipient=donor.code, note=message, uploads=uploads)
         session.add(exchange)
@@ -257,7 +255,7 @@ def open_request(
         session.commit()
     except BaseException:
         session.rollback()
-        _cleanup(folder)
+        _cleanup(rt, parcel_id)
         raise
     return exchange, parcel
 
@@ -289,9 +287,7 @@ def take_step(
     recipient = exchange.other_party(sender)
     _refuse_hidden_characters(rt, uploads, office=sender, user=user, exchange_id=exchange.id)
     parcel_id = str(uuid.uuid4())
-    folder = None
     try:
-        folder = rt.parcel_dir(parcel_id)
         note_entry, files = _encrypt(rt, session, parcel_id=parcel_id, sender=sender,
                                      recipient=recipient, note=message, uploads=uploads)
         assert side is not None
@@ -320,7 +316,7 @@ def take_step(
         session.commit()
     except BaseException:
         session.rollback()
-        _cleanup(folder)
+        _cleanup(rt, parcel_id)
         raise
     return parcel
 

@@ -86,7 +86,7 @@ def documents(answer: dict[str, Any] | None, office: str,
         fmt = text(item.get("docFormat")).upper() or "PDF"
         pages = item.get("numberOfPages")
         pages = pages if isinstance(pages, int) and pages > 0 else None
-        original = items.get(f"{doc_id}_{office}")
+        original = original_twin(items, doc_id, item, office)
         is_original = code.endswith(twin_suffix) and office != "US"
         shareable = item.get("shareable")
         out.append(SourceDocument(
@@ -104,6 +104,28 @@ def documents(answer: dict[str, Any] | None, office: str,
                           if original is not None else None),
         ))
     return tuple(out)
+
+
+def original_twin(items: dict[str, dict[str, Any]], doc_id: str, item: dict[str, Any],
+                  office: str) -> dict[str, Any] | None:
+    """The original-language twin of a translated document, or ``None``.
+
+    The recorded JP lists show why the code alone cannot pair them: five translations
+    share code ``A63`` and one date (abstract, claims, description, drawings, request),
+    each with an ``A63-JP`` twin. What is unique is the document identity: the twin's
+    ``docId`` is the translation's with ``_JP`` added (``Claims_51702045047`` and
+    ``Claims_51702045047_JP``). So the twin is found by ``docId`` and confirmed by the
+    code (the translation's with ``-JP`` added) and the same legal date; a list where
+    these disagree pairs nothing rather than the wrong two."""
+    twin = items.get(f"{doc_id}_{office}")
+    if twin is None or office == "US":
+        return None
+    if code_of(twin.get("docCode")) != f"{code_of(item.get('docCode'))}-{office}":
+        return None
+    if when(twin.get("legalDate"), twin.get("legalDateStr")) != when(
+            item.get("legalDate"), item.get("legalDateStr")):
+        return None
+    return twin
 
 
 def _pages(item: dict[str, Any]) -> int:
