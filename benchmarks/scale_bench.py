@@ -524,7 +524,8 @@ TITLE_WORDS = ("heat", "exchanger", "battery", "electrode", "display", "panel", 
 
 class Numbering:
     """Application and publication numbers in each office's layout, unique by a counter
-    per office and year (above the demo's numbers)."""
+    per office and year; ``taken`` holds the numbers already in the database (the
+    demo's), which are skipped."""
 
     def __init__(self, taken: set[tuple[str, str]]) -> None:
         self.taken = taken
@@ -546,8 +547,7 @@ class Numbering:
                 "CA": (f"3{s:06d}", f"3{s:06d}"),
                 "IL": (f"{s:06d}", f"{s:06d}"),
             }[office]
-            if (office, number) not in self.taken:
-                self.taken.add((office, number))
+            if (office, number) not in self.taken:  # the counters never repeat themselves
                 pub_year = year + 1
                 return number, display, f"{office}{pub_year}{s:06d}", \
                     f"{office} {pub_year}/{s:06d} A"
