@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchlib import ServerProcess, free_port, summary, wait_for_consumers
+from benchlib import ServerProcess, demo_instance, free_port, pct, summary, wait_for_consumers
 
 SECRET = "fanout-bench-secret-key-0123456789"
 DEMO_PASSWORD = "caseforum-demo"
@@ -85,6 +85,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def _bare_app() -> Any:
+    """With ``BARE_REDIS_URL`` set, a post goes through Redis pub/sub (channel
+    ``BARE_CHANNEL``) to every process of the app, each sending it to its own sockets:
+    the bare form of several hosts sharing one broker."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -92,6 +95,9 @@ def _bare_app() -> Any:
     from starlette.websockets import WebSocket, WebSocketDisconnect
 
     clients: set[WebSocket] = set()
+    redis_url = os.environ.get("BARE_REDIS_URL")
+    channel = os.environ.get("BARE_CHANNEL", "fanout-bench")
+    shared: dict[str, Any] = {}
 
     async def watch(ws: WebSocket) -> None:
         await ws.accept()
@@ -104,15 +110,46 @@ def _bare_app() -> Any:
         finally:
             clients.discard(ws)
 
-    async def broadcast(request: Request) -> Response:
-        text = (await request.body()).decode()
+    async def send_all(text: str) -> None:
         for ws in list(clients):
             with contextlib.suppress(Exception):
                 await ws.send_text(text)
+
+    async def broadcast(request: Request) -> Response:
+        text = (await request.body()).decode()
+        if redis_url:  # to every process, this one included, through the broker
+            await shared["redis"].publish(channel, text)
+        else:
+            await send_all(text)
         return Response(status_code=204)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> Any:
+        if not redis_url:
+            yield
+            return
+        import redis.asyncio as aioredis
+
+        shared["redis"] = client = aioredis.Redis.from_url(redis_url)
+        pubsub = client.pubsub()
+        await pubsub.subscribe(channel)
+
+        async def relay() -> None:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    await send_all(message["data"].decode())
+
+        task = asyncio.create_task(relay())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await client.aclose()
+
     return Starlette(routes=[WebSocketRoute("/ws", watch),
-                             Route("/broadcast", broadcast, methods=["POST"])])
+                             Route("/broadcast", broadcast, methods=["POST"])],
+                     lifespan=lifespan)
 
 
 def bare_app() -> Any:
@@ -123,27 +160,20 @@ def bare_app() -> Any:
 # Data -------------------------------------------------------------------------------------
 
 
-def build(data_dir: Path, watchers: int, log: Any, languages: int = 1) -> dict[str, Any]:
+def build(data_dir: Path, watchers: int, log: Any, languages: int = 1,
+          database_url: str | None = None) -> dict[str, Any]:
     """Demo data, an open category with one thread, and one token per watcher; with
-    ``languages`` > 1 a second thread, whose watchers read that many languages in turn."""
+    ``languages`` > 1 a second thread, whose watchers read that many languages in turn.
+    SQLite in ``data_dir``, or the empty PostgreSQL database at ``database_url``."""
     from sqlmodel import select
 
     from caseforum import accounts
-    from caseforum.app import build_doc_types
-    from caseforum.config import load_settings
-    from caseforum.db import make_engine, open_session
+    from caseforum.db import open_session
     from caseforum.forum import service as forum
     from caseforum.models import User
-    from caseforum.plugin_host import PluginHost
-    from caseforum.setup_db import init_database, load_demo
 
     t0 = time.perf_counter()
-    settings = load_settings(data_dir=data_dir, secret_key=SECRET)
-    engine = make_engine(settings)
-    host = PluginHost(settings.plugins)
-    host.load()
-    init_database(engine, host)
-    load_demo(engine, storage_dir=settings.storage_dir, doc_types=build_doc_types(host))
+    _, engine, host = demo_instance(data_dir, SECRET, database_url)
     rooms: list[tuple[int, list[tuple[str, str]]]] = []
     with open_session(engine) as session:
         author = session.exec(select(User).where(User.username == POSTER)).one()
@@ -203,13 +233,6 @@ class Server(ServerProcess):
 # Measuring --------------------------------------------------------------------------------
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
 @dataclass
 class Result:
     name: str
@@ -226,6 +249,7 @@ class Result:
     duplicates: int = 0
     out_of_order: int = 0
     distinct: list[int] = field(default_factory=list)  # distinct fragments per post
+    by_host: dict[int, list[float]] = field(default_factory=dict)  # POST -> host's last
     sizes: list[int] = field(default_factory=list)
     server_cpu: float | None = None
     #: the server's CPU from sending each post until its last watcher had it, summed:
@@ -304,9 +328,10 @@ class Run:
     """One server's watchers and posts; :func:`run` interleaves two of them post by
     post, so that both see the same load on a shared machine."""
 
-    def __init__(self, name: str, url: str, headers: list[dict[str, str]], poster: Poster,
-                 server: Server, args: argparse.Namespace) -> None:
-        self.name, self.url, self.headers = name, url, headers
+    def __init__(self, name: str, urls: list[str], headers: list[dict[str, str]],
+                 poster: Poster, server: Any, args: argparse.Namespace) -> None:
+        """``urls``: the watchers connect to them in turn (one per host)."""
+        self.name, self.urls, self.headers = name, urls, headers
         self.poster, self.server, self.args = poster, server, args
         self.res = Result(name, watchers=len(headers))
         self.run_id = hashlib.sha1(f"{name}{time.time()}".encode()).hexdigest()[:8]
@@ -314,6 +339,7 @@ class Run:
         self.received: list[dict[int, int]] = [{} for _ in headers]
         self.event_ids: list[list[int]] = [[] for _ in headers]
         self.arrivals: dict[int, list[float]] = defaultdict(list)
+        self.host_arrivals: dict[tuple[int, int], float] = {}  # (host, post): latest
         self.fragments: dict[int, set[str]] = defaultdict(set)
         self.done: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
         self.sockets: list[Any] = []
@@ -328,7 +354,8 @@ class Run:
         res = self.res
         async with limit:
             t = time.perf_counter()
-            ws = await connect(self.url, additional_headers=self.headers[i], open_timeout=120,
+            ws = await connect(self.urls[i % len(self.urls)],
+                               additional_headers=self.headers[i], open_timeout=120,
                                ping_interval=None, close_timeout=2,
                                compression=None if self.args.no_compression else "deflate",
                                max_queue=None)
@@ -351,6 +378,7 @@ class Run:
                     self.event_ids[i].append(int(ev.group(1)))
                 if self.received[i][k] == 1:
                     self.arrivals[k].append(now)
+                    self.host_arrivals[(i % len(self.urls), k)] = now
                     self.fragments[k].add(hashlib.sha1(message.encode()).hexdigest())
                     res.sizes.append(len(message))
                     if len(self.arrivals[k]) == len(self.headers):
@@ -404,6 +432,10 @@ class Run:
             self.res.latencies.append(max(self.arrivals[k]) - t_send)
             self.res.firsts.append(min(self.arrivals[k]) - t_send)
         self.res.distinct.append(len(self.fragments[k]))
+        for host in range(len(self.urls)):
+            if (host, k) in self.host_arrivals:
+                self.res.by_host.setdefault(host, []).append(
+                    self.host_arrivals[(host, k)] - t_send)
 
     async def finish(self) -> Result:
         res, args = self.res, self.args
@@ -434,7 +466,9 @@ class Run:
         return res
 
 
-def report(results: list[Result], args: argparse.Namespace, log: Any) -> None:
+def report(results: list[Result], args: argparse.Namespace, log: Any,
+           where: str = "") -> None:
+    """``where``: how the rows say what was measured, e.g. " across 2 hosts"."""
     log("")
     log(f"| {'server':<10} | watchers | posts | deliveries/s | p50 ms | p99 ms | max ms "
         f"| POST answer p50 ms | first watcher p50 ms "
@@ -473,11 +507,16 @@ def report(results: list[Result], args: argparse.Namespace, log: Any) -> None:
             f"(goal >= 0.60); connecting {cf.connect_seconds / bare.connect_seconds:.1f}x "
             f"the bare time; p99 {pct(cf.latencies, 99) * 1000:.0f} ms vs "
             f"{pct(bare.latencies, 99) * 1000:.0f} ms (goal < 100 ms)")
-        summary(f"live fan-out, {cf.watchers} watchers", cf.rate, bare.rate, ">= 0.60",
-                "deliveries/s")
-        summary(f"live fan-out p99, POST to last of {cf.watchers} watchers",
+        summary(f"live fan-out{where}, {cf.watchers} watchers", cf.rate, bare.rate,
+                ">= 0.60", "deliveries/s")
+        summary(f"live fan-out{where} p99, POST to last of {cf.watchers} watchers",
                 pct(cf.latencies, 99) * 1000, pct(bare.latencies, 99) * 1000, "< 100 ms", "ms",
                 higher_is_better=False)
+    for r in results:
+        if len(r.by_host) > 1:
+            log(f"{r.name}, POST to the last watcher of each host (host 1 took the POST): "
+                + "; ".join(f"host {h + 1} p50 {pct(v, 50) * 1000:.0f} ms, p99 "
+                            f"{pct(v, 99) * 1000:.0f} ms" for h, v in sorted(r.by_host.items())))
     for r in results:
         if not r.ok():
             log(f"{r.name}: {r.missing} missing, {r.duplicates} twice, "
@@ -491,6 +530,22 @@ def raise_fd_limit(need: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
+class ServerGroup:
+    """Several hosts of one kind, measured as one: CPU is their sum."""
+
+    def __init__(self, servers: list[Server]) -> None:
+        self.servers = servers
+        self.proc = servers[0].proc  # the posting host (py-spy attaches there)
+
+    def cpu_seconds(self) -> float | None:
+        times = [s.cpu_seconds() for s in self.servers]
+        return None if None in times else sum(t or 0.0 for t in times)
+
+
+def ws_urls(servers: list[Server], path: str) -> list[str]:
+    return [s.url.replace("http://", "ws://") + path for s in servers]
+
+
 def in_turn(runs: list[Run], k: int) -> list[Run]:
     """The order of the rooms' ``k``-th posts: each leads in turn (two rooms:
     CaseForum, bare, bare, CaseForum, ...; three: A B C, B C A, C A B, ...)."""
@@ -499,28 +554,42 @@ def in_turn(runs: list[Run], k: int) -> list[Run]:
     return runs[k % len(runs):] + runs[:k % len(runs)]
 
 
-async def run(args: argparse.Namespace, workdir: Path, log: Any,
-              servers: list[Server]) -> list[Result]:
+async def run(args: argparse.Namespace, workdir: Path, log: Any, servers: list[Server], *,
+              hosts: int = 1, database_url: str | None = None,
+              redis_url: str | None = None) -> list[Result]:
+    """``hosts`` > 1: that many CaseForum processes (each with a data folder of its own,
+    as separate machines have) on the database at ``database_url`` with Redis at
+    ``redis_url``, and as many bare processes relaying through Redis; the watchers are
+    dealt out over them in turn and every post goes to the first."""
     data_dir = workdir / "data"
-    log(f"Building the data in {data_dir}")
-    info = build(data_dir, args.watchers, log, args.languages)
-    env = {"CASEFORUM_DATA_DIR": str(data_dir), "CASEFORUM_SECRET_KEY": SECRET}
+    log(f"Building the data in {database_url or data_dir}")
+    info = build(data_dir, args.watchers, log, args.languages, database_url)
+    env = {"CASEFORUM_SECRET_KEY": SECRET}
+    if database_url:
+        env["CASEFORUM_DATABASE_URL"] = database_url
+    if redis_url:
+        env["CASEFORUM_REDIS_URL"] = redis_url
     if args.src:  # before/after comparisons: the server runs another checkout's code
         env["PYTHONPATH"] = str(Path(args.src).resolve())
-    cf = Server("caseforum.app:create_app", workdir, "caseforum", env, "/healthz")
-    bare = Server("fanout_bench:bare_app", workdir, "bare", {}, "/broadcast")
-    servers += [cf, bare]
-    cf.wait_ready(cf.ready_path)
-    bare.wait_ready(bare.ready_path)
-    wait_for_consumers(data_dir / "caseforum.db")
-    log(f"Fan-out to {args.watchers} watchers, {args.messages} posts each, the "
-        f"{len(info['rooms']) + 1} rooms' posts interleaved")
+    bare_env = {"BARE_REDIS_URL": redis_url,
+                "BARE_CHANNEL": f"fanout-bench-{os.getpid()}"} if redis_url else {}
+    cf = [Server("caseforum.app:create_app", workdir, f"caseforum{i}",
+                 {**env, "CASEFORUM_DATA_DIR": str(data_dir if i == 0 else workdir / f"data{i}")},
+                 "/healthz") for i in range(hosts)]
+    bare = [Server("fanout_bench:bare_app", workdir, f"bare{i}", bare_env, "/broadcast")
+            for i in range(hosts)]
+    servers += [*cf, *bare]
+    for server in servers:
+        server.wait_ready(server.ready_path)
+    wait_for_consumers(database_url or data_dir / "caseforum.db")
+    log(f"Fan-out to {args.watchers} watchers on {hosts} host(s), {args.messages} posts "
+        f"each, the {len(info['rooms']) + 1} rooms' posts interleaved")
     rooms: list[Run] = []
     for thread_id, tokens in info["rooms"]:
         headers = [{"Authorization": f"Bearer {token}"} for _, token in tokens]
         name = "CaseForum" if not rooms else f"CF {args.languages} lang"
-        room = Run(name, cf.url.replace("http://", "ws://") + f"/ws/threads/{thread_id}",
-                   headers, FormPoster(cf.url, thread_id), cf, args)
+        room = Run(name, ws_urls(cf, f"/ws/threads/{thread_id}"), headers,
+                   FormPoster(cf[0].url, thread_id), ServerGroup(cf), args)
         room.res.shares_server = len(info["rooms"]) > 1
         await room.connect(log)
         await room.start()
@@ -528,8 +597,8 @@ async def run(args: argparse.Namespace, workdir: Path, log: Any,
     # the bare app sends what CaseForum sent: a real fragment (the median-sized one)
     texts = sorted(rooms[0].warm_texts, key=len) or ["<p>" + "x" * 2000 + "</p>"]
     fragment = texts[len(texts) // 2]
-    plain = Run("bare", bare.url.replace("http://", "ws://") + "/ws",
-                [{} for _ in range(args.watchers)], BarePoster(bare.url, fragment), bare, args)
+    plain = Run("bare", ws_urls(bare, "/ws"), [{} for _ in range(args.watchers)],
+                BarePoster(bare[0].url, fragment), ServerGroup(bare), args)
     await plain.connect(log)
     await plain.start()
     runs = [*rooms, plain]

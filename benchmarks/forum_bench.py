@@ -44,7 +44,6 @@ import platform
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -56,7 +55,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchlib import ServerProcess, free_port, summary, wait_for_consumers
+from benchlib import (
+    ConnectionPool,
+    ServerProcess,
+    demo_instance,
+    free_port,
+    pct,
+    summary,
+    wait_for_consumers,
+)
 
 SECRET = "forum-bench-secret-key-0123456789"
 DEMO_PASSWORD = "caseforum-demo"
@@ -136,30 +143,23 @@ POST_TEMPLATES = (
 )
 
 
-def build(data_dir: Path, log: Any) -> dict[str, Any]:
-    """The database for the run; returns the thread id, the API token and counts."""
+def build(data_dir: Path, log: Any, database_url: str | None = None) -> dict[str, Any]:
+    """The database for the run (SQLite in ``data_dir``, or the empty PostgreSQL database
+    at ``database_url``); returns the thread id, the API token and counts."""
     from sqlmodel import select
 
     from caseforum import accounts
     from caseforum.app import build_doc_types
-    from caseforum.config import load_settings
-    from caseforum.db import make_engine, open_session
+    from caseforum.db import open_session
     from caseforum.dossiers import service as dossiers
     from caseforum.dossiers.schemas import CitationIn, DossierIn, PriorityIn
     from caseforum.forum import service as forum
     from caseforum.models import Application, Post, User
-    from caseforum.plugin_host import PluginHost
-    from caseforum.setup_db import init_database, load_demo
     from caseforum.storage import FileStore
 
     t0 = time.perf_counter()
-    settings = load_settings(data_dir=data_dir, secret_key=SECRET)
-    engine = make_engine(settings)
-    host = PluginHost(settings.plugins)
-    host.load()
+    settings, engine, host = demo_instance(data_dir, SECRET, database_url)
     registry = build_doc_types(host)
-    init_database(engine, host)
-    load_demo(engine, storage_dir=settings.storage_dir, doc_types=registry)
     log(f"  init + demo data: {time.perf_counter() - t0:.1f} s")
 
     t1 = time.perf_counter()
@@ -298,32 +298,40 @@ BARE_MARKER_RE = re.compile(r'<span data-ref="(\d+)">(.*?)</span>')
 
 def bare_app() -> Any:
     """The bare anchor (``uvicorn --factory forum_bench:bare_app``); the database and the
-    viewer's office come from ``BARE_DB`` and ``BARE_OFFICE``."""
-    import json
-    import threading
-
-    from jinja2 import Environment
-    from markupsafe import Markup
+    viewer's office come from ``BARE_DB`` (the SQLite file, or a PostgreSQL URL) and
+    ``BARE_OFFICE``."""
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse
     from starlette.routing import Route
 
+    return Starlette(routes=[Route("/threads/{thread_id:int}", bare_thread_page()),
+                             Route("/healthz", lambda r: HTMLResponse("ok"))])
+
+
+def bare_thread_page() -> Any:
+    """The anchor's thread page route: raw queries (one text of SQL for SQLite and
+    PostgreSQL) and one Jinja loop."""
+    import json
+
+    from jinja2 import Environment
+    from markupsafe import Markup
+    from starlette.responses import HTMLResponse
+
     db, office = os.environ["BARE_DB"], os.environ.get("BARE_OFFICE", "KR")
     env = Environment(autoescape=True, auto_reload=False)
     template = env.from_string(BARE_TEMPLATE)
-    local = threading.local()
+    # SQLite: a connection per thread as before; PostgreSQL: as many as CaseForum's pool
+    pool = ConnectionPool(db, size=8 if db.startswith("postgresql") else 64)
     reactions = {"+1": "+1", "agree": "✓ agree", "question": "? question", "seen": "seen"}
-
-    def conn() -> sqlite3.Connection:
-        if not hasattr(local, "conn"):
-            local.conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        return local.conn
 
     def marks(n: int) -> str:
         return ",".join("?" * n)
 
     def page(request: Any) -> HTMLResponse:
-        c = conn()
+        with pool.connection() as c:
+            return render(c, request)
+
+    def render(c: Any, request: Any) -> HTMLResponse:
         thread_id = int(request.path_params["thread_id"])
         title = c.execute("SELECT title FROM thread WHERE id = ?", (thread_id,)).fetchone()[0]
         posts = [dict(zip(("id", "thread_id", "author_id", "reply_to_id", "body", "html",
@@ -332,7 +340,7 @@ def bare_app() -> Any:
                  for row in c.execute(
                      "SELECT p.id, p.thread_id, p.author_id, p.reply_to_id, p.body, p.html, "
                      "p.created_at, coalesce(nullif(u.display_name, ''), u.username), "
-                     "u.office_code, o.name FROM post p JOIN user u ON u.id = p.author_id "
+                     "u.office_code, o.name FROM post p JOIN \"user\" u ON u.id = p.author_id "
                      "JOIN office o ON o.code = u.office_code WHERE p.thread_id = ? "
                      "AND NOT p.hidden ORDER BY p.id LIMIT 200", (thread_id,))]
         ids = [p["id"] for p in posts]
@@ -351,7 +359,8 @@ def bare_app() -> Any:
             f"OR publication_number IN ({marks(len(pubs))})", numbers + pubs)]
         by_key: dict[tuple[str, str, str], dict] = {}
         for a in apps:
-            a["applicants"] = json.loads(a["applicants"])
+            if isinstance(a["applicants"], str):  # SQLite; PostgreSQL's json is read
+                a["applicants"] = json.loads(a["applicants"])
             by_key[("application", a["office_code"], a["number"])] = a
             pub = a["publication_number"]
             by_key[("publication", pub[:2], pub[2:])] = a
@@ -405,8 +414,7 @@ def bare_app() -> Any:
         return HTMLResponse(template.render(title=title, posts=posts, reactions=reactions,
                                             csrf_token=BARE_CSRF_TOKEN))
 
-    return Starlette(routes=[Route("/threads/{thread_id:int}", page),
-                             Route("/healthz", lambda r: HTMLResponse("ok"))])
+    return page
 
 
 # Server --------------------------------------------------------------------------------
@@ -466,13 +474,6 @@ class Profiler:
 
 
 # Measuring ------------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 def login(client: httpx.Client, username: str) -> str:
