@@ -129,5 +129,5 @@ def item_count(ix: Index) -> int:
         return searcher.doc_count() - (1 if searcher.document(id=CURSOR_ID) else 0)
 
 
-__all__ = ["CURSOR_ID", "BulkWriter", "Term", "create", "cursor", "exists", "index_dir", "open_index",
-           "swap_in", "write"]
+__all__ = ["CURSOR_ID", "BulkWriter", "Term", "create", "cursor", "exists", "index_dir",
+           "open_index", "swap_in", "write"]
