@@ -216,7 +216,7 @@ class Server(ServerProcess):
     """One uvicorn process (``target`` is a factory), stopped by :meth:`stop`."""
 
     def __init__(self, target: str, workdir: Path, name: str, env: dict[str, str],
-                 ready_path: str) -> None:
+                 ready_path: str, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ready_path = ready_path
@@ -224,7 +224,8 @@ class Server(ServerProcess):
         full.update(env, PYTHONUNBUFFERED="1")
         self.spawn([sys.executable, "-m", "uvicorn", "--factory", target, "--app-dir",
                     str(HERE), "--host", "127.0.0.1", "--port", str(self.port),
-                    "--log-level", "warning", "--no-access-log", "--ws", "websockets-sansio"],
+                    "--log-level", "warning", "--no-access-log", "--ws", "websockets-sansio",
+                    *(["--workers", str(workers)] if workers > 1 else [])],
                    env=full, workdir=workdir, log_name=f"{name}.log")
 
 

@@ -45,10 +45,17 @@ from typing import Any
 
 import httpx
 from benchlib import summary, wait_for_consumers
-from fanout_bench import SECRET, Server, build, pct
+from fanout_bench import SECRET, Server, pct
+from fanout_bench import build as build_room
 
 #: the bare anchor's database (set in its process by the environment)
 BARE_DB = "INDEX_LAG_BARE_DB"
+
+
+def build(data_dir: Path) -> dict[str, Any]:
+    """The fan-out benchmark's demo instance: one thread and one examiner's token."""
+    thread_id, tokens = build_room(data_dir, 1, lambda text: print(text, flush=True))["rooms"][0]
+    return {"thread_id": thread_id, "token": tokens[0][1]}
 
 
 def bare_app() -> Any:
@@ -188,7 +195,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
 
 async def measure_caseforum(server: Server, info: dict[str, Any],
                             args: argparse.Namespace) -> Result:
-    token = info["tokens"][0][1]
+    token = info["token"]
     res_busy: list[str] = []
     headers = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=64)
@@ -270,7 +277,7 @@ def indexer_rounds(args: argparse.Namespace, workdir: Path) -> int:
     from caseforum.search.indexer import SearchIndexer, rebuild
 
     data_dir = workdir / "data"
-    info = build(data_dir, 1, lambda text: print(text, flush=True))
+    info = build(data_dir)
     settings = load_settings(data_dir=data_dir, secret_key=SECRET)
     engine = make_engine(settings)
     host = PluginHost(settings.plugins)
@@ -362,6 +369,8 @@ def main() -> int:
     parser.add_argument("--index", type=Path, default=None,
                         help="with --in-process: start from a copy of DIR/search "
                              "(search_bench.py --keep DIR)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="CaseForum's worker processes (uvicorn --workers)")
     parser.add_argument("--verbose", action="store_true", help="progress while running")
     parser.add_argument("--profile", default=None, metavar="FILE",
                         help="py-spy (pip install py-spy) on the CaseForum server while "
@@ -385,10 +394,10 @@ def main() -> int:
         if args.in_process:
             return indexer_rounds(args, workdir)
         data_dir = workdir / "data"
-        info = build(data_dir, 1, lambda text: print(text, flush=True))
+        info = build(data_dir)
         cf = Server("caseforum.app:create_app", workdir, "caseforum",
                     {"CASEFORUM_DATA_DIR": str(data_dir), "CASEFORUM_SECRET_KEY": SECRET},
-                    "/healthz")
+                    "/healthz", workers=args.workers)
         servers.append(cf)
         cf.wait_ready("/healthz")
         wait_for_consumers(data_dir / "caseforum.db")

@@ -20,7 +20,8 @@ everything that reads the index runs under the handle's lock (:func:`reading`).
 This module is the only one that reads Whoosh's storage internals (a segment's
 postings a block at a time without its reader's deletion filter, a whole column at
 once); :mod:`.engine` also calls two query methods Whoosh keeps private (the terms of
-a prefix or a numeric range).  whoosh-reloaded is pinned; ``tests/test_search_engine.py``
+a prefix or a numeric range), and ``store`` replaces one constructor that copied whole
+segment files into memory.  whoosh-reloaded is pinned; ``tests/test_search_engine.py``
 checks every query shape against Whoosh's own matching.
 """
 
