@@ -298,3 +298,26 @@ def test_mail_is_in_the_recipient_s_language(app, client, db, mail) -> None:
     [english] = inbox.to("kim@kipo.test")
     assert english["Subject"] == "[CaseForum] 2 new notifications"
     assert "Stop these e-mails: http://caseforum.test/unsubscribe/" in text_of(english)
+
+
+def test_a_line_break_in_a_notification_never_reaches_the_mail_header(app, db, mail) -> None:
+    """A notification's text can carry a peer's words (an ICE refusal code) or a
+    user's; a CR LF in it must not start a header of its own (a Bcc, say)."""
+    from caseforum.models import Notification
+
+    inbox, _ = mail
+    set_email(db, "kr.examiner", "kim@kipo.test")
+    kim = user(db, "kr.examiner")
+    note = Notification(user_id=kim.id or 0, event_id=0, kind="ice",
+                        text="ICE: refused (x)\r\nBcc: thief@elsewhere.test\r\nX-Evil: 1",
+                        link="/ice")
+    db.add(note)
+    db.flush()
+    db.add(Delivery(notification_id=note.id or 0, user_id=kim.id or 0, channel="email"))
+    db.commit()
+    assert send_now(app, "email") == 1
+    [message] = inbox.to("kim@kipo.test")
+    assert message["Bcc"] is None and message["X-Evil"] is None
+    assert message["Subject"] == (
+        "[CaseForum] ICE: refused (x) Bcc: thief@elsewhere.test X-Evil: 1")
+    assert not message.defects

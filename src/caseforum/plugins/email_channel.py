@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 import secrets
 import threading
 import time
@@ -50,6 +51,10 @@ TRUST_OPEN_SECONDS = 2.0
 DIGEST_HOUR = 6
 #: notifications one mail lists at most; the rest go in the next
 MAX_PER_MAIL = 100
+
+
+#: characters that must never reach a mail header
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def digest_due(kind: str, now: datetime) -> datetime | None:
@@ -274,6 +279,9 @@ def compose(host: Any, user: User, notes: list[Notification], delivery_id: int) 
             + say(WHY_HTML, settings=escape(f"{base}/settings"), stop=escape(stop_page))
             + "</small></p></body></html>\n")
     boundary = f"=_caseforum_{delivery_id}_{secrets.token_hex(8)}"
+    # a notification's text may carry a peer's or a user's words: no line break (or
+    # other control character) may reach the header and start a header of its own
+    subject = " ".join(_CONTROL.sub(" ", subject).split())
     headers = [
         ("Subject", subject if subject.isascii()
          else Header(subject, "utf-8").encode(linesep="\r\n")),

@@ -11,6 +11,7 @@ Other plugins can add routes of the same shape (say, a courier with a USB disk).
 from __future__ import annotations
 
 import json
+import re
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +130,8 @@ def _interpret(status: int, body: bytes, url: str) -> SignedReceipt:
         answer = {}
     detail = str(answer.get("detail") or body[:200].decode("utf-8", "replace") or status)
     code = str(answer.get("code") or "refused")
+    if not re.fullmatch(r"[a-z_]{1,40}", code):  # a peer's word, shown in mail and pages
+        code = "refused"
     if status in (200, 201):
         signed = _receipt_from(answer)
         if signed is None:
