@@ -198,8 +198,10 @@ class S3Store:
                                            **self.extra})
 
     def discard(self, stored: StoredFile) -> None:
-        if stored.created:
-            self.client.delete_object(Bucket=self.bucket, Key=self.key_for(stored.sha256))
+        """Nothing is deleted here: another host may have stored the same bytes a
+        moment ago and committed a document that names them, which this host cannot
+        see.  Unused content is the sweeper's, which asks the database and leaves
+        anything younger than its grace period alone."""
 
     def _body_chunks(self, key: str) -> Iterator[bytes]:
         body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
@@ -262,13 +264,15 @@ class S3Store:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 count, size = count + 1, size + length
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket)
-        for page in pages:
-            for upload in page.get("Uploads", []):
-                if upload["Initiated"].timestamp() < cutoff:
-                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
-                                                       UploadId=upload["UploadId"])
-                    count += 1
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        # only our own keys: a bucket shared with other software keeps its uploads
+        for prefix in ("files/", "ice/"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"].timestamp() < cutoff:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                        count += 1
         return count, size
 
     # blobs ---------------------------------------------------------------------
