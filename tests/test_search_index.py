@@ -189,3 +189,27 @@ def test_one_writer_per_host_the_other_workers_pass(as_user, db, app) -> None:
         assert store.cursor(store.open_index(folder)) == before
     assert indexer.process(app.state.engine) > 0
     assert found(author, "rhodium", kind="post")["total"] == 1
+
+
+def test_reindex_beside_a_writing_worker_swaps_in_only_once_it_is_done(app, db) -> None:
+    """``caseforum reindex`` next to a running host: the rebuilt index replaces the
+    old one only while no worker holds the index's lock, so a worker's commit never
+    lands in a folder that is being removed."""
+    import fcntl
+    import threading
+
+    index_now(app)
+    folder = app.state.search_dir
+    marker = folder / "old-index"  # only the old folder has it
+    marker.touch()
+    with open(folder.parent / "search.lock", "a+b") as writing_worker:
+        fcntl.flock(writing_worker, fcntl.LOCK_EX)
+        done = threading.Event()
+        worker = threading.Thread(target=lambda: (rebuild(app.state.engine, folder),
+                                                  done.set()))
+        worker.start()
+        assert not done.wait(2.0)  # built, and waiting for the lock to swap it in
+        assert marker.exists()
+    worker.join(30)
+    assert done.is_set() and not marker.exists()
+    assert store.item_count(store.open_index(folder)) > 0

@@ -12,6 +12,7 @@ index folder copied from elsewhere or deleted by hand knows where it stands.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import shutil
@@ -138,7 +139,7 @@ class SearchIndexer(Consumer):
         if not store.exists(self.folder):
             log.warning("search index missing in %s: rebuilding it", self.folder)
             rebuild(engine, self.folder, plugin_items=self.plugin_items,
-                    describe=self.describe)
+                    describe=self.describe, holding_lock=True)
         ix = store.open_index(self.folder)
         with open_session(engine) as session:
             oldest = oldest_event_id(session)
@@ -146,7 +147,7 @@ class SearchIndexer(Consumer):
             log.warning("search index cursor %d is older than the event log: rebuilding",
                         store.cursor(ix))
             rebuild(engine, self.folder, plugin_items=self.plugin_items,
-                    describe=self.describe)
+                    describe=self.describe, holding_lock=True)
             ix = store.open_index(self.folder)
         done = 0
         while True:
@@ -190,6 +191,19 @@ def _generation(folder: Path) -> int:
 
 
 @contextmanager
+def _writer_lock(folder: Path) -> Iterator[None]:
+    """Wait for the index's lock file (see :func:`_only_writer`), e.g. to swap a
+    rebuilt index in while no worker is writing the old one."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / (folder.name + ".lock"), "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
 def _only_writer(folder: Path) -> Iterator[bool]:
     """Whether this process may write the index in ``folder`` now.  Every worker of
     ``caseforum serve --workers N`` runs an indexer on the host's one index, and
@@ -216,7 +230,8 @@ def _chunks(ids: list[int]) -> Iterator[list[int]]:
 
 def rebuild(engine: Engine, folder: Path,
             progress: Callable[[int, int], None] | None = None, *,
-            plugin_items: PluginItems | None = None, describe: Describe = describe) -> int:
+            plugin_items: PluginItems | None = None, describe: Describe = describe,
+            holding_lock: bool = False) -> int:
     """Build a fresh index from the database in a new folder and swap it in;
     returns the number of items.  The cursor is the last event id read *before*
     the rows, so events that land meanwhile are applied again afterwards (which
@@ -254,7 +269,10 @@ def rebuild(engine: Engine, folder: Path,
         shutil.rmtree(fresh, ignore_errors=True)
         raise
     ix.close()
-    store.swap_in(fresh, folder)
+    # swapped in while no worker writes the old folder (``caseforum reindex`` beside a
+    # running host); the indexer's own rebuild already holds the lock
+    with contextlib.nullcontext() if holding_lock else _writer_lock(folder):
+        store.swap_in(fresh, folder)
     return total
 
 
