@@ -85,11 +85,36 @@ _ORDER_LOCKED = "event_order_locked"
 
 @sa_event.listens_for(OrmSession, "before_flush")
 def _events_in_commit_order(session: OrmSession, _context: Any, _instances: Any) -> None:
-    if not session.info.get("emitted") or session.info.get(_ORDER_LOCKED):
+    emitted = session.info.get("emitted")
+    if not emitted or session.info.get(_ORDER_LOCKED):
         return
+    if not any(event in session.new for event in emitted):
+        return  # this flush writes no event (see _events_written_last)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_ORDER_LOCK})
     session.info[_ORDER_LOCKED] = True
+
+
+@sa_event.listens_for(OrmSession, "before_commit")
+def _events_written_last(session: OrmSession) -> None:
+    """On PostgreSQL the commit writes everything else first and only then takes the
+    lock and writes the events, so the lock is the last thing the transaction asks
+    for.  Taken earlier (at the flush that also updates a row), two transactions
+    could each hold what the other waits for: a post that updated its thread's
+    counters and waits for the lock, and a moderator's change to the same thread
+    that holds the lock and waits for the row (PostgreSQL would abort one)."""
+    emitted = session.info.get("emitted")
+    if not emitted or session.info.get(_ORDER_LOCKED):
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    unwritten = [event for event in emitted if event in session.new]
+    for event in unwritten:
+        session.expunge(event)
+    session.flush()
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_ORDER_LOCK})
+    session.info[_ORDER_LOCKED] = True
+    session.add_all(unwritten)
 
 
 @sa_event.listens_for(OrmSession, "after_transaction_end")
