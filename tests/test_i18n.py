@@ -256,6 +256,42 @@ def test_every_catalogue_translates_every_message(language: i18n.Language, folde
     assert (path.with_suffix(".mo")).is_file(), "compiled by 'make setup'"
 
 
+#: a placeholder of a message: ``%(name)s``, ``%(num)d`` (and ``%%``, a plain percent sign)
+PLACEHOLDER = re.compile(r"%(?:\(\w+\))?[-#0 +]*\d*(?:\.\d+)?[sdifr%]")
+#: what markup a translation may add: nothing the English has not (fixed messages are
+#: written into templates as they are, so a stray ``<`` or ``&`` would be markup)
+MARKUP = ("<", ">", "&", '"')
+
+
+@pytest.mark.parametrize(("folder", "domain", "root", "config"), CATALOGUES,
+                         ids=lambda value: value if isinstance(value, str) else None)
+@pytest.mark.parametrize("language", TRANSLATED_LANGUAGES, ids=lambda lang: lang.code)
+def test_translations_keep_the_english_placeholders_and_add_no_markup(
+        language: i18n.Language, folder: Path, domain: str, root: Path,
+        config: Path) -> None:
+    """A translator's typo in ``%(name)s`` would otherwise be a 500 on every page that
+    shows the message (templates fill them in without a fallback)."""
+    from babel.messages.pofile import read_po
+
+    path = folder / language.catalogue / "LC_MESSAGES" / f"{domain}.po"
+    with open(path, "rb") as po:
+        catalogue = read_po(po)
+    wrong = []
+    for entry in catalogue:
+        if not entry.id or not entry.string:
+            continue
+        ids = entry.id if isinstance(entry.id, tuple) else (entry.id,)
+        strings = entry.string if isinstance(entry.string, tuple) else (entry.string,)
+        allowed = {p for msgid in ids for p in PLACEHOLDER.findall(msgid)}
+        english = "".join(ids)
+        for text in strings:
+            extra = set(PLACEHOLDER.findall(text)) - allowed
+            added = [c for c in MARKUP if text.count(c) > max(m.count(c) for m in ids)]
+            if text and (extra or (added and not all(c in english for c in added))):
+                wrong.append((ids[0], text, sorted(extra), added))
+    assert wrong == [], f"{path} ({language.code})"
+
+
 # Times in the reader's zone -------------------------------------------------------------
 
 POST_TIME = re.compile(
