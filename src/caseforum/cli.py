@@ -163,6 +163,10 @@ def demo(ctx: Context) -> None:
         f"/dossiers/{office}/{number}" for office, number in DEMO_START)))
 
 
+#: see :func:`serve`
+WORKER_HEALTHCHECK_SECONDS = 30
+
+
 @cli.command()
 @click.option("--host", "bind", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -193,8 +197,13 @@ def serve(ctx: Context, bind: str, port: int, workers: int) -> None:
                     log_level="info", proxy_headers=False)
         return
     gc.enable()  # this process only supervises the workers, each of which starts afresh
+    # uvicorn kills a worker that has not answered its supervisor's ping within this
+    # many seconds; its default (5 s) killed busy workers mid-request when every core
+    # was rendering pages (the scale benchmark lost 30 thread pages that way), while
+    # a worker that is truly stuck is still replaced within half a minute
     uvicorn.run("caseforum.app:create_app", factory=True, host=bind, port=port,
-                workers=workers, log_level="info", proxy_headers=False)
+                workers=workers, log_level="info", proxy_headers=False,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
 
 
 @cli.command("import")
