@@ -25,7 +25,7 @@ def test_visitor_lands_looks_up_a_number_and_reads_a_public_dossier(page, live_s
     page.wait_for_url("**/dossiers/JP/2019041872")
     main = page.locator("main")
     assert "Public view" in main.inner_text()
-    visibilities = page.locator("#documents .chip").all_inner_texts()
+    visibilities = page.locator("#documents .chip:not(.lang)").all_inner_texts()
     assert visibilities and set(visibilities) == {"public"}
     # the family shows the members of open offices only: JP and the PCT application
     family = page.locator("#family tbody").inner_text()

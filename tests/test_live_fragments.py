@@ -141,7 +141,7 @@ def test_a_websocket_handshake_costs_two_queries(app, db) -> None:
 
     sa_event.listen(app.state.engine, "before_cursor_execute", count)
     try:
-        credential, viewer, allowed = _credential(fake, thread)  # type: ignore[arg-type]
+        credential, viewer, allowed, _ = _credential(fake, thread)  # type: ignore[arg-type]
     finally:
         sa_event.remove(app.state.engine, "before_cursor_execute", count)
     assert viewer.username == "kr.examiner" and allowed and credential.kind == "session"
