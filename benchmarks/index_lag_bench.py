@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchlib import summary, wait_for_consumers
+from benchlib import conditions, exit_on_sigterm, summary, wait_for_consumers
 from fanout_bench import SECRET, Server, pct
 from fanout_bench import build as build_room
 
@@ -381,16 +381,11 @@ def main() -> int:
     if not 0 < args.rate <= 1000 or not 0 < args.seconds <= 3600:
         parser.error("--rate 0..1000, --seconds 0..3600")
 
-    def terminated(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)  # runs the clean-up below
-
-    signal.signal(signal.SIGTERM, terminated)
+    exit_on_sigterm()  # runs the clean-up below
     workdir = Path(tempfile.mkdtemp(prefix="cf-index-lag-"))
     servers: list[Server] = []
     try:
-        print(f"Machine: {os.cpu_count()} CPUs, load average "
-              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; Python "
-              f"{sys.version.split()[0]}", flush=True)
+        print(f"Machine: {conditions()}", flush=True)
         if args.in_process:
             return indexer_rounds(args, workdir)
         data_dir = workdir / "data"

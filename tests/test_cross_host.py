@@ -27,6 +27,7 @@ from caseforum.events import AUDITED_OFFICE_EVENTS, emit
 from caseforum.models import AccountAudit, Category, Document, Event
 from tests.conftest import _service_or_skip
 from tests.dossier_helpers import dossier_json, pdf_bytes, token_for, upload
+from tests.forum_helpers import wait_for
 from tests.hosts_helpers import SECRET, Host, fresh_database, hosts
 from tests.s3_helpers import S3Server, object_keys, storage_env
 from tests.test_forum_live import EVENT_RE, Browserless, receive_posts
@@ -97,12 +98,8 @@ def via(who: Browserless, host: Host) -> Browserless:
 
 
 def until(check: Callable[[], bool], seconds: float = WITHIN) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
+    """:func:`tests.forum_helpers.wait_for` with the cross-host deadline."""
+    return wait_for(check, seconds)
 
 
 def workers_of(host: Host) -> list[int]:
