@@ -773,10 +773,21 @@ def workplace(args: argparse.Namespace, log: Any, *, name: str | None = None,
         yield workdir, db, running
     finally:
         steps = [getattr(r, "close", None) or r.stop for r in reversed(running)]
-        run_each([*steps, db.drop,
-                         lambda: shutil.rmtree(workdir, ignore_errors=True)])
+        run_each([*steps, db.drop, lambda: keep_logs(workdir, args.logs, log),
+                  lambda: shutil.rmtree(workdir, ignore_errors=True)])
         if db.keep and db.created:
             log(f"kept database {db.name} (drop it with: psql -c 'DROP DATABASE {db.name}')")
+
+
+def keep_logs(workdir: Path, into: str | None, log: Any) -> None:
+    """Copy the servers' logs (``*.log`` in the work folder) to ``--logs``: a crashed
+    worker's traceback is in them, and the work folder is removed at the end."""
+    if not into:
+        return
+    target = Path(into)
+    target.mkdir(parents=True, exist_ok=True)
+    copied = [shutil.copy2(path, target / path.name) for path in sorted(workdir.glob("*.log"))]
+    log(f"{len(copied)} server log(s) kept in {target}")
 
 
 def workers_mode(args: argparse.Namespace, log: Any) -> None:
@@ -816,7 +827,7 @@ def workers_mode(args: argparse.Namespace, log: Any) -> None:
                 clients.wait_ready()
             log(f"{n} worker(s): servers up in {ready:.1f} s, {clients.count} clients ready after "
                 f"{time.perf_counter() - started:.1f} s (load average {os.getloadavg()[0]:.1f})")
-            for endpoint in (API, PAGE):
+            for endpoint in args.endpoints:
                 for name, server in servers.items():  # warm-up: routes, templates, caches
                     clients.round(f"{name}|{endpoint}", server.url, args.warmup)
                 for r in range(args.rounds):
@@ -850,7 +861,7 @@ def report_workers(results: dict[tuple[int, str, str], Load], args: argparse.Nam
         "| bare p95 ms | CaseForum CPU ms/req (app + PostgreSQL) | bare CPU ms/req "
         "(app + PostgreSQL) | busiest / idlest worker CPU | errors |")
     log("|---|---|---|---|---|---|---|---|---|---|---|")
-    for endpoint in (API, PAGE):
+    for endpoint in args.endpoints:
         for n in args.workers:
             cf, bare = results[(n, endpoint, "CaseForum")], results[(n, endpoint, "bare")]
             spread = (f"{cf.worker_cpu[0]:.1f} / {cf.worker_cpu[-1]:.1f} s"
@@ -868,7 +879,7 @@ def report_workers(results: dict[tuple[int, str, str], Load], args: argparse.Nam
         f"((ratio - 1) / (N - {one})); 1.00 per worker would be linear.\n")
     log("| endpoint | workers | CaseForum | per added worker | bare | per added worker |")
     log("|---|---|---|---|---|---|")
-    for endpoint in (API, PAGE):
+    for endpoint in args.endpoints:
         for n in args.workers[1:]:
             gains = []
             for name in ("CaseForum", "bare"):
@@ -885,7 +896,7 @@ def report_workers(results: dict[tuple[int, str, str], Load], args: argparse.Nam
         f"at {top} worker(s), every core busy with one worker, PostgreSQL on a host of its "
         "own and the clients elsewhere; an upper bound: memory bandwidth, PostgreSQL's own "
         "limits and the load balancer are not in it):\n")
-    for endpoint in (API, PAGE):
+    for endpoint in args.endpoints:
         cf = results[(top, endpoint, "CaseForum")]
         bare = results[(top, endpoint, "bare")]
         app_ms, db_ms = cf.cpu_ms(cf.server_cpu), cf.cpu_ms(cf.db_cpu)
@@ -1033,6 +1044,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="PostgreSQL to make the run's database on [%(default)s]")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/11",
                         help="Redis for the wake-ups [%(default)s]")
+    parser.add_argument("--logs", default=None, metavar="DIR",
+                        help="copy the servers' logs here at the end (the work folder "
+                             "is removed)")
     group = parser.add_argument_group("workers")
     group.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4],
                        help="worker counts, one run each [1 2 4]")
@@ -1044,6 +1058,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                        help="timed seconds per server, endpoint and N [20; --quick 3]")
     group.add_argument("--rounds", type=int, default=2,
                        help="alternating rounds the seconds are split into [2]")
+    group.add_argument("--endpoints", nargs="+", default=["api", "page"],
+                       choices=("api", "page"), help="what to load [api page]")
     group.add_argument("--warmup", type=float, default=None,
                        help="untimed seconds per server and endpoint first [3; --quick 0.5]")
     group = parser.add_argument_group("watchers")
@@ -1085,6 +1101,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.workers or any(not 1 <= n <= 16 for n in args.workers):
         parser.error("--workers: counts from 1 to 16")
     args.workers = sorted(set(args.workers))
+    args.endpoints = [{"api": API, "page": PAGE}[e] for e in dict.fromkeys(args.endpoints)]
     if not 1 <= args.client_processes <= args.clients <= 256:
         parser.error("--clients 1..256, at least --client-processes")
     if not 1 <= args.watchers <= 5000 or not 1 <= args.messages <= 1000:
