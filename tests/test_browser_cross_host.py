@@ -1,0 +1,204 @@
+"""N app hosts, one truth (issue 15), seen from a browser: two real ``caseforum serve``
+processes (hosts A and B, :mod:`tests.hosts_helpers`) on one PostgreSQL database and one
+Redis, and Debian's chromium, as an examiner would meet them when a load balancer sends
+one request to A and the next to B.
+
+How the browser reaches "the other host": the two hosts listen on two ports of
+127.0.0.1, and a browser keeps cookies by host name, not by port (RFC 6265, 8.5:
+"cookies do not provide isolation by port").  So the session cookie that host A's
+log-in page sets is the one the browser sends to host B, as it would be behind a load
+balancer with one name, with nothing injected and no proxy between: the tests only
+change the port they open.  What the hosts share is what makes that work (one secret
+key signs the cookie, the session row lives in the shared database, live updates and
+switches travel through the event log and Redis wake-ups); a page of host B also opens
+its live socket on host B, so what arrives live there was rendered by B's hub from
+what A wrote.
+
+Skipped (with the reason) without CASEFORUM_TEST_POSTGRES_URL and
+CASEFORUM_TEST_REDIS_URL, as tests/test_cross_host.py is; CI (.ci/run) sets both."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from caseforum import authcache
+from caseforum.demo_dossiers import F1_TITLE
+from tests.conftest import _service_or_skip
+from tests.hosts_helpers import Host, fresh_database, hosts
+from tests.live_helpers import LIVE, Person
+from tests.test_forum_live import Browserless
+
+pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.slow]
+
+PHONE = {"width": 390, "height": 844}
+JP_APP = "JP 2019-041872"  # demo family 1: a post naming it gets a dossier card
+GENERAL = "General"  # the demo's category open to every office
+SWITCH_SECONDS = 3.0  # how long a switch made on host A may take to count on host B
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Host, Host]]:
+    """Hosts A and B on one new database and one Redis, with the demo data."""
+    base = _service_or_skip("postgres", os.environ.get("CASEFORUM_TEST_POSTGRES_URL"), 5432)
+    redis_url = _service_or_skip("redis", os.environ.get("CASEFORUM_TEST_REDIS_URL"), 6379)
+    folder: Path = tmp_path_factory.mktemp("browser-hosts")
+    with fresh_database(base) as url, hosts(folder, url, redis_url) as (a, b):
+        yield a, b
+
+
+@pytest.fixture(autouse=True)
+def host_logs(cluster: tuple[Host, Host]) -> Iterator[None]:
+    """The hosts' own logs of each test, printed (and so shown when the test fails)."""
+    sizes = {host.name: host.log.stat().st_size for host in cluster}
+    yield
+    for host in cluster:
+        with host.log.open("rb") as log:
+            log.seek(sizes[host.name])
+            print(f"--- host {host.name} ---\n" + log.read().decode(errors="replace")[-6000:])
+
+
+def logged_in_on(browser: Any, host: Host, username: str) -> Person:
+    """``username`` in a browser of their own, logged in through ``host``'s log-in page."""
+    return Person(browser, host, username)
+
+
+def sent_to(person: Person, host: Host) -> Person:
+    """The same browser (cookies and all), its next pages asked of ``host``: what a load
+    balancer does between one request and the next."""
+    person.base = host.url
+    return person
+
+
+def general(who: Browserless) -> int:
+    """The id of the demo's General category, as the forum index links it."""
+    found = re.search(r'href="/forum/c/(\d+)">' + GENERAL + "<", who.http.get("/forum").text)
+    assert found, "no General category on the forum index"
+    return int(found.group(1))
+
+
+def fits(page: Any, width: int) -> bool:
+    """No sideways scrolling at ``width`` px."""
+    page.set_viewport_size({**PHONE, "width": width})
+    return bool(page.evaluate("document.documentElement.scrollWidth") <= width)
+
+
+def test_a_log_in_through_a_opens_a_thread_on_b(browser: Any, cluster: tuple[Host, Host]
+                                                ) -> None:
+    a, b = cluster
+    jp = Browserless(a.url, "jp.examiner")
+    thread = jp.start(general(jp), "Opened across hosts", f"About {JP_APP}.")
+    kr = sent_to(logged_in_on(browser, a, "kr.examiner"), b)
+    try:
+        kr.open(f"/threads/{thread}")
+        assert kr.page.url == f"{b.url}/threads/{thread}", "host B sent the examiner away"
+        expect(kr.page.locator("h1")).to_contain_text("Opened across hosts")
+        expect(kr.page.locator(".topbar-user")).to_contain_text("Examiner Kim (KIPO)")
+        expect(kr.page.locator(".post .dossier-card")).to_contain_text(F1_TITLE)
+        sessions = [c for c in kr.context.cookies() if c["name"] == "cf_session"]
+        assert len(sessions) == 1, sessions  # one cookie, sent to both hosts
+        assert fits(kr.page, PHONE["width"]), "the thread page scrolls sideways on a phone"
+        assert kr.errors == []
+    finally:
+        kr.context.close()
+
+
+def test_posts_made_through_a_appear_live_on_b_in_order_with_their_card(
+        browser: Any, cluster: tuple[Host, Host]) -> None:
+    a, b = cluster
+    jp = Browserless(a.url, "jp.examiner")
+    thread = jp.start(general(jp), "Live across hosts", "Opening.")
+    kr = sent_to(logged_in_on(browser, a, "kr.examiner"), b)
+    cn = logged_in_on(browser, a, "cn.examiner")
+    try:
+        kr.open(f"/threads/{thread}")
+        kr.page.evaluate("window.notReloaded = true")
+        cn.reply(thread, f"CNIPA cited the same art as {JP_APP}.")  # the form, on host A
+        jp.post(thread, "Second, through the API of host A.")
+        jp.post(thread, "Third, right after.")
+        posts = kr.page.locator(".post")
+        expect(posts).to_have_count(4, timeout=LIVE)
+        bodies = posts.locator(".post-body").all_inner_texts()
+        assert [body.strip() for body in bodies] == [
+            "Opening.", f"CNIPA cited the same art as {JP_APP}.",
+            "Second, through the API of host A.", "Third, right after."]
+        expect(posts.nth(1).locator(".dossier-card")).to_contain_text(F1_TITLE)
+        assert kr.page.evaluate("window.notReloaded === true"), "the page was reloaded"
+        assert fits(kr.page, PHONE["width"]), "the live thread scrolls sideways on a phone"
+        assert kr.errors == [] and cn.errors == []
+    finally:
+        kr.context.close()
+        cn.context.close()
+
+
+def until_page(person: Person, path: str, shows: Any, seconds: float) -> float:
+    """Open ``path`` again and again until ``shows(page)``; the seconds it took (the
+    test fails after ``seconds``): each try is the examiner's next click."""
+    started = time.monotonic()
+    while True:
+        person.page.goto(person.base + path)
+        if shows(person.page):
+            return time.monotonic() - started
+        assert time.monotonic() - started < seconds, f"{path}: not within {seconds} s"
+        time.sleep(0.1)
+
+
+def test_a_plugin_switched_off_on_a_is_gone_from_b_at_the_next_click(
+        browser: Any, cluster: tuple[Host, Host]) -> None:
+    a, b = cluster
+    admin = logged_in_on(browser, a, "admin")
+    jp = sent_to(logged_in_on(browser, a, "jp.examiner"), b)
+    exchanges = jp.page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="Exchanges")
+    switch = admin.page.locator("#plugin-ice_exchange").get_by_role("button")
+    try:
+        jp.open("/ice")
+        expect(exchanges).to_be_visible()
+        admin.open("/admin/plugins")
+        switch.click()
+        expect(switch).to_contain_text("Enable")  # done on host A
+        until_page(jp, "/forum", lambda page: exchanges.count() == 0, SWITCH_SECONDS)
+        assert jp.errors == [] and admin.errors == []
+        answer = jp.page.goto(f"{b.url}/ice")  # the page the examiner had open
+        assert answer is not None and answer.status == 404, "host B still serves /ice"
+        assert fits(jp.page, PHONE["width"]), "the 404 page scrolls sideways on a phone"
+    finally:
+        if "Enable" in switch.inner_text():
+            switch.click()
+            expect(switch).to_contain_text("Disable")
+        admin.context.close()
+        jp.context.close()
+
+
+def test_an_account_disabled_on_a_is_logged_out_on_b_at_once(
+        browser: Any, cluster: tuple[Host, Host]) -> None:
+    """Host B keeps who a cookie belongs to for :data:`authcache.CACHE_SECONDS`; it
+    forgets at once when its live hub reads that the account was disabled."""
+    a, b = cluster
+    admin = logged_in_on(browser, a, "admin")
+    gb = sent_to(logged_in_on(browser, a, "gb.examiner"), b)
+    switch = admin.page.get_by_role("button", name=re.compile(r"^(Disable|Enable) gb\.examiner$"))
+    try:
+        gb.open("/forum")  # host B has just looked the session up
+        admin.open("/admin/users")
+        switch.click()
+        expect(switch).to_contain_text("Enable")
+        took = until_page(gb, "/forum", lambda page: "/login" in page.url,
+                          authcache.CACHE_SECONDS)
+        assert took < authcache.CACHE_SECONDS - 1, f"host B took {took:.1f} s: its cache ran out"
+        expect(gb.page.get_by_label("Username")).to_be_visible()
+        assert fits(gb.page, PHONE["width"]), "the log-in page scrolls sideways on a phone"
+        assert gb.errors == [] and admin.errors == []
+    finally:
+        if "Enable" in switch.inner_text():
+            switch.click()
+            expect(switch).to_contain_text("Disable")
+        admin.context.close()
+        gb.context.close()
