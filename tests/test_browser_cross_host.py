@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.slow]
 
 PHONE = {"width": 390, "height": 844}
 JP_APP = "JP 2019-041872"  # demo family 1: a post naming it gets a dossier card
+US_APP = "US 16/991,574"  # another demo family's: a card too
 GENERAL = "General"  # the demo's category open to every office
 SWITCH_SECONDS = 3.0  # how long a switch made on host A may take to count on host B
 
@@ -136,6 +137,45 @@ def test_posts_made_through_a_appear_live_on_b_in_order_with_their_card(
     finally:
         kr.context.close()
         cn.context.close()
+
+
+def test_cards_switched_off_on_a_are_off_in_the_next_post_on_b(
+        browser: Any, cluster: tuple[Host, Host]) -> None:
+    """An admin switches the dossier cards off through host A and a post naming a
+    dossier follows at once, while host B is too busy to read its wake-ups: B's hub
+    then reads the switch and the post in one round.  The post must come without its
+    card, as the page shows it after a reload (it came with one: the hub rendered the
+    whole round before applying the switch)."""
+    a, b = cluster
+    admin, jp = Browserless(a.url, "admin"), Browserless(a.url, "jp.examiner")
+    thread = jp.start(general(jp), "Cards off across hosts", f"Before: {US_APP}.")
+    kr = sent_to(logged_in_on(browser, a, "kr.examiner"), b)
+    try:
+        kr.open(f"/threads/{thread}")
+        expect(kr.page.locator(".post .dossier-card")).to_have_count(1)  # the opening's
+        b.pause()
+        try:
+            switch(admin, "dossier_cards", "disable")
+            jp.post(thread, f"After: {JP_APP}.")
+        finally:
+            b.resume()
+        posts = kr.page.locator(".post")
+        expect(posts).to_have_count(2, timeout=LIVE)
+        expect(posts.last).to_contain_text("After:")
+        assert posts.last.locator(".dossier-card").count() == 0, "a card switched off"
+        kr.open(f"/threads/{thread}")  # and the page, drawn afresh, says the same
+        expect(kr.page.locator(".post")).to_have_count(2)
+        expect(kr.page.locator(".post .dossier-card")).to_have_count(0)
+        assert kr.errors == []
+    finally:
+        switch(admin, "dossier_cards", "enable")
+        kr.context.close()
+
+
+def switch(admin: Browserless, plugin: str, action: str) -> None:
+    done = admin.http.post(f"/admin/plugins/{plugin}/{action}",
+                           data={"csrf_token": admin.csrf})
+    assert done.status_code == 303, done.text
 
 
 def until_page(person: Person, path: str, shows: Any, seconds: float) -> float:

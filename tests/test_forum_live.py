@@ -252,3 +252,36 @@ def test_a_failed_render_in_the_request_leaves_the_post_to_the_hub(server, app, 
     with kr.socket(f"/ws/threads/{thread}") as ws:
         jp.post(thread, "still arrives")
         assert "still arrives" in receive_posts(ws, 1)[0]
+
+
+def test_a_plugin_switched_elsewhere_counts_for_the_posts_right_after_it(server, app,
+                                                                         db) -> None:
+    """Another host switches the dossier cards off and a post naming a dossier follows
+    at once: this hub reads both in one round.  It must follow the switch before it
+    renders the post, or its watchers see a card that the post's page (and every other
+    host's watchers) no longer shows."""
+    from sqlmodel import select
+
+    from caseforum.events import emit
+    from caseforum.forum import service
+    from caseforum.models import PluginState, Thread, User
+    from caseforum.plugin_host import PLUGIN_SWITCHED
+
+    cat = make_category(db)
+    jp = Browserless(server.url, "jp.examiner")
+    thread = jp.start(cat, "Cards switched off elsewhere", "opening")
+    kr = Browserless(server.url, "kr.examiner")
+    with kr.socket(f"/ws/threads/{thread}") as ws:
+        # what another host's requests commit; nothing wakes this hub, so its next
+        # round (within two seconds) reads both events together
+        db.add(PluginState(name="dossier_cards", enabled=False, changed_by="admin"))
+        emit(db, kind=PLUGIN_SWITCHED, subject_type="plugin", subject_id="dossier_cards",
+             payload={"name": "dossier_cards", "enabled": False})
+        author = db.exec(select(User).where(User.username == "jp.examiner")).one()
+        service.add_post(db, author=author, thread=db.get(Thread, thread),
+                         body="Same art as JP 2019-041872.")
+        db.commit()
+        fragment = receive_posts(ws, 1)[0]
+    assert "Same art as" in fragment
+    assert not app.state.plugins.is_enabled("dossier_cards")
+    assert "dossier-card" not in fragment, "the post came with the card switched off"
