@@ -42,6 +42,7 @@ PHONE = {"width": 390, "height": 844}
 JP_APP = "JP 2019-041872"  # demo family 1: a post naming it gets a dossier card
 US_APP = "US 16/991,574"  # another demo family's: a card too
 GENERAL = "General"  # the demo's category open to every office
+WOKEN_SECONDS = 1.0  # a post from A on B's page (B's own look at the log: every 2 s)
 SWITCH_SECONDS = 3.0  # how long a switch made on host A may take to count on host B
 
 
@@ -98,8 +99,11 @@ def test_a_log_in_through_a_opens_a_thread_on_b(browser: Any, cluster: tuple[Hos
     thread = jp.start(general(jp), "Opened across hosts", f"About {JP_APP}.")
     kr = sent_to(logged_in_on(browser, a, "kr.examiner"), b)
     try:
-        kr.open(f"/threads/{thread}")
-        assert kr.page.url == f"{b.url}/threads/{thread}", "host B sent the examiner away"
+        with kr.page.expect_websocket(timeout=LIVE) as socket:
+            kr.page.goto(f"{b.url}/threads/{thread}")
+            assert kr.page.url == f"{b.url}/threads/{thread}", "host B sent the examiner away"
+        assert socket.value.url.startswith(b.url.replace("http", "ws") + "/ws/threads/")
+        kr.page.wait_for_load_state("networkidle")
         expect(kr.page.locator("h1")).to_contain_text("Opened across hosts")
         expect(kr.page.locator(".topbar-user")).to_contain_text("Examiner Kim (KIPO)")
         expect(kr.page.locator(".post .dossier-card")).to_contain_text(F1_TITLE)
@@ -113,8 +117,12 @@ def test_a_log_in_through_a_opens_a_thread_on_b(browser: Any, cluster: tuple[Hos
 
 def test_posts_made_through_a_appear_live_on_b_in_order_with_their_card(
         browser: Any, cluster: tuple[Host, Host]) -> None:
+    """Host B's hub reads the shared log when Redis wakes it, and on its own every two
+    seconds.  So that a missing wake-up shows (posts would still arrive, a second or two
+    late), an examiner on B posts first, which makes B read the log, and one on A right
+    after: the post from A must not wait for B's next look."""
     a, b = cluster
-    jp = Browserless(a.url, "jp.examiner")
+    jp, gb = Browserless(a.url, "jp.examiner"), Browserless(b.url, "gb.examiner")
     thread = jp.start(general(jp), "Live across hosts", "Opening.")
     kr = sent_to(logged_in_on(browser, a, "kr.examiner"), b)
     cn = logged_in_on(browser, a, "cn.examiner")
@@ -122,14 +130,24 @@ def test_posts_made_through_a_appear_live_on_b_in_order_with_their_card(
         kr.open(f"/threads/{thread}")
         kr.page.evaluate("window.notReloaded = true")
         cn.reply(thread, f"CNIPA cited the same art as {JP_APP}.")  # the form, on host A
-        jp.post(thread, "Second, through the API of host A.")
-        jp.post(thread, "Third, right after.")
-        posts = kr.page.locator(".post")
-        expect(posts).to_have_count(4, timeout=LIVE)
-        bodies = posts.locator(".post-body").all_inner_texts()
-        assert [body.strip() for body in bodies] == [
-            "Opening.", f"CNIPA cited the same art as {JP_APP}.",
-            "Second, through the API of host A.", "Third, right after."]
+        expected = ["Opening.", f"CNIPA cited the same art as {JP_APP}."]
+        waits = []
+        for turn in range(1, 4):  # the best of three: a busy machine may stall one
+            gb.post(thread, f"UKIPO, through host B ({turn}).")
+            expected.append(f"UKIPO, through host B ({turn}).")
+            shown(kr.page, len(expected))
+            started = time.monotonic()
+            jp.post(thread, f"JPO, through host A ({turn}).")
+            expected.append(f"JPO, through host A ({turn}).")
+            shown(kr.page, len(expected))
+            waits.append(time.monotonic() - started)
+            if waits[-1] < WOKEN_SECONDS:
+                break
+        print(f"posts from A reached B's page in {[round(w, 2) for w in waits]} s")
+        assert min(waits) < WOKEN_SECONDS, f"posts from A waited {waits} s: no wake-up on B"
+        posts = kr.page.locator("#posts .post")
+        assert [body.strip() for body in posts.locator(".post-body").all_inner_texts()
+                ] == expected
         expect(posts.nth(1).locator(".dossier-card")).to_contain_text(F1_TITLE)
         assert kr.page.evaluate("window.notReloaded === true"), "the page was reloaded"
         assert fits(kr.page, PHONE["width"]), "the live thread scrolls sideways on a phone"
@@ -137,6 +155,13 @@ def test_posts_made_through_a_appear_live_on_b_in_order_with_their_card(
     finally:
         kr.context.close()
         cn.context.close()
+
+
+def shown(page: Any, count: int) -> None:
+    """Until the thread shows ``count`` posts (checked every 20 ms: ``expect`` polls
+    ever more slowly, which would blur the time measured)."""
+    page.wait_for_function("n => document.querySelectorAll('#posts .post').length >= n",
+                           arg=count, polling=20, timeout=LIVE)
 
 
 def test_cards_switched_off_on_a_are_off_in_the_next_post_on_b(
