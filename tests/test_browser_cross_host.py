@@ -94,6 +94,8 @@ def fits(page: Any, width: int) -> bool:
 
 def test_a_log_in_through_a_opens_a_thread_on_b(browser: Any, cluster: tuple[Host, Host]
                                                 ) -> None:
+    """No second log-in: host B knows the session host A started, draws the thread with
+    its dossier card for this examiner, and opens the live socket itself."""
     a, b = cluster
     jp = Browserless(a.url, "jp.examiner")
     thread = jp.start(general(jp), "Opened across hosts", f"About {JP_APP}.")
@@ -217,6 +219,9 @@ def until_page(person: Person, path: str, shows: Any, seconds: float) -> None:
 
 def test_a_plugin_switched_off_on_a_is_gone_from_b_at_the_next_click(
         browser: Any, cluster: tuple[Host, Host]) -> None:
+    """The admin clicks "Disable" for the ICE exchange on host A's plugin page; the
+    examiner reading Exchanges on host B loses the menu entry at the next click and the
+    page answers 404, within seconds and without a restart of B."""
     a, b = cluster
     admin = logged_in_on(browser, a, "admin")
     jp = sent_to(logged_in_on(browser, a, "jp.examiner"), b)
@@ -255,7 +260,7 @@ def test_an_account_disabled_on_a_is_logged_out_on_b_at_once(
         admin.open("/admin/users")
         started = time.monotonic()
         with gb.page.expect_websocket(timeout=LIVE) as opened:
-            gb.open("/forum")  # host B's first look at the session
+            gb.page.goto(f"{b.url}/forum")  # host B's first look at the session
         socket = opened.value
         switch.click()
         expect(switch).to_contain_text("Enable")  # done on host A
