@@ -107,6 +107,14 @@ class Host:
         """SIGKILL, as a crash or a pulled plug: no shut-down, no goodbye to sockets."""
         self._signal(signal.SIGKILL)
 
+    def pause(self) -> None:
+        """SIGSTOP: a host too busy to read its wake-ups for a while (its sockets stay
+        open); :meth:`resume` lets it go on from where it was."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return

@@ -252,3 +252,44 @@ def test_a_failed_render_in_the_request_leaves_the_post_to_the_hub(server, app, 
     with kr.socket(f"/ws/threads/{thread}") as ws:
         jp.post(thread, "still arrives")
         assert "still arrives" in receive_posts(ws, 1)[0]
+
+
+@pytest.mark.parametrize("through_here", [False, True],
+                         ids=["post-from-another-host", "post-through-this-process"])
+def test_a_plugin_switched_elsewhere_counts_for_the_posts_right_after_it(
+        server, app, db, through_here: bool) -> None:
+    """Another host switches the dossier cards off and a post naming a dossier follows
+    at once.  From another host too: this hub reads both in one round, and must follow
+    the switch before it renders the post.  Through this process: the request renders
+    the post for the watchers before the hub has read the switch, and the hub must not
+    send that render.  Otherwise the watchers see a card that the post's page (and
+    every other host's watchers) no longer shows."""
+    from sqlmodel import select
+
+    from caseforum.events import emit
+    from caseforum.forum import service
+    from caseforum.models import PluginState, Thread, User
+    from caseforum.plugin_host import PLUGIN_SWITCHED
+
+    cat = make_category(db)
+    jp = Browserless(server.url, "jp.examiner")
+    thread = jp.start(cat, "Cards switched off elsewhere", "opening")
+    kr = Browserless(server.url, "kr.examiner")
+    body = "Same art as JP 2019-041872."
+    with kr.socket(f"/ws/threads/{thread}") as ws:
+        # what another host commits; nothing wakes this hub (it looks on its own
+        # every two seconds), nor does anything switch the plugin here but the hub
+        db.add(PluginState(name="dossier_cards", enabled=False, changed_by="admin"))
+        emit(db, kind=PLUGIN_SWITCHED, subject_type="plugin", subject_id="dossier_cards",
+             payload={"name": "dossier_cards", "enabled": False})
+        if through_here:
+            db.commit()
+            jp.post(thread, body)
+        else:
+            author = db.exec(select(User).where(User.username == "jp.examiner")).one()
+            service.add_post(db, author=author, thread=db.get(Thread, thread), body=body)
+            db.commit()
+        fragment = receive_posts(ws, 1)[0]
+    assert "Same art as" in fragment
+    assert not app.state.plugins.is_enabled("dossier_cards")
+    assert "dossier-card" not in fragment, "the post came with the card switched off"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -48,6 +49,7 @@ from caseforum.forum.live_auth import (
     revalidate,
 )
 from caseforum.models import Event
+from caseforum.plugin_host import PLUGIN_SWITCHED
 from caseforum.readmemo import memoized_reads
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,9 @@ TOUCH_SECONDS = 60.0  # how often open sockets mark their sessions and tokens as
 #: events after which the sockets they concern are checked again at once
 REVOKING = frozenset({"account.disabled", "account.logout", "account.token_revoked",
                       "office.changed", "category.changed"})
+#: events after which later events' fragments are drawn differently, once this process's
+#: followers have applied them (a plugin switched: its cards, embeds, menu entries)
+REDRAWING = frozenset({PLUGIN_SWITCHED})
 _BATCH = 500  # events read from the log at a time
 _REMEMBERED = 1000  # recent revocations kept for sockets that are still connecting
 
@@ -171,6 +176,11 @@ class Hub:
         #: fragments rendered by the request that committed the event (:meth:`commit`),
         #: by event id, with the viewers they were rendered for
         self._early: dict[int, tuple[Event, dict[str, set[Viewer]], Fragments]] = {}
+        #: :data:`REDRAWING` events followed so far: a render begun before one of them
+        #: (in a request, :meth:`commit`) is not kept; the lock makes "not followed
+        #: since, so keep it" one step against the follower's "count it, drop them all"
+        self._redrawn = 0
+        self._redrawn_lock = threading.Lock()
         self.renders = 0  # fragments rendered (for the fan-out benchmark)
         self.rechecks = 0  # sockets re-checked
         self._marks = 0  # numbers the checks in the order they start
@@ -262,7 +272,9 @@ class Hub:
         its fragments, in one session: one thread hop per round, not one to read and
         one per event to render (sync: a worker thread).  The round stops after an
         event that may revoke access, so that the sockets it concerns are checked
-        before anything later is rendered for them.  Also says whether more may follow."""
+        before anything later is rendered for them, and after one that changes how
+        later events are drawn (:data:`REDRAWING`), so that the followers apply it
+        first.  Also says whether more may follow."""
         out: list[tuple[Event, dict[str, set[Viewer]], Fragments]] = []
         with open_session(self.engine) as session, memoized_reads(session):
             events = list(session.exec(select(Event).where(Event.id > after)
@@ -279,7 +291,7 @@ class Hub:
                     fragments = live.fragments(chosen)
                     self.renders += live.renders
                 out.append((event, chosen, fragments))
-                if event.kind in REVOKING:
+                if event.kind in REVOKING or event.kind in REDRAWING:
                     return out, True
         return out, len(events) == _BATCH
 
@@ -324,6 +336,10 @@ class Hub:
                 follower(event)
             except Exception:
                 log.exception("following event %s (%s) failed", event.id, event.kind)
+        if event.kind in REDRAWING:  # what requests rendered ahead was drawn the old way
+            with self._redrawn_lock:
+                self._redrawn += 1
+                self._early.clear()
 
     # rendering in the request that made the change ---------------------------------
 
@@ -358,6 +374,7 @@ class Hub:
         wanted = self._wanted()
         if not wanted:
             return
+        redrawn = self._redrawn
         with memoized_reads(session):
             for event in sorted(events, key=lambda e: e.id or 0):
                 if event.kind in REVOKING or event.id is None:
@@ -365,8 +382,12 @@ class Hub:
                 chosen = {t: wanted[t] for t in topics_of(event) if t in wanted}
                 if chosen:
                     live = LiveEvent(session, self.env, self.host, event)
-                    self._early[event.id] = (event, chosen, live.fragments(chosen))
+                    fragments = live.fragments(chosen)
                     self.renders += live.renders
+                    with self._redrawn_lock:
+                        if redrawn != self._redrawn:  # a switch was followed meanwhile
+                            return
+                        self._early[event.id] = (event, chosen, fragments)
 
     # re-checking access ---------------------------------------------------------
 
