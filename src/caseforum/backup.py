@@ -56,7 +56,8 @@ PGDUMP_MEMBER = "database/caseforum.pgdump"
 COUNTED = {"dossiers": "application", "documents": "document", "posts": "post",
            "parcels": "ice_parcel", "users": "user"}
 #: top-level entries of the data folder that are not backed up (rebuilt or throw-away)
-SKIPPED_TOP = frozenset({"search", "search.lock", "schema-stamp.json"})
+SKIPPED_TOP = frozenset({"search", "search.lock", "schema-stamp.json",
+                         "metrics"})  # the workers' figures of the running server
 #: nested folders that only hold files in the middle of being written
 SKIPPED_NESTED = frozenset({("files", "tmp"), ("ice", "staging")})
 CHUNK = 1024 * 1024
