@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 from sqlmodel import Session, select
@@ -28,12 +29,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from caseforum import accounts
+from caseforum.app import create_app
+from caseforum.config import load_settings
 from caseforum.models import User
-from caseforum.web.worker_metrics import WorkerFile
+from caseforum.web.worker_metrics import ENV, WorkerFile, prepare_run
+from tests.dossier_helpers import dossier_json, pdf_bytes, token_for, upload
 from tests.forum_helpers import wait_for
 from tests.hosts_helpers import Host, command_env, run_command
+from tests.s3_helpers import S3Server, storage_settings
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]  # two cores may be very busy
+SLOWEST = pytest.mark.timeout(400)  # two cores may be very busy
 
 ROUTE = "/healthz"
 SENT = 40  # requests to ROUTE, each on a connection of its own
@@ -158,6 +163,8 @@ def host(tmp_path: Path) -> Iterator[Host]:
         served.stop()
 
 
+@pytest.mark.slow
+@SLOWEST
 def test_every_scrape_reports_the_whole_host_and_survives_a_killed_worker(host: Host) -> None:
     answered = [_get(host, ROUTE)[0] for _ in range(SENT)]
     sent = SENT
@@ -195,3 +202,33 @@ def test_every_scrape_reports_the_whole_host_and_survives_a_killed_worker(host: 
         after = [_route_count(families) for families in _scrapes(host, each=4)]
     # the killed worker's answers still count, and nothing from the earlier run does
     assert after == [sent] * len(after)
+
+
+def test_a_workers_object_store_requests_reach_the_other_workers_scrape(
+        data_dir: Path, s3_server: S3Server, s3_bucket: str, db: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two apps in one folder of worker files, as two workers of one host: what one
+    asked of the bucket is in the other's ``/metrics`` (counted as it went, not when
+    the first next wrote down its state)."""
+    monkeypatch.setenv(ENV, "")  # so that what prepare_run sets is taken back after
+    prepare_run(data_dir / "metrics", workers=2)
+    settings = load_settings(data_dir=data_dir, secret_key="s" * 32, run_consumers=False,
+                             metrics_allow=["127.0.0.1"],
+                             storage=storage_settings(s3_server.endpoint, s3_bucket))
+    uploader, scraped = create_app(settings), create_app(settings)
+    headers = token_for(db, "us.admin")
+    with TestClient(uploader) as client:
+        assert client.post("/api/v1/dossiers", headers=headers, json=dossier_json(
+            "US", "16/123,456", publication_number="US 2019/0094321 A1")).status_code == 201
+        assert upload(client, headers, "US", "16123456",
+                      pdf_bytes("Claim 1. A fin."), code="CLM").status_code == 201
+        with TestClient(scraped, client=("127.0.0.1", 1)) as scraper:
+            families = _families(scraper.get("/metrics").text)
+    puts = [s.value for s in families["caseforum_storage_requests"].samples
+            if s.name == "caseforum_storage_requests_total"
+            and s.labels["operation"] == "PutObject" and s.labels["outcome"] == "ok"]
+    assert puts == [1]
+    uploads = [s.value for s in families["caseforum_http_requests"].samples
+               if s.name == "caseforum_http_requests_total" and s.labels["method"] == "POST"
+               and s.labels["status"] == "201"]
+    assert sum(uploads) == 2  # the dossier and the document, answered by the other app
