@@ -17,7 +17,8 @@ time, and restore sends them back to the target's bucket before the database is 
 in place.
 
 Left out: the search index (each host rebuilds its own from the database when the
-folder is missing, or with ``caseforum reindex``), the schema stamp, temporary upload
+folder is missing, or with ``caseforum reindex``), the schema stamp, the workers'
+figures for ``/metrics`` (``serve`` empties them anyway), temporary upload
 and staging folders, and the SQLite file itself (it is in ``database/``).
 
 Restore unpacks and checks everything in a staging folder next to the data folder

@@ -130,6 +130,7 @@ class WorkerFile:
         self.path = folder / f"{os.getpid()}-{time.time_ns()}.db"
         self._file = MmapedDict(str(self.path))
         self._keys: dict[tuple[str, ...], str] = {}
+        self._requests: dict[tuple[str, str, str, int], tuple[str, str, str]] = {}
         self._lock = threading.Lock()
         self._sources: set[tuple[str, str]] = set()
 
@@ -141,15 +142,19 @@ class WorkerFile:
 
     def request(self, method: str, route: str, status: str, count: int,
                 bucket: int, in_bucket: int, seconds: float) -> None:
-        """One answer counted: its counter's, its bucket's and the seconds' new values."""
-        counter = self._key((REQUESTS, method, route, status))
-        slot = self._key((BUCKET, method, route, str(bucket)))
-        total = self._key((SECONDS, method, route))
+        """One answer counted: its counter's, its bucket's and the seconds' new values
+        (the three keys found in one look-up: this is on every request's way)."""
+        keys = self._requests.get((method, route, status, bucket))
+        if keys is None:
+            keys = self._requests[(method, route, status, bucket)] = (
+                self._key((REQUESTS, method, route, status)),
+                self._key((BUCKET, method, route, str(bucket))),
+                self._key((SECONDS, method, route)))
         with self._lock:
             write = self._file.write_value
-            write(counter, count, 0.0)
-            write(slot, in_bucket, 0.0)
-            write(total, seconds, 0.0)
+            write(keys[0], count, 0.0)
+            write(keys[1], in_bucket, 0.0)
+            write(keys[2], seconds, 0.0)
 
     def storage(self, backend: str, operation: str, outcome: str, count: int) -> None:
         key = self._key((STORAGE, backend, operation, outcome))
