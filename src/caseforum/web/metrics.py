@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -44,6 +45,8 @@ from caseforum.web.worker_metrics import (
     host_figures,
     source_state_index,
 )
+
+log = logging.getLogger(__name__)
 
 #: a request's seconds: page renders are tens of milliseconds, uploads may take minutes
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
@@ -120,7 +123,10 @@ class AppMetrics:
     async def _snapshot_loop(self) -> None:
         assert self.shared is not None
         while True:
-            self.shared.snapshot(self.own_state())
+            try:
+                self.shared.snapshot(self.own_state())
+            except Exception:  # e.g. a plugin's source health: the next round tries again
+                log.exception("could not write this worker's figures down")
             await asyncio.sleep(SNAPSHOT_SECONDS)
 
     def own_state(self) -> Figures:

@@ -3,9 +3,8 @@
 Each worker of a multi-worker host is a process of its own, and a scrape reaches one of
 them; reporting that one's counts would make a host's counters jump between scrapes and
 go backwards whenever another worker answers.  So every worker also keeps its figures in
-a memory-mapped file in the data folder's ``metrics`` folder (the layout of
-prometheus_client's multiprocess files, :class:`~prometheus_client.mmap_dict.MmapedDict`:
-a key, then a double), and the worker that answers ``/metrics`` adds up the files:
+a memory-mapped file in the data folder's ``metrics`` folder (:class:`MappedValues`:
+keys, each with a double), and the worker that answers ``/metrics`` adds up the files:
 
 - counters (requests, their latency buckets and seconds, object-store requests) are
   written as they count, so a scrape sees every answer already sent; they are summed over
@@ -24,8 +23,10 @@ the apps the tests build) finds no name, writes nothing and reports its own figu
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -116,6 +117,67 @@ def source_state_index(state: str) -> int:
         return len(SOURCE_STATES) - 1  # a state this code does not know: as bad as any
 
 
+_USED = struct.Struct("i")
+_VALUE = struct.Struct("dd")  # the value, and a time stamp (always 0 here)
+_FIRST_SIZE = 1 << 16
+
+
+class MappedValues:
+    """Doubles by key in a memory-mapped file that other processes read while this one
+    writes: an int (bytes used), 4 bytes of padding, then entries of an int (the key's
+    length), the UTF-8 key padded to 8 bytes, and two doubles (prometheus_client's
+    multiprocess layout, written here so that a worker does not import the library
+    when it starts).  An entry is complete before the count of bytes used takes it in,
+    and a value is replaced in one assignment, so a reader sees whole entries."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "w+b")  # noqa: SIM115  (open for the process's life)
+        self._size = _FIRST_SIZE
+        self._file.truncate(self._size)
+        self._map = mmap.mmap(self._file.fileno(), self._size)
+        self._used = 8
+        self._map[0:4] = _USED.pack(self._used)
+        self._positions: dict[str, int] = {}
+
+    def write(self, key: str, value: float) -> None:
+        position = self._positions.get(key)
+        if position is None:
+            position = self._add(key)
+        self._map[position:position + 16] = _VALUE.pack(value, 0.0)
+
+    def _add(self, key: str) -> int:
+        encoded = key.encode()
+        padded = encoded + b" " * (8 - (len(encoded) + 4) % 8)
+        entry = struct.pack(f"i{len(padded)}sdd", len(encoded), padded, 0.0, 0.0)
+        while self._used + len(entry) > self._size:
+            self._size *= 2
+            self._file.truncate(self._size)
+            self._map = mmap.mmap(self._file.fileno(), self._size)
+        self._map[self._used:self._used + len(entry)] = entry
+        self._used += len(entry)
+        self._map[0:4] = _USED.pack(self._used)
+        position = self._positions[key] = self._used - 16
+        return position
+
+
+def read_values(path: Path) -> Iterator[tuple[str, float]]:
+    """The (key, value) pairs of a :class:`MappedValues` file; ValueError for a file
+    that is not one."""
+    data = path.read_bytes()
+    used = _USED.unpack_from(data, 0)[0] if len(data) >= 8 else 0
+    if not 8 <= used <= len(data):
+        raise ValueError(f"not a file of figures: {path}")
+    position = 8
+    while position < used:
+        length = _USED.unpack_from(data, position)[0]
+        start = position + 4
+        position = start + length + (8 - (length + 4) % 8)
+        if length < 0 or position + 16 > used:
+            raise ValueError(f"a broken entry in {path}")
+        yield data[start:start + length].decode(), _VALUE.unpack_from(data, position)[0]
+        position += 16
+
+
 class WorkerFile:
     """This worker's file: ``<pid>-<start in ns>.db`` (a pid the system gives again to
     a later worker makes a later name, and only the latest of a pid can be alive).
@@ -123,12 +185,10 @@ class WorkerFile:
     their own requests."""
 
     def __init__(self, folder: Path, buckets: int) -> None:
-        from prometheus_client.mmap_dict import MmapedDict  # only for several workers
-
         self.folder = folder
         self.buckets = buckets
         self.path = folder / f"{os.getpid()}-{time.time_ns()}.db"
-        self._file = MmapedDict(str(self.path))
+        self._file = MappedValues(self.path)
         self._keys: dict[tuple[str, ...], str] = {}
         self._requests: dict[tuple[str, str, str, int], tuple[str, str, str]] = {}
         self._lock = threading.Lock()
@@ -151,15 +211,15 @@ class WorkerFile:
                 self._key((BUCKET, method, route, str(bucket))),
                 self._key((SECONDS, method, route)))
         with self._lock:
-            write = self._file.write_value
-            write(keys[0], count, 0.0)
-            write(keys[1], in_bucket, 0.0)
-            write(keys[2], seconds, 0.0)
+            write = self._file.write
+            write(keys[0], count)
+            write(keys[1], in_bucket)
+            write(keys[2], seconds)
 
     def storage(self, backend: str, operation: str, outcome: str, count: int) -> None:
         key = self._key((STORAGE, backend, operation, outcome))
         with self._lock:
-            self._file.write_value(key, count, 0.0)
+            self._file.write(key, count)
 
     def snapshot(self, figures: Figures) -> None:
         """What describes this worker now: written by it every SNAPSHOT_SECONDS."""
@@ -174,12 +234,10 @@ class WorkerFile:
         keyed = [(self._key(key), value) for key, value in values]
         with self._lock:
             for key, value in keyed:
-                self._file.write_value(key, value, 0.0)
+                self._file.write(key, value)
 
     def others(self) -> Iterator[tuple[Figures, bool]]:
         """The other workers' figures of this run, each with whether it is alive."""
-        from prometheus_client.mmap_dict import MmapedDict
-
         latest: dict[int, tuple[int, Path]] = {}  # by pid: the latest start and its file
         files: list[tuple[int, Path]] = []
         for path in self.folder.glob("*.db"):
@@ -193,18 +251,17 @@ class WorkerFile:
         parent = os.getppid()
         for pid, path in files:
             try:
-                values = MmapedDict.read_all_values_from_file(str(path))
-                figures = _figures(values, self.buckets)
-            except (FileNotFoundError, RuntimeError):  # gone, or caught half-grown
+                figures = _figures(read_values(path), self.buckets)
+            except (OSError, ValueError):  # gone, or not one of ours
                 continue
             yield figures, latest[pid][1] == path and _alive(pid, parent)
 
 
-def _figures(values: Iterator[tuple[str, float, float, int]], buckets: int) -> Figures:
+def _figures(values: Iterator[tuple[str, float]], buckets: int) -> Figures:
     figures = Figures()
     states: dict[tuple[str, str], float] = {}
     failures: dict[tuple[str, str], float] = {}
-    for name, value, _, _ in values:
+    for name, value in values:
         kind, *rest = json.loads(name)
         if kind == REQUESTS:
             figures.counts[(rest[0], rest[1], rest[2])] = value
