@@ -100,8 +100,7 @@ class S3Store:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         #: requests to the store by (operation, outcome), for ``/metrics``
         self.request_counts: dict[tuple[str, str], int] = {}
-        #: told each new count too (with several workers: their file, web/worker_metrics.py)
-        self.on_count: Callable[[str, str, int], None] | None = None
+        self._on_count: Callable[[str, str, int], None] | None = None  # report_counts
         self._counting = threading.Lock()
         self.client = self._client(connect=CONNECT_SECONDS, read=READ_SECONDS, attempts=3)
         #: for /readyz: one try, answered within the readiness check's time
@@ -117,8 +116,16 @@ class S3Store:
         with self._counting:
             key = (operation, outcome)
             count = self.request_counts[key] = self.request_counts.get(key, 0) + 1
-            if self.on_count is not None:
-                self.on_count(operation, outcome, count)
+            if self._on_count is not None:
+                self._on_count(operation, outcome, count)
+
+    def report_counts(self, to: Callable[[str, str, int], None]) -> None:
+        """Tell ``to`` every (operation, outcome, count) so far and each new count from
+        now on (with several workers: into the worker's file, web/worker_metrics.py)."""
+        with self._counting:
+            self._on_count = to
+            for (operation, outcome), count in self.request_counts.items():
+                to(operation, outcome, count)
 
     def _answered(self, event_name: str = "", http_response: Any = None, **_: Any) -> None:
         status = getattr(http_response, "status_code", 0)

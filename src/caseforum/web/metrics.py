@@ -105,13 +105,13 @@ class AppMetrics:
         if self.shared is None:
             return
         store: Any = getattr(self.state, "store", None)
-        if getattr(store, "request_counts", None) is not None:
+        if hasattr(store, "report_counts"):
             shared, backend = self.shared, store.name
 
             def counted(operation: str, outcome: str, count: int) -> None:
                 shared.storage(backend, operation, outcome, count)
 
-            store.on_count = counted
+            store.report_counts(counted)
         self._snapshots = asyncio.get_running_loop().create_task(self._snapshot_loop())
 
     async def stop(self) -> None:
