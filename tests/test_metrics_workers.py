@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, func
 from sqlmodel import Session, select
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -31,7 +31,7 @@ from websockets.sync.client import connect
 from caseforum import accounts
 from caseforum.app import create_app
 from caseforum.config import load_settings
-from caseforum.models import User
+from caseforum.models import ConsumerCursor, Event, User
 from caseforum.web.worker_metrics import ENV, WorkerFile, prepare_run
 from tests.dossier_helpers import dossier_json, pdf_bytes, token_for, upload
 from tests.forum_helpers import wait_for
@@ -43,6 +43,7 @@ SLOWEST = pytest.mark.timeout(400)  # two cores may be very busy
 ROUTE = "/healthz"
 SENT = 40  # requests to ROUTE, each on a connection of its own
 SOCKETS = 6
+LAG = 7
 SLOW = 120.0  # seconds for what takes one on an idle machine (start-up, a replaced worker)
 
 
@@ -136,8 +137,9 @@ def _open(socket: Any) -> bool:
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[Host]:
-    """Two workers on SQLite, the scraper's address (loopback) allowed; the data folder
-    holds the figures of an earlier run that ended without cleaning up."""
+    """Two workers on SQLite, the scraper's address (loopback) allowed, an event consumer
+    LAG events behind; the data folder holds the figures of an earlier run that ended
+    without cleaning up."""
     data_dir = tmp_path / "host"
     data_dir.mkdir()
     env = command_env(data_dir, f"sqlite:///{data_dir / 'caseforum.db'}", "",
@@ -148,6 +150,8 @@ def host(tmp_path: Path) -> Iterator[Host]:
     with Session(engine) as session:
         user = session.exec(select(User).where(User.username == "jp.examiner")).one()
         _, token = accounts.create_token(session, user=user, scopes=["forum"])
+        newest = session.exec(select(func.max(Event.id))).one() or 0
+        session.add(ConsumerCursor(name="slow-reader", last_event_id=newest - LAG))
         session.commit()
     engine.dispose()
     env["TEST_TOKEN"] = token  # for the test; the server reads no such setting
@@ -174,8 +178,13 @@ def test_every_scrape_reports_the_whole_host_and_survives_a_killed_worker(host: 
         assert sent < 10 * SENT, "one worker answered every request"
     # an answer is counted just after it went out: the first scrape may be early
     assert wait_for(lambda: _route_count(_families(_get(host, "/metrics")[1])) == sent)
-    seen = [_route_count(families) for families in _scrapes(host, each=4)]
+    scrapes = _scrapes(host, each=4)
+    seen = [_route_count(families) for families in scrapes]
     assert seen == [sent] * len(seen)  # whichever worker answered the scrape
+    lags = [s.value for families in scrapes
+            for s in families["caseforum_consumer_lag_events"].samples
+            if s.labels["consumer"] == "slow-reader"]
+    assert lags == [LAG] * len(scrapes)  # read from the database once, not once a worker
 
     bearer = {"Authorization": f"Bearer {host.env['TEST_TOKEN']}"}
     with ExitStack() as stack:
