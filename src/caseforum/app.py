@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         limit_threads(settings)
         await broker.start()
         await app.state.hub.start()
+        app.state.metrics.start()  # with several workers: this one's figures to its file
         plugins.startup(app=app)
         sweeping = await app.state.sweeper.start()  # files left by crashed uploads
         # right after the first answers have gone out (web/deferred.py): the routes not
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
             await app.state.sweeper.stop(sweeping)
             plugins.shutdown(app=app)
             await app.state.hub.stop()
+            await app.state.metrics.stop()
             await deliveries.stop()
             await runner.stop()
             await broker.stop()

@@ -17,7 +17,8 @@ time, and restore sends them back to the target's bucket before the database is 
 in place.
 
 Left out: the search index (each host rebuilds its own from the database when the
-folder is missing, or with ``caseforum reindex``), the schema stamp, temporary upload
+folder is missing, or with ``caseforum reindex``), the schema stamp, the workers'
+figures for ``/metrics`` (``serve`` empties them anyway), temporary upload
 and staging folders, and the SQLite file itself (it is in ``database/``).
 
 Restore unpacks and checks everything in a staging folder next to the data folder
@@ -56,7 +57,8 @@ PGDUMP_MEMBER = "database/caseforum.pgdump"
 COUNTED = {"dossiers": "application", "documents": "document", "posts": "post",
            "parcels": "ice_parcel", "users": "user"}
 #: top-level entries of the data folder that are not backed up (rebuilt or throw-away)
-SKIPPED_TOP = frozenset({"search", "search.lock", "schema-stamp.json"})
+SKIPPED_TOP = frozenset({"search", "search.lock", "schema-stamp.json",
+                         "metrics"})  # the workers' figures of the running server
 #: nested folders that only hold files in the middle of being written
 SKIPPED_NESTED = frozenset({("files", "tmp"), ("ice", "staging")})
 CHUNK = 1024 * 1024

@@ -178,6 +178,7 @@ def serve(ctx: Context, bind: str, port: int, workers: int) -> None:
     import uvicorn
 
     from caseforum.app import disabled_plugins
+    from caseforum.web.worker_metrics import prepare_run
 
     # plugin failures are logged, as they should be
     host = PluginHost(ctx.settings.plugins, data_dir=ctx.settings.data_dir)
@@ -186,6 +187,8 @@ def serve(ctx: Context, bind: str, port: int, workers: int) -> None:
     if workers > 1 and ctx.settings.is_sqlite:
         echo(Msg("note: several workers share one SQLite file; PostgreSQL and Redis "
                  "scale better (CASEFORUM_DATABASE_URL, CASEFORUM_REDIS_URL)"), err=True)
+    # the host's figures start at zero; several workers add theirs up in files there
+    prepare_run(ctx.settings.worker_metrics_dir, workers)
     click.echo(f"CaseForum {__version__} on http://{bind}:{port}/")
     if workers == 1:
         # the app is made here, from the settings and plugins already loaded for the

@@ -259,6 +259,11 @@ class Settings(BaseSettings):
     def storage_dir(self) -> Path:
         return self.data_dir / "files"
 
+    @property
+    def worker_metrics_dir(self) -> Path:
+        """The workers' figures under ``serve --workers N`` (web/worker_metrics.py)."""
+        return self.data_dir / "metrics"
+
 
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]

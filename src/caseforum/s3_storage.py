@@ -23,7 +23,7 @@ import io
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -100,6 +100,7 @@ class S3Store:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         #: requests to the store by (operation, outcome), for ``/metrics``
         self.request_counts: dict[tuple[str, str], int] = {}
+        self._on_count: Callable[[str, str, int], None] | None = None  # report_counts
         self._counting = threading.Lock()
         self.client = self._client(connect=CONNECT_SECONDS, read=READ_SECONDS, attempts=3)
         #: for /readyz: one try, answered within the readiness check's time
@@ -114,7 +115,17 @@ class S3Store:
     def _count(self, operation: str, outcome: str) -> None:
         with self._counting:
             key = (operation, outcome)
-            self.request_counts[key] = self.request_counts.get(key, 0) + 1
+            count = self.request_counts[key] = self.request_counts.get(key, 0) + 1
+            if self._on_count is not None:
+                self._on_count(operation, outcome, count)
+
+    def report_counts(self, to: Callable[[str, str, int], None]) -> None:
+        """Tell ``to`` every (operation, outcome, count) so far and each new count from
+        now on (with several workers: into the worker's file, web/worker_metrics.py)."""
+        with self._counting:
+            self._on_count = to
+            for (operation, outcome), count in self.request_counts.items():
+                to(operation, outcome, count)
 
     def _answered(self, event_name: str = "", http_response: Any = None, **_: Any) -> None:
         status = getattr(http_response, "status_code", 0)

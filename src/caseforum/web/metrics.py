@@ -13,10 +13,16 @@ one process, and each host's figures are its own anyway.  The registry, and
 ``prometheus_client`` itself, are made at the first scrape: the middleware keeps plain
 counts, so that importing the library (a tenth of a second) is not part of every
 start-up of ``caseforum serve``.
+
+Under ``caseforum serve --workers N`` each worker also writes its figures to a file of
+its own and the worker that answers the scrape adds up the host's (``worker_metrics.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -30,6 +36,17 @@ from caseforum.db import open_session
 from caseforum.i18n import N_
 from caseforum.models import ConsumerCursor, Delivery, Event
 from caseforum.web.proxy import parse_networks
+from caseforum.web.worker_metrics import (
+    SNAPSHOT_SECONDS,
+    SOURCE_STATES,
+    Figures,
+    WorkerFile,
+    folder_from_environment,
+    host_figures,
+    source_state_index,
+)
+
+log = logging.getLogger(__name__)
 
 #: a request's seconds: page renders are tens of milliseconds, uploads may take minutes
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
@@ -40,7 +57,9 @@ NO_ROUTE = "<none>"
 
 class AppMetrics:
     """This app's request counts (plain numbers, bumped on the event loop) and, made at
-    the first scrape, its registry with the scrape-time collector."""
+    the first scrape, its registry with the scrape-time collectors.  With several
+    workers (``worker_metrics.py``) also this worker's file, and what it reports is
+    the host's."""
 
     def __init__(self, state: Any) -> None:
         self.state = state
@@ -50,6 +69,9 @@ class AppMetrics:
         self.counts: dict[tuple[str, str, str], int] = {}
         #: by (method, route): answers per bucket (the last for slower ones), and seconds
         self.times: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        folder = folder_from_environment()
+        self.shared = WorkerFile(folder, len(BUCKETS) + 1) if folder is not None else None
+        self._snapshots: asyncio.Task[None] | None = None
 
     @property
     def registry(self) -> Any:
@@ -57,7 +79,7 @@ class AppMetrics:
             from prometheus_client import CollectorRegistry
 
             registry = CollectorRegistry(auto_describe=True)
-            registry.register(RequestCollector(self))
+            registry.register(HostCollector(self))
             registry.register(StateCollector(self.state))
             self._registry = registry
         return self._registry
@@ -66,42 +88,147 @@ class AppMetrics:
         if method not in METHODS:
             method = "OTHER"
         key = (method, route, str(status))
-        self.counts[key] = self.counts.get(key, 0) + 1
+        count = self.counts[key] = self.counts.get(key, 0) + 1
         timing = self.times.get((method, route))
         if timing is None:
             timing = self.times[(method, route)] = ([0] * (len(BUCKETS) + 1), [0.0])
-        timing[0][bisect_left(BUCKETS, seconds)] += 1
+        slot = bisect_left(BUCKETS, seconds)
+        timing[0][slot] += 1
         timing[1][0] += seconds
+        if self.shared is not None:
+            self.shared.request(method, route, key[2], count, slot, timing[0][slot],
+                                timing[1][0])
+
+    def start(self) -> None:
+        """With several workers: count the object store's requests into the file as
+        they go, and write this worker's gauges every SNAPSHOT_SECONDS (on the loop)."""
+        if self.shared is None:
+            return
+        store: Any = getattr(self.state, "store", None)
+        if hasattr(store, "report_counts"):
+            shared, backend = self.shared, store.name
+
+            def counted(operation: str, outcome: str, count: int) -> None:
+                shared.storage(backend, operation, outcome, count)
+
+            store.report_counts(counted)
+        self._snapshots = asyncio.get_running_loop().create_task(self._snapshot_loop())
+
+    async def stop(self) -> None:
+        if self._snapshots is not None:
+            self._snapshots.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._snapshots
+
+    async def _snapshot_loop(self) -> None:
+        assert self.shared is not None
+        while True:
+            try:
+                self.shared.snapshot(self.own_state())
+            except Exception:  # e.g. a plugin's source health: the next round tries again
+                log.exception("could not write this worker's figures down")
+            await asyncio.sleep(SNAPSHOT_SECONDS)
+
+    def own_state(self) -> Figures:
+        """What describes this process now: its open sockets, their queues, its view
+        of the dossier sources."""
+        subscribers = tuple(self.state.hub.subscribers)  # one copy: the hub changes it
+        return Figures(
+            websockets=len(subscribers),
+            fanout=sum(sub.queue.qsize() for sub in subscribers),
+            sources={(health.name, health.plugin): (source_state_index(health.state),
+                                                    health.failures)
+                     for health in self.state.plugins.source_health()})
+
+    def figures(self) -> Figures:
+        """This process's figures, or with several workers the host's."""
+        own = self.own_state()
+        own.counts = dict(self.counts)  # copies in one step each: requests go on meanwhile
+        own.times = {key: (list(buckets), list(total))
+                     for key, (buckets, total) in list(self.times.items())}
+        store: Any = getattr(self.state, "store", None)
+        counts = getattr(store, "request_counts", None)
+        if counts is not None:
+            own.storage = {(store.name, operation, outcome): count
+                           for (operation, outcome), count in list(counts.items())}
+        return own if self.shared is None else host_figures(own, self.shared)
 
 
-class RequestCollector:
-    """The request counts in Prometheus' counter and histogram families."""
+class HostCollector:
+    """The figures not read from the database: requests in Prometheus' counter and
+    histogram families, the live sockets and the dossier sources as gauges, the
+    object-store requests."""
 
     def __init__(self, metrics: AppMetrics) -> None:
         self.metrics = metrics
 
     def describe(self) -> list[Any]:
-        return []
+        return []  # the families depend on the data; nothing to check at registration
 
     def collect(self) -> Iterator[Any]:
+        figures = self.metrics.figures()
+        yield from self._requests(figures)
+        yield from self._live(figures)
+        yield from self._sources(figures)
+        yield from self._storage(figures)
+
+    def _requests(self, figures: Figures) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
         requests = CounterMetricFamily("caseforum_http_requests", "HTTP requests answered",
                                        labels=["method", "route", "status"])
-        for labels, count in list(self.metrics.counts.items()):  # a copy in one step
+        for labels, count in figures.counts.items():
             requests.add_metric(list(labels), count)
         latency = HistogramMetricFamily(
             "caseforum_http_request_duration_seconds",
             "Time from a request's arrival to the end of its answer",
             labels=["method", "route"])
-        for (method, route), (buckets, total) in list(self.metrics.times.items()):
-            cumulative, running = [], 0
+        for (method, route), (buckets, total) in figures.times.items():
+            cumulative, running = [], 0.0
             for bound, count in zip((*map(str, BUCKETS), "+Inf"), buckets, strict=True):
                 running += count
                 cumulative.append((bound, running))
             latency.add_metric([method, route], cumulative, sum_value=total[0])
         yield requests
         yield latency
+
+    def _live(self, figures: Figures) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        yield GaugeMetricFamily("caseforum_websocket_connections",
+                                N_("Live sockets open on this host"), value=figures.websockets)
+        yield GaugeMetricFamily("caseforum_fanout_queue_depth",
+                                N_("Fragments queued for sockets' writers on this host"),
+                                value=figures.fanout)
+
+    def _sources(self, figures: Figures) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        up = GaugeMetricFamily("caseforum_source_up",
+                               N_("1 when a dossier source is usable, 0 when failing or cut off"),
+                               labels=["source", "plugin", "state"])
+        failures = GaugeMetricFamily("caseforum_source_failures",
+                                     N_("A dossier source's failed calls in a row"),
+                                     labels=["source", "plugin"])
+        for (name, plugin), (state, failed) in figures.sources.items():
+            up.add_metric([name, plugin, SOURCE_STATES[state]], 1 if state == 0 else 0)
+            failures.add_metric([name, plugin], failed)
+        yield up
+        yield failures
+
+    def _storage(self, figures: Figures) -> Iterator[Any]:
+        """Requests to an object store (the local store makes none), counted as they go."""
+        from prometheus_client.core import CounterMetricFamily
+
+        store = getattr(self.metrics.state, "store", None)
+        if getattr(store, "request_counts", None) is None:
+            return
+        family = CounterMetricFamily("caseforum_storage_requests",
+                                     "Requests to the object store by operation and outcome",
+                                     labels=["backend", "operation", "outcome"])
+        for labels, count in figures.storage.items():
+            family.add_metric(list(labels), count)
+        yield family
 
 
 class RequestMetricsMiddleware:
@@ -135,7 +262,8 @@ class RequestMetricsMiddleware:
 
 
 class StateCollector:
-    """The figures read at scrape time from the app's state and its database."""
+    """The figures read at scrape time from the database: once, by the worker that
+    answers, however many workers the host has."""
 
     def __init__(self, state: Any) -> None:
         self.state = state
@@ -144,51 +272,7 @@ class StateCollector:
         return []  # the families depend on the data; nothing to check at registration
 
     def collect(self) -> Iterator[Any]:
-        yield from self._live()
-        yield from self._sources()
-        yield from self._storage()
         yield from self._database()
-
-    def _live(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        hub = self.state.hub
-        subscribers = tuple(hub.subscribers)  # one copy: the hub changes it meanwhile
-        yield GaugeMetricFamily("caseforum_websocket_connections",
-                                N_("Live sockets open on this host"), value=len(subscribers))
-        yield GaugeMetricFamily("caseforum_fanout_queue_depth",
-                                N_("Fragments queued for sockets' writers on this host"),
-                                value=sum(sub.queue.qsize() for sub in subscribers))
-
-    def _sources(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        up = GaugeMetricFamily("caseforum_source_up",
-                               N_("1 when a dossier source is usable, 0 when failing or cut off"),
-                               labels=["source", "plugin", "state"])
-        failures = GaugeMetricFamily("caseforum_source_failures",
-                                     N_("A dossier source's failed calls in a row"),
-                                     labels=["source", "plugin"])
-        for health in self.state.plugins.source_health():
-            up.add_metric([health.name, health.plugin, health.state], 1 if health.healthy else 0)
-            failures.add_metric([health.name, health.plugin], health.failures)
-        yield up
-        yield failures
-
-    def _storage(self) -> Iterator[Any]:
-        """Requests to an object store (the local store makes none), counted as they go."""
-        from prometheus_client.core import CounterMetricFamily
-
-        store = getattr(self.state, "store", None)
-        counts = getattr(store, "request_counts", None)
-        if counts is None:
-            return
-        family = CounterMetricFamily("caseforum_storage_requests",
-                                     "Requests to the object store by operation and outcome",
-                                     labels=["backend", "operation", "outcome"])
-        for (operation, outcome), count in list(counts.items()):
-            family.add_metric([store.name, operation, outcome], count)
-        yield family
 
     def _database(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
