@@ -93,6 +93,8 @@ class SearchIndexer(Consumer):
         self.describe = describe  # the app's document types: a document's group
         self._lock = threading.Lock()  # one writer in this process
         self._warmed: int | None = None  # the index generation last warmed
+        #: the index as this indexer last left it (:func:`_identity`) and its cursor
+        self._known: tuple[tuple[int, int, int], int] | None = None
 
     def handle(self, session: Session, event: Event) -> None:
         """One event at a time (the generic path): the same work as a batch of one."""
@@ -136,6 +138,8 @@ class SearchIndexer(Consumer):
     def _process(self, engine: Engine, broker: Any) -> int:
         from caseforum.search import store
 
+        if self._nothing_new(engine):
+            return 0
         if not store.exists(self.folder):
             log.warning("search index missing in %s: rebuilding it", self.folder)
             rebuild(engine, self.folder, plugin_items=self.plugin_items,
@@ -157,7 +161,8 @@ class SearchIndexer(Consumer):
                                            .order_by(col(Event.id)).limit(BATCH)))
                 if not events:
                     break
-                self._apply(session, events, events[-1].id or 0)
+                start = events[-1].id or 0  # the index's cursor once this commits
+                self._apply(session, events, start)
                 cur = _cursor(session, self.name, lock=True)
                 cur.last_event_id = max(cur.last_event_id, events[-1].id or 0)
                 session.add(cur)
@@ -165,7 +170,23 @@ class SearchIndexer(Consumer):
             done += len(events)
             if len(events) < BATCH:
                 break
+        # this process holds the writer's lock: the index is as this round left it
+        identity = _identity(self.folder)
+        self._known = (identity, start) if identity is not None else None
         return done
+
+    def _nothing_new(self, engine: Engine) -> bool:
+        """Whether the log has nothing past the cursor of an index that has not
+        changed since this indexer last read or wrote it: then one query answers a
+        round (most of them: every wake-up of every host, every poll), instead of
+        opening the index three times, reading its cursor twice and asking for the
+        oldest event (6 ms of CPU each time).  Anything new takes the full way."""
+        known = self._known
+        if known is None or _identity(self.folder) != known[0]:
+            return False
+        with open_session(engine) as session:
+            return session.exec(select(Event.id).where(col(Event.id) > known[1])
+                                .limit(1)).first() is None
 
     def _warm(self) -> bool:
         """Decode what searches need from the segments just written, here rather
@@ -188,6 +209,24 @@ def _generation(folder: Path) -> int:
     if not folder.is_dir():
         return -1
     return int(TOC._latest_generation(FileStorage(str(folder)), _DEF_INDEX_NAME))
+
+
+def _identity(folder: Path) -> tuple[int, int, int] | None:
+    """The newest commit of the index in ``folder`` as the file system knows it (its
+    generation, and its table of contents' inode and change time: an index rebuilt and
+    swapped in, or copied back, has other files, whose generation may be the same
+    number; a copy keeps the modification time, not the change time), or None when
+    there is none."""
+    generation = _generation(folder)
+    if generation < 0:
+        return None
+    from whoosh.index import _DEF_INDEX_NAME, TOC
+
+    try:
+        stat = (folder / TOC._filename(_DEF_INDEX_NAME, generation)).stat()
+    except OSError:
+        return None
+    return generation, stat.st_ino, stat.st_ctime_ns
 
 
 @contextmanager
