@@ -146,6 +146,27 @@ def test_reindex_command_and_a_deleted_index_rebuilt(app, data_dir, monkeypatch,
 
 
 
+def test_an_index_put_back_from_a_copy_catches_up_with_the_log(as_user, db, app,
+                                                              tmp_path) -> None:
+    """The indexer remembers the index it last wrote, to answer a round with nothing
+    new in one query; an index folder replaced meanwhile (a backup put back, a copy
+    from another host) is read afresh, so what happened after the copy is indexed."""
+    author, csrf = as_user("cn.examiner")
+    thread = start_thread(author, csrf, make_category(db), "Copies", "a tungsten anvil")
+    index_now(app)
+    folder = app.state.search_dir
+    shutil.copytree(folder, tmp_path / "copy")
+    reply(author, csrf, thread, "a cobalt hammer")
+    index_now(app)
+    index_now(app)  # nothing new: answered from what the indexer remembers
+    shutil.rmtree(folder)
+    shutil.copytree(tmp_path / "copy", folder)
+    index_now(app)
+    assert found(author, "cobalt", kind="post")["total"] == 1
+    assert found(author, "tungsten", kind="post")["total"] == 1
+    assert _duplicates(folder) == []
+
+
 def test_hook_collect_search_items_feeds_plugin_items(app, as_user, db) -> None:
     from caseforum import hookimpl
 

@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, func, text, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -344,6 +344,7 @@ class Consumer(ABC):
     name: str = ""
     batch_size: int = 200
     passed_over_at: float = 0.0  # when unwanted events last moved the cursor
+    cursor_made: bool = False  # this process has made sure the cursor's row exists
     #: a pause after each round, for a consumer whose every round costs a commit of its
     #: own (the search index): at most one round per pause however fast events come
     settle_seconds: float = 0.0
@@ -398,8 +399,16 @@ def process_pending(consumer: Consumer, engine: Engine, broker: Any = None) -> i
     handled = 0
     while True:
         with open_session(engine, broker) as session:
-            start = _cursor(session, consumer.name).last_event_id
-            session.commit()
+            if consumer.cursor_made:
+                # the cursor read inside the one query: every consumer of every host
+                # does this on every wake-up, and a query with a commit of its own
+                # before it cost as much again
+                start: Any = func.coalesce(select(ConsumerCursor.last_event_id).where(
+                    col(ConsumerCursor.name) == consumer.name).scalar_subquery(), 0)
+            else:  # the first round makes the cursor's row if it has none yet
+                start = _cursor(session, consumer.name).last_event_id
+                session.commit()
+                consumer.cursor_made = True
             batch = session.exec(
                 select(Event).where(col(Event.id) > start).order_by(col(Event.id))
                 .limit(consumer.batch_size)

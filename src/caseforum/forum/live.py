@@ -29,7 +29,7 @@ from sqlmodel import Session, or_, select
 from caseforum import authcache, i18n
 from caseforum.authz import DocumentTarget, DossierTarget, ThreadTarget, Viewer, can
 from caseforum.forum import inbox, service
-from caseforum.forum.access import post_target, thread_target
+from caseforum.forum.access import post_target, thread_targets
 from caseforum.forum.view import Renderer, earlier_dossiers, references_of
 from caseforum.models import (
     Application,
@@ -122,9 +122,12 @@ class LiveEvent:
         if self._loaded:
             return
         self._loaded = True
-        self._thread = self.session.get(Thread, self.event.payload.get("thread_id"))
-        if self._thread is not None:
-            self._target = thread_target(self.session, self._thread)
+        thread_id = self.event.payload.get("thread_id")
+        if isinstance(thread_id, int):
+            # the query for the thread's authorization facts loads the thread itself
+            # too, which the session then hands out without a query of its own
+            self._target = thread_targets(self.session, [thread_id]).get(thread_id)
+            self._thread = self.session.get(Thread, thread_id)
         post_id = self.event.payload.get("post_id")
         if post_id is not None and self.event.kind != "thread.changed":
             self._post = self.session.get(Post, post_id)

@@ -22,6 +22,7 @@ from sqlmodel import Session, select
 
 from caseforum import i18n
 from caseforum.authz import ThreadTarget, Viewer, can
+from caseforum.db import one_of
 from caseforum.forum.access import in_chunks
 from caseforum.models import (
     ApiToken,
@@ -137,14 +138,14 @@ def revalidate(session: Session, credentials: Iterable[Credential], *,
     for chunk in in_chunks(sessions):
         for key, user_id in session.exec(
                 select(UserSession.id, UserSession.user_id).where(
-                    UserSession.id.in_(chunk),  # type: ignore[attr-defined]
+                    one_of(session, UserSession.id, chunk),
                     UserSession.revoked_at.is_(None),  # type: ignore[union-attr]
                     UserSession.expires_at > now)):  # type: ignore[operator]
             good.append((Credential("session", key), user_id, None))
     for ids in in_chunks(tokens):
         for token_id, user_id, scopes in session.exec(
                 select(ApiToken.id, ApiToken.user_id, ApiToken.scopes).where(
-                    ApiToken.id.in_(ids),  # type: ignore[union-attr]
+                    one_of(session, ApiToken.id, ids),
                     ApiToken.revoked_at.is_(None),  # type: ignore[union-attr]
                     (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now))):  # type: ignore[union-attr, operator]
             good.append((Credential("token", str(token_id)), user_id, frozenset(scopes.split())))
@@ -153,7 +154,7 @@ def revalidate(session: Session, credentials: Iterable[Credential], *,
         for row in session.exec(
                 select(*_VIEWER_COLUMNS)
                 .outerjoin(Office, Office.code == User.office_code)  # type: ignore[arg-type]
-                .where(User.id.in_(chunk), User.is_active.is_(True))):  # type: ignore[union-attr, attr-defined]
+                .where(one_of(session, User.id, chunk), User.is_active.is_(True))):  # type: ignore[union-attr]
             facts[row[0]] = list(row)
     for credential, user_id, scopes in good:
         if user_id in facts:
@@ -164,11 +165,11 @@ def revalidate(session: Session, credentials: Iterable[Credential], *,
         good_tokens = [int(c.key) for c in out if c.kind == "token"]
         for chunk in in_chunks(good_sessions):
             session.exec(update(UserSession).where(  # type: ignore[call-overload]
-                UserSession.id.in_(chunk),  # type: ignore[attr-defined]
+                one_of(session, UserSession.id, chunk),
                 UserSession.last_seen_at < stale).values(last_seen_at=now))
         for ids in in_chunks(good_tokens):
             session.exec(update(ApiToken).where(  # type: ignore[call-overload]
-                ApiToken.id.in_(ids),  # type: ignore[union-attr]
+                one_of(session, ApiToken.id, ids),
                 ApiToken.last_used_at.is_(None)  # type: ignore[union-attr]
                 | (ApiToken.last_used_at < stale)).values(last_used_at=now))  # type: ignore[operator]
         session.commit()

@@ -93,12 +93,17 @@ class SearchIndexer(Consumer):
         self.describe = describe  # the app's document types: a document's group
         self._lock = threading.Lock()  # one writer in this process
         self._warmed: int | None = None  # the index generation last warmed
+        #: the index as this indexer last left it (:func:`_identity`) and its cursor
+        self._known: tuple[tuple[int, int, int], int] | None = None
 
     def handle(self, session: Session, event: Event) -> None:
         """One event at a time (the generic path): the same work as a batch of one."""
         self._apply(session, [event], event.id or 0)
 
-    def _apply(self, session: Session, events: list[Event], last_id: int) -> int:
+    def _apply(self, session: Session, events: list[Event], last_id: int,
+               ix: Any = None) -> int:
+        """Write what ``events`` change, and the cursor, in one commit to ``ix`` (by
+        default the folder's index, checked first)."""
         from caseforum.search import items, store
 
         touched = _touched(events)
@@ -111,7 +116,7 @@ class SearchIndexer(Consumer):
             batches.append(items.threads(session, touched.threads))
         if touched.posts:
             batches.append(items.posts(session, touched.posts))
-        return store.write(self.index(), batches, cursor_to=last_id)
+        return store.write(ix if ix is not None else self.index(), batches, cursor_to=last_id)
 
     def index(self) -> Any:
         from caseforum.search import store
@@ -136,6 +141,49 @@ class SearchIndexer(Consumer):
     def _process(self, engine: Engine, broker: Any) -> int:
         from caseforum.search import store
 
+        # what this indexer remembers of the index it left counts only while the folder
+        # is unchanged, and only after a round that ended well (a failed one forgets it)
+        known, self._known = self._known, None
+        if known is not None and _identity(self.folder) == known[0]:
+            # as this indexer left it: it exists, in the current layout, and its cursor
+            # was not behind the log; most rounds (every wake-up of every host, every
+            # poll) are answered by one query, instead of opening the index three
+            # times, reading its cursor twice and asking for the oldest event
+            cursor = known[1]
+            with open_session(engine) as session:
+                if session.exec(select(Event.id).where(col(Event.id) > cursor)
+                                .limit(1)).first() is None:
+                    self._known = known
+                    return 0
+            ix = store.open_index(self.folder)
+        else:
+            ix, cursor = self._checked(engine)
+        done = 0
+        while True:
+            with open_session(engine, broker) as session:
+                events = list(session.exec(select(Event).where(col(Event.id) > cursor)
+                                           .order_by(col(Event.id)).limit(BATCH)))
+                if not events:
+                    break
+                cursor = events[-1].id or 0  # the index's cursor once this commits
+                self._apply(session, events, cursor, ix)
+                cur = _cursor(session, self.name, lock=True)
+                cur.last_event_id = max(cur.last_event_id, cursor)
+                session.add(cur)
+                session.commit()
+            done += len(events)
+            if len(events) < BATCH:
+                break
+        # this process holds the writer's lock: the index is as this round left it
+        identity = _identity(self.folder)
+        self._known = (identity, cursor) if identity is not None else None
+        return done
+
+    def _checked(self, engine: Engine) -> tuple[Any, int]:
+        """The index and its cursor, read from the folder: rebuilt first when it is
+        missing, of an older layout, or behind what the log still holds."""
+        from caseforum.search import store
+
         if not store.exists(self.folder):
             log.warning("search index missing in %s: rebuilding it", self.folder)
             rebuild(engine, self.folder, plugin_items=self.plugin_items,
@@ -143,29 +191,15 @@ class SearchIndexer(Consumer):
         ix = store.open_index(self.folder)
         with open_session(engine) as session:
             oldest = oldest_event_id(session)
-        if 0 < store.cursor(ix) < oldest - 1:  # the log was pruned past the cursor
+        cursor = store.cursor(ix)
+        if 0 < cursor < oldest - 1:  # the log was pruned past the cursor
             log.warning("search index cursor %d is older than the event log: rebuilding",
-                        store.cursor(ix))
+                        cursor)
             rebuild(engine, self.folder, plugin_items=self.plugin_items,
                     describe=self.describe, holding_lock=True)
             ix = store.open_index(self.folder)
-        done = 0
-        while True:
-            start = store.cursor(ix)
-            with open_session(engine, broker) as session:
-                events = list(session.exec(select(Event).where(col(Event.id) > start)
-                                           .order_by(col(Event.id)).limit(BATCH)))
-                if not events:
-                    break
-                self._apply(session, events, events[-1].id or 0)
-                cur = _cursor(session, self.name, lock=True)
-                cur.last_event_id = max(cur.last_event_id, events[-1].id or 0)
-                session.add(cur)
-                session.commit()
-            done += len(events)
-            if len(events) < BATCH:
-                break
-        return done
+            cursor = store.cursor(ix)
+        return ix, cursor
 
     def _warm(self) -> bool:
         """Decode what searches need from the segments just written, here rather
@@ -188,6 +222,24 @@ def _generation(folder: Path) -> int:
     if not folder.is_dir():
         return -1
     return int(TOC._latest_generation(FileStorage(str(folder)), _DEF_INDEX_NAME))
+
+
+def _identity(folder: Path) -> tuple[int, int, int] | None:
+    """The newest commit of the index in ``folder`` as the file system knows it (its
+    generation, and its table of contents' inode and change time: an index rebuilt and
+    swapped in, or copied back, has other files, whose generation may be the same
+    number; a copy keeps the modification time, not the change time), or None when
+    there is none."""
+    generation = _generation(folder)
+    if generation < 0:
+        return None
+    from whoosh.index import _DEF_INDEX_NAME, TOC
+
+    try:
+        stat = (folder / TOC._filename(_DEF_INDEX_NAME, generation)).stat()
+    except OSError:
+        return None
+    return generation, stat.st_ino, stat.st_ctime_ns
 
 
 @contextmanager

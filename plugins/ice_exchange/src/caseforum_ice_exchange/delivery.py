@@ -246,6 +246,11 @@ class DeliveryLoop:
         try:
             while not self.stop_flag.is_set():
                 flag.clear()
+                # every post wakes this loop on every host: the live watchers first, as
+                # the event consumers and the delivery workers let them (bounded wait)
+                after_hub = getattr(broker, "after_hub", None)
+                if after_hub is not None:
+                    await after_hub()
                 try:
                     wait = await anyio.to_thread.run_sync(
                         functools.partial(deliver_due, self.rt, stop=self.stop_flag),
