@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -29,6 +30,7 @@ from caseforum.db import (  # noqa: F401  (disabled_plugins: still importable fr
     make_engine,
     open_session,
     request_session,
+    unreachable,
 )
 from caseforum.doccodes import DocTypeRegistry
 from caseforum.events import (
@@ -221,6 +223,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.openapi = complete_openapi  # type: ignore[method-assign]
     _install_error_handlers(app)
     install_busy_handler(app)
+    install_database_handler(app)
     return app
 
 
@@ -341,6 +344,25 @@ def install_busy_handler(app: FastAPI) -> None:
                             status_code=503, headers=headers)
 
 
+def install_database_handler(app: FastAPI) -> None:
+    """The database server cannot be reached (down, restarting, out of connections:
+    ``db.unreachable``): answer :class:`errors.DatabaseUnreachable` (503, ``Retry-After``)
+    like any error of the family, with one warning line in the log rather than a
+    traceback per request.  Any other database error is a bug: re-raised, it reaches
+    the last-resort handler and is logged and answered as a 500."""
+
+    @app.exception_handler(DBAPIError)
+    async def database_unreachable(request: Request, exc: DBAPIError) -> Response:
+        if not unreachable(exc):
+            raise exc
+        reason = (str(exc.orig).strip().splitlines() or [""])[0][:200]
+        log.warning("database not reachable on %s %s: %s", request.method,
+                    request.url.path, reason)
+        error = errors.DatabaseUnreachable()
+        return error_response(request, status=error.status, detail=error.message,
+                              code=error.code, headers=error.headers, offline=True)
+
+
 def _wants_json(request: Request) -> bool:
     if request.url.path.startswith("/api/") or request.url.path == "/healthz":
         return True
@@ -350,10 +372,12 @@ def _wants_json(request: Request) -> bool:
 
 def error_response(request: Request, *, status: int, detail: Any, code: str,
                    headers: dict[str, str] | None = None,
-                   extra: dict[str, Any] | None = None) -> Response:
+                   extra: dict[str, Any] | None = None, offline: bool = False) -> Response:
     """The one shape of every error: ``{"detail", "code"}`` for API and JSON callers,
     the error page for browsers (an htmx request gets its fragment), and a log-in
-    redirect for a browser ``GET`` that needs a log-in."""
+    redirect for a browser ``GET`` that needs a log-in.  ``offline``: the database
+    cannot be reached, so the page leaves out what would ask it (the bell, the live
+    socket's starting point)."""
     if _wants_json(request):
         return JSONResponse({"detail": detail, "code": code, **(extra or {})},
                             status_code=status, headers=headers)
@@ -369,6 +393,7 @@ def error_response(request: Request, *, status: int, detail: Any, code: str,
         context = {"status": status, "detail": detail, "login": login}
     else:
         context = {"status": status, "detail": detail}
+    context["offline"] = offline
     return render(request, "error.html", context, status_code=status, block="content",
                   headers=headers)
 
