@@ -23,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
+from starlette.websockets import WebSocketDisconnect
 
 from caseforum.app import create_app
 from caseforum.config import Settings, load_settings
@@ -194,15 +195,22 @@ def test_pages_api_and_htmx_get_a_503_while_postgres_refuses(
         assert answer.json() == {"detail": MESSAGE, "code": "unavailable"}
 
         japanese = client.get("/forum", headers={"Accept-Language": "ja"})
-        assert japanese.status_code == 503 and MESSAGE not in japanese.text
+        assert japanese.status_code == 503 and "データベースに接続できません" in japanese.text
+
+        # a page's live socket reconnecting is told to try again later (1013), which
+        # the browser's ws extension does with back-off
+        with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(
+                "/ws/forum?after=1", headers={"Origin": "http://testserver"}) as ws:
+            ws.receive_text()
+        assert closed.value.code == 1013
 
         ready = client.get("/readyz")
         assert ready.status_code == 503 and "database" in ready.json()["failed"]
 
         requests = [r for r in caplog.records if r.name == "caseforum.app"]
-        assert len(requests) == 4, [r.getMessage() for r in requests]
+        assert len(requests) == 5, [r.getMessage() for r in requests]
         assert all(r.levelno == logging.WARNING and r.exc_info is None
-                   and "database not reachable on GET" in r.getMessage() for r in requests)
+                   and "database not reachable on" in r.getMessage() for r in requests)
 
         outage.end()  # the server is back: the same page works without a restart
         assert client.get("/forum").status_code == 200

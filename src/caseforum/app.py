@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketState
 
 from caseforum import __version__, authcache, errors, i18n, passwords
 from caseforum.bots.runner import BotRunner
@@ -64,6 +67,7 @@ from caseforum.web.security import (
 from caseforum.web.templating import make_environment, render
 
 log = logging.getLogger(__name__)
+CLOSE_TRY_AGAIN_LATER = 1013  # a websocket close code the browser's ws extension retries
 STATIC = Path(__file__).resolve().parent / "static"
 
 
@@ -348,14 +352,24 @@ def install_database_handler(app: FastAPI) -> None:
     """The database server cannot be reached (down, restarting, out of connections:
     ``db.unreachable``): answer :class:`errors.DatabaseUnreachable` (503, ``Retry-After``)
     like any error of the family, with one warning line in the log rather than a
-    traceback per request.  Any other database error is a bug: re-raised, it reaches
-    the last-resort handler and is logged and answered as a 500."""
+    traceback per request.  A websocket handshake (a page's live socket reconnecting)
+    is closed with 1013, "try again later", which the browser's ws extension retries
+    with back-off.  Any other database error is a bug: re-raised, it reaches the
+    last-resort handler and is logged and answered as a 500."""
 
     @app.exception_handler(DBAPIError)
-    async def database_unreachable(request: Request, exc: DBAPIError) -> Response:
+    async def database_unreachable(conn: HTTPConnection, exc: DBAPIError) -> Response | None:
         if not unreachable(exc):
             raise exc
         reason = (str(exc.orig).strip().splitlines() or [""])[0][:200]
+        if isinstance(conn, WebSocket):
+            log.warning("database not reachable on websocket %s: %s", conn.url.path, reason)
+            with contextlib.suppress(RuntimeError):  # already closed
+                if conn.client_state == WebSocketState.CONNECTING:
+                    await conn.accept()  # so that the browser gets the code, not a failure
+                await conn.close(code=CLOSE_TRY_AGAIN_LATER)
+            return None
+        request = cast(Request, conn)  # not a websocket: the request being answered
         log.warning("database not reachable on %s %s: %s", request.method,
                     request.url.path, reason)
         error = errors.DatabaseUnreachable()
