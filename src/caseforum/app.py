@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketState
 
 from caseforum import __version__, authcache, errors, i18n, passwords
 from caseforum.bots.runner import BotRunner
@@ -29,6 +33,7 @@ from caseforum.db import (  # noqa: F401  (disabled_plugins: still importable fr
     make_engine,
     open_session,
     request_session,
+    unreachable,
 )
 from caseforum.doccodes import DocTypeRegistry
 from caseforum.events import (
@@ -62,6 +67,7 @@ from caseforum.web.security import (
 from caseforum.web.templating import make_environment, render
 
 log = logging.getLogger(__name__)
+CLOSE_TRY_AGAIN_LATER = 1013  # a websocket close code the browser's ws extension retries
 STATIC = Path(__file__).resolve().parent / "static"
 
 
@@ -221,6 +227,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.openapi = complete_openapi  # type: ignore[method-assign]
     _install_error_handlers(app)
     install_busy_handler(app)
+    install_database_handler(app)
     return app
 
 
@@ -341,6 +348,35 @@ def install_busy_handler(app: FastAPI) -> None:
                             status_code=503, headers=headers)
 
 
+def install_database_handler(app: FastAPI) -> None:
+    """The database server cannot be reached (down, restarting, out of connections:
+    ``db.unreachable``): answer :class:`errors.DatabaseUnreachable` (503, ``Retry-After``)
+    like any error of the family, with one warning line in the log rather than a
+    traceback per request.  A websocket handshake (a page's live socket reconnecting)
+    is closed with 1013, "try again later", which the browser's ws extension retries
+    with back-off.  Any other database error is a bug: re-raised, it reaches the
+    last-resort handler and is logged and answered as a 500."""
+
+    @app.exception_handler(DBAPIError)
+    async def database_unreachable(conn: HTTPConnection, exc: DBAPIError) -> Response | None:
+        if not unreachable(exc):
+            raise exc
+        reason = (str(exc.orig).strip().splitlines() or [""])[0][:200]
+        if isinstance(conn, WebSocket):
+            log.warning("database not reachable on websocket %s: %s", conn.url.path, reason)
+            with contextlib.suppress(RuntimeError):  # already closed
+                if conn.client_state == WebSocketState.CONNECTING:
+                    await conn.accept()  # so that the browser gets the code, not a failure
+                await conn.close(code=CLOSE_TRY_AGAIN_LATER)
+            return None
+        request = cast(Request, conn)  # not a websocket: the request being answered
+        log.warning("database not reachable on %s %s: %s", request.method,
+                    request.url.path, reason)
+        error = errors.DatabaseUnreachable()
+        return error_response(request, status=error.status, detail=error.message,
+                              code=error.code, headers=error.headers, offline=True)
+
+
 def _wants_json(request: Request) -> bool:
     if request.url.path.startswith("/api/") or request.url.path == "/healthz":
         return True
@@ -350,10 +386,12 @@ def _wants_json(request: Request) -> bool:
 
 def error_response(request: Request, *, status: int, detail: Any, code: str,
                    headers: dict[str, str] | None = None,
-                   extra: dict[str, Any] | None = None) -> Response:
+                   extra: dict[str, Any] | None = None, offline: bool = False) -> Response:
     """The one shape of every error: ``{"detail", "code"}`` for API and JSON callers,
     the error page for browsers (an htmx request gets its fragment), and a log-in
-    redirect for a browser ``GET`` that needs a log-in."""
+    redirect for a browser ``GET`` that needs a log-in.  ``offline``: the database
+    cannot be reached, so the page leaves out what would ask it (the bell, the live
+    socket's starting point)."""
     if _wants_json(request):
         return JSONResponse({"detail": detail, "code": code, **(extra or {})},
                             status_code=status, headers=headers)
@@ -369,6 +407,7 @@ def error_response(request: Request, *, status: int, detail: Any, code: str,
         context = {"status": status, "detail": detail, "login": login}
     else:
         context = {"status": status, "detail": detail}
+    context["offline"] = offline
     return render(request, "error.html", context, status_code=status, block="content",
                   headers=headers)
 

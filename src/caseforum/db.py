@@ -15,6 +15,7 @@ connection.  If the pool is exhausted anyway, waiting gives up after
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Annotated, Any
@@ -43,6 +44,41 @@ _request_session: ContextVar[Session | None] = ContextVar("caseforum_request_ses
 
 class ServerBusy(Exception):
     """Every request slot stayed taken for :data:`SLOT_WAIT` seconds (answered 503)."""
+
+
+#: SQLSTATEs of a PostgreSQL server that will not serve this connection now: too many
+#: connections, shutting down or crashed (the connection ends), still starting up
+_UNREACHABLE_STATES = frozenset({"53300", "57P01", "57P02", "57P03"})
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database *server* cannot be reached (answered 503 by
+    :func:`caseforum.app.install_database_handler`), rather than that a statement failed.
+
+    Yes for a connection that could not be made (nothing listens, the server refused
+    it: too many clients, an unknown role or database, the server starting up or
+    shutting down) or that was lost (SQLAlchemy saw a disconnect and invalidated it).
+    No for every error a statement got back from a working server (a syntax error, a
+    missing table, a constraint, a serialization failure): those are bugs or races of
+    ours and stay 500s.  No for SQLite either: a local file has no server to be down;
+    "database is locked" is a writer that outlasted the 30-second busy timeout and
+    "unable to open database file" a data folder an operator must fix, and both keep
+    their traceback in the log."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError) or isinstance(exc.orig, sqlite3.Error):
+        return False
+    if exc.connection_invalidated:
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - every PostgreSQL host has the driver
+        return False
+    if not isinstance(exc.orig, psycopg.OperationalError):
+        return False
+    state = exc.orig.sqlstate
+    # no SQLSTATE: libpq's own failure to connect, or to talk to a server that went away
+    return state is None or state.startswith("08") or state in _UNREACHABLE_STATES
 
 
 def pool_size(settings: Settings) -> int:

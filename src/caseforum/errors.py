@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from caseforum.i18n import N_
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -94,6 +96,21 @@ class Unavailable(CaseForumError):
 
     status = 503
     code = "unavailable"
+
+
+#: seconds a client is told to wait (``Retry-After``) when the database cannot be reached
+DATABASE_RETRY_AFTER = 5
+
+
+class DatabaseUnreachable(Unavailable):
+    """The database server refused or dropped the connection: it is down or restarting,
+    or has no connection slot left ("too many clients").  Nothing the caller did: the
+    same request works once the server answers again, hence ``Retry-After`` and the
+    code every other 503 has (a client retries them all alike)."""
+
+    def __init__(self, message: str = N_("The database is not reachable; try again "
+                                         "shortly.")) -> None:
+        super().__init__(message, headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
 
 
 #: The code of an error that did not come from this family (Starlette, FastAPI).

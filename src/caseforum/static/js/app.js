@@ -105,8 +105,25 @@
     }
   });
   document.addEventListener("htmx:wsClose", function (event) {
-    if (event.detail.event && event.detail.event.code === 4410) { window.location.reload(); }
+    var code = event.detail.event ? event.detail.event.code : 0;
+    if (code === 4410) { window.location.reload(); }
+    if (code === 4401) { signedOut(); }
   });
+  // The server closed the live socket because this log-in ended (logged out elsewhere,
+  // the session expired, the account was disabled): live updates have stopped.  Say
+  // so at the top of the page, with a log-in link back to this page, and reload
+  // nothing, so a draft in a composer is not lost.
+  function signedOut() {
+    var template = document.getElementById("signed-out-notice");
+    if (!template || document.querySelector("[data-signed-out]")) { return; }
+    var notice = template.content.firstElementChild.cloneNode(true);
+    notice.setAttribute("data-signed-out", "");
+    var here = window.location.pathname + window.location.search;
+    var link = notice.querySelector("[data-login-link]");
+    if (link && here !== "/") { link.href = "/login?next=" + encodeURIComponent(here); }
+    var frame = document.querySelector(".frame");
+    if (frame) { frame.before(notice); } else { document.body.prepend(notice); }
+  }
   window.caseforumLastEventId = function () { return lastEventId; };
 })();
 
