@@ -2,7 +2,10 @@
 # Both set up everything first: virtual environment, packages, front-end assets,
 # database and demo data.
 
-PYTHON ?= python3
+# CPython 3.12 when this machine has it (on PATH, or a pyenv version), else python3:
+# under `serve --workers N` load, worker processes on CPython 3.11.7 crashed with a
+# corrupted heap in 8 of 9 runs and on 3.12.1 in none (docs/deploy.md, "Python version")
+PYTHON ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -rV); do $$p -c '' 2>/dev/null && { echo $$p; exit; }; done; echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
@@ -53,6 +56,9 @@ setup: $(BIN)/.installed assets catalogues
 
 $(BIN)/.installed: pyproject.toml plugins/opd_link/pyproject.toml plugins/ice_exchange/pyproject.toml
 	@echo "==> Python packages into $(VENV) (the first time takes about two minutes)"
+	@# a virtual environment made by another Python (an older checkout's 3.11) is made anew
+	@if test -x $(BIN)/python && [ "$$($(BIN)/python -c 'import sys; print(sys.version_info[:2])')" != "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])')" ]; then \
+	  echo "==> $(VENV) was made with another Python: making it again with $(PYTHON)"; rm -rf $(VENV); fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --progress-bar on -e '.[test]' -e plugins/opd_link -e plugins/ice_exchange

@@ -149,3 +149,19 @@ def test_python_dash_m_runs_the_same_cli(tmp_path: Path) -> None:
 def test_set_roles_without_role_keeps_the_roles(run) -> None:
     result = run("offices", "set-roles", "JP", "--no-public-access")
     assert "JP: providing,accessing, public access off" in result.output
+
+
+@pytest.mark.parametrize("version, warned", [((3, 11, 7), True), ((3, 12, 1), False)])
+def test_serve_with_workers_on_python_3_11_tells_the_operator(run, monkeypatch, version,
+                                                              warned) -> None:
+    """Several workers on CPython 3.11 crashed under load (docs/deploy.md, "Python
+    version"); ``serve`` says so on stderr before it starts them, and on 3.12 says
+    nothing.  uvicorn is replaced here: only what ``serve`` prints is under test."""
+    import uvicorn
+
+    started: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(kw))
+    monkeypatch.setattr(sys, "version_info", version)
+    result = run("serve", "--workers", "2")
+    assert started and started[0]["workers"] == 2
+    assert ("Python 3.12" in result.stderr) is warned

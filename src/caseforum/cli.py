@@ -189,6 +189,10 @@ def serve(ctx: Context, bind: str, port: int, workers: int) -> None:
                  "scale better (CASEFORUM_DATABASE_URL, CASEFORUM_REDIS_URL)"), err=True)
     # the host's figures start at zero; several workers add theirs up in files there
     prepare_run(ctx.settings.worker_metrics_dir, workers)
+    if workers > 1 and sys.version_info < (3, 12):
+        echo(Msg("note: under load, worker processes on Python 3.11 crashed in CaseForum's "
+                 "measurements and on Python 3.12 did not; serve several workers on "
+                 "Python 3.12 (docs/deploy.md, \"Python version\")"), err=True)
     click.echo(f"CaseForum {__version__} on http://{bind}:{port}/")
     if workers == 1:
         # the app is made here, from the settings and plugins already loaded for the
