@@ -8,6 +8,8 @@
 PYTHON ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -rV); do $$p -c '' 2>/dev/null && { echo $$p; exit; }; done; echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# the install stamp names the Python version, so that switching Python remakes the venv
+INSTALLED := $(BIN)/.installed-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 PORT ?= 8000
 HOST ?= 127.0.0.1
 VENDOR := src/caseforum/static/vendor
@@ -48,13 +50,13 @@ test: setup browser lint
 test-fast: setup
 	$(BIN)/python -m pytest -x -q -m "not slow and not browser" $(PYTEST_ARGS)
 
-setup: $(BIN)/.installed assets catalogues
+setup: $(INSTALLED) assets catalogues
 	@# byte-compile the project's own modules as pip does for every installed package:
 	@# without it each start compiles ~50 modules again (a tenth of `serve`'s start-up
 	@# where PYTHONDONTWRITEBYTECODE is set); only changed files are compiled again
 	@$(BIN)/python -m compileall -q src plugins/*/src >/dev/null
 
-$(BIN)/.installed: pyproject.toml plugins/opd_link/pyproject.toml plugins/ice_exchange/pyproject.toml
+$(INSTALLED): pyproject.toml plugins/opd_link/pyproject.toml plugins/ice_exchange/pyproject.toml
 	@echo "==> Python packages into $(VENV) (the first time takes about two minutes)"
 	@# a virtual environment made by another Python (an older checkout's 3.11) is made anew
 	@if test -x $(BIN)/python && [ "$$($(BIN)/python -c 'import sys; print(sys.version_info[:2])')" != "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])')" ]; then \
@@ -67,16 +69,16 @@ $(BIN)/.installed: pyproject.toml plugins/opd_link/pyproject.toml plugins/ice_ex
 
 catalogues: $(COMPILED)
 
-$(LOCALES)/%/LC_MESSAGES/messages.mo: $(LOCALES)/%/LC_MESSAGES/messages.po $(BIN)/.installed
+$(LOCALES)/%/LC_MESSAGES/messages.mo: $(LOCALES)/%/LC_MESSAGES/messages.po $(INSTALLED)
 	$(BIN)/pybabel -q compile -i $< -o $@
 
-plugins/%.mo: plugins/%.po $(BIN)/.installed
+plugins/%.mo: plugins/%.po $(INSTALLED)
 	$(BIN)/pybabel -q compile -i $< -o $@
 
 # after changing interface text: extract every marked message into messages.pot and
 # bring each language's catalogue up to date (then translate what is new; a test
 # fails while a catalogue lacks a translation). A new language: pybabel init -l xx
-i18n: $(BIN)/.installed
+i18n: $(INSTALLED)
 	$(BIN)/pybabel -q extract -F babel.cfg $(KEYWORDS) -c TRANSLATORS: --add-location=file --sort-by-file \
 	  --project=CaseForum --copyright-holder="CaseForum contributors" \
 	  -o $(LOCALES)/messages.pot src/caseforum
