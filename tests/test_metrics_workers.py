@@ -241,3 +241,46 @@ def test_a_workers_object_store_requests_reach_the_other_workers_scrape(
                if s.name == "caseforum_http_requests_total" and s.labels["method"] == "POST"
                and s.labels["status"] == "201"]
     assert sum(uploads) == 2  # the dossier and the document, answered by the other app
+
+
+def test_a_metrics_folder_that_cannot_be_emptied_is_refused(
+        tmp_path: Path, monkeypatch) -> None:
+    """A file ``serve`` cannot remove (another user's) would be counted as one of this
+    run's workers: ``serve --workers N`` refuses to start and says what to remove."""
+    import shutil
+
+    from caseforum.web import worker_metrics
+
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "123-1.db").write_bytes(b"\0" * 16)
+    monkeypatch.setattr(shutil, "rmtree", lambda *a, **kw: None)  # as if permission denied
+    with pytest.raises(OSError, match="cannot empty .*123-1.db"):
+        worker_metrics.prepare_run(folder, 2)
+
+
+def test_a_dead_worker_whose_pid_this_worker_reuses_counts_as_dead(tmp_path: Path) -> None:
+    """uvicorn may give a replacement worker the pid of one that died in the same run:
+    the dead one's counters still count, but its gauges (sockets) must not be added as
+    if it were alive."""
+    from caseforum.web import worker_metrics
+
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    me = worker_metrics.WorkerFile(folder, len(worker_metrics_buckets()) + 1)
+    dead = worker_metrics.MappedValues(folder / f"{os.getpid()}-1.db")  # same pid, earlier
+    dead.write(json_key(worker_metrics.GAUGE, "websockets"), 7)
+    seen = list(me.others())
+    assert [(figures.websockets, alive) for figures, alive in seen] == [(7, False)]
+
+
+def worker_metrics_buckets() -> tuple[float, ...]:
+    from caseforum.web.metrics import BUCKETS
+
+    return BUCKETS
+
+
+def json_key(*parts: str) -> str:
+    import json
+
+    return json.dumps(list(parts))

@@ -188,7 +188,10 @@ def serve(ctx: Context, bind: str, port: int, workers: int) -> None:
         echo(Msg("note: several workers share one SQLite file; PostgreSQL and Redis "
                  "scale better (CASEFORUM_DATABASE_URL, CASEFORUM_REDIS_URL)"), err=True)
     # the host's figures start at zero; several workers add theirs up in files there
-    prepare_run(ctx.settings.worker_metrics_dir, workers)
+    try:
+        prepare_run(ctx.settings.worker_metrics_dir, workers)
+    except OSError as exc:  # the data folder's metrics folder cannot be emptied
+        raise click.ClickException(str(exc)) from None
     if workers > 1 and sys.version_info < (3, 12):
         echo(Msg("note: under load, worker processes on Python 3.11 crashed in CaseForum's "
                  "measurements and on Python 3.12 did not; serve several workers on "

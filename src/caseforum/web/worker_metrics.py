@@ -55,7 +55,12 @@ def prepare_run(folder: Path, workers: int) -> None:
     environment is a copy of this process's); with one, name none."""
     shutil.rmtree(folder, ignore_errors=True)
     if workers > 1:
-        folder.mkdir(parents=True)
+        # a file rmtree could not remove (another user's) would be counted as this run's
+        folder.mkdir(parents=True, exist_ok=True)
+        left = sorted(path.name for path in folder.iterdir())
+        if left:
+            raise OSError(f"cannot empty {folder} (left: {', '.join(left[:3])}): "
+                          "remove it, then start again")
         os.environ[ENV] = str(folder)
     else:
         os.environ.pop(ENV, None)
@@ -242,12 +247,15 @@ class WorkerFile:
         files: list[tuple[int, Path]] = []
         for path in self.folder.glob("*.db"):
             number, _, start = path.stem.partition("-")
-            if path == self.path or not (number.isdigit() and start.isdigit()):
+            if not (number.isdigit() and start.isdigit()):
                 continue
             pid, started = int(number), int(start)
-            files.append((pid, path))
+            # this worker's own file takes part in the choice of each pid's latest: a
+            # dead worker whose pid it reuses is then counted as dead, not alive
             if started > latest.get(pid, (-1, path))[0]:
                 latest[pid] = (started, path)
+            if path != self.path:
+                files.append((pid, path))
         parent = os.getppid()
         for pid, path in files:
             try:
