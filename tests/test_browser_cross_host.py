@@ -240,11 +240,7 @@ def test_a_plugin_switched_off_on_a_is_gone_from_b_at_the_next_click(
         assert answer is not None and answer.status == 404, "host B still serves /ice"
         assert fits(jp.page, PHONE["width"]), "the 404 page scrolls sideways on a phone"
     finally:
-        if "Enable" in switch.inner_text():
-            switch.click()
-            expect(switch).to_contain_text("Disable")
-        admin.context.close()
-        jp.context.close()
+        switch_back_on(switch, admin, jp)
 
 
 def test_an_account_disabled_on_a_is_logged_out_on_b_at_once(
@@ -276,8 +272,14 @@ def test_an_account_disabled_on_a_is_logged_out_on_b_at_once(
         assert fits(gb.page, PHONE["width"]), "the log-in page scrolls sideways on a phone"
         assert gb.errors == [] and admin.errors == []
     finally:
-        if "Enable" in switch.inner_text():
-            switch.click()
-            expect(switch).to_contain_text("Disable")
-        admin.context.close()
-        gb.context.close()
+        switch_back_on(switch, admin, gb)
+
+
+def switch_back_on(switch: Any, *browsers: Any) -> None:
+    """After a test that switched something off on host A: on again for the next test
+    (the hosts are shared), and the browsers closed."""
+    if "Enable" in switch.inner_text():
+        switch.click()
+        expect(switch).to_contain_text("Disable")
+    for each in browsers:
+        each.context.close()
